@@ -1,0 +1,14 @@
+"""spu-lite compiler: jaxpr -> secret-op IR -> optimised IR.
+
+Depends on nothing else of spu-lite. `compile_jaxpr` is the one entry point the
+frontend uses; the pieces (ir, lower, passes, cost) are importable on their own.
+"""
+from .lower import CompileError, CompileOptions, lower_jaxpr
+from .passes import optimize
+
+
+def compile_jaxpr(closed_jaxpr, in_types, options: CompileOptions = CompileOptions(),
+                  name: str = "main", opt: bool = True):
+    """Lower a ClosedJaxpr with flat parameter types to an (optimised) Program."""
+    program = lower_jaxpr(closed_jaxpr, in_types, options, name)
+    return optimize(program) if opt else program

@@ -1,0 +1,174 @@
+"""Lowering state and the small vocabulary every lowering rule builds with.
+
+`Lowerer` owns the op list being built and hands rules helpers that keep the
+fixed-point bookkeeping in one place: constants, broadcasting, and `fmul`, which
+emits the ring product plus exactly the truncation the operand types call for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..ir.ops import infer
+from ..ir.program import NameGen, Op, Value
+from ..ir.types import DType, Type
+
+
+class CompileError(Exception):
+    """A program spu-lite cannot compile; the message names the primitive and source line."""
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    field: int = 64
+    fxp_bits: int = 18
+
+    @property
+    def fxp(self) -> DType:
+        return DType("fxp", self.field, self.fxp_bits)
+
+    @property
+    def int(self) -> DType:
+        return DType("int", self.field)
+
+    @property
+    def bool(self) -> DType:
+        return DType("bool", self.field)
+
+
+RULES: Dict[str, Callable] = {}
+
+
+def rule(*names: str):
+    """Register a lowering rule for the named JAX primitives.
+
+    A rule is called as rule(L, eqn, *inputs) with IR Values (or None for unused
+    operands) and returns one Value or a list of them, one per eqn output.
+    """
+    def deco(fn):
+        for n in names:
+            RULES[n] = fn
+        return fn
+    return deco
+
+
+class Lowerer:
+    def __init__(self, options: CompileOptions, names: Optional[NameGen] = None):
+        self.opt = options
+        self.names = names or NameGen()
+        self.ops: List[Op] = []
+        self.loc: Optional[str] = None
+        self._const_cache: Dict[tuple, Value] = {}
+        self._producer: Dict[int, Op] = {}
+
+    # -- emission -------------------------------------------------------------------
+    def emit(self, name: str, inputs: Sequence[Value], **attrs) -> Value:
+        outs = self.emit_multi(name, inputs, **attrs)
+        assert len(outs) == 1
+        return outs[0]
+
+    def emit_multi(self, name: str, inputs: Sequence[Value], blocks=(), out_types=None,
+                   **attrs) -> List[Value]:
+        types = out_types if out_types is not None else infer(name, [v.type for v in inputs], attrs)
+        outs = [Value(self.names(), t) for t in types]
+        op = Op(name, list(inputs), outs, attrs, list(blocks), self.loc)
+        self.ops.append(op)
+        for o in outs:
+            self._producer[id(o)] = op
+        return outs
+
+    # -- dtypes -----------------------------------------------------------------------
+    def dtype_of(self, aval) -> DType:
+        """IR dtype for a JAX abstract value's dtype."""
+        dt = np.dtype(aval.dtype)
+        if dt == np.bool_:
+            return self.opt.bool
+        if np.issubdtype(dt, np.integer):
+            if dt.itemsize * 8 > self.opt.field:
+                pass  # int64 in a 32-bit ring: values are range-checked at input time
+            return self.opt.int
+        if np.issubdtype(dt, np.floating):
+            return self.opt.fxp
+        raise CompileError(f"dtype {dt} is not supported (use float, int or bool)")
+
+    # -- constants --------------------------------------------------------------------
+    def const(self, value, dtype: DType, shape: Sequence[int] = ()) -> Value:
+        """A public constant; scalars are broadcast to `shape` by a broadcast op."""
+        natural = {"fxp": np.float64, "int": np.int64, "bool": np.bool_}[dtype.kind]
+        arr = np.asarray(value).astype(natural)
+        key = (arr.dtype.str, arr.shape, arr.tobytes(), str(dtype), tuple(shape))
+        if key in self._const_cache:
+            return self._const_cache[key]
+        if arr.ndim == 0 and tuple(shape) != ():
+            v = self.emit("broadcast", [self.emit("constant", [], value=arr, dtype=dtype)],
+                          shape=list(shape), dims=[])
+        else:
+            v = self.emit("constant", [], value=arr, dtype=dtype)
+        self._const_cache[key] = v
+        return v
+
+    def broadcast_to(self, v: Value, shape: Sequence[int]) -> Value:
+        shape = list(shape)
+        if list(v.type.shape) == shape:
+            return v
+        nd = len(v.type.shape)
+        if nd == 0:
+            return self.emit("broadcast", [v], shape=shape, dims=[])
+        dims = list(range(len(shape) - nd, len(shape)))
+        return self.emit("broadcast", [v], shape=shape, dims=dims)
+
+    def same_shape(self, *vs: Value) -> List[Value]:
+        """Broadcast scalar literals against the array operands (jaxpr allows it)."""
+        shape = max((v.type.shape for v in vs), key=len)
+        return [self.broadcast_to(v, shape) for v in vs]
+
+    # -- fixed point -------------------------------------------------------------------
+    def to_frac(self, v: Value, frac: int) -> Value:
+        """Bring an fxp value to `frac` fractional bits (lshift up, trunc down)."""
+        f = v.type.dtype.frac
+        if f < frac:
+            return self.emit("lshift", [v], bits=frac - f)
+        if f > frac:
+            return self.emit("trunc", [v], bits=f - frac)
+        return v
+
+    def as_fxp(self, v: Value) -> Value:
+        if v.type.dtype.is_fxp:
+            return v
+        return self.emit("convert", [v], to=self.opt.fxp)
+
+    def int_view(self, v: Value) -> Optional[Value]:
+        """If fxp `v` is a converted int/bool or an integral public constant, the
+        integer value itself: multiplying by it then needs no truncation."""
+        op = self.producer(v)
+        if op is None:
+            return None
+        if op.name == "convert" and not op.inputs[0].type.dtype.is_fxp:
+            return op.inputs[0]
+        if op.name == "broadcast":
+            inner = self.int_view(op.inputs[0])
+            return None if inner is None else self.emit("broadcast", [inner], **op.attrs)
+        if op.name == "constant" and op.attrs["dtype"].is_fxp:
+            val = op.attrs["value"]
+            if np.all(np.isfinite(val)) and np.all(val == np.round(val)) and np.all(np.abs(val) < 2 ** 30):
+                return self.const(val.astype(np.int64), self.opt.int)
+        return None
+
+    def fmul(self, a: Value, b: Value, op: str = "mul", **attrs) -> Value:
+        """Fixed-point product (elementwise `mul` or `dot`): one truncation afterwards
+        when both operands are fractional, none when either is an integer."""
+        if a.type.dtype.is_fxp and b.type.dtype.is_fxp:
+            ai, bi = self.int_view(a), self.int_view(b)
+            if bi is not None:
+                b = bi
+            elif ai is not None:
+                a = ai
+        a = self.to_frac(a, self.opt.fxp_bits) if a.type.dtype.is_fxp else a
+        b = self.to_frac(b, self.opt.fxp_bits) if b.type.dtype.is_fxp else b
+        out = self.emit(op, [a, b], **attrs)
+        return self.to_frac(out, self.opt.fxp_bits) if out.type.dtype.is_fxp else out
+
+    def producer(self, v: Value) -> Optional[Op]:
+        return self._producer.get(id(v))

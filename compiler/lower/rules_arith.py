@@ -1,0 +1,220 @@
+"""Lowering rules: elementwise arithmetic, comparison, logic, selection, conversion."""
+from __future__ import annotations
+
+import numpy as np
+
+from .context import CompileError, Lowerer, rule
+
+
+def _aligned(L: Lowerer, *vs):
+    """Broadcast scalar literals and bring fxp operands to a common scale."""
+    vs = L.same_shape(*vs)
+    if any(v.type.dtype.is_fxp for v in vs):
+        vs = [L.as_fxp(v) for v in vs]
+        frac = max(v.type.dtype.frac for v in vs)
+        vs = [L.to_frac(v, frac) for v in vs]
+    return vs
+
+
+@rule("add", "add_any")
+def _add(L, eqn, a, b):
+    return L.emit("add", _aligned(L, a, b))
+
+
+@rule("sub")
+def _sub(L, eqn, a, b):
+    return L.emit("sub", _aligned(L, a, b))
+
+
+@rule("neg")
+def _neg(L, eqn, a):
+    return L.emit("neg", [a])
+
+
+@rule("mul")
+def _mul(L, eqn, a, b):
+    a, b = L.same_shape(a, b)
+    if a.type.dtype.is_bool and b.type.dtype.is_bool:
+        return L.emit("and", [a, b])
+    return L.fmul(a, b)
+
+
+@rule("square")
+def _square(L, eqn, a):
+    return L.fmul(a, a)
+
+
+@rule("integer_pow")
+def _integer_pow(L, eqn, x):
+    """x**y by repeated squaring: about 2*log2(y) products; negative y via reciprocal."""
+    y = eqn.params["y"]
+    if y == 0:
+        return L.const(1.0 if x.type.dtype.is_fxp else 1, x.type.dtype, x.type.shape)
+    result, base, n = None, x, abs(y)
+    while n:
+        if n & 1:
+            result = base if result is None else L.fmul(result, base)
+        n >>= 1
+        if n:
+            base = L.fmul(base, base)
+    if y < 0:
+        if not result.type.dtype.is_fxp:
+            raise CompileError("negative integer power of an integer")
+        result = L.emit("reciprocal", [result])
+    return result
+
+
+def _less(L, a, b):
+    return L.emit("less", _aligned(L, a, b))
+
+
+@rule("lt")
+def _lt(L, eqn, a, b):
+    return _less(L, a, b)
+
+
+@rule("gt")
+def _gt(L, eqn, a, b):
+    return _less(L, b, a)
+
+
+@rule("ge")
+def _ge(L, eqn, a, b):
+    return L.emit("not", [_less(L, a, b)])
+
+
+@rule("le")
+def _le(L, eqn, a, b):
+    return L.emit("not", [_less(L, b, a)])
+
+
+@rule("eq")
+def _eq(L, eqn, a, b):
+    return L.emit("eq", _aligned(L, a, b))
+
+
+@rule("ne")
+def _ne(L, eqn, a, b):
+    return L.emit("not", [L.emit("eq", _aligned(L, a, b))])
+
+
+def select(L, pred, on_true, on_false):
+    pred, on_true, on_false = L.same_shape(pred, on_true, on_false)
+    on_true, on_false = _aligned(L, on_true, on_false)
+    return L.emit("select", [pred, on_true, on_false])
+
+
+@rule("select_n")
+def _select_n(L, eqn, which, *cases):
+    if which.type.dtype.is_bool:
+        if len(cases) != 2:
+            raise CompileError("select_n with a bool predicate takes two cases")
+        return select(L, which, cases[1], cases[0])
+    out = cases[0]
+    for i, c in enumerate(cases[1:], start=1):
+        hit = L.emit("eq", L.same_shape(which, L.const(i, which.type.dtype)))
+        out = select(L, hit, c, out)
+    return out
+
+
+@rule("max")
+def _max(L, eqn, a, b):
+    a, b = _aligned(L, a, b)
+    return L.emit("select", [L.emit("less", [a, b]), b, a])
+
+
+@rule("min")
+def _min(L, eqn, a, b):
+    a, b = _aligned(L, a, b)
+    return L.emit("select", [L.emit("less", [b, a]), b, a])
+
+
+@rule("abs")
+def _abs(L, eqn, x):
+    zero = L.const(0, x.type.dtype, x.type.shape)
+    return L.emit("select", [L.emit("less", [x, zero]), L.emit("neg", [x]), x])
+
+
+@rule("sign")
+def _sign(L, eqn, x):
+    dt, shape = x.type.dtype, x.type.shape
+    zero = L.const(0, dt, shape)
+    neg, pos = L.emit("less", [x, zero]), L.emit("less", [zero, x])
+    one = L.const(1, dt, shape)
+    sel = L.emit("select", [pos, one, zero])
+    return L.emit("select", [neg, L.const(-1, dt, shape), sel])
+
+
+@rule("clamp")
+def _clamp(L, eqn, lo, x, hi):
+    lo, x, hi = _aligned(L, lo, x, hi)
+    x = L.emit("select", [L.emit("less", [x, lo]), lo, x])
+    return L.emit("select", [L.emit("less", [hi, x]), hi, x])
+
+
+def _logic(name_bool, name_bits):
+    def lower(L, eqn, *xs):
+        xs = L.same_shape(*xs)
+        if all(x.type.dtype.is_bool for x in xs):
+            return L.emit(name_bool, xs)
+        if any(x.type.secret for x in xs):
+            raise CompileError(f"bitwise `{eqn.primitive.name}` on secret integers is not supported")
+        return L.emit(name_bits, xs)
+    return lower
+
+
+for _jax, _b, _i in [("and", "and", "bit_and"), ("or", "or", "bit_or"),
+                     ("xor", "xor", "bit_xor"), ("not", "not", "bit_not")]:
+    rule(_jax)(_logic(_b, _i))
+
+
+@rule("shift_left")
+def _shift_left(L, eqn, x, s):
+    amount = _static_int(L, s, "shift amount")
+    return L.emit("lshift", [x], bits=amount)
+
+
+@rule("shift_right_arithmetic")
+def _shift_right(L, eqn, x, s):
+    return L.emit("arshift", [x], bits=_static_int(L, s, "shift amount"))
+
+
+def _static_int(L, v, what):
+    op = L.producer(v)
+    while op is not None and op.name == "broadcast":
+        op = L.producer(op.inputs[0])
+    if op is None or op.name != "constant":
+        raise CompileError(f"{what} must be a constant")
+    vals = np.unique(op.attrs["value"])
+    if len(vals) != 1:
+        raise CompileError(f"{what} must be one constant")
+    return int(vals[0])
+
+
+@rule("convert_element_type")
+def _convert(L, eqn, x):
+    to = L.dtype_of(eqn.outvars[0].aval)
+    if to == x.type.dtype or (to.is_fxp and x.type.dtype.is_fxp):
+        return x
+    if to.is_bool:
+        zero = L.const(0, x.type.dtype, x.type.shape)
+        return L.emit("not", [L.emit("eq", [x, zero])])
+    if x.type.dtype.is_fxp:
+        x = L.to_frac(x, L.opt.fxp_bits)
+    return L.emit("convert", [x], to=to)
+
+
+@rule("copy", "copy_p", "optimization_barrier", "reduce_precision")
+def _identity(L, eqn, *xs):
+    return list(xs)
+
+
+@rule("is_finite")
+def _is_finite(L, eqn, x):
+    # Fixed-point values are always finite; inputs are checked for NaN/inf on entry.
+    return L.const(True, L.opt.bool, x.type.shape)
+
+
+@rule("stop_gradient")
+def _stop_gradient(L, eqn, x):
+    return x

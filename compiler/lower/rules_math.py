@@ -1,0 +1,77 @@
+"""Lowering rules: division and the nonlinear functions (evaluated by the runtime's
+fixed-point approximations, one IR op each)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .context import CompileError, rule
+
+
+def _public_const_value(L, v):
+    op = L.producer(v)
+    while op is not None and op.name == "broadcast":
+        op = L.producer(op.inputs[0])
+    if op is not None and op.name == "constant":
+        return op.attrs["value"]
+    return None
+
+
+@rule("div")
+def _div(L, eqn, a, b):
+    a, b = L.same_shape(a, b)
+    if not (a.type.dtype.is_fxp or b.type.dtype.is_fxp):
+        if a.type.secret or b.type.secret:
+            raise CompileError("integer division of secret values is not supported")
+        return L.emit("int_div", [a, b])
+    c = _public_const_value(L, b)
+    if c is not None and np.all(c != 0):
+        inv = L.const(1.0 / c.astype(np.float64), L.opt.fxp, ())
+        if c.ndim:
+            inv = L.emit("constant", [], value=np.broadcast_to(1.0 / c, b.type.shape).copy(),
+                         dtype=L.opt.fxp)
+        return L.fmul(L.as_fxp(a), L.broadcast_to(inv, a.type.shape))
+    if not b.type.secret and not a.type.secret:
+        return L.emit("fdiv", [L.as_fxp(a), L.as_fxp(b)])
+    return L.fmul(L.as_fxp(a), L.emit("reciprocal", [L.to_frac(L.as_fxp(b), L.opt.fxp_bits)]))
+
+
+def _unary(name):
+    def lower(L, eqn, x):
+        return L.emit(name, [L.to_frac(L.as_fxp(x), L.opt.fxp_bits)])
+    return lower
+
+
+for _p in ("exp", "log", "log1p", "sqrt", "rsqrt", "logistic", "tanh", "erf"):
+    rule(_p)(_unary(_p))
+
+
+@rule("erfc")
+def _erfc(L, eqn, x):
+    e = _unary("erf")(L, eqn, x)
+    return L.emit("sub", [L.const(1.0, L.opt.fxp, e.type.shape), e])
+
+
+@rule("exp2")
+def _exp2(L, eqn, x):
+    ln2 = L.const(float(np.log(2.0)), L.opt.fxp, x.type.shape)
+    return _unary("exp")(L, eqn, L.fmul(L.as_fxp(x), ln2))
+
+
+@rule("expm1")
+def _expm1(L, eqn, x):
+    e = _unary("exp")(L, eqn, x)
+    return L.emit("sub", [e, L.const(1.0, L.opt.fxp, e.type.shape)])
+
+
+@rule("pow")
+def _pow(L, eqn, x, y):
+    """x**y = exp(y * log(x)) for x > 0; a public integer exponent uses products."""
+    c = _public_const_value(L, y)
+    if c is not None and np.all(c == np.round(c)) and np.unique(c).size == 1:
+        from .rules_arith import _integer_pow
+
+        class _E:
+            params = {"y": int(np.unique(c)[0])}
+        return _integer_pow(L, _E, L.as_fxp(x))
+    x, y = L.same_shape(L.as_fxp(x), L.as_fxp(y))
+    return _unary("exp")(L, eqn, L.fmul(y, L.emit("log", [L.to_frac(x, L.opt.fxp_bits)])))

@@ -1,0 +1,156 @@
+"""Lowering rules: layout (reshape, transpose, broadcast, slices, padding) and
+indexing with public indices (gather, scatter-add, dynamic slices)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .context import CompileError, rule
+
+
+def _ints(xs):
+    return [int(x) for x in xs]
+
+
+@rule("reshape")
+def _reshape(L, eqn, x, *dyn):
+    if dyn:
+        raise CompileError("reshape with dynamic shape")
+    return L.emit("reshape", [x], shape=_ints(eqn.params["new_sizes"]))
+
+
+@rule("squeeze")
+def _squeeze(L, eqn, x):
+    return L.emit("reshape", [x], shape=_ints(eqn.outvars[0].aval.shape))
+
+
+@rule("expand_dims")
+def _expand_dims(L, eqn, x):
+    return L.emit("reshape", [x], shape=_ints(eqn.outvars[0].aval.shape))
+
+
+@rule("transpose")
+def _transpose(L, eqn, x):
+    return L.emit("transpose", [x], perm=_ints(eqn.params["permutation"]))
+
+
+@rule("broadcast_in_dim")
+def _broadcast_in_dim(L, eqn, x, *dyn):
+    shape = _ints(eqn.params["shape"])
+    dims = _ints(eqn.params["broadcast_dimensions"])
+    if list(x.type.shape) == shape:
+        return x
+    return L.emit("broadcast", [x], shape=shape, dims=dims)
+
+
+@rule("concatenate")
+def _concatenate(L, eqn, *xs):
+    from .rules_arith import _aligned
+    return L.emit("concat", _aligned(L, *xs), axis=int(eqn.params["dimension"]))
+
+
+@rule("slice")
+def _slice(L, eqn, x):
+    p = eqn.params
+    strides = _ints(p["strides"]) if p["strides"] is not None else [1] * len(x.type.shape)
+    return L.emit("slice", [x], start=_ints(p["start_indices"]), limit=_ints(p["limit_indices"]),
+                  strides=strides)
+
+
+@rule("split")
+def _split(L, eqn, x):
+    axis, outs, start = int(eqn.params["axis"]), [], 0
+    for size in _ints(eqn.params["sizes"]):
+        lo = [0] * len(x.type.shape)
+        hi = list(x.type.shape)
+        lo[axis], hi[axis] = start, start + size
+        outs.append(L.emit("slice", [x], start=lo, limit=hi, strides=[1] * len(lo)))
+        start += size
+    return outs
+
+
+@rule("pad")
+def _pad(L, eqn, x, value):
+    if x.type.dtype.is_fxp:
+        value = L.to_frac(L.as_fxp(value), x.type.dtype.frac)
+    cfg = [tuple(int(c) for c in t) for t in eqn.params["padding_config"]]
+    low = [max(lo, 0) for lo, _, _ in cfg]
+    high = [max(hi, 0) for _, hi, _ in cfg]
+    out = L.emit("pad", [x, value], low=low, high=high, interior=[it for _, _, it in cfg])
+    if any(lo < 0 or hi < 0 for lo, hi, _ in cfg):  # negative padding crops
+        shape = out.type.shape
+        start = [-min(lo, 0) for lo, _, _ in cfg]
+        limit = [d + min(hi, 0) for d, (_, hi, _) in zip(shape, cfg)]
+        out = L.emit("slice", [out], start=start, limit=limit, strides=[1] * len(shape))
+    return out
+
+
+@rule("rev")
+def _rev(L, eqn, x):
+    return L.emit("rev", [x], dims=_ints(eqn.params["dimensions"]))
+
+
+@rule("iota")
+def _iota(L, eqn):
+    p = eqn.params
+    return L.emit("iota", [], shape=_ints(p["shape"]), dim=int(p["dimension"]),
+                  dtype=L.dtype_of(eqn.outvars[0].aval))
+
+
+def _gather_attrs(dn, slice_sizes=None):
+    return dict(offset_dims=_ints(dn.offset_dims), collapsed_slice_dims=_ints(dn.collapsed_slice_dims),
+                start_index_map=_ints(dn.start_index_map),
+                operand_batching_dims=_ints(dn.operand_batching_dims),
+                start_indices_batching_dims=_ints(dn.start_indices_batching_dims))
+
+
+def _mode(p):
+    return str(p["mode"]).split(".")[-1].lower()
+
+
+@rule("gather")
+def _gather(L, eqn, x, idx):
+    if idx.type.secret:
+        raise CompileError("gather with secret indices is not supported (indices must be public)")
+    p = eqn.params
+    return L.emit("gather", [x, idx], **_gather_attrs(p["dimension_numbers"]),
+                  slice_sizes=_ints(p["slice_sizes"]), mode=_mode(p),
+                  shape=_ints(eqn.outvars[0].aval.shape))
+
+
+@rule("scatter-add", "scatter_add")
+def _scatter_add(L, eqn, x, idx, upd):
+    if idx.type.secret:
+        raise CompileError("scatter with secret indices is not supported (indices must be public)")
+    dn = eqn.params["dimension_numbers"]
+    x2, upd2 = x, upd
+    if x.type.dtype.is_fxp or upd.type.dtype.is_fxp:
+        frac = max(x.type.dtype.frac, upd.type.dtype.frac)
+        x2, upd2 = L.to_frac(L.as_fxp(x), frac), L.to_frac(L.as_fxp(upd), frac)
+    return L.emit("scatter_add", [x2, idx, upd2],
+                  update_window_dims=_ints(dn.update_window_dims),
+                  inserted_window_dims=_ints(dn.inserted_window_dims),
+                  scatter_dims_to_operand_dims=_ints(dn.scatter_dims_to_operand_dims),
+                  operand_batching_dims=_ints(dn.operand_batching_dims),
+                  scatter_indices_batching_dims=_ints(dn.scatter_indices_batching_dims),
+                  mode=_mode(eqn.params))
+
+
+@rule("dynamic_slice")
+def _dynamic_slice(L, eqn, x, *starts):
+    if any(s.type.secret for s in starts):
+        raise CompileError("dynamic_slice with secret start indices is not supported")
+    return L.emit("dynamic_slice", [x, *starts], sizes=_ints(eqn.params["slice_sizes"]))
+
+
+@rule("dynamic_update_slice")
+def _dynamic_update_slice(L, eqn, x, upd, *starts):
+    if any(s.type.secret for s in starts):
+        raise CompileError("dynamic_update_slice with secret start indices is not supported")
+    if x.type.dtype.is_fxp:
+        upd = L.to_frac(L.as_fxp(upd), x.type.dtype.frac)
+    return L.emit("dynamic_update_slice", [x, upd, *starts])
+
+
+@rule("cumsum")
+def _cumsum(L, eqn, x):
+    return L.emit("cumsum", [x], axis=int(eqn.params["axis"]), reverse=bool(eqn.params["reverse"]))

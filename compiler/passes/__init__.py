@@ -1,0 +1,20 @@
+"""IR passes. `optimize` runs them to a fixed point in a sensible order."""
+from .simplify import simplify
+from .truncation import sink_truncations
+from .fold import fold_constants
+from .cse import cse, dce
+from .rewrite import renumber
+
+PIPELINE = (simplify, fold_constants, cse, sink_truncations, dce)
+
+
+def optimize(program, max_rounds: int = 8):
+    """Run the pipeline until nothing changes; returns the same (mutated) program."""
+    for _ in range(max_rounds):
+        changed = False
+        for p in PIPELINE:
+            changed |= bool(p(program))
+        if not changed:
+            break
+    renumber(program)
+    return program
