@@ -1,0 +1,49 @@
+"""Runs an IR Program for one party: a loop over ops with a value environment.
+
+Values are freed right after their last use (liveness from compiler.ir). Each op's
+wall time, bytes sent and rounds are recorded in the party's Profile.
+"""
+from __future__ import annotations
+
+import time
+from typing import Dict, List, Sequence
+
+from compiler.ir import Block, Program, last_uses
+
+from .kernels import KERNELS, KernelContext
+from .profile import Profile
+
+
+class ExecutionError(RuntimeError):
+    pass
+
+
+def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile) -> List:
+    env: Dict[int, object] = {id(p): a for p, a in zip(block.params, args)}
+    frees = last_uses(block)
+    comm = K.P.comm
+    for op, dead in zip(block.ops, frees):
+        fn = KERNELS.get(op.name)
+        if fn is None:
+            raise ExecutionError(f"no kernel for op `{op.name}`")
+        ins = [env[id(v)] for v in op.inputs]
+        t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
+        try:
+            out = fn(K, op, *ins) if not op.blocks else fn(K, op, *ins, run_block=run_block,
+                                                            profile=profile)
+        except Exception as e:
+            if isinstance(e, (ExecutionError,)) or type(e).__name__ == "PeerError":
+                raise
+            raise ExecutionError(f"op `{op.name}` ({op.loc or 'no location'}) failed: "
+                                 f"{type(e).__name__}: {e}") from e
+        profile.record(op.name, time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
+        outs = out if isinstance(out, list) else [out]
+        for v, o in zip(op.outputs, outs):
+            env[id(v)] = o
+        for v in dead:
+            env.pop(id(v), None)
+    return [env[id(v)] for v in block.results]
+
+
+def run_program(K: KernelContext, program: Program, args: Sequence, profile: Profile) -> List:
+    return run_block(K, program.body, args, profile)

@@ -1,0 +1,146 @@
+"""Comparison, equality, selection and max/argmax, written once over the kernels.
+
+msb(x) is a boolean circuit on k-bit words: the protocol splits x into boolean
+addends; a carry-save layer (1 AND round each) reduces them to two; a Kogge-Stone
+parallel-prefix adder computes the carry into the top bit in log2(k) AND rounds;
+one B2A turns the bit into an arithmetic 0/1. All layers are word-parallel numpy.
+Cost: (addends - 2) + 1 + log2(k) AND rounds + B2A; e.g. k = 64, two addends:
+7 AND rounds, each sending one or two words per element.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..protocols.base import Protocol, Share
+from .basic import add, is_secret, mul, neg, sub
+
+
+def _shl(x: Share, d: int, dtype) -> Share:
+    k = dtype(d)
+    return x.map(lambda s: s << k)
+
+
+def _shr(x: Share, d: int, dtype) -> Share:
+    k = dtype(d)
+    return x.map(lambda s: s >> k)
+
+
+def _and_many(P: Protocol, pairs):
+    """Several boolean ANDs in one round: stack, AND once, split."""
+    if len(pairs) == 1:
+        return [P.and_(*pairs[0])]
+    n = len(pairs)
+    xs = Share.zip(lambda *a: np.stack(a), [p[0] for p in pairs])
+    ys = Share.zip(lambda *a: np.stack(a), [p[1] for p in pairs])
+    z = P.and_(xs, ys)
+    return [z.map(lambda s, i=i: s[i]) for i in range(n)]
+
+
+def msb_boolean(P: Protocol, x: Share) -> Share:
+    """Boolean share whose bit 0 is the top bit of x."""
+    dt = P.ring.dtype
+    k = P.ring.bits
+    addends = P.boolean_addends(x)
+    while len(addends) > 2:                    # carry-save: 3 addends -> 2, one AND
+        groups = [addends[i:i + 3] for i in range(0, len(addends) - len(addends) % 3, 3)]
+        rest = addends[len(groups) * 3:]
+        ands = _and_many(P, [(P.xor(a, c), P.xor(b, c)) for a, b, c in groups])
+        addends = rest
+        for (a, b, c), t in zip(groups, ands):
+            addends += [P.xor(P.xor(a, b), c), _shl(P.xor(t, c), 1, dt)]
+    if len(addends) == 1:
+        return _shr(addends[0], k - 1, dt)
+    a, b = addends
+    p0 = P.xor(a, b)
+    g = P.and_(a, b)                           # generate; carry out of bit i = prefix G_i
+    p = p0
+    d = 1
+    while d < k - 1:                           # Kogge-Stone over bits 0..k-2
+        if 2 * d < k - 1:
+            g2, p = _and_many(P, [(p, _shl(g, d, dt)), (p, _shl(p, d, dt))])
+        else:
+            g2 = P.and_(p, _shl(g, d, dt))
+        g = P.xor(g, g2)
+        d *= 2
+    top = P.xor(_shr(p0, k - 1, dt), _shr(g, k - 2, dt))
+    return P.and_public(top, np.asarray(1, dt))
+
+
+def msb(P: Protocol, x):
+    """Arithmetic 0/1 share of the sign bit of x (public in, public out)."""
+    if not is_secret(x):
+        return P.ring.msb(x)
+    return P.b2a_bit(msb_boolean(P, x))
+
+
+def less(P: Protocol, x, y):
+    """x < y for signed values with |x - y| < 2^(k-1)."""
+    return msb(P, sub(P, x, y))
+
+
+def equal(P: Protocol, x, y):
+    """x == y as 1 - [x < y] - [y < x], both signs from one batched msb."""
+    d = sub(P, x, y)
+    if not is_secret(d):
+        return (d == 0).astype(P.ring.dtype)
+    both = Share.zip(lambda a, b: np.stack([a, b]), [d, neg(P, d)])
+    m = msb(P, both)
+    s = add(P, m.map(lambda t: t[0]), m.map(lambda t: t[1]))
+    return add(P, neg(P, s), np.ones(d.shape, P.ring.dtype))
+
+
+def select(P: Protocol, c, a, b):
+    """c ? a : b with c a 0/1 value: b + c * (a - b). One product if c is secret."""
+    if not is_secret(c):
+        mask = c.astype(bool)
+        if is_secret(a) or is_secret(b):
+            return add(P, b, mul(P, c, sub(P, a, b)))
+        return np.where(mask, a, b)
+    return add(P, b, mul(P, c, sub(P, a, b)))
+
+
+def _split_halves(x, axis_len):
+    """Pair neighbours (2i, 2i+1), so each winner covers a contiguous range and
+    `lo` always holds the earlier positions (first-index tie-breaking survives)."""
+    h = axis_len // 2
+    lo = _take(x, slice(0, 2 * h, 2))
+    hi = _take(x, slice(1, 2 * h, 2))
+    tail = _take(x, slice(2 * h, axis_len)) if axis_len % 2 else None
+    return lo, hi, tail
+
+
+def _take(x, sl):
+    f = lambda s: s[..., sl]
+    return x.map(f) if is_secret(x) else f(x)
+
+
+def _cat(P, xs):
+    from .basic import zip_local
+    return zip_local(lambda *a: np.concatenate(a, axis=-1), xs, P)
+
+
+def tree_reduce_last(P: Protocol, x, take_hi, index=None):
+    """Reduce the last axis by a tournament: log2(n) levels, each one batched
+    comparison. take_hi(lo, hi) -> 0/1 value saying whether hi wins.
+    If index is given (same shape), it is carried along (for argmax)."""
+    n = x.shape[-1]
+    while n > 1:
+        lo, hi, tail = _split_halves(x, n)
+        c = take_hi(lo, hi)
+        if index is None:
+            x = select(P, c, hi, lo)
+        else:
+            ilo, ihi, itail = _split_halves(index, n)
+            both = select(P, _cat(P, [c, c]), _cat(P, [hi, ihi]), _cat(P, [lo, ilo]))
+            h = n // 2
+            x, index = _take(both, slice(0, h)), _take(both, slice(h, 2 * h))
+            if itail is not None:
+                index = _cat(P, [index, itail])
+        if tail is not None:
+            x = _cat(P, [x, tail])
+        n = x.shape[-1]
+    sq = lambda s: s[..., 0]
+    x = x.map(sq) if is_secret(x) else sq(x)
+    if index is not None:
+        index = index.map(sq) if is_secret(index) else sq(index)
+    return x, index

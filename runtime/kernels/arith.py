@@ -1,0 +1,142 @@
+"""Kernels: ring arithmetic, fixed-point scale changes and conversions."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..fxp import basic as B
+from ..fxp.compare import less, equal, select
+from .registry import kernel
+
+
+@kernel("add")
+def _add(K, op, x, y):
+    return B.add(K.P, x, y)
+
+
+@kernel("sub")
+def _sub(K, op, x, y):
+    return B.sub(K.P, x, y)
+
+
+@kernel("neg")
+def _neg(K, op, x):
+    return B.neg(K.P, x)
+
+
+@kernel("mul")
+def _mul(K, op, x, y):
+    return B.mul(K.P, x, y)
+
+
+@kernel("dot")
+def _dot(K, op, x, y):
+    a = op.attrs
+    return B.dot(K.P, x, y, (a["lhs_contract"], a["rhs_contract"], a["lhs_batch"], a["rhs_batch"]))
+
+
+@kernel("trunc")
+def _trunc(K, op, x):
+    return B.trunc(K.P, x, op.attrs["bits"])
+
+
+@kernel("arshift")
+def _arshift(K, op, x):
+    return B.trunc(K.P, x, op.attrs["bits"])
+
+
+@kernel("lshift")
+def _lshift(K, op, x):
+    return B.lshift(K.P, x, op.attrs["bits"])
+
+
+@kernel("convert")
+def _convert(K, op, x):
+    src, dst = op.inputs[0].type.dtype, op.out.type.dtype
+    if dst.is_fxp:
+        if src.is_fxp:                       # rescale
+            d = dst.frac - src.frac
+            return B.lshift(K.P, x, d) if d >= 0 else B.trunc(K.P, x, -d)
+        return B.lshift(K.P, x, dst.frac)    # int/bool -> fxp: exact
+    if dst.is_int:
+        if src.is_fxp:                       # fxp -> int: floor (secret) / toward zero (public)
+            if B.is_secret(x):
+                return B.trunc(K.P, x, src.frac)
+            v = np.trunc(K.ring.decode(x, src.frac))
+            return K.ring.encode_int(v.astype(np.int64))
+        return x                             # bool -> int: same ring value
+    raise NotImplementedError(f"convert {src} -> {dst}")
+
+
+@kernel("less")
+def _less(K, op, x, y):
+    return less(K.P, x, y)
+
+
+@kernel("eq")
+def _eq(K, op, x, y):
+    return equal(K.P, x, y)
+
+
+@kernel("select")
+def _select(K, op, c, a, b):
+    return select(K.P, c, a, b)
+
+
+# Logic on bools held as arithmetic 0/1: and = a*b, or = a+b-ab, xor = a+b-2ab, not = 1-a.
+@kernel("and")
+def _and(K, op, a, b):
+    return B.mul(K.P, a, b)
+
+
+@kernel("or")
+def _or(K, op, a, b):
+    return B.sub(K.P, B.add(K.P, a, b), B.mul(K.P, a, b))
+
+
+@kernel("xor")
+def _xor(K, op, a, b):
+    ab = B.mul(K.P, a, b)
+    return B.sub(K.P, B.add(K.P, a, b), B.add(K.P, ab, ab))
+
+
+@kernel("not")
+def _not(K, op, a):
+    return B.add(K.P, B.neg(K.P, a), np.ones(a.shape, K.ring.dtype))
+
+
+@kernel("bit_and")
+def _bit_and(K, op, a, b):
+    return a & b
+
+
+@kernel("bit_or")
+def _bit_or(K, op, a, b):
+    return a | b
+
+
+@kernel("bit_xor")
+def _bit_xor(K, op, a, b):
+    return a ^ b
+
+
+@kernel("bit_not")
+def _bit_not(K, op, a):
+    return ~a
+
+
+@kernel("int_div")
+def _int_div(K, op, a, b):
+    x, y = K.ring.decode_int(a), K.ring.decode_int(b)
+    q = np.abs(x) // np.maximum(np.abs(y), 1) * np.sign(x) * np.sign(y)
+    return K.ring.encode_int(q)
+
+
+@kernel("fdiv")
+def _fdiv(K, op, a, b):
+    f = op.out.type.dtype.frac
+    return K.ring.encode(K.ring.decode(a, f) / K.ring.decode(b, f), f)
+
+
+@kernel("reveal")
+def _reveal(K, op, x):
+    return K.P.reveal(x) if B.is_secret(x) else x

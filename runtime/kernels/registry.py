@@ -1,0 +1,29 @@
+"""IR op -> kernel table. A kernel is fn(K, op, *inputs) -> value | [values], where K
+is the executing party's KernelContext and inputs are public ring arrays or Shares."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict
+
+from ..protocols.base import Protocol
+
+KERNELS: Dict[str, Callable] = {}
+
+
+def kernel(*names):
+    def deco(fn):
+        for n in names:
+            KERNELS[n] = fn
+        return fn
+    return deco
+
+
+@dataclass
+class KernelContext:
+    P: Protocol
+    fxp_bits: int
+    options: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ring(self):
+        return self.P.ring

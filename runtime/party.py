@@ -1,0 +1,67 @@
+"""One party: its protocol instance, and running a program on its inputs.
+
+The in-process cluster and a networked node run exactly this code; only the
+transport under `Comm` differs.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from compiler.ir import Program
+
+from .executor import run_program
+from .kernels import KernelContext
+from .link import Comm
+from .prg import Prg, derive_key, new_key
+from .profile import Profile
+from .protocols import get_protocol
+from .protocols.base import PartyContext
+from .ring import Ring
+
+
+def local_prg(seed: Optional[int], label: str) -> Prg:
+    if seed is None:
+        return Prg(new_key())
+    return Prg(derive_key(str(seed).encode(), label))
+
+
+class Party:
+    def __init__(self, rank: int, protocol: str, nparties: int, transport, field: int = 64,
+                 fxp_bits: int = 18, seed: Optional[int] = None,
+                 options: Optional[Dict[str, object]] = None):
+        self.rank = rank
+        self.comm = Comm(rank, transport)
+        self.ctx = PartyContext(rank, nparties, Ring(field), self.comm,
+                                local_prg(seed, f"party{rank}"), fxp_bits)
+        self.proto = get_protocol(protocol)(self.ctx)
+        self.options = dict(options or {})
+
+    def setup(self) -> None:
+        self.proto.setup()
+
+    def run(self, program: Program, inputs: Sequence) -> Tuple[List, Profile]:
+        """Execute `program`; inputs are public ring arrays or this party's Shares."""
+        profile = Profile()
+        K = KernelContext(self.proto, program.fxp_bits, self.options)
+        self.proto.begin_job()
+        outs = run_program(K, program, inputs, profile)
+        self.proto.end_job()
+        return outs, profile
+
+
+class DealerParty:
+    """The dealer role of protocols that have one (semi2k): serves correlated
+    randomness to the computing parties; sees no shares of any input."""
+
+    def __init__(self, rank: int, protocol: str, nparties: int, transport, field: int = 64,
+                 fxp_bits: int = 18, seed: Optional[int] = None):
+        self.comm = Comm(rank, transport)
+        ctx = PartyContext(rank, nparties, Ring(field), self.comm,
+                           local_prg(seed, f"dealer{rank}"), fxp_bits)
+        self.dealer = get_protocol(protocol).Dealer(ctx)
+
+    def setup(self) -> None:
+        self.dealer.setup()
+
+    def serve_job(self) -> None:
+        self.dealer.serve()

@@ -1,0 +1,61 @@
+"""Per-op measurements of one run: calls, seconds, bytes sent and rounds."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Dict, List
+
+
+@dataclass
+class OpStats:
+    calls: int = 0
+    seconds: float = 0.0
+    bytes: int = 0
+    rounds: int = 0
+
+
+class Profile:
+    def __init__(self):
+        self.ops: Dict[str, OpStats] = OrderedDict()
+
+    def record(self, name: str, seconds: float, nbytes: int, rounds: int) -> None:
+        s = self.ops.setdefault(name, OpStats())
+        s.calls += 1
+        s.seconds += seconds
+        s.bytes += nbytes
+        s.rounds += rounds
+
+    @property
+    def total(self) -> OpStats:
+        t = OpStats()
+        for s in self.ops.values():
+            t.calls += s.calls
+            t.seconds += s.seconds
+            t.bytes += s.bytes
+            t.rounds += s.rounds
+        return t
+
+    @staticmethod
+    def merge_max(profiles: List["Profile"]) -> "Profile":
+        """Combine parties' profiles: max time/bytes/rounds per op (the critical party)."""
+        out = Profile()
+        for p in profiles:
+            for name, s in p.ops.items():
+                o = out.ops.setdefault(name, OpStats())
+                o.calls = max(o.calls, s.calls)
+                o.seconds = max(o.seconds, s.seconds)
+                o.bytes = max(o.bytes, s.bytes)
+                o.rounds = max(o.rounds, s.rounds)
+        return out
+
+    def table(self) -> str:
+        rows = sorted(self.ops.items(), key=lambda kv: -kv[1].seconds)
+        lines = [f"{'op':<22}{'calls':>7}{'seconds':>10}{'bytes':>14}{'rounds':>8}"]
+        for name, s in rows:
+            lines.append(f"{name:<22}{s.calls:>7}{s.seconds:>10.4f}{s.bytes:>14}{s.rounds:>8}")
+        t = self.total
+        lines.append(f"{'total':<22}{t.calls:>7}{t.seconds:>10.4f}{t.bytes:>14}{t.rounds:>8}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table()

@@ -1,0 +1,155 @@
+"""The protocol kernel interface.
+
+A Protocol object belongs to ONE party: it holds that party's keys and links and
+operates on that party's local pieces of secrets (Share). Everything above this
+interface -- comparison, select, max, argmax, the fixed-point approximations -- is
+written once in runtime/fxp and works for every protocol.
+
+Conventions
+- Ring elements are numpy uint64 (or uint32) arrays; public values are plain arrays
+  that every party holds identically.
+- Arithmetic shares: x = sum of the parties' pieces mod 2^k (how pieces are laid out
+  is the protocol's business). Boolean shares: the same over XOR, k bits per word.
+- Every method is called by all computing parties in the same order (SPMD); a method
+  that communicates does so through `self.comm` and documents its rounds and bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from ..link import Comm
+from ..prg import Prg
+from ..ring import Ring
+
+
+class Share:
+    """One party's local piece of a secret: a tuple of ring arrays of equal shape."""
+    __slots__ = ("parts", "boolean")
+
+    def __init__(self, parts: Sequence[np.ndarray], boolean: bool = False):
+        self.parts = tuple(parts)
+        self.boolean = boolean
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return self.parts[0].shape
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.parts)
+
+    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> "Share":
+        """Apply a local, linear layout function (reshape, slice, ...) to every piece."""
+        return Share([fn(p) for p in self.parts], self.boolean)
+
+    @staticmethod
+    def zip(fn: Callable[..., np.ndarray], shares: Sequence["Share"]) -> "Share":
+        """Combine several shares piece by piece (concatenate, stack, ...)."""
+        n = len(shares[0].parts)
+        return Share([fn(*[s.parts[i] for s in shares]) for i in range(n)], shares[0].boolean)
+
+    def __repr__(self):
+        kind = "bool" if self.boolean else "arith"
+        return f"Share<{kind}>{self.shape}x{len(self.parts)}"
+
+
+@dataclass
+class PartyContext:
+    """What a party knows about itself: rank, ring, links, local randomness."""
+    rank: int
+    nparties: int                 # computing parties (a dealer, if any, is extra)
+    ring: Ring
+    comm: Comm
+    local_prg: Prg                # private randomness of this party
+    fxp_bits: int = 18
+    extra: Dict[str, object] = field(default_factory=dict)
+
+
+class Protocol:
+    name = "base"
+    #: computing parties by default, and whether a separate dealer role exists
+    default_parties = 1
+    needs_dealer = False
+
+    def __init__(self, ctx: PartyContext):
+        self.ctx = ctx
+        self.ring = ctx.ring
+        self.comm = ctx.comm
+        self.rank = ctx.rank
+        self.n = ctx.nparties
+
+    # ---- setup and dealing ------------------------------------------------------
+    def setup(self) -> None:
+        """Exchange keys for correlated randomness (once per cluster)."""
+
+    def begin_job(self) -> None:
+        """Called by every party before a program runs."""
+
+    def end_job(self) -> None:
+        """Called by every party after a program ran (e.g. release the dealer)."""
+
+    @classmethod
+    def deal(cls, x: np.ndarray, nparties: int, prg: Prg, ring: Ring) -> List[Share]:
+        """Split ring array x into one Share per party (used by data owners)."""
+        raise NotImplementedError
+
+    @classmethod
+    def reconstruct(cls, shares: Sequence[Share], ring: Ring) -> np.ndarray:
+        """Inverse of deal, from every party's Share."""
+        raise NotImplementedError
+
+    def reveal(self, x: Share) -> np.ndarray:
+        """Open x to every computing party."""
+        raise NotImplementedError
+
+    # ---- arithmetic shares -------------------------------------------------------
+    def add(self, x: Share, y: Share) -> Share: raise NotImplementedError
+    def neg(self, x: Share) -> Share: raise NotImplementedError
+    def add_public(self, x: Share, p: np.ndarray) -> Share: raise NotImplementedError
+
+    def mul_public(self, x: Share, p: np.ndarray) -> Share:
+        """x * p for public p: local on every piece."""
+        return x.map(lambda s: s * p)
+
+    def mul(self, x: Share, y: Share) -> Share: raise NotImplementedError
+
+    def dot(self, x: Share, y: Share, dims) -> Share:
+        """dot_general of two secrets; dims = (lhs_contract, rhs_contract, lhs_batch, rhs_batch)."""
+        raise NotImplementedError
+
+    def dot_public(self, x, y, dims) -> Share:
+        """dot_general where exactly one of x, y is a public array: local."""
+        from ..ring_linalg import ring_dot_general
+        bits = self.ring.bits
+        if isinstance(x, Share):
+            return x.map(lambda s: ring_dot_general(s, y, dims, bits))
+        return y.map(lambda s: ring_dot_general(x, s, dims, bits))
+
+    def trunc(self, x: Share, bits: int) -> Share:
+        """Arithmetic shift right by `bits` of a signed value with |x| < 2^(k-2);
+        error at most 1 in the last place."""
+        raise NotImplementedError
+
+    # ---- boolean shares (XOR over k-bit words) -------------------------------------
+    def boolean_addends(self, x: Share) -> List[Share]:
+        """Boolean shares b_0..b_m, made locally, with sum_j b_j = x mod 2^k."""
+        raise NotImplementedError
+
+    def xor(self, x: Share, y: Share) -> Share:
+        return Share([a ^ b for a, b in zip(x.parts, y.parts)], True)
+
+    def xor_public(self, x: Share, p: np.ndarray) -> Share: raise NotImplementedError
+
+    def and_public(self, x: Share, p: np.ndarray) -> Share:
+        return x.map(lambda s: s & p)
+
+    def and_(self, x: Share, y: Share) -> Share:
+        """Bitwise AND of two boolean shares (1 round)."""
+        raise NotImplementedError
+
+    def b2a_bit(self, x: Share) -> Share:
+        """Arithmetic share of bit 0 of boolean share x (other bits must be 0)."""
+        raise NotImplementedError

@@ -1,0 +1,21 @@
+"""spu-lite: run JAX/Flax programs under secure multi-party computation.
+
+    import spu_lite as spu
+
+    @spu.jit                      # in-process 3-party ABY3, 64-bit ring, 18 fractional bits
+    def f(x, w):
+        return jax.nn.relu(x @ w)
+
+    f(x, w)                       # shares x and w, computes on shares, reveals the result
+"""
+from compiler import CompileError
+from runtime.link import PeerError
+from runtime.ring import RangeError
+
+from .api import Compiled, JitFunction, compile, jit, profile
+from .frontend import InputError, Public, public
+
+__version__ = "0.1.0"
+
+__all__ = ["jit", "compile", "profile", "public", "Public", "Compiled", "JitFunction",
+           "CompileError", "InputError", "RangeError", "PeerError", "__version__"]

@@ -1,0 +1,198 @@
+"""The public API: spu.jit, spu.compile, spu.public, spu.profile.
+
+    f = spu.jit(fn, protocol="aby3")   # or @spu.jit / @spu.jit(protocol=...)
+    out = f(*args)                     # arrays / pytrees in, revealed numpy pytree out
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import jax
+import numpy as np
+
+from compiler import CompileError, CompileOptions, compile_jaxpr
+from compiler.ir import Program
+from runtime.cluster import ClusterConfig, InProcessCluster
+from runtime.profile import Profile
+from runtime.ring import RangeError, Ring
+
+from .frontend import InputError, flat_function, flatten_inputs, ir_type, split_args
+
+_CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout")
+_clusters: Dict[Tuple, InProcessCluster] = {}
+_clusters_lock = threading.Lock()
+_last_profile: Optional[Profile] = None
+
+
+def default_cluster(config: ClusterConfig) -> InProcessCluster:
+    """The in-process cluster for a configuration (made on first use, then reused)."""
+    key = (config.protocol, config.parties, config.field, config.fxp_bits, config.seed,
+           config.timeout, tuple(sorted(config.options.items())))
+    with _clusters_lock:
+        c = _clusters.get(key)
+        if c is None or c.hub.failed.is_set():
+            c = _clusters[key] = InProcessCluster(config)
+        return c
+
+
+def profile() -> Optional[Profile]:
+    """Per-op profile (seconds, bytes, rounds) of the last spu-lite call in this process."""
+    return _last_profile
+
+
+class Compiled:
+    """A compiled program plus what is needed to call it."""
+
+    def __init__(self, program: Program, out_tree, out_avals, in_vis):
+        self.program = program
+        self.out_tree = out_tree
+        self.out_avals = out_avals
+        self.in_vis = in_vis
+
+    @property
+    def text(self) -> str:
+        return self.program.text
+
+    def __str__(self):
+        return self.text
+
+
+class JitFunction:
+    def __init__(self, fn, protocol: str = "aby3", static_argnums=(), static_argnames=(),
+                 public_argnums=(), cluster=None, **config):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.static_argnums = _tuple(static_argnums)
+        self.static_argnames = _tuple(static_argnames)
+        self.public_argnums = _tuple(public_argnums)
+        cluster_kw = {k: config.pop(k) for k in list(config) if k in _CLUSTER_KEYS}
+        self.config = ClusterConfig(protocol=protocol, options=dict(config), **cluster_kw)
+        self.config.parties  # validate early
+        self.options = CompileOptions(self.config.field, self.config.fxp_bits)
+        self._cluster = cluster
+        self._cache: Dict[Tuple, Compiled] = {}
+        self.last_profile: Optional[Profile] = None
+
+    @property
+    def cluster(self):
+        return self._cluster or default_cluster(self.config)
+
+    # -- compile ---------------------------------------------------------------------
+    def _prepare(self, args, kwargs):
+        names, static, dyn, vis = split_args(self.fn, args, kwargs, self.static_argnums,
+                                             self.static_argnames, self.public_argnums)
+        leaves, leaf_vis, leaf_names, treedef = flatten_inputs(dyn, vis, names)
+        key = (treedef, tuple((l.shape, l.dtype.str) for l in leaves), tuple(leaf_vis),
+               tuple(sorted((i, _hashable(v)) for i, v in static.items())))
+        return names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key
+
+    def _compile(self, names, static, dyn, treedef, leaves, leaf_vis) -> Compiled:
+        flat_fn = flat_function(self.fn, names, static, dyn, treedef)
+        specs = [jax.ShapeDtypeStruct(l.shape, _jax_dtype(l.dtype)) for l in leaves]
+        closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
+        out_avals, out_tree = jax.tree_util.tree_flatten(out_shape)
+        in_types = [ir_type(l, v, self.options.field, self.options.fxp_bits)
+                    for l, v in zip(leaves, leaf_vis)]
+        program = compile_jaxpr(closed, in_types, self.options,
+                                name=getattr(self.fn, "__name__", "main"))
+        return Compiled(program, out_tree, out_avals, leaf_vis)
+
+    def lower(self, *args, **kwargs) -> Compiled:
+        names, static, dyn, treedef, leaves, leaf_vis, _, key = self._prepare(args, kwargs)
+        if key not in self._cache:
+            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis)
+        return self._cache[key]
+
+    # -- run ---------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        global _last_profile
+        names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = self._prepare(args, kwargs)
+        if key not in self._cache:
+            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis)
+        compiled = self._cache[key]
+        cluster = self.cluster
+        encoded = [_encode(cluster.ring, l, self.options.fxp_bits, n)
+                   for l, n in zip(leaves, leaf_names)]
+        inputs = [cluster.share(e) if v == "secret" else e for e, v in zip(encoded, leaf_vis)]
+        outs = cluster.run(compiled.program, inputs)
+        self.last_profile = _last_profile = cluster.last_profile
+        flat = [_decode(cluster.ring, o, r.type, aval)
+                for o, r, aval in zip(outs, compiled.program.results, compiled.out_avals)]
+        return jax.tree_util.tree_unflatten(compiled.out_tree, flat)
+
+
+def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(),
+        public_argnums=(), **config):
+    """Compile `fn` to run under MPC. Usable as @jit, @jit(...) or jit(fn, ...).
+
+    Args:
+      protocol: "aby3" (3 parties, default), "semi2k" (N parties + dealer) or "ref2k"
+        (plaintext reference, no security).
+      static_argnums / static_argnames: arguments that are Python values baked into
+        the program (as in jax.jit).
+      public_argnums: arguments that are public (not secret-shared); `spu.public(x)`
+        marks one at the call site instead.
+      **config: field (64 or 32), fxp_bits (18), nparties, seed, timeout, and
+        approximation modes of the runtime.
+    """
+    if fn is None:
+        return lambda f: JitFunction(f, protocol, static_argnums, static_argnames,
+                                     public_argnums, **config)
+    if isinstance(fn, JitFunction):
+        fn = fn.fn
+    return JitFunction(fn, protocol, static_argnums, static_argnames, public_argnums, **config)
+
+
+def compile(fn, *example_args, protocol: str = "aby3", **kwargs) -> Compiled:
+    """Compile fn for example arguments (arrays or jax.ShapeDtypeStruct); `.text` is the IR."""
+    jf = fn if isinstance(fn, JitFunction) else jit(fn, protocol=protocol, **kwargs)
+    examples = jax.tree_util.tree_map(
+        lambda x: np.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x,
+        example_args)
+    return jf.lower(*examples)
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+def _tuple(x) -> Tuple:
+    if x is None:
+        return ()
+    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
+
+
+def _hashable(v):
+    try:
+        hash(v)
+        return v
+    except TypeError:
+        return repr(v)
+
+
+def _jax_dtype(dt):
+    if dt == np.float64:
+        return np.float32 if not jax.config.jax_enable_x64 else dt
+    if dt == np.int64:
+        return np.int32 if not jax.config.jax_enable_x64 else dt
+    return dt
+
+
+def _encode(ring: Ring, leaf: np.ndarray, frac: int, where: str) -> np.ndarray:
+    try:
+        if leaf.dtype == np.bool_ or np.issubdtype(leaf.dtype, np.integer):
+            return ring.encode_int(leaf)
+        return ring.encode(leaf, frac)
+    except (RangeError, TypeError) as e:
+        raise InputError(f"input {where}: {e}") from None
+
+
+def _decode(ring: Ring, value: np.ndarray, type, aval) -> np.ndarray:
+    dt = type.dtype
+    if dt.is_fxp:
+        out = ring.decode(value, dt.frac)
+    elif dt.is_int:
+        out = ring.decode_int(value)
+    else:
+        out = ring.decode_int(value) != 0
+    return np.asarray(out).astype(aval.dtype).reshape(aval.shape)
