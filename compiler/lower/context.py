@@ -120,8 +120,9 @@ class Lowerer:
         return self.emit("broadcast", [v], shape=shape, dims=dims)
 
     def same_shape(self, *vs: Value) -> List[Value]:
-        """Broadcast scalar literals against the array operands (jaxpr allows it)."""
-        shape = max((v.type.shape for v in vs), key=len)
+        """Broadcast scalar literals against the array operands (jaxpr allows it;
+        since jax 0.10 size-1 axes broadcast implicitly too)."""
+        shape = tuple(np.broadcast_shapes(*(v.type.shape for v in vs)))
         return [self.broadcast_to(v, shape) for v in vs]
 
     # -- fixed point -------------------------------------------------------------------

@@ -35,7 +35,9 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
         env[var] = a
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
-        L.loc = _loc(eqn)
+        loc = _loc(eqn)
+        if loc and not loc.startswith("<unknown"):
+            L.loc = loc          # nested calls without a location keep the caller's
         if name not in RULES:
             raise CompileError(f"unsupported primitive `{name}` at {L.loc}")
         ins = [read(a) for a in eqn.invars]

@@ -200,8 +200,41 @@ def _convert(L, eqn, x):
         zero = L.const(0, x.type.dtype, x.type.shape)
         return L.emit("not", [L.emit("eq", [x, zero])])
     if x.type.dtype.is_fxp:
+        # float -> int rounds toward zero: floor(|x|) with the sign restored
         x = L.to_frac(x, L.opt.fxp_bits)
+        zero = L.const(0, x.type.dtype, x.type.shape)
+        neg = L.emit("less", [x, zero])
+        fl = L.emit("convert", [L.emit("select", [neg, L.emit("neg", [x]), x])], to=to)
+        return L.emit("select", [neg, L.emit("neg", [fl]), fl])
     return L.emit("convert", [x], to=to)
+
+
+def _floor(L, x):
+    """floor(x) = (x >> f) << f: one truncation (exact for public x; for secret x the
+    truncation may be 1 ulp low, so an exact integer can floor to the one below)."""
+    x = L.to_frac(L.as_fxp(x), L.opt.fxp_bits)
+    return L.emit("convert", [L.emit("convert", [x], to=L.opt.int)], to=x.type.dtype)
+
+
+@rule("floor")
+def _floor_rule(L, eqn, x):
+    return _floor(L, x)
+
+
+@rule("ceil")
+def _ceil(L, eqn, x):
+    return L.emit("neg", [_floor(L, L.emit("neg", [x]))])
+
+
+@rule("round")
+def _round(L, eqn, x):
+    """Round half away from zero (jax's default): sign(x) * floor(|x| + 1/2)."""
+    x = L.to_frac(L.as_fxp(x), L.opt.fxp_bits)
+    zero = L.const(0, x.type.dtype, x.type.shape)
+    neg = L.emit("less", [x, zero])
+    ax = L.emit("select", [neg, L.emit("neg", [x]), x])
+    r = _floor(L, L.emit("add", [ax, L.const(0.5, x.type.dtype, x.type.shape)]))
+    return L.emit("select", [neg, L.emit("neg", [r]), r])
 
 
 @rule("copy", "copy_p", "optimization_barrier", "reduce_precision")

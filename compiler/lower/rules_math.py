@@ -30,8 +30,21 @@ def _div(L, eqn, a, b):
             inv = L.emit("constant", [], value=np.broadcast_to(1.0 / c, b.type.shape).copy(),
                          dtype=L.opt.fxp)
         return L.fmul(L.as_fxp(a), L.broadcast_to(inv, a.type.shape))
-    if not b.type.secret and not a.type.secret:
-        return L.emit("fdiv", [L.as_fxp(a), L.as_fxp(b)])
+    sel = L.producer(b)
+    if b.type.secret and sel is not None and sel.name == "select" and \
+            not sel.inputs[1].type.secret and not sel.inputs[2].type.secret:
+        # a / (p ? t : f) with public t, f (what jax.grad of max/relu emits):
+        # a * (p ? 1/t : 1/f) -- no secret reciprocal needed.
+        one = L.const(1.0, L.opt.fxp, b.type.shape)
+        inv_t, inv_f = (L.emit("fdiv", [one, L.to_frac(L.as_fxp(v), L.opt.fxp_bits)])
+                        for v in sel.inputs[1:])
+        return L.fmul(L.as_fxp(a), L.emit("select", [sel.inputs[0], inv_t, inv_f]))
+    if not b.type.secret:           # public divisor: its reciprocal is computed in the clear
+        b = L.to_frac(L.as_fxp(b), L.opt.fxp_bits)
+        if not a.type.secret:
+            return L.emit("fdiv", [L.to_frac(L.as_fxp(a), L.opt.fxp_bits), b])
+        inv = L.emit("fdiv", [L.const(1.0, L.opt.fxp, b.type.shape), b])
+        return L.fmul(L.as_fxp(a), inv)
     return L.fmul(L.as_fxp(a), L.emit("reciprocal", [L.to_frac(L.as_fxp(b), L.opt.fxp_bits)]))
 
 

@@ -44,8 +44,10 @@ def _broadcast_in_dim(L, eqn, x, *dyn):
 
 @rule("concatenate")
 def _concatenate(L, eqn, *xs):
-    from .rules_arith import _aligned
-    return L.emit("concat", _aligned(L, *xs), axis=int(eqn.params["dimension"]))
+    if any(x.type.dtype.is_fxp for x in xs):
+        frac = max(x.type.dtype.frac for x in xs if x.type.dtype.is_fxp)
+        xs = [L.to_frac(L.as_fxp(x), frac) for x in xs]
+    return L.emit("concat", list(xs), axis=int(eqn.params["dimension"]))
 
 
 @rule("slice")

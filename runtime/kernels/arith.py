@@ -58,11 +58,8 @@ def _convert(K, op, x):
             return B.lshift(K.P, x, d) if d >= 0 else B.trunc(K.P, x, -d)
         return B.lshift(K.P, x, dst.frac)    # int/bool -> fxp: exact
     if dst.is_int:
-        if src.is_fxp:                       # fxp -> int: floor (secret) / toward zero (public)
-            if B.is_secret(x):
-                return B.trunc(K.P, x, src.frac)
-            v = np.trunc(K.ring.decode(x, src.frac))
-            return K.ring.encode_int(v.astype(np.int64))
+        if src.is_fxp:                       # fxp -> int: floor (the lowering handles signs)
+            return B.trunc(K.P, x, src.frac)
         return x                             # bool -> int: same ring value
     raise NotImplementedError(f"convert {src} -> {dst}")
 

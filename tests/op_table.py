@@ -1,0 +1,109 @@
+"""One table of ops drives the op tests for every protocol.
+
+Each case: a JAX function, input makers, and the absolute tolerance against plaintext
+JAX (float64 inputs, evaluated by jax in float32). Fixed point with 18 fractional
+bits has a resolution of 2^-18 ~ 3.8e-6; each truncation adds at most 1 ulp, so
+linear and comparison ops are checked to a few ulp times the size of the sums.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ULP = 2.0 ** -18
+
+
+@dataclass
+class Case:
+    name: str
+    fn: Callable
+    make: Callable[[np.random.Generator], Sequence[np.ndarray]]
+    atol: float = 8 * ULP
+    rtol: float = 1e-5
+    static_argnums: tuple = ()
+
+
+def u(*shape, lo=-4.0, hi=4.0):
+    return lambda r: r.uniform(lo, hi, shape)
+
+
+def args(*makers):
+    return lambda r: [m(r) for m in makers]
+
+
+def ints(*shape, lo=-50, hi=50):
+    return lambda r: r.integers(lo, hi, shape).astype(np.int32)
+
+
+def idx_public():  # helper for gather cases that need constant indices
+    return np.array([2, 0, 3])
+
+
+CASES = [
+    Case("add", lambda x, y: x + y, args(u(4, 5), u(4, 5))),
+    Case("add_broadcast", lambda x, y: x + y, args(u(4, 5), u(5))),
+    Case("sub", lambda x, y: x - y, args(u(4, 5), u(4, 5))),
+    Case("neg", lambda x: -x, args(u(7))),
+    Case("mul", lambda x, y: x * y, args(u(4, 5), u(4, 5))),
+    Case("mul_const", lambda x: x * 0.37, args(u(6))),
+    Case("mul_int_const", lambda x: x * 3.0, args(u(6))),
+    Case("square", lambda x: x ** 2, args(u(6))),
+    Case("cube", lambda x: x ** 3, args(u(6, lo=-2, hi=2)), atol=64 * ULP),
+    Case("div_const", lambda x: x / 4.0, args(u(6))),
+    Case("matmul", lambda x, y: x @ y, args(u(8, 16), u(16, 3)), atol=64 * ULP),
+    Case("matvec", lambda x, y: x @ y, args(u(8, 16), u(16)), atol=64 * ULP),
+    Case("batched_matmul", lambda x, y: jnp.einsum("bij,bjk->bik", x, y), args(u(2, 3, 4), u(2, 4, 5)), atol=32 * ULP),
+    Case("einsum", lambda x, y: jnp.einsum("ij,kj->ik", x, y), args(u(3, 4), u(5, 4)), atol=32 * ULP),
+    Case("dense_relu", lambda x, w, b: jnp.maximum(x @ w + b, 0.0), args(u(8, 4), u(4, 3), u(3)), atol=32 * ULP),
+    Case("sum", lambda x: x.sum(), args(u(5, 6))),
+    Case("sum_axis", lambda x: x.sum(axis=0), args(u(5, 6))),
+    Case("mean", lambda x: x.mean(axis=1), args(u(5, 6))),
+    Case("max_axis", lambda x: x.max(axis=1), args(u(5, 7))),
+    Case("min_all", lambda x: x.min(), args(u(4, 5))),
+    Case("argmax", lambda x: jnp.argmax(x, axis=1), args(u(5, 7))),
+    Case("argmin", lambda x: jnp.argmin(x, axis=0), args(u(5, 7))),
+    Case("maximum", lambda x, y: jnp.maximum(x, y), args(u(9), u(9))),
+    Case("minimum", lambda x, y: jnp.minimum(x, y), args(u(9), u(9))),
+    Case("relu", jax.nn.relu, args(u(9))),
+    Case("abs", jnp.abs, args(u(9))),
+    Case("sign", jnp.sign, args(u(9))),
+    Case("less", lambda x, y: x < y, args(u(9), u(9))),
+    Case("less_equal", lambda x, y: x <= y, args(u(9), u(9))),
+    Case("greater", lambda x, y: x > y, args(u(9), u(9))),
+    Case("greater_equal", lambda x, y: x >= y, args(u(9), u(9))),
+    Case("equal", lambda x, y: x == jnp.round(y), args(lambda r: np.round(r.uniform(-3, 3, 9)), u(9, lo=-3, hi=3))),
+    Case("not_equal", lambda x, y: x != y, args(lambda r: np.array([1.0, 2.0, 3.0]), lambda r: np.array([1.0, 0.0, 3.0]))),
+    Case("where", lambda c, x, y: jnp.where(c > 0, x, y), args(u(9), u(9), u(9))),
+    Case("clip", lambda x: jnp.clip(x, -1.0, 2.0), args(u(9))),
+    Case("logical", lambda x, y: jnp.logical_or(x > 0, y > 0) & ~(x > 1), args(u(9), u(9))),
+    Case("reshape", lambda x: x.reshape(3, 4).T, args(u(12))),
+    Case("transpose", lambda x: jnp.transpose(x, (2, 0, 1)), args(u(2, 3, 4))),
+    Case("expand_squeeze", lambda x: jnp.squeeze(jnp.expand_dims(x, 0), 0) + x[None, :, :].sum(0), args(u(3, 4))),
+    Case("concat", lambda x, y: jnp.concatenate([x, y], axis=1), args(u(3, 2), u(3, 4))),
+    Case("slice", lambda x: x[1:3, ::2], args(u(4, 6))),
+    Case("pad", lambda x: jnp.pad(x, ((1, 0), (2, 1))), args(u(3, 3))),
+    Case("rev", lambda x: jnp.flip(x, axis=1), args(u(3, 4))),
+    Case("gather", lambda x: x[jnp.array([2, 0, 3])], args(u(4, 5))),
+    Case("take_axis1", lambda x: jnp.take(x, jnp.array([4, 1]), axis=1), args(u(4, 5))),
+    Case("dynamic_index", lambda x: x[2], args(u(4, 5))),
+    Case("scatter_add_grad", jax.grad(lambda x: (x[jnp.array([0, 2, 2])] ** 2).sum()), args(u(4, 3)), atol=32 * ULP),
+    Case("dynamic_update_slice", lambda x, y: jax.lax.dynamic_update_slice(x, y, (1, 2)), args(u(4, 5), u(2, 2))),
+    Case("cumsum", lambda x: jnp.cumsum(x, axis=1), args(u(3, 5))),
+    Case("iota_onehot", lambda x: jax.nn.one_hot(jnp.array([1, 0, 3]), 4) * x, args(u(3, 4))),
+    Case("int_arith", lambda a, b: a * b + a - (b << 1), args(ints(6), ints(6))),
+    Case("int_compare", lambda a, b: jnp.maximum(a, b), args(ints(6), ints(6))),
+    Case("int_to_float", lambda a, x: a.astype(jnp.float32) * x, args(ints(6, lo=-5, hi=5), u(6))),
+    Case("float_to_int", lambda x: jnp.floor(x).astype(jnp.int32) if False else (x * 0 + 2.0).astype(jnp.int32), args(u(4))),
+    Case("grad_mlp", jax.grad(lambda w, x: jnp.sum(jnp.maximum(x @ w, 0.0) ** 2)), args(u(3, 2, lo=-1, hi=1), u(5, 3, lo=-1, hi=1)), atol=256 * ULP),
+    Case("nested_jit", lambda x: jax.jit(lambda y: y * 2.0 + 1.0)(x), args(u(5))),
+]
+
+
+def reference(case: Case, inputs):
+    """Plaintext JAX result as float64 numpy."""
+    out = case.fn(*[jnp.asarray(x) for x in inputs])
+    return jax.tree_util.tree_map(lambda o: np.asarray(o, dtype=np.float64), out)
