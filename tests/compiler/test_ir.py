@@ -1,0 +1,106 @@
+"""IR: text round trip, golden programs, type checking, op table consistency."""
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spu_lite as spu
+from compiler.ir import (DType, IRParseError, OPS, Type, parse_program, parse_type, print_program,
+                         SECRET, PUBLIC, fxp)
+from tests.op_table import CASES
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+
+
+def dense_relu(x, w, b):
+    return jnp.maximum(x @ w + b, 0.0).sum(axis=0)
+
+
+def int_times_fxp(i, x):
+    return i.astype(jnp.float32) * x + 2.0 * x
+
+
+PROGRAMS = {
+    "dense_relu": (dense_relu, (np.zeros((8, 4)), np.zeros((4, 3)), np.zeros(3))),
+    "int_times_fxp": (int_times_fxp, (np.zeros(5, np.int32), np.zeros(5))),
+}
+
+
+def _text(name):
+    fn, args = PROGRAMS[name]
+    return spu.compile(fn, *args, protocol="ref2k").text  # the IR does not depend on the protocol
+
+
+def _strip_locs(text):
+    import re
+    return re.sub(r' loc\(".*?"\)', "", text)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_golden(name):
+    """The compiled IR of small programs is pinned (locations aside)."""
+    got = _strip_locs(_text(name))
+    path = GOLDEN / f"{name}.ir"
+    assert got == path.read_text(), f"IR changed; if intended, regenerate {path}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_print_parse_print_is_identical(case):
+    inputs = case.make(np.random.default_rng(0))
+    text = spu.compile(case.fn, *inputs, protocol="ref2k").text
+    assert print_program(parse_program(text)) == text
+
+
+def test_golden_files_parse():
+    for path in GOLDEN.glob("*.ir"):
+        assert print_program(parse_program(path.read_text())) == path.read_text()
+
+
+def test_one_truncation_after_dot_product_and_none_for_int_times_fxp():
+    text = _text("dense_relu")
+    assert text.count("trunc(") == 1            # x @ w + b: one truncation in all
+    text = _text("int_times_fxp")
+    assert "trunc(" not in text                 # int * fxp and 2.0 * fxp need none
+
+
+def test_visibility_inference():
+    """Public-only computation stays public (runs in plaintext); secret taints."""
+    f = lambda p, s: (jnp.exp(p * 2.0) + 1.0, p * s)
+    prog = spu.compile(f, spu.public(np.ones(3)), np.ones(3), protocol="ref2k").program
+    assert [str(v.type) for v in prog.params] == ["public<fxp<64,18>>[3]", "secret<fxp<64,18>>[3]"]
+    assert [v.type.vis for v in prog.results] == ["public", "secret"]
+    by_name = {op.name: op.out.type.vis for op in prog.ops}
+    assert by_name["exp"] == "public"
+
+
+def test_parser_rejects_mistyped_program():
+    text = _text("dense_relu").replace("secret<fxp<64,36>>[8,3]", "secret<fxp<64,18>>[8,3]", 1)
+    with pytest.raises(IRParseError, match="dot gives"):
+        parse_program(text)
+
+
+def test_parser_rejects_use_before_definition():
+    text = _text("dense_relu").replace("dot(%0, %1)", "dot(%0, %99)")
+    with pytest.raises(IRParseError, match="before definition"):
+        parse_program(text)
+
+
+def test_types_round_trip():
+    for t in [Type(SECRET, fxp(64, 18), (8, 4)), Type(PUBLIC, DType("int", 32), ()),
+              Type(SECRET, DType("bool", 64), (3,))]:
+        assert parse_type(str(t)) == t
+
+
+def test_large_constants_round_trip_exactly():
+    c = np.random.default_rng(1).normal(size=(5, 7))
+    text = spu.compile(lambda x: x * c, np.zeros((5, 7)), protocol="ref2k").text
+    assert 'b64"' in text
+    assert print_program(parse_program(text)) == text
+
+
+def test_every_op_has_a_kernel():
+    from runtime.kernels import KERNELS
+    missing = sorted(set(OPS) - set(KERNELS))
+    assert missing == [], f"IR ops without a runtime kernel: {missing}"

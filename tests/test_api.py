@@ -1,0 +1,132 @@
+"""The user-facing contract of spu.jit / spu.compile and its error behaviour."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spu_lite as spu
+
+P = "ref2k"   # the API is protocol independent; protocols have their own tests
+
+
+def test_bare_decorator_defaults_to_aby3():
+    @spu.jit
+    def f(x):
+        return x + 1.0
+    assert f.config.protocol == "aby3" and f.config.field == 64 and f.config.fxp_bits == 18
+
+
+def test_decorator_with_arguments_and_pytrees():
+    @spu.jit(protocol=P)
+    def f(params, batch):
+        h = batch["x"] @ params["w"] + params["b"]
+        return {"out": h, "n": batch["x"].shape[0]}
+    params = {"w": np.ones((3, 2)), "b": np.array([0.5, -0.5])}
+    out = f(params, {"x": np.ones((4, 3))})
+    np.testing.assert_allclose(out["out"], np.full((4, 2), 3.0) + [0.5, -0.5], atol=1e-4)
+    assert int(out["n"]) == 4
+    assert isinstance(out["out"], np.ndarray)
+
+
+def test_flax_params_pytree():
+    import flax.linen as nn
+    model = nn.Dense(3)
+    x = np.random.default_rng(0).normal(size=(2, 4))
+    params = model.init(jax.random.PRNGKey(0), x)
+    out = spu.jit(lambda p, x: model.apply(p, x), protocol=P)(params, x)
+    np.testing.assert_allclose(out, model.apply(params, x), atol=1e-4)
+
+
+def test_static_args_and_cache():
+    calls = []
+
+    def f(x, n, *, scale):
+        calls.append(1)
+        return x * n * scale
+    g = spu.jit(f, protocol=P, static_argnums=1, static_argnames="scale")
+    np.testing.assert_allclose(g(np.ones(3), 2, scale=3.0), 6.0, atol=1e-4)
+    g(np.ones(3) * 2, 2, scale=3.0)
+    assert len(calls) == 1          # same signature: traced once
+    g(np.ones(3), 3, scale=3.0)
+    assert len(calls) == 2          # new static value: traced again
+    g(np.ones(4), 3, scale=3.0)
+    assert len(calls) == 3          # new shape: traced again
+
+
+def test_public_inputs():
+    f = spu.jit(lambda x, y: x * y, protocol=P, public_argnums=(1,))
+    prog = f.lower(np.ones(3), np.ones(3)).program
+    assert prog.params[1].type.vis == "public"
+    g = spu.jit(lambda x, y: x * y, protocol=P)
+    assert g.lower(np.ones(3), spu.public(np.ones(3))).program.params[1].type.vis == "public"
+    np.testing.assert_allclose(g(np.ones(3) * 2, spu.public(np.ones(3) * 3)), 6.0, atol=1e-4)
+
+
+def test_compile_returns_ir_text():
+    c = spu.compile(lambda x, w: x @ w, np.zeros((8, 4)), jax.ShapeDtypeStruct((4, 3), jnp.float32))
+    assert "dot(%0, %1)" in c.text and "secret<fxp<64,36>>[8,3]" in c.text
+
+
+def test_profile_is_available_and_printable():
+    f = spu.jit(lambda x: (x * x).sum(), protocol=P)
+    f(np.ones(5))
+    assert f.last_profile is spu.profile()
+    table = f.last_profile.table()
+    assert "mul" in table and "total" in table
+
+
+def test_output_dtypes_follow_jax():
+    out = spu.jit(lambda x: (x > 0, jnp.argmax(x), x * 2), protocol=P)(np.array([1.0, -2.0, 3.0]))
+    assert out[0].dtype == np.bool_ and out[1].dtype == np.int32 and out[2].dtype == np.float32
+    np.testing.assert_array_equal(out[0], [True, False, True])
+    assert out[1] == 2
+
+
+# ---- bad input: clear errors before any share is made ---------------------------------
+
+@pytest.mark.parametrize("bad", [np.array([1.0, np.nan]), np.array([np.inf, 0.0])])
+def test_nan_and_inf_are_refused(bad):
+    with pytest.raises(spu.InputError, match="NaN or inf"):
+        spu.jit(lambda x: x + 1, protocol=P)(bad)
+
+
+def test_out_of_range_is_refused():
+    with pytest.raises(spu.InputError, match="fixed-point range"):
+        spu.jit(lambda x: x + 1, protocol=P)(np.array([1e15]))
+    with pytest.raises(spu.InputError, match="ring"):
+        spu.jit(lambda x: x + 1, protocol=P, field=32)(np.array([2 ** 40], np.int64))
+
+
+def test_unsupported_dtypes_are_refused():
+    with pytest.raises(spu.InputError, match="not supported"):
+        spu.jit(lambda x: x, protocol=P)(np.array(["a"]))
+    with pytest.raises(spu.InputError, match="complex"):
+        spu.jit(lambda x: x, protocol=P)(np.array([1j]))
+
+
+def test_shape_mismatch_is_a_clear_error():
+    with pytest.raises(TypeError, match="dot_general|shapes|incompatible"):
+        spu.jit(lambda x, w: x @ w, protocol=P)(np.ones((2, 3)), np.ones((4, 2)))
+
+
+def test_unsupported_primitive_names_primitive_and_source_line():
+    def f(x):
+        return jnp.sort(x)       # sorting secrets is not supported yet
+    with pytest.raises(spu.CompileError) as e:
+        spu.jit(f, protocol=P)(np.ones(4))
+    assert "`sort`" in str(e.value) and "test_api.py" in str(e.value)
+
+
+def test_secret_index_is_a_compile_error():
+    with pytest.raises(spu.CompileError, match="secret"):
+        spu.jit(lambda x, i: x[i], protocol=P)(np.ones(4), 2)
+
+
+def test_unknown_protocol():
+    with pytest.raises(ValueError, match="unknown protocol"):
+        spu.jit(lambda x: x, protocol="nope")
+
+
+def test_bad_arguments_are_reported():
+    with pytest.raises(spu.InputError, match="bad arguments"):
+        spu.jit(lambda x: x, protocol=P)(1, 2)
