@@ -6,6 +6,8 @@ wall time, bytes sent and rounds are recorded in the party's Profile.
 from __future__ import annotations
 
 import time
+
+import numpy as np
 from typing import Dict, List, Sequence
 
 from compiler.ir import Block, Program, last_uses
@@ -39,11 +41,13 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile) 
         profile.record(op.name, time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
         outs = out if isinstance(out, list) else [out]
         for v, o in zip(op.outputs, outs):
-            env[id(v)] = o
+            env[id(v)] = np.asarray(o) if isinstance(o, np.generic) else o
         for v in dead:
             env.pop(id(v), None)
     return [env[id(v)] for v in block.results]
 
 
 def run_program(K: KernelContext, program: Program, args: Sequence, profile: Profile) -> List:
-    return run_block(K, program.body, args, profile)
+    # Ring arithmetic wraps by design: silence numpy's overflow warnings (thread-local).
+    with np.errstate(over="ignore"):
+        return run_block(K, program.body, args, profile)

@@ -100,6 +100,14 @@ CASES = [
     Case("float_to_int", lambda x: jnp.floor(x).astype(jnp.int32) if False else (x * 0 + 2.0).astype(jnp.int32), args(u(4))),
     Case("grad_mlp", jax.grad(lambda w, x: jnp.sum(jnp.maximum(x @ w, 0.0) ** 2)), args(u(3, 2, lo=-1, hi=1), u(5, 3, lo=-1, hi=1)), atol=256 * ULP),
     Case("nested_jit", lambda x: jax.jit(lambda y: y * 2.0 + 1.0)(x), args(u(5))),
+    # control flow
+    Case("fori_loop", lambda x: jax.lax.fori_loop(0, 4, lambda i, c: c * 0.5 + i, x), args(u(5))),
+    Case("scan", lambda x: jax.lax.scan(lambda c, xi: (c + xi, c * xi), 0.0, x), args(u(6)), atol=32 * ULP),
+    Case("while_public", lambda x: jax.lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 1.5), (0, x))[1], args(u(4))),
+    Case("cond_public", lambda x: jax.lax.cond(True, lambda a: a + 1.0, lambda a: a * 2.0, x), args(u(4))),
+    Case("cond_secret", lambda x: jax.lax.cond(x[0] > 0, lambda a: a + 1.0, lambda a: a * 2.0, x), args(u(4))),
+    Case("switch_secret", lambda i, x: jax.lax.switch(i, [lambda a: a, lambda a: -a, lambda a: a * 3.0], x),
+         args(lambda r: np.array(1, np.int32), u(4))),
 ]
 
 

@@ -130,3 +130,15 @@ def test_unknown_protocol():
 def test_bad_arguments_are_reported():
     with pytest.raises(spu.InputError, match="bad arguments"):
         spu.jit(lambda x: x, protocol=P)(1, 2)
+
+
+def test_while_on_a_secret_predicate_is_a_compile_error():
+    f = lambda x: jax.lax.while_loop(lambda c: c.sum() < 10.0, lambda c: c * 2.0, x)
+    with pytest.raises(spu.CompileError, match="secret predicate"):
+        spu.jit(f, protocol=P)(np.ones(3))
+
+
+def test_loops_stay_loops_in_the_ir():
+    f = lambda x: jax.lax.fori_loop(0, 1000, lambda i, c: c * 0.5 + 1.0, x)
+    text = spu.compile(f, np.ones(3), protocol=P).text
+    assert text.count("for(") == 1 and len(text.splitlines()) < 40

@@ -1,4 +1,5 @@
 """Every op of the op table, for every protocol, against plaintext JAX."""
+import jax
 import numpy as np
 import pytest
 
@@ -27,4 +28,8 @@ def test_op_matches_plaintext(case, protocol):
     inputs = case.make(rng)
     want = reference(case, inputs)
     got = spu.jit(case.fn, protocol=protocol, seed=7)(*inputs)
-    np.testing.assert_allclose(np.asarray(got, np.float64), want, atol=case.atol, rtol=case.rtol)
+    got_leaves, want_leaves = jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)
+    assert len(got_leaves) == len(want_leaves)
+    for g, w in zip(got_leaves, want_leaves):
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_allclose(np.asarray(g, np.float64), w, atol=case.atol, rtol=case.rtol)

@@ -344,3 +344,24 @@ def _fdiv(ts, attrs):
         raise IRTypeError("fdiv of secret values (use reciprocal)")
     _same_shape("fdiv", ts)
     return [ts[0]]
+
+
+@defop("to_secret", 1, "treat a public value as secret (trivial sharing, no communication)")
+def _to_secret(ts, attrs):
+    from .types import SECRET
+    return [ts[0].replace(vis=SECRET)]
+
+
+# ---- regions: loops and branches (output types are given by their blocks) -----------
+
+def _region_rule(name):
+    def rule(ts, attrs):
+        raise IRTypeError(f"{name}: output types come from its blocks")
+    return rule
+
+
+defop("for", None, "run block ^0 `length` times over (consts, carry, x slices) -> "
+      "(carry, y slices); attrs num_consts, num_carry, length, reverse", True)(_region_rule("for"))
+defop("while", None, "while block ^0 (public bool) holds, carry = block ^1(carry); "
+      "attrs cond_nconsts, body_nconsts, max_trips", True)(_region_rule("while"))
+defop("cond", None, "run block ^index on the operands (public index)", True)(_region_rule("cond"))

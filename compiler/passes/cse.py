@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.program import Block
-from .rewrite import run_on_program, uses
+from .rewrite import substitute, uses
 
 
 def _key_attr(v):
@@ -15,20 +15,41 @@ def _key_attr(v):
     return (type(v).__name__, str(v))
 
 
+def _cse_block(block: Block, seen: dict) -> bool:
+    """CSE within a block; nested blocks see the enclosing scope's values (they are
+    dominated by them) but their own values never leak out."""
+    changed = False
+    repl = {}
+    keep = []
+    for op in block.ops:
+        op.inputs = [repl.get(id(v), v) for v in op.inputs]
+        if op.blocks:
+            for b in op.blocks:
+                substitute(b, repl)
+                changed |= _cse_block(b, dict(seen))
+            keep.append(op)
+            continue
+        key = None if op.name == "reveal" else (
+            op.name, tuple(id(v) for v in op.inputs),
+            tuple((k, _key_attr(op.attrs[k])) for k in sorted(op.attrs)))
+        if key is not None and key in seen:
+            for old, new in zip(op.outputs, seen[key]):
+                repl[id(old)] = new
+            changed = True
+            continue
+        if key is not None:
+            seen[key] = op.outputs
+        keep.append(op)
+    block.ops[:] = keep
+    block.results[:] = [repl.get(id(v), v) for v in block.results]
+    return changed
+
+
 def cse(p) -> bool:
-    seen = {}
-
-    def fn(op, em):
-        if op.blocks or op.name == "reveal":
-            return None
-        key = (op.name, tuple(id(v) for v in op.inputs),
-               tuple((k, _key_attr(op.attrs[k])) for k in sorted(op.attrs)))
-        if key in seen:
-            return seen[key]
-        seen[key] = op.outputs
-        return None
-
-    return run_on_program(p, fn)
+    body = Block(p.params, p.ops, p.results)
+    changed = _cse_block(body, {})
+    p.ops, p.results = body.ops, body.results
+    return changed
 
 
 def _dce_block(block: Block, live_extra=()) -> bool:

@@ -89,7 +89,5 @@ def zip_local(fn, xs, P: Protocol):
 
 
 def public_as_share(P: Protocol, p: np.ndarray, like: Share) -> Share:
-    """A valid sharing of a public value (no communication): zero sharing plus p."""
-    zero = Share([np.zeros(np.shape(p), P.ring.dtype) for _ in like.parts], like.boolean)
-    return P.add_public(zero, np.asarray(p, P.ring.dtype)) if not like.boolean \
-        else P.xor_public(zero, np.asarray(p, P.ring.dtype))
+    """A valid sharing of a public value (no communication)."""
+    return P.public_share(np.asarray(p, P.ring.dtype), like.boolean)

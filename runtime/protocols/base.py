@@ -30,7 +30,7 @@ class Share:
     __slots__ = ("parts", "boolean")
 
     def __init__(self, parts: Sequence[np.ndarray], boolean: bool = False):
-        self.parts = tuple(parts)
+        self.parts = tuple(p if isinstance(p, np.ndarray) else np.asarray(p) for p in parts)
         self.boolean = boolean
 
     @property
@@ -104,6 +104,15 @@ class Protocol:
     def reveal(self, x: Share) -> np.ndarray:
         """Open x to every computing party."""
         raise NotImplementedError
+
+    #: number of ring arrays in one party's Share (aby3: 2, others: 1)
+    share_parts = 1
+
+    def public_share(self, p: np.ndarray, boolean: bool = False) -> Share:
+        """A valid sharing of public p made locally: zero pieces plus p where the
+        protocol places public constants."""
+        zero = Share([np.zeros(p.shape, self.ring.dtype) for _ in range(self.share_parts)], boolean)
+        return self.xor_public(zero, p) if boolean else self.add_public(zero, p)
 
     # ---- arithmetic shares -------------------------------------------------------
     def add(self, x: Share, y: Share) -> Share: raise NotImplementedError
