@@ -108,9 +108,10 @@ class InProcessCluster:
         """Deal shares of a driver-held ring array: one Share per party."""
         return self.proto_cls.deal(ring_value, self.nparties, self._driver_prg, self.ring)
 
-    def run(self, program: Program, inputs: Sequence) -> List[np.ndarray]:
+    def run(self, program: Program, inputs: Sequence, keep: Optional[Sequence[bool]] = None) -> List:
         """inputs[i]: a public ring array, or a list with one Share per party.
-        Returns every output as a ring array (secret outputs are reconstructed)."""
+        Returns every output as a ring array (secret outputs are reconstructed), except
+        outputs with keep[i] set, which come back as the list of the parties' Shares."""
         with self._lock:
             if self.hub.failed.is_set():
                 raise PeerError(f"cluster is broken after an earlier failure: {self.hub.failure}")
@@ -125,10 +126,13 @@ class InProcessCluster:
             self.party_profiles = [prof for _, prof in results]
             self.last_profile = Profile.merge_max(self.party_profiles)
             outs = []
+            keep = keep or [False] * len(program.results)
             for i in range(len(program.results)):
                 vals = [res[i] for res, _ in results]
                 if isinstance(vals[0], np.ndarray):
                     outs.append(vals[0])
+                elif keep[i]:
+                    outs.append(vals)
                 else:
                     outs.append(self.proto_cls.reconstruct(vals, self.ring))
             return outs

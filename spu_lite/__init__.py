@@ -14,8 +14,9 @@ from runtime.ring import RangeError
 
 from .api import Compiled, JitFunction, compile, jit, profile
 from .frontend import InputError, Public, public
+from .secret import Secret, reveal
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "compile", "profile", "public", "Public", "Compiled", "JitFunction",
+__all__ = ["jit", "compile", "profile", "public", "Public", "Secret", "reveal", "Compiled", "JitFunction",
            "CompileError", "InputError", "RangeError", "PeerError", "__version__"]

@@ -19,6 +19,7 @@ from runtime.profile import Profile
 from runtime.ring import RangeError, Ring
 
 from .frontend import InputError, flat_function, flatten_inputs, ir_type, split_args
+from .secret import Secret
 
 _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout")
 _clusters: Dict[Tuple, InProcessCluster] = {}
@@ -61,12 +62,13 @@ class Compiled:
 
 class JitFunction:
     def __init__(self, fn, protocol: str = "aby3", static_argnums=(), static_argnames=(),
-                 public_argnums=(), cluster=None, **config):
+                 public_argnums=(), cluster=None, keep_secret=(), **config):
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.static_argnums = _tuple(static_argnums)
         self.static_argnames = _tuple(static_argnames)
         self.public_argnums = _tuple(public_argnums)
+        self.keep_secret = keep_secret if keep_secret is True else _tuple(keep_secret)
         cluster_kw = {k: config.pop(k) for k in list(config) if k in _CLUSTER_KEYS}
         self.config = ClusterConfig(protocol=protocol, options=dict(config), **cluster_kw)
         self.config.parties  # validate early
@@ -84,13 +86,13 @@ class JitFunction:
         names, static, dyn, vis = split_args(self.fn, args, kwargs, self.static_argnums,
                                              self.static_argnames, self.public_argnums)
         leaves, leaf_vis, leaf_names, treedef = flatten_inputs(dyn, vis, names)
-        key = (treedef, tuple((l.shape, l.dtype.str) for l in leaves), tuple(leaf_vis),
+        key = (treedef, tuple((l.shape, np.dtype(l.dtype).str) for l in leaves), tuple(leaf_vis),
                tuple(sorted((i, _hashable(v)) for i, v in static.items())))
         return names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key
 
     def _compile(self, names, static, dyn, treedef, leaves, leaf_vis) -> Compiled:
         flat_fn = flat_function(self.fn, names, static, dyn, treedef)
-        specs = [jax.ShapeDtypeStruct(l.shape, _jax_dtype(l.dtype)) for l in leaves]
+        specs = [jax.ShapeDtypeStruct(l.shape, _jax_dtype(np.dtype(l.dtype))) for l in leaves]
         closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
         out_avals, out_tree = jax.tree_util.tree_flatten(out_shape)
         in_types = [ir_type(l, v, self.options.field, self.options.fxp_bits)
@@ -113,18 +115,46 @@ class JitFunction:
             self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis)
         compiled = self._cache[key]
         cluster = self.cluster
-        encoded = [_encode(cluster.ring, l, self.options.fxp_bits, n)
-                   for l, n in zip(leaves, leaf_names)]
-        inputs = [cluster.share(e) if v == "secret" else e for e, v in zip(encoded, leaf_vis)]
-        outs = cluster.run(compiled.program, inputs)
+        inputs = []
+        for leaf, vis, where in zip(leaves, leaf_vis, leaf_names):   # validate all, then share
+            if isinstance(leaf, Secret):
+                if leaf.cluster is not cluster:
+                    raise InputError(f"input {where}: a Secret of another cluster")
+                inputs.append(leaf.shares)
+            else:
+                inputs.append(_encode(cluster.ring, leaf, self.options.fxp_bits, where))
+        inputs = [cluster.share(x) if vis == "secret" and isinstance(x, np.ndarray) else x
+                  for x, vis in zip(inputs, leaf_vis)]
+        keep = self._kept_leaves(compiled)
+        outs = cluster.run(compiled.program, inputs, keep=keep)
         self.last_profile = _last_profile = cluster.last_profile
-        flat = [_decode(cluster.ring, o, r.type, aval)
-                for o, r, aval in zip(outs, compiled.program.results, compiled.out_avals)]
+        flat = []
+        for o, r, aval, k in zip(outs, compiled.program.results, compiled.out_avals, keep):
+            if k and r.type.secret:
+                flat.append(Secret(o, r.type, aval.shape, aval.dtype, cluster))
+            else:
+                flat.append(_decode(cluster.ring, o, r.type, aval))
         return jax.tree_util.tree_unflatten(compiled.out_tree, flat)
+
+    def _kept_leaves(self, compiled: "Compiled"):
+        """Which flat outputs stay secret (keep_secret: True, or top-level output indices)."""
+        n = len(compiled.out_avals)
+        if self.keep_secret is True:
+            return [True] * n
+        if not self.keep_secret:
+            return [False] * n
+        shaped = jax.tree_util.tree_unflatten(compiled.out_tree, list(range(n)))
+        if not isinstance(shaped, (tuple, list)):
+            raise ValueError("keep_secret with indices needs a function returning a tuple")
+        mask = [False] * n
+        for i in self.keep_secret:
+            for leaf in jax.tree_util.tree_leaves(shaped[i]):
+                mask[leaf] = True
+        return mask
 
 
 def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(),
-        public_argnums=(), **config):
+        public_argnums=(), keep_secret=(), **config):
     """Compile `fn` to run under MPC. Usable as @jit, @jit(...) or jit(fn, ...).
 
     Args:
@@ -133,16 +163,19 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
       static_argnums / static_argnames: arguments that are Python values baked into
         the program (as in jax.jit).
       public_argnums: arguments that are public (not secret-shared); `spu.public(x)`
-        marks one at the call site instead.
+        marks one (or one leaf of a pytree) at the call site instead.
+      keep_secret: True, or indices of the returned tuple, whose values are returned as
+        `spu.Secret` handles that stay shared on the cluster (open with spu.reveal).
       **config: field (64 or 32), fxp_bits (18), nparties, seed, timeout, and
         approximation modes of the runtime.
     """
     if fn is None:
         return lambda f: JitFunction(f, protocol, static_argnums, static_argnames,
-                                     public_argnums, **config)
+                                     public_argnums, keep_secret=keep_secret, **config)
     if isinstance(fn, JitFunction):
         fn = fn.fn
-    return JitFunction(fn, protocol, static_argnums, static_argnames, public_argnums, **config)
+    return JitFunction(fn, protocol, static_argnums, static_argnames, public_argnums,
+                       keep_secret=keep_secret, **config)
 
 
 def compile(fn, *example_args, protocol: str = "aby3", **kwargs) -> Compiled:

@@ -11,6 +11,8 @@ import numpy as np
 
 from compiler.ir import DType, Type, PUBLIC, SECRET
 
+from .secret import Secret
+
 
 class InputError(ValueError):
     """An input spu-lite refuses before any share is made."""
@@ -80,16 +82,29 @@ def split_args(fn, args, kwargs, static_argnums, static_argnames, public_argnums
     return names, static, dyn, vis
 
 
+def _is_leaf(x):
+    return isinstance(x, (Secret, Public))
+
+
 def flatten_inputs(dyn, vis, names):
+    """Flat leaves (numpy arrays, or Secret handles) with their visibility and a
+    readable name each (`params['w']`); `spu.public` may also mark single leaves."""
     leaves, leaf_vis, leaf_names = [], [], []
     for (i, v), vv in zip(dyn, vis):
-        flat, _ = jax.tree_util.tree_flatten_with_path(v)
+        flat, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=_is_leaf)
         for path, leaf in flat:
             where = names[i] + jax.tree_util.keystr(path)
-            leaves.append(as_leaf_array(leaf, where))
-            leaf_vis.append(vv)
+            if isinstance(leaf, Secret):
+                leaves.append(leaf)
+                leaf_vis.append(SECRET)
+            elif isinstance(leaf, Public):
+                leaves.append(as_leaf_array(leaf.value, where))
+                leaf_vis.append(PUBLIC)
+            else:
+                leaves.append(as_leaf_array(leaf, where))
+                leaf_vis.append(vv)
             leaf_names.append(where)
-    treedef = jax.tree_util.tree_structure(tuple(v for _, v in dyn))
+    treedef = jax.tree_util.tree_structure(tuple(v for _, v in dyn), is_leaf=_is_leaf)
     return leaves, leaf_vis, leaf_names, treedef
 
 

@@ -142,3 +142,23 @@ def test_loops_stay_loops_in_the_ir():
     f = lambda x: jax.lax.fori_loop(0, 1000, lambda i, c: c * 0.5 + 1.0, x)
     text = spu.compile(f, np.ones(3), protocol=P).text
     assert text.count("for(") == 1 and len(text.splitlines()) < 40
+
+
+def test_keep_secret_handles_chain_calls_without_revealing():
+    step = spu.jit(lambda w, x: (w + x, (w * x).sum()), protocol=P, keep_secret=(0,))
+    w = np.ones(3)
+    for _ in range(3):
+        w, s = step(w, np.full(3, 2.0))
+        assert isinstance(w, spu.Secret) and isinstance(s, np.ndarray)
+    with pytest.raises(TypeError, match="reveal"):
+        np.asarray(w)
+    np.testing.assert_allclose(spu.reveal(w), 7.0, atol=1e-4)
+    np.testing.assert_allclose(s, 5.0 * 2 * 3, atol=1e-4)
+
+
+def test_public_leaf_inside_a_pytree():
+    f = spu.jit(lambda st: st["m"] * st["count"], protocol=P)
+    prog = f.lower({"m": np.ones(2), "count": spu.public(np.int32(3))}).program
+    assert [v.type.vis for v in prog.params] == ["public", "secret"] or \
+        sorted(v.type.vis for v in prog.params) == ["public", "secret"]
+    np.testing.assert_allclose(f({"m": np.ones(2), "count": spu.public(np.int32(3))}), 3.0)
