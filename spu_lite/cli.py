@@ -5,6 +5,7 @@
     spu-lite cost    FILE.py:FUNC --arg ...                       op counts by visibility
     spu-lite bench   [--protocol aby3 semi2k] [--cases ...] [--repeat 3] [--quick] [--json F]
     spu-lite precision [...]                                      accuracy of the nonlinear ops
+    spu-lite bench-train [--protocol aby3 semi2k]                 training benchmarks vs SPU
     spu-lite demo    [--protocol aby3]                            a small end-to-end run
 
 Exit codes: 0 success, 1 the command failed (compile error, missing file, ...),
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("precision", add_help=False,
                    help="accuracy of the nonlinear functions (delegates to spu_lite.precision)")
+    sub.add_parser("bench-train", add_help=False,
+                   help="training benchmarks: breast-cancer MLP and an MNIST-sized step vs SPU")
 
     p = sub.add_parser("demo", help="a small end-to-end run on the in-process cluster",
                        description="Two data owners' arrays, one relu layer computed on secret shares, "
@@ -210,6 +213,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.filterwarnings("ignore", message="overflow encountered", category=RuntimeWarning)
     if argv and argv[0] == "precision":
         return cmd_precision(argv[1:])
+    if argv and argv[0] == "bench-train":
+        from . import bench_training
+        return bench_training.main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -119,8 +119,10 @@ def _select_n(L, eqn, which, *cases):
 
 @rule("max")
 def _max(L, eqn, a, b):
+    # select(b < a, a, b): relu = max(x, 0) then tests 0 < x, the very comparison its
+    # gradient (x > 0) makes, so CSE shares one secret comparison between the two.
     a, b = _aligned(L, a, b)
-    return L.emit("select", [L.emit("less", [a, b]), b, a])
+    return L.emit("select", [L.emit("less", [b, a]), a, b])
 
 
 @rule("min")
