@@ -1,56 +1,60 @@
 """Exact matrix products modulo 2^k (k = 64 or 32) through float64 BLAS.
 
-numpy has no BLAS path for integer matmul; np.matmul on uint64 runs a naive loop (~340 ms for 512^3 on the 2-core
-dev box, vs ~2.8 ms for float64).  We emulate the ring product with a few exact float64 GEMMs.
+numpy has no BLAS path for integer matmul (np.matmul on uint64 512^3: ~300 ms, float64: ~3 ms), so the ring product
+is emulated with a few exact float64 GEMMs.
 
-Algebra.  Split x = sum_i x_i 2^(s_i) into balanced (signed) limbs x_i in [-2^(w_i-1), 2^(w_i-1)), s_i = w_0+..+w_(i-1),
-computed as: y = x + sum_i 2^(s_i+w_i-1) (mod 2^k); x_i = ((y >> s_i) mod 2^w_i) - 2^(w_i-1).  Then
-    A @ B = sum_{i,j} (A_i @ B_j) 2^(s_i+s_j)  (mod 2^k),
-and only pairs with s_i + s_j < k matter.  Pairs with the same shift are fused into one GEMM by concatenating limb
-blocks along K:  A_0 @ B_1 + A_1 @ B_0 = [A_0 | A_1] @ [B_1 ; B_0]; the limb blocks are laid out once so that
-every GEMM reads contiguous column/row slices of two float64 workspaces (no copies, results via out=).
+Algebra.  A limb set W = (w_0, w_1, ..) splits x into balanced digits x_i in [-2^(w_i-1), 2^(w_i-1)):
+y = x + sum_i 2^(s_i+w_i-1), x_i = ((y >> s_i) mod 2^w_i) - 2^(w_i-1), s_i = w_0+..+w_(i-1), so x = sum_i x_i 2^s_i
+(mod 2^sum(W)).  Then A@B = sum_{i,j} (A_i@B_j) 2^(s_i+s_j) (mod 2^k): only pairs with s_i + s_j < k are needed, and a
+pair at shift s only needs its operands mod 2^(k-s).  Pairs with one coefficient are fused into one GEMM along K:
+A0@B1 + A1@B0 = [A0|A1] @ [B1;B0].  All blocks live in two float64 workspaces laid out so that every GEMM reads
+contiguous slices (np.matmul(..., out=), no copies).  Schemes (a "unit" = one M x K x N GEMM):
+  k=64 Karatsuba, limbs 22|20|22 (2*22+20 >= 64, so A1B2, A2B1 vanish):  P0 = A0B0, P1 = A1B1, Pm = (A0+A1)(B0+B1),
+       Q = [A2|A0]@[B0;B2];  A@B = P0 + 2^22 (Pm - P0 - P1) + 2^44 P1 + 2^42 Q      -> 4 GEMMs, 5 units.
+  k=64 schoolbook, limbs 22|22|20: [A0]@[B0], [A0|A1]@[B1;B0], [A0|A1|A2]@[B2;B1;B0] -> 3 GEMMs, 6 units (used for
+       K <= 128, where converting 3 outputs instead of 4 matters more than the GEMM unit).
+  k=32: B = B0 + 2^11 B1 (limbs 11|21): A@B = A@B0 + 2^11 (A mod 2^21)@B1, A as a signed 32-bit limb -> 2 units.
+  (For 128 < K <= 512, i.e. w_a + w_b <= 46, slicing B and then A per B-slice needs >= 6 units: checked by DP.)
 
-Exactness.  A GEMM over K terms whose block pairs have per-term bound sum_p max|a_p| max|b_p| <= P computes integers
-bounded by K*P; if K*P <= 2^53 every partial sum is an exactly representable integer, so the float64 result is exact
-whatever the summation order or FMA use.  _kmax() derives the largest safe K from the scheme; larger K is chunked and
-the chunks are accumulated in uint64 (wrap-around = mod 2^64).  Results are converted float64 -> int64 (exact, |v| <
-2^53, possibly negative), viewed as uint64, multiplied by their coefficient and summed mod 2^64 (then cast to uint32).
+Exactness.  If every term of a GEMM is bounded by P = sum over fused block pairs of max|a| max|b|, all partial sums
+are integers of magnitude <= K*P; for K*P <= 2^53 they are exactly representable, so the float64 result is exact
+whatever the summation order / FMA use.  _kmax() derives the largest K from the scheme (Karatsuba 1024, schoolbook
+1024, k=32 4096); longer K is cut into balanced chunks.  Results go float64 -> int64 (exact, may be negative) ->
+uint64 view (= value mod 2^64), times the coefficient, summed with wrap-around (then truncated for k = 32).
+Small or thin problems (_integer_is_faster: measured crossovers) use the integer np.matmul, exact as it wraps.
 
-Schemes (cost in "K x GEMM" units; limbs 22/22/20 for k = 64, 16/16 for k = 32):
-  * k=64 Karatsuba (K <= 512):  P0 = A0B0, P1 = A1B1, Pm = (A0+A1)(B0+B1), Q = [A2|A0][B0;B2] (fused, 2K)
-        A@B = P0 + 2^22 (Pm - P0 - P1) + 2^44 (Q + P1)      -> 4 GEMMs, 5 K-units, |Pm| <= K 2^44.
-  * k=64 schoolbook (K <= 1024): [A0][B0], [A0|A1][B1;B0], [A0|A1|A2][B2;B1;B0]   -> 3 GEMMs, 6 K-units.
-  * k=32: [A0][B0] + 2^16 [A0|A1][B1;B0]                                            -> 2 GEMMs, 3 K-units.
-  (6 products is the minimum for a pure limb split at K = 512, since limb widths must satisfy w_a + w_b <= 46.)
-  Tiny problems (batch*M*N*K < _SMALL) use np.matmul on the integer arrays directly (it wraps, hence is exact).
-
-Measured (median of 15 runs, 512x512 @ 512x512, 2 cores, OpenBLAS):  np.matmul float64 2.8 ms;  np.matmul uint64
-343 ms;  ring_matmul uint64: Karatsuba 18.9 ms, fused schoolbook 21.4 ms, 6 separate GEMMs with fresh temporaries
-34.7 ms (page faults on fresh 2 MB temporaries cost ~0.5 ms each, hence the few, large, reused workspaces);
-ring_matmul uint32: 9.4 ms.  ring_matmul_sum of two 512^3 products: 35 ms vs 38 ms for two calls.
+Measured (512^3, 2-core AMD EPYC VM, OpenBLAS, medians on a quiet host; it is often noisy): np.matmul float64 2.8-3.0
+ms, uint64 300-340 ms, uint32 140-160 ms.  ring_matmul uint64: Karatsuba 18-21 ms (GEMMs ~14.5 of it), fused
+schoolbook 19-22 ms, first drafts with fresh temporaries 32-36 ms; uint32 8.5 ms; ring_matmul_sum of two products
+40 ms vs 43 ms for two calls.  Fresh multi-MB temporaries page-fault (~0.5-1 ms per 2 MB here; the limb split alone
+took 11 ms instead of 1.6 ms): hence the reused per-thread scratch buffer and the cache-blocked combine step.
 """
 import threading
 
 import numpy as np
 
-_SMALL = 1 << 15  # batch*M*N*K below this: plain integer np.matmul
 _SCRATCH_CAP = 64 << 20  # keep per-thread scratch buffers up to this many bytes between calls
-_tls = threading.local()
 _BLOCK = 1 << 16  # elements per block in the (cache-resident) combine step
-# scheme = (limb widths, A blocks, B blocks, GEMMs); a block is a tuple of limb indices whose sum it holds;
-# a GEMM (a_lo, a_hi, b_lo, b_hi, coef) adds coef * (A_blocks[a_lo:a_hi] @ B_blocks[b_lo:b_hi]) to the result.
-_KARATSUBA64 = ((22, 22, 20), ((2,), (0,), (1,), (0, 1)), ((0,), (2,), (1,), (0, 1)),
-                ((0, 2, 0, 2, 1 << 44), (1, 2, 0, 1, 1 - (1 << 22)),
-                 (2, 3, 2, 3, (1 << 44) - (1 << 22)), (3, 4, 3, 4, 1 << 22)))
-_SCHOOL64 = ((22, 22, 20), ((0,), (1,), (2,)), ((2,), (1,), (0,)),
+_tls = threading.local()
+# scheme = (A blocks, B blocks, GEMMs); a block is a tuple of (limb set W, limb index) terms whose float64 sum it holds;
+# blocks are laid out along K in order; a GEMM (a_lo, a_hi, b_lo, b_hi, coef) adds coef * A[a_lo:a_hi] @ B[b_lo:b_hi].
+_K = (22, 20, 22)
+_KA0, _KA1, _KA2 = ((_K, 0),), ((_K, 1),), ((_K, 2),)
+_KARATSUBA64 = ((_KA2, _KA0, _KA1, _KA0 + _KA1), (_KA0, _KA2, _KA1, _KA0 + _KA1),  # A2|A0|A1|A0+A1, B0;B2;B1;B0+B1
+                ((0, 2, 0, 2, 1 << 42), (1, 2, 0, 1, 1 - (1 << 22)),  # Q, P0
+                 (2, 3, 2, 3, (1 << 44) - (1 << 22)), (3, 4, 3, 4, 1 << 22)))  # P1, Pm
+_S = (22, 22, 20)
+_SA0, _SA1, _SA2 = ((_S, 0),), ((_S, 1),), ((_S, 2),)
+_SCHOOL64 = ((_SA0, _SA1, _SA2), (_SA2, _SA1, _SA0),  # A0|A1|A2 and B2;B1;B0
              ((0, 1, 2, 3, 1), (0, 2, 1, 3, 1 << 22), (0, 3, 0, 3, 1 << 44)))
-_SCHOOL32 = ((16, 16), ((0,), (1,)), ((1,), (0,)), ((0, 1, 1, 2, 1), (0, 2, 0, 2, 1 << 16)))
+_TRUNC32 = ((((((32,), 0),), (((21,), 0),)), ((((11, 21), 0),), (((11, 21), 1),)),  # A|A mod 2^21 and B0;B1
+            ((0, 1, 0, 1, 1), (1, 2, 1, 2, 1 << 11))))
 
 
 def _kmax(scheme):
     """Largest K for which every GEMM of the scheme is exact in float64."""
-    widths, ablk, bblk, gemms = scheme
-    mag = lambda blk: sum(1 << (widths[i] - 1) for i in blk)
+    ablk, bblk, gemms = scheme
+    mag = lambda blk: sum(1 << (W[i] - 1) for W, i in blk)
     per_k = max(sum(mag(ablk[i]) * mag(bblk[j]) for i, j in zip(range(a0, a1), range(b0, b1)))
                 for a0, a1, b0, b1, _ in gemms)
     return (1 << 53) // per_k
@@ -58,51 +62,54 @@ def _kmax(scheme):
 
 def _pick_scheme(bits, K):
     if bits == 32:
-        return _SCHOOL32
-    # Karatsuba has less GEMM work but half the exact K; for 512 < K <= 1024 one schoolbook pass wins.
-    return _KARATSUBA64 if K <= 512 or K > 1024 else _SCHOOL64
+        return _TRUNC32
+    # Karatsuba: 5/6 of the GEMM work but 4 outputs to convert instead of 3; measured to pay off for K > 128.
+    return _KARATSUBA64 if K > 128 else _SCHOOL64
 
 
 def _scratch(specs):
-    """Arrays of the given (shape, dtype) carved from one reusable per-thread buffer.  Fresh large temporaries cost
-    page faults (~0.5-1 ms per 2 MB on the dev VM), as much as the arithmetic on them."""
-    sizes = [int(np.prod(s)) * np.dtype(d).itemsize for s, d in specs]
-    total = sum(-(-z // 64) * 64 for z in sizes)
+    """Arrays of the given (shape, dtype) carved from one reusable per-thread buffer: fresh multi-MB temporaries
+    cost page faults (~0.5-1 ms per 2 MB on the dev VM), as much as the arithmetic on them."""
+    sizes = [-(-int(np.prod(s)) * np.dtype(d).itemsize // 64) * 64 for s, d in specs]
     buf = getattr(_tls, "buf", None)
-    if buf is None or buf.nbytes < total:
-        buf = np.empty(total, np.uint8)
-        if total <= _SCRATCH_CAP:
+    if buf is None or buf.nbytes < sum(sizes):
+        buf = np.empty(sum(sizes), np.uint8)
+        if buf.nbytes <= _SCRATCH_CAP:
             _tls.buf = buf
-    out, off = [], 0
-    for (s, d), z in zip(specs, sizes):
-        out.append(buf[off:off + z].view(d).reshape(s))
-        off += -(-z // 64) * 64
-    return out
+    offs = np.cumsum([0] + sizes)
+    return [buf[o:o + int(np.prod(s)) * np.dtype(d).itemsize].view(d).reshape(s) for (s, d), o in zip(specs, offs)]
 
 
-def _split(x, widths, blocks, dst, n, o, axis, ybuf, tbuf):
-    """Write the balanced limbs of x (unsigned; [..., R, m] for axis=-1, [..., m, C] for axis=-2) into the float64
-    workspace dst: block j holds K positions [j*n, (j+1)*n) along axis, x goes to offsets [o, o+m) of each block."""
+def _split(x, blocks, dst, n, o, axis, ybuf, tbuf):
+    """Write the blocks of balanced limbs of x (unsigned; [..., R, m] for axis=-1, [..., m, C] for axis=-2) into the
+    float64 workspace dst: block j holds K positions [j*n, (j+1)*n) along axis, x goes to offsets [o, o+m) of each."""
     m = x.shape[axis]
     def view(j):
         sl = slice(j * n + o, j * n + o + m)
         return dst[..., sl] if axis == -1 else dst[..., sl, :]
     bits, u = 8 * x.dtype.itemsize, x.dtype.type
-    shifts = [sum(widths[:i]) for i in range(len(widths))]
-    off = sum(1 << (s + w - 1) for s, w in zip(shifts, widths)) % (1 << bits)
-    y = np.add(x, u(off), out=ybuf[:x.size].reshape(x.shape))
-    t = tbuf[:x.size].reshape(x.shape)
     signed = np.int64 if bits == 64 else np.int32
-    where = {blk[0]: j for j, blk in enumerate(blocks) if len(blk) == 1}
-    for i, (s, w) in enumerate(zip(shifts, widths)):
+    y, t, cur = ybuf[:x.size].reshape(x.shape), tbuf[:x.size].reshape(x.shape), None
+    where = {}
+    for j, blk in enumerate(blocks):
+        if len(blk) > 1:  # a sum of limbs written earlier
+            np.add(view(where[blk[0]]), view(where[blk[1]]), out=view(j))
+            continue
+        W, i = blk[0]
+        where[blk[0]] = j
+        if W[i] == bits:  # a single full-width limb: the two's complement value
+            np.copyto(view(j), x.view(signed), casting="unsafe")
+            continue
+        shifts = [sum(W[:k]) for k in range(len(W))]
+        if W != cur:
+            np.add(x, u(sum(1 << (s + w - 1) for s, w in zip(shifts, W)) % (1 << bits)), out=y)
+            cur = W
+        s, w = shifts[i], W[i]
         src = np.right_shift(y, u(s), out=t) if s else y
         if s + w < bits:
             src = np.bitwise_and(src, u((1 << w) - 1), out=t)
-        # limb = src - 2^(w-1), exact in float64 (|limb| <= 2^21)
-        np.subtract(src.view(signed), signed(1 << (w - 1)), out=view(where[i]), casting="unsafe")
-    for j, blk in enumerate(blocks):
-        if len(blk) == 2:
-            np.add(view(where[blk[0]]), view(where[blk[1]]), out=view(j))
+        # limb = src - 2^(w-1), exact in float64 (0 <= src < 2^w)
+        np.subtract(src.view(signed), signed(1 << (w - 1)), out=view(j), casting="unsafe")
 
 
 def _core(pairs, bits, out_shape):
@@ -110,9 +117,8 @@ def _core(pairs, bits, out_shape):
     The pairs are fused along K (as if [a_1 | a_2 | ...] @ [b_1 ; b_2 ; ...]), then cut into exact chunks."""
     bounds = np.cumsum([0] + [a.shape[-1] for a, _ in pairs])
     K = int(bounds[-1])
-    widths, ablk, bblk, gemms = scheme = _pick_scheme(bits, K)
-    nch = -(-K // _kmax(scheme))
-    kc = -(-K // nch)  # balanced chunks, all <= kmax
+    ablk, bblk, gemms = scheme = _pick_scheme(bits, K)
+    kc = -(-K // -(-K // _kmax(scheme)))  # balanced chunks, all <= kmax
     batch_a = np.broadcast_shapes(*(a.shape[:-2] for a, _ in pairs))
     batch_b = np.broadcast_shapes(*(b.shape[:-2] for _, b in pairs))
     M, N = out_shape[-2:]
@@ -122,28 +128,25 @@ def _core(pairs, bits, out_shape):
         (batch_a + (M, len(ablk) * kc), np.float64), (batch_b + (len(bblk) * kc, N), np.float64),
         (out_shape, np.float64), (piece, udt), (piece, udt), (_BLOCK, np.int64)])
     acc = np.empty(out_shape, udt)  # the result (not scratch)
-    flat_res, flat_acc = res.reshape(-1), acc.reshape(-1)
-    first = True
+    flat_res, flat_acc, first = res.reshape(-1), acc.reshape(-1), True
     for k0 in range(0, K, kc):
         n = min(K, k0 + kc) - k0
         fa, fb = fa_buf[..., :len(ablk) * n], fb_buf[..., :len(bblk) * n, :]
         for (a, b), lo, hi in zip(pairs, bounds[:-1], bounds[1:]):
             s, e = max(k0, lo), min(k0 + n, hi)
             if s < e:  # the part [s, e) of the fused K axis comes from this pair
-                _split(a[..., s - lo:e - lo], widths, ablk, fa, n, s - k0, -1, ybuf, tbuf)
-                _split(b[..., s - lo:e - lo, :], widths, bblk, fb, n, s - k0, -2, ybuf, tbuf)
+                _split(a[..., s - lo:e - lo], ablk, fa, n, s - k0, -1, ybuf, tbuf)
+                _split(b[..., s - lo:e - lo, :], bblk, fb, n, s - k0, -2, ybuf, tbuf)
         for a0, a1, b0, b1, coef in gemms:
             np.matmul(fa[..., a0 * n:a1 * n], fb[..., b0 * n:b1 * n, :], out=res)
-            c = np.uint64(coef % (1 << 64))
             for i in range(0, flat_acc.size, _BLOCK):  # acc += coef * int(res), in cache-sized blocks
-                r, dst = flat_res[i:i + _BLOCK], flat_acc[i:i + _BLOCK]
-                t = tmp[:r.size]
-                np.copyto(t, r, casting="unsafe")  # exact: |res| <= 2^53; int64 viewed as uint64 = mod 2^64
-                t = t.view(np.uint64)
+                t, dst = tmp[:min(_BLOCK, flat_acc.size - i)], flat_acc[i:i + _BLOCK]
+                np.copyto(t, flat_res[i:i + _BLOCK], casting="unsafe")  # exact (|res| <= 2^53), may be < 0
+                t = t.view(np.uint64)  # two's complement = value mod 2^64
                 if coef != 1:
-                    np.multiply(t, c, out=t)  # wraps mod 2^64
-                if first:
-                    np.copyto(dst, t, casting="unsafe")  # uint64 -> uint32 truncates = mod 2^32
+                    np.multiply(t, np.uint64(coef % (1 << 64)), out=t)  # wraps mod 2^64
+                if first:  # (for k = 32 the uint64 -> uint32 cast truncates, i.e. reduces mod 2^32)
+                    np.copyto(dst, t, casting="unsafe")
                 else:
                     np.add(dst, t, out=dst, casting="unsafe")
             first = False
@@ -166,12 +169,22 @@ def _prep(a, b, bits):
     return a3, b3, shape
 
 
+def _integer_is_faster(M, N, K, batch):
+    """Measured crossovers: splitting costs O(MK + KN) and combining O(MN) per GEMM, so the limb path needs every
+    dimension and the GEMM volume to be large enough (integer np.matmul: ~0.6-2.6 ns per multiply-add)."""
+    return min(M, N) < 8 or K < 32 or M * N * K < 1 << 15 or batch * M * N * K < 1 << 18
+
+
 def _matmul_sum(pairs, bits):
     """sum_i a_i @ b_i for lifted ([..., M, K_i] @ [..., K_i, N]) operands with a common (M, N)."""
-    out_shape = np.broadcast_shapes(*(x.shape[:-2] for p in pairs for x in p)) + pairs[0][0].shape[-2:-1] \
-        + pairs[0][1].shape[-1:]
-    if int(np.prod(out_shape)) * sum(a.shape[-1] for a, _ in pairs) < _SMALL:
-        return sum(np.matmul(a, b) for a, b in pairs)  # integer matmul wraps mod 2^bits: exact
+    M, N = pairs[0][0].shape[-2], pairs[0][1].shape[-1]
+    out_shape = np.broadcast_shapes(*(x.shape[:-2] for p in pairs for x in p)) + (M, N)
+    K = sum(a.shape[-1] for a, _ in pairs)
+    if M * N * K == 0 or _integer_is_faster(M, N, K, int(np.prod(out_shape[:-2]))):
+        r = np.matmul(*pairs[0])  # integer matmul wraps mod 2^bits: exact
+        for a, b in pairs[1:]:
+            r += np.matmul(a, b)
+        return r
     return _core(pairs, bits, out_shape)
 
 
@@ -193,24 +206,20 @@ def ring_matmul_sum(pairs, bits: int = 64) -> np.ndarray:
     preps = [_prep(a, b, bits) for a, b in pairs]
     if not preps or any(p[2] != preps[0][2] for p in preps):
         raise ValueError("ring_matmul_sum: need at least one pair, all with the same output shape")
-    groups = {}  # lifted (M, N) differ only in odd 1-D cases like (K,)@(K,N) + (N,K)@(K,)
-    for a3, b3, _ in preps:
-        groups.setdefault((a3.shape[-2], b3.shape[-1]), []).append((a3, b3))
-    return _finish(sum(_matmul_sum(g, bits).reshape(preps[0][2]) for g in groups.values()), preps[0][2])
+    if len({(a3.shape[-2], b3.shape[-1]) for a3, b3, _ in preps}) > 1:  # odd 1-D mix: (K,)@(K,N) + (N,K)@(K,)
+        return sum(ring_matmul(a, b, bits) for a, b in pairs)
+    return _finish(_matmul_sum([p[:2] for p in preps], bits), preps[0][2])
 
 
 def ring_tensordot(a, b, axes=2, bits=64) -> np.ndarray:
     """Exact np.tensordot(a, b, axes) mod 2^bits (transpose/reshape to a 2-D matmul then ring_matmul)."""
     a, b = np.asarray(a), np.asarray(b)
     if isinstance(axes, (int, np.integer)):
-        ax_a, ax_b = list(range(a.ndim - axes, a.ndim)), list(range(axes))
-    else:
-        ax_a, ax_b = ([x] if isinstance(x, (int, np.integer)) else list(x) for x in axes)
-    ax_a, ax_b = [x % a.ndim for x in ax_a], [x % b.ndim for x in ax_b]
+        axes = (range(a.ndim - axes, a.ndim), range(axes))
+    ax_a, ax_b = ([int(x) % nd for x in np.atleast_1d(ax)] for ax, nd in zip(axes, (a.ndim, b.ndim)))
     if len(ax_a) != len(ax_b) or any(a.shape[i] != b.shape[j] for i, j in zip(ax_a, ax_b)):
         raise ValueError("ring_tensordot: shape mismatch for sum")
-    free_a = [i for i in range(a.ndim) if i not in ax_a]
-    free_b = [j for j in range(b.ndim) if j not in ax_b]
+    free_a, free_b = [i for i in range(a.ndim) if i not in ax_a], [j for j in range(b.ndim) if j not in ax_b]
     out_a, out_b = [a.shape[i] for i in free_a], [b.shape[j] for j in free_b]
     K = int(np.prod([a.shape[i] for i in ax_a]))
     a2 = a.transpose(free_a + ax_a).reshape(int(np.prod(out_a)), K)
