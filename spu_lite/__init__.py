@@ -15,8 +15,10 @@ from runtime.ring import RangeError
 from .api import Compiled, JitFunction, compile, jit, profile
 from .frontend import InputError, Public, public
 from .secret import Secret, reveal
+from .deploy import init, party          # networked clusters: spu.init(cluster=...), spu.party
 
 __version__ = "0.1.0"
 
 __all__ = ["jit", "compile", "profile", "public", "Public", "Secret", "reveal", "Compiled", "JitFunction",
            "CompileError", "InputError", "RangeError", "PeerError", "__version__"]
+__all__ += ["init", "party"]

@@ -25,6 +25,13 @@ _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout")
 _clusters: Dict[Tuple, InProcessCluster] = {}
 _clusters_lock = threading.Lock()
 _last_profile: Optional[Profile] = None
+_default_override = None      # a networked cluster set by spu.init(cluster=...)
+
+
+def set_default_cluster(cluster) -> None:
+    """Make `cluster` (e.g. a NetworkCluster) the one spu.jit uses unless given one."""
+    global _default_override
+    _default_override = cluster
 
 
 def default_cluster(config: ClusterConfig) -> InProcessCluster:
@@ -69,6 +76,7 @@ class JitFunction:
         self.static_argnames = _tuple(static_argnames)
         self.public_argnums = _tuple(public_argnums)
         self.keep_secret = keep_secret if keep_secret is True else _tuple(keep_secret)
+        self.reveal_to = config.pop("reveal_to", None)   # a party name: outputs go only there
         cluster_kw = {k: config.pop(k) for k in list(config) if k in _CLUSTER_KEYS}
         self.config = ClusterConfig(protocol=protocol, options=dict(config), **cluster_kw)
         self.config.parties  # validate early
@@ -79,7 +87,7 @@ class JitFunction:
 
     @property
     def cluster(self):
-        return self._cluster or default_cluster(self.config)
+        return self._cluster or _default_override or default_cluster(self.config)
 
     # -- compile ---------------------------------------------------------------------
     def _prepare(self, args, kwargs):
@@ -110,24 +118,41 @@ class JitFunction:
     # -- run ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         global _last_profile
+        cluster = self.cluster
+        networked = getattr(cluster, "networked", False)   # a deploy.NetworkCluster
+        if networked:   # its cluster file decides field and fixed-point bits
+            self._use_options(CompileOptions(cluster.config.field, cluster.config.fxp_bits))
+        args, kwargs, owned = _expand_party_inputs(cluster, args, kwargs)
         names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = self._prepare(args, kwargs)
         if key not in self._cache:
             self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis)
         compiled = self._cache[key]
-        cluster = self.cluster
         inputs = []
         for leaf, vis, where in zip(leaves, leaf_vis, leaf_names):   # validate all, then share
             if isinstance(leaf, Secret):
                 if leaf.cluster is not cluster:
                     raise InputError(f"input {where}: a Secret of another cluster")
                 inputs.append(leaf.shares)
+            elif id(leaf) in owned:    # party-owned: its owner encodes and shares it
+                if vis != "secret":
+                    raise InputError(f"input {where}: owned by party {owned[id(leaf)].party!r}, "
+                                     f"it cannot be public")
+                inputs.append(owned[id(leaf)])
             else:
                 inputs.append(_encode(cluster.ring, leaf, self.options.fxp_bits, where))
         inputs = [cluster.share(x) if vis == "secret" and isinstance(x, np.ndarray) else x
                   for x, vis in zip(inputs, leaf_vis)]
         keep = self._kept_leaves(compiled)
-        outs = cluster.run(compiled.program, inputs, keep=keep)
+        if networked:
+            outs = cluster.run(compiled.program, inputs, keep=keep, options=self.config.options,
+                               reveal_to=self.reveal_to, outputs=compiled)
+        elif self.reveal_to is not None:
+            raise ValueError("reveal_to needs a networked cluster (spu.init(cluster=...))")
+        else:
+            outs = cluster.run(compiled.program, inputs, keep=keep)
         self.last_profile = _last_profile = cluster.last_profile
+        if self.reveal_to is not None:
+            return outs          # a receipt: the values went to that party only
         flat = []
         for o, r, aval, k in zip(outs, compiled.program.results, compiled.out_avals, keep):
             if k and r.type.secret:
@@ -152,6 +177,19 @@ class JitFunction:
                 mask[leaf] = True
         return mask
 
+    def _use_options(self, options: CompileOptions) -> None:
+        if (options.field, options.fxp_bits) != (self.options.field, self.options.fxp_bits):
+            self.options, self._cache = options, {}
+
+
+def _expand_party_inputs(cluster, args, kwargs):
+    """Party-owned input handles -> placeholders (+ which owner leaf each stands for)."""
+    from .deploy.handles import expand
+    try:
+        return expand(cluster, args, kwargs)
+    except TypeError as e:
+        raise InputError(str(e)) from None
+
 
 def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(),
         public_argnums=(), keep_secret=(), **config):
@@ -167,7 +205,8 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
       keep_secret: True, or indices of the returned tuple, whose values are returned as
         `spu.Secret` handles that stay shared on the cluster (open with spu.reveal).
       **config: field (64 or 32), fxp_bits (18), nparties, seed, timeout, and
-        approximation modes of the runtime.
+        approximation modes of the runtime; reveal_to="bob" (networked clusters):
+        outputs are revealed to that party only, the call returns a receipt.
     """
     if fn is None:
         return lambda f: JitFunction(f, protocol, static_argnums, static_argnames,

@@ -6,6 +6,8 @@
     spu-lite bench   [--protocol aby3 semi2k] [--cases ...] [--repeat 3] [--quick] [--json F]
     spu-lite precision [...]                                      accuracy of the nonlinear ops
     spu-lite bench-train [--protocol aby3 semi2k]                 training benchmarks vs SPU
+    spu-lite node --cluster cluster.yaml --party alice            run one party of a deployment
+    spu-lite cluster up|keygen|check ...                          try a cluster on this machine
     spu-lite demo    [--protocol aby3]                            a small end-to-end run
 
 Exit codes: 0 success, 1 the command failed (compile error, missing file, ...),
@@ -190,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="aby3 (3 parties, default), semi2k (2 parties + dealer) or ref2k (plaintext)")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
     p.add_argument("--show-ir", action="store_true", help="also print the compiled IR")
+    from .deploy import cli as deploy_cli
+    deploy_cli.add_subcommands(sub)       # node, cluster up / keygen / check
     return parser
 
 
@@ -233,6 +237,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_bench(args, parser.commands["bench"])
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command in ("node", "cluster"):
+            from .deploy import cli as deploy_cli
+            return deploy_cli.dispatch(args)
         return _fail(None, f"unknown command {args.command!r}")  # pragma: no cover
     except SystemExit as e:  # parser.error() inside a command
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)

@@ -1,0 +1,160 @@
+"""The driver's side of the network: one CURVE DEALER per node, requests out,
+replies in, and liveness.
+
+The driver never opens a port; it connects to every node. While it waits for a job,
+a node it hears nothing from (no reply, no heartbeat) for `timeout` seconds, or whose
+connection drops, is named in the error; failure reports of the other nodes (which
+usually name the same party) are appended.
+"""
+from __future__ import annotations
+
+import time
+from typing import Dict, Iterable, Optional, Tuple
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from ..link import PeerError
+from . import wire
+from .auth import curve_client, require_curve
+from .endpoint import WireDump
+
+
+class JobError(RuntimeError):
+    """A node failed a job with an error of its own (not a peer failure)."""
+
+    def __init__(self, message: str, etype: str = "RuntimeError"):
+        super().__init__(message)
+        self.etype = etype
+
+
+class DriverClient:
+    def __init__(self, nodes: Dict[int, Tuple[str, str, bytes]], keys: Tuple[bytes, bytes],
+                 timeout: float):
+        require_curve()
+        self.nodes, self.keys, self.timeout = dict(nodes), keys, timeout
+        self.ctx = zmq.Context()
+        self.dump = WireDump("driver")
+        self.socks: Dict[int, zmq.Socket] = {}
+        self.monitors: Dict[zmq.Socket, int] = {}
+        self.seen_down = False            # some node's connection dropped since last check
+        self._open()
+
+    def _open(self) -> None:
+        for r, (_, address, server_key) in self.nodes.items():
+            s = self.ctx.socket(zmq.DEALER)
+            curve_client(s, *self.keys, server_key)
+            s.linger = 0
+            s.connect(f"tcp://{address}")
+            self.socks[r] = s
+            self.monitors[s.get_monitor_socket(zmq.EVENT_DISCONNECTED |
+                                               zmq.EVENT_HANDSHAKE_FAILED_AUTH |
+                                               zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)] = r
+
+    def reset(self) -> None:
+        """Close and reopen every connection: requests still queued are dropped."""
+        self._close_socks()
+        self._open()
+
+    def send(self, r: int, header: dict, payload=None) -> None:
+        frames = wire.encode(header, payload)
+        self.dump.write("sent", frames)
+        self.socks[r].send_multipart(frames, copy=False)
+
+    def _poll(self, ms: int):
+        """Yield ("msg", rank, header, payload) and ("down"/"badkey", rank, None, None)."""
+        poller = zmq.Poller()
+        for s in self.socks.values():
+            poller.register(s, zmq.POLLIN)
+        for m in self.monitors:
+            poller.register(m, zmq.POLLIN)
+        for sock, _ in poller.poll(ms):
+            if sock in self.monitors:
+                r = self.monitors[sock]
+                try:
+                    ev = recv_monitor_message(sock, zmq.NOBLOCK)["event"]
+                except zmq.Again:
+                    continue
+                if ev == zmq.EVENT_DISCONNECTED:
+                    self.seen_down = True
+                    yield "down", r, None, None
+                else:
+                    yield "badkey", r, None, None
+                continue
+            r = next(rr for rr, s in self.socks.items() if s is sock)
+            while True:
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                self.dump.write("recv", frames)
+                h = wire.header_of(frames)
+                yield "msg", r, h, wire.decode(h, frames)
+
+    def drain(self) -> None:
+        """Consume whatever arrived while idle (stale replies, connection events)."""
+        for _ in self._poll(0):
+            pass
+
+    def name(self, r: int) -> str:
+        return self.nodes[r][0]
+
+    def collect(self, job: int, ranks: Iterable[int], kinds=("done",),
+                timeout: Optional[float] = None,
+                silent: str = "stopped answering") -> Dict[int, tuple]:
+        """Wait for one reply of a kind in `kinds` for `job` from every rank in `ranks`.
+        Raises PeerError (a node died, went silent, or reported a peer failure) or
+        JobError (a node failed with an error of its own)."""
+        timeout = self.timeout if timeout is None else timeout
+        ranks = list(ranks)
+        now = time.monotonic()
+        seen = {r: now for r in ranks}
+        replies, fails, culprits = {}, {}, {}
+        grace_until = None
+        while len(replies) + len(fails) < len(ranks):
+            for what, r, h, payload in self._poll(50):
+                if r not in seen or r in replies or r in fails:
+                    continue
+                if what == "down":
+                    culprits[r] = f"party {self.name(r)!r} disconnected (process died?)"
+                elif what == "badkey":
+                    culprits[r] = (f"CURVE handshake with party {self.name(r)!r} failed "
+                                   f"(its key does not match the cluster file)")
+                elif h.get("job") == job:
+                    seen[r] = time.monotonic()
+                    if h.get("k") in kinds:
+                        replies[r] = (h, payload)
+                    elif h.get("k") == "fail":
+                        fails[r] = h
+                        grace_until = grace_until or time.monotonic() + min(2.0, timeout / 2)
+            now = time.monotonic()
+            for r in ranks:
+                if r not in replies and r not in fails and now - seen[r] > timeout:
+                    culprits.setdefault(r, f"party {self.name(r)!r} {silent} "
+                                           f"(nothing for {timeout:g} s: dead or hung?)")
+            if culprits or (grace_until and now > grace_until):
+                break
+        if culprits or fails:
+            raise self._error(job, culprits, fails)
+        return replies
+
+    def _error(self, job, culprits, fails):
+        parts = list(culprits.values())
+        parts += [f"{self.name(r)}: {h.get('reason')}" for r, h in fails.items()]
+        msg = f"job {job} failed: " + "; ".join(parts)
+        own = [h for h in fails.values() if not h.get("peer")]
+        if own and not culprits:
+            return JobError(msg, str(own[0].get("etype", "RuntimeError")))
+        return PeerError(msg)
+
+    def _close_socks(self) -> None:
+        for m in self.monitors:
+            m.close(0)
+        for s in self.socks.values():
+            s.disable_monitor()
+            s.close(linger=500)         # flush aborts to live nodes, drop the rest
+        self.socks, self.monitors = {}, {}
+
+    def close(self) -> None:
+        self._close_socks()
+        self.ctx.term()

@@ -1,0 +1,233 @@
+"""One party's sockets and its io thread.
+
+    ROUTER  bound at the party's address, CURVE server; receives from every peer and
+            from the driver. The ZAP handler (auth.py) admits only the cluster's keys
+            and stamps each message with the sender's name (`User-Id`).
+    DEALER  one per peer, CURVE client (this party's key pair, the peer's public key
+            as server key): outbound data to that peer. Used only under `send_lock`.
+
+The io thread owns the ROUTER and the DEALERs' monitor sockets: it files peer data
+into the Mailbox, hands driver requests to `on_control`, sends replies queued with
+`reply` (woken through a pipe), calls `tick` about every 50 ms, and reports a peer
+whose connection dropped to `on_peer_down`. Sending data never goes through the io
+thread: the job thread writes to the peer's DEALER directly (zero-copy frames).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from typing import Callable, Dict, List, Optional, Tuple
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from ..link import PeerError
+from . import wire
+from .auth import ClusterAuthenticator, curve_client, curve_server, require_curve
+from .mailbox import Mailbox
+
+log = logging.getLogger("spu_lite.net")
+DUMP_ENV = "SPU_LITE_WIRE_DUMP"
+
+
+class WireDump:
+    """Debug hook: with SPU_LITE_WIRE_DUMP=DIR set, append the plaintext of every frame
+    this party sends / receives (i.e. before CURVE encryption / after decryption) to
+    DIR/NAME.sent / DIR/NAME.recv. For tests that check what a party gets to see."""
+
+    def __init__(self, name: str):
+        d = os.environ.get(DUMP_ENV)
+        self.files = None
+        if d:
+            os.makedirs(d, exist_ok=True)
+            self.files = {k: open(os.path.join(d, f"{name}.{k}"), "ab") for k in ("sent", "recv")}
+            self.lock = threading.Lock()
+
+    def write(self, kind: str, frames) -> None:
+        if self.files:
+            with self.lock:
+                f = self.files[kind]
+                for fr in frames:
+                    f.write(fr.tobytes() if hasattr(fr, "tobytes") else
+                            fr.bytes if hasattr(fr, "bytes") else bytes(fr))
+                f.flush()
+
+
+class Endpoint:
+    def __init__(self, name: str, bind: str, keys: Tuple[bytes, bytes],
+                 peers: Dict[int, Tuple[str, str, bytes]], allowed: Dict[bytes, str],
+                 timeout: float):
+        require_curve()
+        self.name, self.bind, self.keys, self.timeout = name, bind, keys, timeout
+        self.peers = dict(peers)                       # rank -> (name, address, public key)
+        self.rank_of = {n: r for r, (n, _, _) in self.peers.items()}
+        self.allowed = dict(allowed)                   # public key -> name
+        self.mailbox = Mailbox({r: n for r, (n, _, _) in self.peers.items()})
+        self.send_lock = threading.Lock()
+        self.dump = WireDump(name)
+        self.on_control: Callable = lambda route, header, frames: None
+        self.on_peer_down: Callable[[int], None] = lambda rank: None
+        self.tick: Callable[[], None] = lambda: None
+        self._outbox: "queue.Queue" = queue.Queue()
+        self._stop = threading.Event()
+        self.ctx = zmq.Context()
+        self.auth = ClusterAuthenticator(self.ctx, self.allowed, name).begin()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        curve_server(self.router, *keys)
+        self.router.linger = 0
+        try:
+            self.router.bind(f"tcp://{bind}")
+        except zmq.ZMQError as e:
+            self.router.close(0)
+            self.auth.stop()
+            self.ctx.term()
+            raise zmq.ZMQError(e.errno, f"{name} cannot listen on {bind}: {e}") from None
+        self.dealers: Dict[int, zmq.Socket] = {}
+        self.monitors: Dict[zmq.Socket, int] = {}
+        for r in self.peers:
+            self._connect(r)
+        self._wake_r, self._wake_w = os.pipe()
+        self.thread = threading.Thread(target=self._loop, name=f"{name}-io", daemon=True)
+        self.thread.start()
+
+    # -- outbound ----------------------------------------------------------------------
+    def _connect(self, r: int) -> None:
+        _, address, server_key = self.peers[r]
+        s = self.ctx.socket(zmq.DEALER)
+        curve_client(s, *self.keys, server_key)
+        s.linger = 0
+        s.sndhwm = 100_000
+        s.sndtimeo = int(self.timeout * 1000)
+        s.connect(f"tcp://{address}")
+        self.monitors[s.get_monitor_socket(zmq.EVENT_DISCONNECTED |
+                                           zmq.EVENT_HANDSHAKE_FAILED_AUTH |
+                                           zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)] = r
+        self.dealers[r] = s
+
+    def send_peer(self, r: int, frames: List, nowait: bool = False) -> None:
+        """Send one message to peer r (zero-copy for large frames). nowait: drop it
+        rather than wait if the peer's queue is full (for best-effort aborts)."""
+        self.dump.write("sent", frames)
+        with self.send_lock:
+            try:
+                self.dealers[r].send_multipart(frames, zmq.NOBLOCK if nowait else 0,
+                                               copy=False)
+            except zmq.Again:
+                if nowait:
+                    return
+                raise PeerError(f"party {self.peers[r][0]!r} accepts no data for "
+                                f"{self.timeout:g} s (dead or hung?)") from None
+
+    def reset_peer_links(self) -> None:
+        """Drop all queued outbound data (after a failed job) by reconnecting."""
+        self.reply(None, "reset")
+
+    def reply(self, route: Optional[bytes], frames) -> None:
+        """Queue frames for the driver connection `route` (sent by the io thread)."""
+        self._outbox.put((route, frames))
+        os.write(self._wake_w, b"x")
+
+    # -- io thread -----------------------------------------------------------------------
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        for m in self.monitors:
+            poller.register(m, zmq.POLLIN)
+        while not self._stop.is_set():
+            try:
+                events = dict(poller.poll(50))
+            except zmq.ZMQError:
+                break
+            if self.router in events:
+                self._drain_router()
+            if self._wake_r in events:
+                os.read(self._wake_r, 4096)
+                self._flush_outbox(poller)
+            for m in list(self.monitors):
+                if m in events:
+                    self._monitor_event(m)
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - never kill the io thread
+                log.exception("%s: tick failed", self.name)
+
+    def _drain_router(self) -> None:
+        for _ in range(1000):
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                continue
+            sender = frames[1].get("User-Id")
+            self.dump.write("recv", frames[1:])
+            try:
+                self._dispatch(sender, frames[0].bytes, frames[1:])
+            except wire.WireError as e:
+                log.warning("%s: bad message from %s: %s", self.name, sender, e)
+
+    def _dispatch(self, sender: str, route: bytes, frames) -> None:
+        header = wire.header_of(frames)
+        kind = header.get("k")
+        if sender in self.rank_of:
+            r = self.rank_of[sender]
+            if kind == "d":
+                self.mailbox.put(r, int(header["job"]), wire.decode(header, frames))
+            elif kind == "abort":
+                self.mailbox.abort(int(header["job"]), str(header.get("reason")))
+        elif sender == "driver":
+            self.on_control(route, header, frames)
+
+    def _flush_outbox(self, poller) -> None:
+        while True:
+            try:
+                route, frames = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            if frames == "reset":
+                with self.send_lock:
+                    for r, s in list(self.dealers.items()):
+                        mon = next(m for m, rr in self.monitors.items() if rr == r)
+                        poller.unregister(mon)
+                        del self.monitors[mon]
+                        s.disable_monitor()
+                        mon.close(0)
+                        s.close(linger=500)     # flush aborts to live peers, drop the rest
+                        self._connect(r)
+                    for m in self.monitors:
+                        poller.register(m, zmq.POLLIN)
+                continue
+            try:
+                self.router.send_multipart([route] + list(frames), zmq.NOBLOCK, copy=False)
+            except zmq.ZMQError as e:
+                log.warning("%s: reply to the driver lost: %s", self.name, e)
+
+    def _monitor_event(self, m) -> None:
+        try:
+            ev = recv_monitor_message(m, zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        r = self.monitors.get(m)
+        if r is None:
+            return
+        if ev["event"] == zmq.EVENT_DISCONNECTED:
+            self.on_peer_down(r)
+        else:
+            log.error("%s: CURVE handshake with %s failed (wrong keys in the cluster file?)",
+                      self.name, self.peers[r][0])
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        for m in self.monitors:
+            m.close(0)
+        for s in self.dealers.values():
+            s.close(0)
+        self.router.close(0)
+        self.auth.stop()
+        self.ctx.term()
+        os.close(self._wake_r)
+        os.close(self._wake_w)

@@ -1,0 +1,113 @@
+"""`spu-lite node ...` and `spu-lite cluster ...`; wired into spu_lite/cli.py through
+add_subcommands / dispatch, and runnable alone: python -m spu_lite.deploy.cli ...
+
+    spu-lite node --cluster cluster.yaml --party alice [--loader NAME=MODULE:FUNC ...]
+    spu-lite cluster up cluster.yaml [--parties alice bob]
+    spu-lite cluster keygen DIR --parties alice bob carol [--dealer dave] [--base-port 7100]
+    spu-lite cluster check cluster.yaml        ping every node as the driver
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import List, Optional
+
+COMMANDS = ("node", "cluster")
+
+
+def add_subcommands(subparsers) -> None:
+    node = subparsers.add_parser("node", help="run one party of a cluster (a long-lived process)")
+    node.add_argument("--cluster", required=True, help="the cluster file (YAML)")
+    node.add_argument("--party", required=True, help="this node's name in the cluster file")
+    node.add_argument("--loader", action="append", default=[], metavar="NAME=MODULE:FUNC",
+                      help="register a named input loader (repeatable)")
+    node.add_argument("--log-level", default="INFO")
+
+    cl = subparsers.add_parser("cluster", help="start a cluster locally, or make keys for one")
+    sub = cl.add_subparsers(dest="cluster_cmd", required=True)
+    up = sub.add_parser("up", help="start every party of a cluster file here (subprocesses)")
+    up.add_argument("cluster")
+    up.add_argument("--parties", nargs="+", help="only these parties")
+    kg = sub.add_parser("keygen", help="key pairs and a cluster.yaml on 127.0.0.1")
+    kg.add_argument("dir")
+    kg.add_argument("--parties", nargs="+", required=True)
+    kg.add_argument("--dealer", help="semi2k: the dealer's name (protocol becomes semi2k)")
+    kg.add_argument("--base-port", type=int, default=7100)
+    kg.add_argument("--host", default="127.0.0.1")
+    kg.add_argument("--protocol", choices=("aby3", "semi2k", "ref2k"))
+    kg.add_argument("--timeout", type=float, default=60.0)
+    kg.add_argument("--seed", type=int, help="deterministic keys and shares (tests only!)")
+    kg.add_argument("--no-trust-driver-code", action="store_true",
+                    help="parties accept only named loaders, no code from the driver")
+    kg.add_argument("--keys-only", action="store_true",
+                    help="only write DIR/NAME.key(_secret) for each name and print the public "
+                         "keys (what one organisation does for itself)")
+    ck = sub.add_parser("check", help="connect as the driver and ping every node")
+    ck.add_argument("cluster")
+
+
+def dispatch(args) -> int:
+    from runtime.link import PeerError
+    from runtime.net.auth import CredentialError
+    from .cluster_file import ClusterFileError
+    try:
+        if args.command == "node":
+            return _node(args)
+        if args.cluster_cmd == "up":
+            from .launcher import cluster_up
+            return cluster_up(args.cluster, args.parties)
+        if args.cluster_cmd == "keygen" and args.keys_only:
+            from .keygen import keygen_one
+            for name in args.parties:
+                print(f"{name}: public_key: \"{keygen_one(args.dir, name)}\"")
+            return 0
+        if args.cluster_cmd == "keygen":
+            from .keygen import keygen
+            path = keygen(args.dir, args.parties, args.dealer, args.base_port, args.host,
+                          args.protocol, args.timeout, args.seed, not args.no_trust_driver_code)
+            print(path)
+            return 0
+        if args.cluster_cmd == "check":
+            from .driver import NetworkCluster
+            c = NetworkCluster(args.cluster)
+            print(f"all {len(c.spec.parties)} nodes answer: "
+                  f"{', '.join(p.name for p in c.spec.parties)}")
+            c.close()
+            return 0
+    except (ClusterFileError, CredentialError, PeerError, ValueError, OSError) as e:
+        print(f"spu-lite: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - e.g. zmq.ZMQError: address already in use
+        if type(e).__module__.startswith("zmq"):
+            print(f"spu-lite: error: {e}", file=sys.stderr)
+            return 1
+        raise
+    return 2
+
+
+def _node(args) -> int:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format=f"%(asctime)s {args.party} %(levelname)s %(message)s")
+    extra = {}
+    for item in args.loader:
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise ValueError(f"--loader {item!r}: expected NAME=MODULE:FUNC")
+        extra[name] = target
+    sys.path.insert(0, os.getcwd())          # loaders from the node's working directory
+    from .node import run_node
+    run_node(args.cluster, args.party, extra)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="spu-lite")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_subcommands(sub)
+    return dispatch(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The cluster file: one YAML document every organisation holds a copy of.
+
+    protocol: aby3            # or semi2k (then `dealer:` names the dealer's entry)
+    field: 64                 # ring bits, 64 or 32
+    fxp_bits: 18              # fractional bits of fixed-point values
+    timeout: 60               # seconds to wait for a peer before failing, naming it
+    seed: null                # tests only: deterministic keys and shares
+    parties:
+      - name: alice
+        address: alice.example.org:7001   # where the others connect
+        listen: 0.0.0.0:7001              # optional: where this node binds (default address)
+        public_key: "z85 key, 40 chars"
+        secret_key_file: keys/alice.key_secret   # read only by alice's own node
+        trust_driver_code: false          # optional: run loaders the driver ships
+        loaders: {patients: "hospital_io:load_patients"}   # optional: named loaders
+        output_dir: results/alice         # optional: where outputs revealed to alice go
+    dealer: dave              # semi2k only
+    driver:
+      public_key: "..."
+      secret_key_file: keys/driver.key_secret   # read only by the driver
+
+Relative paths are relative to the cluster file. Ranks: the computing parties in file
+order are 0..n-1; the dealer (semi2k) is rank n.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+from runtime.cluster import ClusterConfig
+
+DEFAULT_TIMEOUT = 60.0
+
+
+class ClusterFileError(ValueError):
+    """The cluster file is missing something or contradicts itself."""
+
+
+@dataclass
+class PartySpec:
+    name: str
+    address: str
+    public_key: bytes
+    secret_key_file: Optional[str] = None
+    listen: Optional[str] = None
+    trust_driver_code: bool = False
+    loaders: Dict[str, str] = field(default_factory=dict)
+    output_dir: Optional[str] = None
+
+
+@dataclass
+class ClusterSpec:
+    protocol: str
+    parties: List[PartySpec]          # computing parties in rank order, then the dealer
+    dealer: Optional[str]
+    driver_key: bytes
+    driver_secret_file: Optional[str]
+    field: int = 64
+    fxp_bits: int = 18
+    timeout: float = DEFAULT_TIMEOUT
+    seed: Optional[int] = None
+    path: Optional[str] = None
+
+    @property
+    def nparties(self) -> int:
+        return len(self.parties) - (1 if self.dealer else 0)
+
+    @property
+    def names(self) -> Dict[int, str]:
+        return {r: p.name for r, p in enumerate(self.parties)}
+
+    def rank(self, name: str) -> int:
+        for r, p in enumerate(self.parties):
+            if p.name == name:
+                return r
+        raise ClusterFileError(f"unknown party {name!r}; the cluster has "
+                               f"{', '.join(p.name for p in self.parties)}")
+
+    def endpoints(self) -> Dict[int, Tuple[str, str, bytes]]:
+        """rank -> (name, address, public key) of every node."""
+        return {r: (p.name, p.address, p.public_key) for r, p in enumerate(self.parties)}
+
+    def allowed_keys(self) -> Dict[bytes, str]:
+        keys = {p.public_key: p.name for p in self.parties}
+        keys[self.driver_key] = "driver"
+        return keys
+
+    def config(self) -> ClusterConfig:
+        return ClusterConfig(protocol=self.protocol, nparties=self.nparties, field=self.field,
+                             fxp_bits=self.fxp_bits, seed=self.seed, timeout=self.timeout)
+
+
+def _key(v, where) -> bytes:
+    k = (v or "").encode() if isinstance(v, str) else v
+    if not isinstance(k, bytes) or len(k) != 40:
+        raise ClusterFileError(f"{where}: public_key must be a 40-character z85 CURVE key")
+    return k
+
+
+def _path(base: str, p):
+    if not p:
+        return None
+    p = os.path.expanduser(str(p))
+    return p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
+
+
+def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec:
+    if not isinstance(doc, dict):
+        raise ClusterFileError("the cluster file must be a YAML mapping")
+    protocol = doc.get("protocol", "aby3")
+    entries = doc.get("parties") or []
+    if not isinstance(entries, list) or not entries:
+        raise ClusterFileError("`parties:` must list the parties")
+    parties = []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or not e.get("name") or not e.get("address"):
+            raise ClusterFileError(f"parties[{i}] needs a name and an address host:port")
+        name = str(e["name"])
+        if name == "driver":
+            raise ClusterFileError("`driver` is reserved; give the party another name")
+        loaders = e.get("loaders") or {}
+        if not isinstance(loaders, dict):
+            raise ClusterFileError(f"{name}: loaders must map names to 'module:function'")
+        parties.append(PartySpec(name, str(e["address"]), _key(e.get("public_key"), name),
+                                 _path(base, e.get("secret_key_file")), e.get("listen"),
+                                 bool(e.get("trust_driver_code", False)),
+                                 {str(k): str(v) for k, v in loaders.items()},
+                                 _path(base, e.get("output_dir"))))
+    names = [p.name for p in parties]
+    if len(set(names)) != len(names):
+        raise ClusterFileError("party names must be unique")
+    if len({p.address for p in parties}) != len(parties):
+        raise ClusterFileError("party addresses must be unique")
+    dealer = doc.get("dealer")
+    if dealer is not None:
+        if dealer not in names:
+            raise ClusterFileError(f"dealer {dealer!r} is not one of the parties")
+        parties = [p for p in parties if p.name != dealer] + [parties[names.index(dealer)]]
+    driver = doc.get("driver") or {}
+    spec = ClusterSpec(protocol, parties, dealer, _key(driver.get("public_key"), "driver"),
+                       _path(base, driver.get("secret_key_file")),
+                       int(doc.get("field", 64)), int(doc.get("fxp_bits", 18)),
+                       float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path)
+    _check(spec)
+    return spec
+
+
+def _check(spec: ClusterSpec) -> None:
+    try:
+        from runtime.protocols import get_protocol
+        cls = get_protocol(spec.protocol)
+        spec.config().parties
+    except ValueError as e:
+        raise ClusterFileError(str(e)) from None
+    if cls.needs_dealer and not spec.dealer:
+        raise ClusterFileError(f"{spec.protocol} needs a dealer: add `dealer: NAME`")
+    if spec.dealer and not cls.needs_dealer:
+        raise ClusterFileError(f"{spec.protocol} has no dealer; remove `dealer:`")
+    if spec.field not in (32, 64):
+        raise ClusterFileError("field must be 64 or 32")
+    if not spec.timeout > 0:
+        raise ClusterFileError("timeout must be positive (seconds)")
+
+
+def load(path: str) -> ClusterSpec:
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except OSError as e:
+        raise ClusterFileError(f"cannot read cluster file: {e}") from None
+    except yaml.YAMLError as e:
+        raise ClusterFileError(f"{path}: not valid YAML: {e}") from None
+    return parse(doc, os.path.dirname(os.path.abspath(path)), os.path.abspath(path))

@@ -1,0 +1,222 @@
+"""The driver: NetworkCluster, the networked counterpart of InProcessCluster.
+
+Same interface (share / run / last_profile / party_profiles / ring / nparties /
+config), so spu.jit runs on it unchanged: `spu.init(cluster="cluster.yaml")` makes it
+the default, or `spu.jit(f, cluster=NetworkCluster("cluster.yaml"))`.
+
+What the driver sends: the program as IR text, public inputs, and each party's own
+shares of driver-held secret inputs (dealt with the same PRG as InProcessCluster, so a
+seeded cluster gives bit-identical results). Party-owned inputs are referred to by
+handle; their owners share them (jobs.py). What it receives: every party's output
+shares (or, with reveal_to, only a receipt), per-party profiles, heartbeats.
+
+Sessions: protocol keys are set up on the first job and again after any failure or
+any node reconnect (a new session id), so a restarted node can serve the next job.
+One driver at a time per cluster.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from runtime.link import PeerError
+from runtime.net.auth import CredentialError, load_secret
+from runtime.net.client import DriverClient, JobError
+from runtime.party import local_prg
+from runtime.profile import OpStats, Profile
+from runtime.protocols import get_protocol
+from runtime.ring import Ring
+
+from . import loaders
+from .cluster_file import ClusterSpec, load
+from .handles import OwnedRef, PartyInput
+
+
+class RevealReceipt:
+    """What the driver gets back for outputs revealed to one party: no values."""
+
+    def __init__(self, job: int, party: str, path: str, outputs, tag: str):
+        self.job, self.party, self.path, self.outputs, self.tag = job, party, path, outputs, tag
+
+    def __repr__(self):
+        outs = ", ".join(f"{n}{tuple(s)}" for n, s, _ in self.outputs)
+        return f"<revealed to {self.party!r} only: {outs} -> {self.path} (at {self.party})>"
+
+
+class NetworkCluster:
+    networked = True
+
+    def __init__(self, cluster, secret_key_file: Optional[str] = None, check: bool = True,
+                 connect_timeout: Optional[float] = None):
+        """cluster: a cluster file path or ClusterSpec. With check, wait until every node
+        answers (at most connect_timeout s, default max(timeout, 30))."""
+        self.spec: ClusterSpec = load(cluster) if isinstance(cluster, str) else cluster
+        key_file = secret_key_file or self.spec.driver_secret_file
+        if not key_file:
+            raise CredentialError("no driver secret_key_file in the cluster file")
+        keys = load_secret(key_file)
+        if keys[0] != self.spec.driver_key:
+            raise CredentialError(f"{key_file} is not the driver key of the cluster file")
+        self.config = self.spec.config()
+        self.ring = Ring(self.spec.field)
+        self.proto_cls = get_protocol(self.spec.protocol)
+        self.client = DriverClient(self.spec.endpoints(), keys, self.spec.timeout)
+        self._driver_prg = local_prg(self.spec.seed, "driver")
+        self.session: Optional[str] = None
+        self.epoch = 0                         # bumped after every failure
+        self._job = 0
+        self._lock = threading.Lock()
+        self.last_profile: Optional[Profile] = None
+        self.party_profiles: List[Profile] = []
+        if check:
+            self.ping(connect_timeout or max(self.spec.timeout, 30.0))
+
+    @property
+    def nparties(self) -> int:
+        return self.spec.nparties
+
+    def _next_job(self) -> int:
+        self._job = max(self._job + 1, time.time_ns() // 1000)   # grows across drivers
+        return self._job
+
+    def _fail(self, job: int, e: Exception):
+        """After a failure: abort the job everywhere, drop queued requests, new session."""
+        for r in self.spec.endpoints():
+            try:
+                self.client.send(r, {"k": "abort", "job": job, "reason": str(e)[:500]})
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+        self.client.reset()
+        self.session, self.epoch = None, self.epoch + 1
+        if isinstance(e, JobError) and e.etype in ("InputError", "RangeError"):
+            from spu_lite.frontend import InputError
+            return InputError(str(e))
+        return e
+
+    def _request(self, ranks, header, payloads, kinds, **kw):
+        job = self._next_job()
+        for r in ranks:
+            self.client.send(r, dict(header, job=job), payloads.get(r))
+        try:
+            return job, self.client.collect(job, ranks, kinds, **kw)
+        except (PeerError, JobError) as e:
+            raise self._fail(job, e) from None
+
+    def ping(self, timeout: Optional[float] = None) -> None:
+        """Check every node answers (raises PeerError naming those that do not)."""
+        with self._lock:
+            self._request(list(self.spec.endpoints()), {"k": "ping"}, {}, ("pong",),
+                          timeout=timeout, silent="does not answer (not started, wrong "
+                          "address, or its keys do not match the cluster file?)")
+
+    # -- data in --------------------------------------------------------------------------
+    def share(self, ring_value: np.ndarray):
+        """Deal shares of a driver-held ring array: one Share per party."""
+        return self.proto_cls.deal(ring_value, self.nparties, self._driver_prg, self.ring)
+
+    def load(self, handle: PartyInput):
+        """Run a party-owned input's loader at its owner (once per handle and session
+        epoch); returns the metadata tree (structure, shapes, dtypes) only."""
+        got = handle.meta.get(id(self))
+        if got is not None and got[0] == self.epoch:
+            return got[1]
+        r = self._owner_rank(handle.party)
+        header, payload = loaders.request_for(handle.loader, handle.args, handle.kwargs)
+        with self._lock:
+            _, rep = self._request([r], dict(header, k="load", handle=handle.id),
+                                   {r: payload}, ("loaded",))
+        meta = rep[r][0]["meta"]
+        handle.meta[id(self)] = (self.epoch, meta)
+        return meta
+
+    def _owner_rank(self, name: str) -> int:
+        r = self.spec.rank(name)
+        if r >= self.nparties:
+            raise ValueError(f"{name!r} is the dealer: it computes nothing and owns no inputs")
+        return r
+
+    # -- run --------------------------------------------------------------------------------
+    def run(self, program, inputs: Sequence, keep=None, options=None,
+            reveal_to: Optional[str] = None, outputs=None):
+        """Like InProcessCluster.run; inputs may also hold OwnedRef (party-owned).
+        With reveal_to, returns a RevealReceipt instead of values."""
+        if keep and any(keep):
+            raise NotImplementedError("keep_secret is not supported on networked clusters yet "
+                                      "(the shares would have to stay at the parties)")
+        n = self.nparties
+        target = None if reveal_to is None else self._owner_rank(reveal_to)
+        descs, payloads = [], {r: [] for r in range(n)}
+        for x in inputs:
+            if isinstance(x, OwnedRef):
+                descs.append(["o", self._owner_rank(x.party), x.handle, x.leaf])
+            else:
+                descs.append("p" if isinstance(x, np.ndarray) else "s")
+            for r in range(n):
+                payloads[r].append(None if isinstance(x, OwnedRef) else
+                                   x if isinstance(x, np.ndarray) else x[r])
+        header = {"k": "job", "program": program.text, "inputs": descs,
+                  "options": dict(options or {}), "reveal_to": target,
+                  "outputs": _output_names(program, outputs), "tag": program.name}
+        with self._lock:
+            self.client.drain()
+            if self.client.seen_down or self.session is None:
+                self.client.seen_down = False
+                self.session = f"{time.time_ns():x}"
+            job, rep = self._request(list(self.spec.endpoints()), dict(header, session=self.session),
+                                     payloads, ("done",))
+        self.party_profiles = [_profile(rep[r][0].get("profile", {})) for r in range(n)]
+        self.last_profile = Profile.merge_max(self.party_profiles)
+        if target is not None:
+            h = rep[target][0]
+            return RevealReceipt(job, h["revealed_to"], h["path"], h["outputs"], h["tag"])
+        outs = []
+        for i in range(len(program.results)):
+            vals = [rep[r][1][i] for r in range(n)]
+            outs.append(vals[0] if isinstance(vals[0], np.ndarray)
+                        else self.proto_cls.reconstruct(vals, self.ring))
+        return outs
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _profile(d) -> Profile:
+    p = Profile()
+    for name, (calls, secs, nbytes, rounds) in d.items():
+        p.ops[name] = OpStats(int(calls), float(secs), int(nbytes), int(rounds))
+    return p
+
+
+def _output_names(program, compiled) -> List:
+    """[[name, dtype, shape]] of the outputs, names from the output pytree ("out",
+    "out[0]", "out['loss']", ...)."""
+    if compiled is None:
+        return [[f"out{i}", "<f8", list(r.type.shape)] for i, r in enumerate(program.results)]
+    import jax
+    k = len(compiled.out_avals)
+    tree = jax.tree_util.tree_unflatten(compiled.out_tree, list(range(k)))
+    paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    return [["out" + jax.tree_util.keystr(p), np.dtype(a.dtype).str, list(a.shape)]
+            for p, a in zip(paths, compiled.out_avals)]
+
+
+_default: Optional[NetworkCluster] = None
+
+
+def init(cluster, as_: str = "driver", **kw):
+    """spu.init(cluster="cluster.yaml", as_="driver"): spu.jit now runs on the cluster.
+    as_=PARTY instead starts that party's node in this process (background thread)
+    and returns the Node (its `.results` hold outputs revealed to it)."""
+    global _default
+    from spu_lite import api
+    if as_ == "driver":
+        _default = NetworkCluster(cluster, **kw)
+        api.set_default_cluster(_default)
+        return _default
+    from .node import Node
+    node = Node(load(cluster) if isinstance(cluster, str) else cluster, as_, **kw)
+    threading.Thread(target=node.serve_forever, name=f"node-{as_}", daemon=True).start()
+    return node

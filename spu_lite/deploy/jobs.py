@@ -1,0 +1,119 @@
+"""What a node does for one job.
+
+1. Make the job current (messages of other jobs are kept apart) and, on a new
+   session, set up fresh protocol state with the peers.
+2. Inputs: public arrays and this party's shares come with the job from the driver.
+   Party-owned inputs: their owner encodes each one, deals shares with its own PRG
+   (Protocol.deal) and sends every computing party its share in one message; the
+   others receive them. The plaintext stays at the owner.
+3. Run the program (runtime.party.Party, the same code as in-process).
+4. Outputs: by default every party returns its shares to the driver (party 0 also
+   the public outputs), which reconstructs them. With `reveal_to`, the parties send
+   their output shares to that party only; it reconstructs and decodes them, keeps
+   them in `node.results`, writes OUTPUT_DIR/TAG-JOB.npz, and the driver receives
+   only a receipt (names, shapes, dtypes, path).
+"""
+from __future__ import annotations
+
+import os
+import re
+from types import SimpleNamespace
+from typing import List
+
+import numpy as np
+
+from compiler.ir import parse_program
+from runtime.link import PeerError
+from runtime.protocols.base import Share
+
+MAX_PROGRAMS = 16
+
+
+def run_job(node, h: dict, payload):
+    job = int(h["job"])
+    node.ep.mailbox.start_job(job)
+    node.transport.job = job
+    node.ensure_session(str(h["session"]))
+    if node.is_dealer:
+        node.party.serve_job()
+        return {}, None
+    program = _program(node, h["program"])
+    inputs = _inputs(node, h["inputs"], payload)
+    node.party.options = dict(h.get("options") or {})
+    outs, prof = node.party.run(program, inputs)
+    reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()}}
+    if h.get("reveal_to") is None:
+        return reply, [o if isinstance(o, Share) or node.rank == 0 else None for o in outs]
+    reply.update(_reveal(node, job, h, program, outs, int(h["reveal_to"])))
+    return reply, None
+
+
+def _program(node, text: str):
+    p = node.programs.get(text)
+    if p is None:
+        p = node.programs[text] = parse_program(text)
+        while len(node.programs) > MAX_PROGRAMS:
+            node.programs.popitem(last=False)
+    return p
+
+
+def _inputs(node, descs: List, payload) -> List:
+    """descs[i]: "p" public array, "s" this party's Share (both in payload[i]), or
+    ["o", owner rank, handle, leaf] for a party-owned input."""
+    from spu_lite.api import _encode
+    vals = list(payload or [None] * len(descs))
+    owned = [(i, d) for i, d in enumerate(descs) if isinstance(d, list) and d[0] == "o"]
+    n, rank, ring = node.spec.nparties, node.rank, node.party.ctx.ring
+    mine = [(i, d) for i, d in owned if int(d[1]) == rank]
+    if mine:
+        out = {r: [] for r in range(n) if r != rank}
+        for i, (_, _, handle, leaf) in mine:
+            leaves = node.loaded.get(handle)
+            if leaves is None:
+                raise RuntimeError(f"{node.name} holds no input {handle[:8]} (restarted?)")
+            x = _encode(ring, leaves[int(leaf)], node.spec.fxp_bits, f"input owned by {node.name}")
+            shares = node.proto_cls.deal(x, n, node.owner_prg, ring)
+            vals[i] = shares[rank]
+            for r in out:
+                out[r].append(shares[r])
+        for r, lst in out.items():
+            node.transport.send(r, tuple(lst))
+    for o in sorted({int(d[1]) for _, d in owned} - {rank}):
+        idx = [i for i, d in owned if int(d[1]) == o]
+        got = node.transport.recv(o)
+        if not isinstance(got, tuple) or len(got) != len(idx) or \
+                not all(isinstance(s, Share) for s in got):
+            raise PeerError(f"party {node.spec.parties[o].name!r} sent malformed input shares")
+        for i, s in zip(idx, got):
+            vals[i] = s
+    return vals
+
+
+def _reveal(node, job: int, h: dict, program, outs: List, target: int) -> dict:
+    """Send output shares to `target` only; there, reconstruct, decode and store."""
+    from spu_lite.api import _decode
+    secret = [i for i, o in enumerate(outs) if isinstance(o, Share)]
+    n, ring = node.spec.nparties, node.party.ctx.ring
+    if node.rank != target:
+        node.transport.send(target, tuple(outs[i] for i in secret))
+        return {}
+    got = {r: node.transport.recv(r) for r in range(n) if r != target}
+    for j, i in enumerate(secret):
+        shares = [outs[i] if r == target else got[r][j] for r in range(n)]
+        outs[i] = node.proto_cls.reconstruct(shares, ring)
+    names = [o[0] for o in h["outputs"]]
+    values = {}
+    for (name, dt, shape), o, res in zip(h["outputs"], outs, program.results):
+        aval = SimpleNamespace(dtype=np.dtype(dt), shape=tuple(shape))
+        values[name] = _decode(ring, o, res.type, aval)
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{h.get('tag') or 'job'}-{job}")
+    out_dir = node.me.output_dir or os.path.join("spu-out", node.name)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.abspath(os.path.join(out_dir, f"{tag}.npz"))
+    np.savez(path, **values)
+    node.results[tag] = values
+    if node.on_result is not None:
+        node.on_result(tag, values)
+    return {"revealed_to": node.name, "path": path, "tag": tag,
+            "outputs": [[k, list(v.shape), v.dtype.str] for k, v in values.items()]
+            if names else []}

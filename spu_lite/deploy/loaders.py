@@ -1,0 +1,84 @@
+"""Loaders: the code that makes a party-owned input at its owner.
+
+Two ways for a node to get one, checked in this order:
+
+1. By name (the safe path): the party decides what code runs. Names come from the
+   party's cluster-file entry (`loaders: {patients: "hospital_io:load_patients"}`),
+   from `spu-lite node --loader NAME=MODULE:FUNC`, or from Python code in the node's
+   process (`@register_loader("patients")`). The driver sends only the name and JSON
+   arguments (strings, numbers, lists, dicts): no code, nothing unpickled.
+2. Code from the driver: a callable shipped with cloudpickle. Unpickling runs
+   arbitrary code, so a node accepts it only if its entry says
+   `trust_driver_code: true` (use between parties that trust the driver's code, e.g.
+   one organisation running all parties, or for trying things out).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Callable, Dict
+
+_REGISTRY: Dict[str, Callable] = {}
+
+
+class LoaderError(RuntimeError):
+    """The node refuses or cannot find the loader."""
+
+
+def register_loader(name: str):
+    """Decorator: make `fn` available to drivers as spu.party(me)("name")(*args)."""
+    def deco(fn):
+        _REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+def import_function(spec: str) -> Callable:
+    mod, sep, fn = spec.partition(":")
+    if not sep:
+        raise LoaderError(f"loader {spec!r}: expected MODULE:FUNCTION")
+    try:
+        obj = importlib.import_module(mod)
+        for part in fn.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise LoaderError(f"loader {spec!r}: {e}") from None
+    return obj
+
+
+def named(name: str, table: Dict[str, str], me: str) -> Callable:
+    if name in table:
+        return import_function(table[name])
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    known = sorted(set(table) | set(_REGISTRY))
+    raise LoaderError(f"party {me!r} has no loader named {name!r} "
+                      f"(it has: {', '.join(known) or 'none'})")
+
+
+def request_for(loader, args, kwargs):
+    """At the driver: (header fields, payload) of a load request."""
+    if isinstance(loader, str):
+        try:
+            json.dumps([args, kwargs])
+        except TypeError as e:
+            raise TypeError(f"arguments of the named loader {loader!r} must be JSON values "
+                            f"(str, numbers, lists, dicts): {e}") from None
+        return {"name": loader, "args": list(args), "kwargs": kwargs}, None
+    import cloudpickle
+    return {"pickled": True}, cloudpickle.dumps((loader, tuple(args), dict(kwargs)))
+
+
+def run(header: dict, payload, table: Dict[str, str], trusted: bool, me: str):
+    """At the owner: run the requested loader and return its value."""
+    if header.get("pickled"):
+        if not trusted:
+            raise LoaderError(f"party {me!r} does not run code sent by the driver "
+                              f"(trust_driver_code is false): register a loader by name "
+                              f"and call spu.party({me!r})('NAME')(...)")
+        import cloudpickle
+        fn, args, kwargs = cloudpickle.loads(payload)
+    else:
+        fn = named(str(header.get("name")), table, me)
+        args, kwargs = header.get("args") or [], header.get("kwargs") or {}
+    return fn(*args, **kwargs)
