@@ -62,7 +62,7 @@ class Ring:
             raise RangeError(f"input magnitude {np.max(np.abs(x)):.4g} is outside the fixed-point "
                              f"range |x| < 2^{self.bits - frac - 2} = {limit:.4g} "
                              f"(ring {self.bits} bits, {frac} fractional bits)")
-        return np.round(x * float(2 ** frac)).astype(np.int64).astype(self.sdtype).view(self.dtype)
+        return np.asarray(np.round(x * float(2 ** frac)).astype(np.int64).astype(self.sdtype)).view(self.dtype)
 
     def encode_int(self, x) -> np.ndarray:
         x = np.asarray(x)
@@ -73,7 +73,7 @@ class Ring:
         lim = 2 ** (self.bits - 1)
         if x.size and (int(x.max()) >= lim or int(x.min()) < -lim):
             raise RangeError(f"integer input outside the {self.bits}-bit ring")
-        return x.astype(np.int64).astype(self.sdtype).view(self.dtype)
+        return np.asarray(x.astype(np.int64).astype(self.sdtype)).view(self.dtype)
 
     def decode(self, x: np.ndarray, frac: int) -> np.ndarray:
         return self.signed(x).astype(np.float64) / float(2 ** frac)
