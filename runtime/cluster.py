@@ -11,6 +11,7 @@ from dataclasses import dataclass, field as dc_field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from compiler.ir import Program
 
@@ -122,7 +123,10 @@ class InProcessCluster:
             if self.dealer is not None:
                 t.append(self.dealer.serve_job)
             t.hub_fail = self.hub.fail
-            results = _run_threads(t)[: self.nparties]
+            # One BLAS thread per party thread: 3 parties on 2 cores would otherwise
+            # oversubscribe OpenBLAS (a GEMM then runs ~20x slower).
+            with threadpool_limits(1, user_api="blas"):
+                results = _run_threads(t)[: self.nparties]
             self.party_profiles = [prof for _, prof in results]
             self.last_profile = Profile.merge_max(self.party_profiles)
             outs = []

@@ -6,6 +6,7 @@ wall time, bytes sent and rounds are recorded in the party's Profile.
 from __future__ import annotations
 
 import time
+from collections import ChainMap
 
 import numpy as np
 from typing import Dict, List, Sequence
@@ -20,8 +21,13 @@ class ExecutionError(RuntimeError):
     pass
 
 
-def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile) -> List:
-    env: Dict[int, object] = {id(p): a for p, a in zip(block.params, args)}
+def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
+              outer=None) -> List:
+    """Run `block`; values of enclosing blocks that it reads (scoped CSE makes nested
+    blocks reuse them) are looked up in `outer`; its own values are freed locally."""
+    local: Dict[int, object] = {id(p): a for p, a in zip(block.params, args)}
+    env = local if outer is None else ChainMap(local, outer)
+    nested = lambda K_, b, a, prof: run_block(K_, b, a, prof, outer=env)
     frees = last_uses(block)
     comm = K.P.comm
     for op, dead in zip(block.ops, frees):
@@ -31,7 +37,7 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile) 
         ins = [env[id(v)] for v in op.inputs]
         t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
         try:
-            out = fn(K, op, *ins) if not op.blocks else fn(K, op, *ins, run_block=run_block,
+            out = fn(K, op, *ins) if not op.blocks else fn(K, op, *ins, run_block=nested,
                                                             profile=profile)
         except Exception as e:
             if isinstance(e, (ExecutionError,)) or type(e).__name__ == "PeerError":
@@ -41,9 +47,9 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile) 
         profile.record(op.name, time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
         outs = out if isinstance(out, list) else [out]
         for v, o in zip(op.outputs, outs):
-            env[id(v)] = np.asarray(o) if isinstance(o, np.generic) else o
+            local[id(v)] = np.asarray(o) if isinstance(o, np.generic) else o
         for v in dead:
-            env.pop(id(v), None)
+            local.pop(id(v), None)
     return [env[id(v)] for v in block.results]
 
 

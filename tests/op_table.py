@@ -115,3 +115,5 @@ def reference(case: Case, inputs):
     """Plaintext JAX result as float64 numpy."""
     out = case.fn(*[jnp.asarray(x) for x in inputs])
     return jax.tree_util.tree_map(lambda o: np.asarray(o, dtype=np.float64), out)
+CASES.append(Case("loop_reads_outer_value",
+                  lambda x: jax.lax.fori_loop(0, 3, lambda i, c: c * 0.5 + 1.0, x * 0.5), args(u(4))))
