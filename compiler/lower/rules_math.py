@@ -45,7 +45,16 @@ def _div(L, eqn, a, b):
             return L.emit("fdiv", [L.to_frac(L.as_fxp(a), L.opt.fxp_bits), b])
         inv = L.emit("fdiv", [L.const(1.0, L.opt.fxp, b.type.shape), b])
         return L.fmul(L.as_fxp(a), inv)
-    return L.fmul(L.as_fxp(a), L.emit("reciprocal", [L.to_frac(L.as_fxp(b), L.opt.fxp_bits)]))
+    return L.fmul(L.as_fxp(a), _reciprocal(L, b))
+
+
+def _reciprocal(L, b):
+    """1/b taken before any broadcast of b: softmax divides by a broadcast row sum,
+    so one reciprocal per row, not one per element."""
+    op = L.producer(b)
+    if op is not None and op.name == "broadcast" and op.inputs[0].type.secret:
+        return L.emit("broadcast", [_reciprocal(L, op.inputs[0])], **op.attrs)
+    return L.emit("reciprocal", [L.to_frac(L.as_fxp(b), L.opt.fxp_bits)])
 
 
 def _unary(name):
@@ -78,8 +87,11 @@ def _expm1(L, eqn, x):
 
 @rule("pow")
 def _pow(L, eqn, x, y):
-    """x**y = exp(y * log(x)) for x > 0; a public integer exponent uses products."""
+    """x**y = exp(y * log(x)) for x > 0; a public integer exponent uses products,
+    exponents 0.5 and -0.5 are sqrt and rsqrt."""
     c = _public_const_value(L, y)
+    if c is not None and np.unique(c).size == 1 and float(np.unique(c)[0]) in (0.5, -0.5):
+        return _unary("sqrt" if float(np.unique(c)[0]) > 0 else "rsqrt")(L, eqn, x)
     if c is not None and np.all(c == np.round(c)) and np.unique(c).size == 1:
         from .rules_arith import _integer_pow
 
