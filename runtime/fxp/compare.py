@@ -1,11 +1,11 @@
 """Comparison, equality, selection and max/argmax, written once over the kernels.
 
-msb(x) is a boolean circuit on k-bit words: the protocol splits x into boolean
-addends; a carry-save layer (1 AND round each) reduces them to two; a Kogge-Stone
-parallel-prefix adder computes the carry into the top bit in log2(k) AND rounds;
-one B2A turns the bit into an arithmetic 0/1. All layers are word-parallel numpy.
-Cost: (addends - 2) + 1 + log2(k) AND rounds + B2A; e.g. k = 64, two addends:
-7 AND rounds, each sending one or two words per element.
+msb(x) is a boolean circuit on k-bit words (bits.a2b): the protocol splits x into
+boolean addends; a carry-save layer (1 AND round each) reduces them to two; a
+Kogge-Stone parallel-prefix adder gives the carry into the top bit in log2(k) AND
+rounds; one B2A turns the bit into an arithmetic 0/1. All layers are word-parallel.
+Cost: (addends - 2) + 1 + ceil(log2(k-1)) AND rounds + B2A; aby3 at k = 64: 8 AND
+rounds (13 words per element) plus its B2A.
 """
 from __future__ import annotations
 
@@ -13,57 +13,14 @@ import numpy as np
 
 from ..protocols.base import Protocol, Share
 from .basic import add, is_secret, mul, neg, sub
-
-
-def _shl(x: Share, d: int, dtype) -> Share:
-    k = dtype(d)
-    return x.map(lambda s: s << k)
-
-
-def _shr(x: Share, d: int, dtype) -> Share:
-    k = dtype(d)
-    return x.map(lambda s: s >> k)
-
-
-def _and_many(P: Protocol, pairs):
-    """Several boolean ANDs in one round: stack, AND once, split."""
-    if len(pairs) == 1:
-        return [P.and_(*pairs[0])]
-    n = len(pairs)
-    xs = Share.zip(lambda *a: np.stack(a), [p[0] for p in pairs])
-    ys = Share.zip(lambda *a: np.stack(a), [p[1] for p in pairs])
-    z = P.and_(xs, ys)
-    return [z.map(lambda s, i=i: s[i]) for i in range(n)]
+from .bits import a2b, shr
 
 
 def msb_boolean(P: Protocol, x: Share) -> Share:
-    """Boolean share whose bit 0 is the top bit of x."""
-    dt = P.ring.dtype
-    k = P.ring.bits
-    addends = P.boolean_addends(x)
-    while len(addends) > 2:                    # carry-save: 3 addends -> 2, one AND
-        groups = [addends[i:i + 3] for i in range(0, len(addends) - len(addends) % 3, 3)]
-        rest = addends[len(groups) * 3:]
-        ands = _and_many(P, [(P.xor(a, c), P.xor(b, c)) for a, b, c in groups])
-        addends = rest
-        for (a, b, c), t in zip(groups, ands):
-            addends += [P.xor(P.xor(a, b), c), _shl(P.xor(t, c), 1, dt)]
-    if len(addends) == 1:
-        return _shr(addends[0], k - 1, dt)
-    a, b = addends
-    p0 = P.xor(a, b)
-    g = P.and_(a, b)                           # generate; carry out of bit i = prefix G_i
-    p = p0
-    d = 1
-    while d < k - 1:                           # Kogge-Stone over bits 0..k-2
-        if 2 * d < k - 1:
-            g2, p = _and_many(P, [(p, _shl(g, d, dt)), (p, _shl(p, d, dt))])
-        else:
-            g2 = P.and_(p, _shl(g, d, dt))
-        g = P.xor(g, g2)
-        d *= 2
-    top = P.xor(_shr(p0, k - 1, dt), _shr(g, k - 2, dt))
-    return P.and_public(top, np.asarray(1, dt))
+    """Boolean share whose bit 0 is the top bit of x: the adder of bits.a2b, read at
+    bit k-1 (only the carry into the top bit matters)."""
+    top = shr(a2b(P, x), P.ring.bits - 1, P.ring.dtype)
+    return P.and_public(top, np.asarray(1, P.ring.dtype))
 
 
 def msb(P: Protocol, x):
