@@ -117,3 +117,5 @@ def reference(case: Case, inputs):
     return jax.tree_util.tree_map(lambda o: np.asarray(o, dtype=np.float64), out)
 CASES.append(Case("loop_reads_outer_value",
                   lambda x: jax.lax.fori_loop(0, 3, lambda i, c: c * 0.5 + 1.0, x * 0.5), args(u(4))))
+CASES.append(Case("floor_ceil_round", lambda x: (jnp.floor(x), jnp.ceil(x), jnp.round(x)),
+                  args(lambda r: np.concatenate([r.uniform(-5, 5, 12), [2.0, -3.0, 0.0, 2.5 + 2 ** -17]]))))

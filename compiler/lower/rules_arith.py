@@ -206,16 +206,28 @@ def _convert(L, eqn, x):
         x = L.to_frac(x, L.opt.fxp_bits)
         zero = L.const(0, x.type.dtype, x.type.shape)
         neg = L.emit("less", [x, zero])
-        fl = L.emit("convert", [L.emit("select", [neg, L.emit("neg", [x]), x])], to=to)
+        fl = _floor_int(L, L.emit("select", [neg, L.emit("neg", [x]), x]))
+        fl = fl if to.is_int else L.emit("convert", [fl], to=to)
         return L.emit("select", [neg, L.emit("neg", [fl]), fl])
     return L.emit("convert", [x], to=to)
 
 
-def _floor(L, x):
-    """floor(x) = (x >> f) << f: one truncation (exact for public x; for secret x the
-    truncation may be 1 ulp low, so an exact integer can floor to the one below)."""
+def _floor_int(L, x):
+    """Exact floor of an fxp value as an int. Truncation by f bits (convert) may come
+    out 1 too high for secret x (its carry from the dropped bits), so one comparison
+    corrects it: t - [x < t * 2^f]. Public x: exact from the start."""
     x = L.to_frac(L.as_fxp(x), L.opt.fxp_bits)
-    return L.emit("convert", [L.emit("convert", [x], to=L.opt.int)], to=x.type.dtype)
+    t = L.emit("convert", [x], to=L.opt.int)
+    if not x.type.secret:
+        return t
+    over = L.emit("less", [x, L.emit("convert", [t], to=x.type.dtype)])
+    return L.emit("sub", [t, L.emit("convert", [over], to=L.opt.int)])
+
+
+def _floor(L, x):
+    """floor(x) as fxp: exact (see _floor_int)."""
+    fl = _floor_int(L, x)
+    return L.emit("convert", [fl], to=L.opt.fxp)
 
 
 @rule("floor")
