@@ -4,17 +4,10 @@ from .base import Protocol, Share, PartyContext
 
 def get_protocol(name: str):
     from .ref2k import Ref2k
-    table = {"ref2k": Ref2k}
-    try:
-        from .semi2k import Semi2k
-        table["semi2k"] = Semi2k
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from .aby3 import Aby3
-        table["aby3"] = Aby3
-    except ImportError:  # pragma: no cover
-        pass
+    from .semi2k import Semi2k
+    table = {"ref2k": Ref2k, "semi2k": Semi2k}
+    from .aby3 import Aby3
+    table["aby3"] = Aby3
     if name not in table:
         raise ValueError(f"unknown protocol {name!r}; choose one of {sorted(table)}")
     return table[name]
