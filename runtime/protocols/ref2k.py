@@ -6,7 +6,6 @@ reference the secure protocols are tested against, and a fast debugging mode.
 """
 from __future__ import annotations
 
-import numpy as np
 
 from ..ring_linalg import ring_dot_general
 from .base import Protocol, Share

@@ -371,7 +371,7 @@ class Semi2k(Protocol):
         t = np.unpackbits(tp, count=s.size).reshape(shape).astype(dt)
         if self.first:
             ra = self._answer()
-        sign = t << dt(1)
+        sign = np.left_shift(t, dt(1), out=np.empty(t.shape, dt))   # an array even when 0-d
         np.subtract(dt(1), sign, out=sign)  # 1 - 2t
         sign *= ra
         if self.first:
