@@ -1,6 +1,7 @@
 """Writes notebooks/04_federated_secure_aggregation.ipynb from its cell sources (kept
 here as plain text so diffs stay readable). Run: python notebooks/make_fl_notebook.py"""
 import pathlib
+import sys
 
 import nbformat as nbf
 
@@ -181,12 +182,9 @@ for name, h in [("plaintext FedAvg", hist_plain), ("secure aggregation (aby3)", 
 
 def build():
     """The notebook object (cells without outputs)."""
-    nb = nbf.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.cells = [nbf.v4.new_markdown_cell(src[3:].strip()) if src.startswith("md:")
-                else nbf.v4.new_code_cell(src.strip()) for src in CELLS]
-    return nb
+    sys.path.insert(0, str(HERE))
+    from make_notebooks import notebook   # same cell conventions as the other tutorials
+    return notebook(CELLS)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,12 @@
 """Writes notebooks/03_private_gpt2_inference.ipynb from its cell sources (plain text
 here so diffs stay readable). Run: python notebooks/make_gpt2_notebook.py"""
 import pathlib
+import sys
 
 import nbformat as nbf
 
-HERE = pathlib.Path(__file__).resolve().parent
-
-
-def notebook(cells):
-    nb = nbf.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbf.v4.new_markdown_cell(src[3:].strip()) if src.startswith("md:")
-                else nbf.v4.new_code_cell(src.strip()) for src in cells]
-    return nb
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from make_notebooks import HERE, notebook  # noqa: E402 (same cell conventions as the others)
 
 
 GPT2 = [

@@ -1,6 +1,5 @@
 """aby3: every kernel against plaintext, exact truncation, communication counts, and
 the statistical independence of a party's view from the secret."""
-import threading
 
 import numpy as np
 import pytest
@@ -8,10 +7,11 @@ import pytest
 import spu_lite as spu
 from runtime.cluster import ClusterConfig, InProcessCluster
 from runtime.fxp.compare import less, msb
-from runtime.link import PeerError
 from runtime.protocols import get_protocol
 from runtime.protocols.aby3 import Aby3
 from runtime.protocols.base import Share
+
+from .harness import run_parties, share
 from runtime.ring_linalg import ring_dot_general
 
 try:
@@ -30,32 +30,6 @@ def cluster_for(field=64, seed=11):
     if key not in _CLUSTERS:
         _CLUSTERS[key] = InProcessCluster(ClusterConfig(protocol="aby3", field=field, seed=seed))
     return _CLUSTERS[key]
-
-
-def run_parties(cluster, fn):
-    """fn(proto, rank) on each party in its own thread; returns the per-party results."""
-    results, errors = [None] * 3, []
-
-    def party(r):
-        try:
-            results[r] = fn(cluster.parties[r].proto, r)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
-            cluster.hub.fail(repr(e))
-
-    threads = [threading.Thread(target=party, args=(r,)) for r in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    real = [e for e in errors if not isinstance(e, PeerError)]
-    if errors:
-        raise (real or errors)[0]
-    return results
-
-
-def share(cluster, x):
-    return cluster.share(np.asarray(x, cluster.ring.dtype))
 
 
 def bshare(cluster, x, rng):

@@ -1,15 +1,15 @@
 """semi2k: correctness of every kernel against plaintext, exact truncation, costs, and
 the views of a computing party and of the dealer."""
-import threading
 
 import numpy as np
 import pytest
 
 import spu_lite as spu
 from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.link import PeerError
 from runtime.protocols import get_protocol
 from runtime.protocols.base import Share
+
+from .harness import run_parties, share
 from runtime.protocols.semi2k import Semi2k
 from runtime.ring import Ring
 from runtime.ring_linalg import ring_dot_general
@@ -20,41 +20,6 @@ from runtime.ring_linalg import ring_dot_general
 
 def make_cluster(n, field=64, seed=7):
     return InProcessCluster(ClusterConfig(protocol="semi2k", seed=seed, nparties=n, field=field))
-
-
-def run_parties(cluster, fn):
-    """Run fn(proto, rank) on every computing party (one thread each) while the dealer
-    serves, like InProcessCluster.run does for programs. Returns the per-party results."""
-    n = cluster.nparties
-    results, errors = [None] * n, []
-
-    def guard(body):
-        try:
-            body()
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
-            cluster.hub.fail(repr(e))
-
-    def party(r):
-        P = cluster.parties[r].proto
-        P.begin_job()
-        results[r] = fn(P, r)
-        P.end_job()
-
-    threads = [threading.Thread(target=guard, args=(lambda r=r: party(r),)) for r in range(n)]
-    threads.append(threading.Thread(target=guard, args=(cluster.dealer.serve_job,)))
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    real = [e for e in errors if not isinstance(e, PeerError)]
-    if real or errors:
-        raise (real or errors)[0]
-    return results
-
-
-def share(cluster, x):
-    return cluster.share(np.asarray(x, cluster.ring.dtype))
 
 
 def bshare(cluster, x, rng):
