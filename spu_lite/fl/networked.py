@@ -26,7 +26,7 @@ A node-side loader looks like
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import jax
 import numpy as np
