@@ -3,9 +3,10 @@ from .simplify import simplify
 from .truncation import sink_truncations
 from .fold import fold_constants
 from .cse import cse, dce
+from .licm import hoist_loop_invariants
 from .rewrite import renumber
 
-PIPELINE = (simplify, fold_constants, cse, sink_truncations, dce)
+PIPELINE = (simplify, fold_constants, cse, hoist_loop_invariants, sink_truncations, dce)
 
 
 def optimize(program, max_rounds: int = 8):

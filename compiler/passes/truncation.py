@@ -5,8 +5,8 @@
     reduce_sum(trunc(a))         -> trunc(reduce_sum(a))           (sum of products)
     neg/reshape/transpose/slice(trunc(a)) -> trunc(op(a))
 
-A truncation is moved only when its value has no other reader, so no work is
-duplicated. Values at the doubled scale fxp<k,2f> must stay below 2^(k-2f-1) in
+A truncation is moved only when its value has no other reader and it is made in the
+same block as its reader (never into a loop body), so no work is duplicated. Values at the doubled scale fxp<k,2f> must stay below 2^(k-2f-1) in
 magnitude (2^27 at k=64, f=18): the same bound a product needs before its own
 truncation anyway. Truncation error stays at most 1 ulp per truncation left.
 """
@@ -18,13 +18,23 @@ from .rewrite import run_on_program, uses
 _UNARY_SINK = ("neg", "reshape", "transpose", "slice", "reduce_sum", "cumsum")
 
 
+def _block_of(ops, block_id, out):
+    for op in ops:
+        out[id(op)] = block_id
+        for b in op.blocks:
+            _block_of(b.ops, id(b), out)
+    return out
+
+
 def sink_truncations(p) -> bool:
     n_uses = uses(p.ops, p.results)
     prod = {id(o): op for op in p.walk() for o in op.outputs}
+    block_of = _block_of(p.ops, 0, {})
 
-    def single_trunc(v):
+    def single_trunc(v, reader):
         op = prod.get(id(v))
-        if op is not None and op.name == "trunc" and n_uses.get(id(v), 0) == 1:
+        if op is not None and op.name == "trunc" and n_uses.get(id(v), 0) == 1 \
+                and block_of.get(id(op)) == block_of.get(id(reader)):
             return op
         return None
 
@@ -32,19 +42,20 @@ def sink_truncations(p) -> bool:
         t = infer(name, [v.type for v in inputs], attrs)[0]
         v = em.emit(op, name, inputs, t, **attrs)
         prod[id(v)] = em.ops[-1]
+        block_of[id(em.ops[-1])] = block_of.get(id(op))
         n_uses[id(v)] = 1
         return v
 
     def fn(op, em):
         if op.name in _UNARY_SINK:
-            t = single_trunc(op.inputs[0])
+            t = single_trunc(op.inputs[0], op)
             if t is None:
                 return None
             inner = make(op, em, op.name, [t.inputs[0]], **op.attrs)
             return [make(op, em, "trunc", [inner], bits=t.attrs["bits"])]
         if op.name in ("add", "sub"):
             a, b = op.inputs
-            ta, tb = single_trunc(a), single_trunc(b)
+            ta, tb = single_trunc(a, op), single_trunc(b, op)
             if ta is None and tb is None:
                 return None
             if ta is not None and tb is not None:
@@ -66,4 +77,5 @@ def sink_truncations(p) -> bool:
         changed = True
         n_uses = uses(p.ops, p.results)
         prod = {id(o): o2 for o2 in p.walk() for o in o2.outputs}
+        block_of = _block_of(p.ops, 0, {})
     return changed

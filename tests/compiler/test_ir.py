@@ -104,3 +104,17 @@ def test_every_op_has_a_kernel():
     from runtime.kernels import KERNELS
     missing = sorted(set(OPS) - set(KERNELS))
     assert missing == [], f"IR ops without a runtime kernel: {missing}"
+
+
+def test_loop_invariant_work_is_hoisted_out_of_loops():
+    def train(w, x):
+        return jax.lax.fori_loop(0, 100, lambda i, w: w - 0.1 * x.T @ jnp.tanh(x @ w), w)
+    prog = spu.compile(train, np.zeros(4), np.zeros((8, 4)), protocol="ref2k").program
+    loop = next(op for op in prog.ops if op.name == "for")
+    body = [op.name for op in loop.blocks[0].ops]
+    assert "transpose" not in body and body.count("trunc") == 2    # 0.1 * x.T: once, outside
+    outside = [op.name for op in prog.ops]
+    assert outside.index("transpose") < outside.index("for")
+    assert print_program(parse_program(prog.text)) == prog.text
+    x, w = np.random.default_rng(0).normal(size=(8, 4)) * 0.3, np.zeros(4)
+    np.testing.assert_allclose(spu.jit(train, protocol="ref2k")(w, x), train(w, x), atol=1e-3)
