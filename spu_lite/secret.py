@@ -18,7 +18,7 @@ class Secret:
     __slots__ = ("shares", "ir_type", "shape", "dtype", "cluster")
 
     def __init__(self, shares: List[Any], ir_type, shape, dtype, cluster):
-        self.shares = shares          # one Share per party (in-process: held by the parties' memory)
+        self.shares = shares          # in-process: one Share per party; networked: a KeptShares id
         self.ir_type = ir_type
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
@@ -47,6 +47,9 @@ def reveal(tree):
             return x
         from .api import _decode
         c = x.cluster
-        ring_value = c.proto_cls.reconstruct(x.shares, c.ring)
+        if hasattr(x.shares, "reveal"):          # kept at networked parties
+            ring_value = x.shares.reveal(x.ir_type)
+        else:                                    # in-process: the parties' Shares
+            ring_value = c.proto_cls.reconstruct(x.shares, c.ring)
         return _decode(c.ring, ring_value, x.ir_type, jax.ShapeDtypeStruct(x.shape, x.dtype))
     return jax.tree_util.tree_map(open_one, tree, is_leaf=is_secret_handle)

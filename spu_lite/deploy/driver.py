@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+import weakref
 from typing import List, Optional, Sequence
 
 import numpy as np
 
+from compiler.ir import Program, Value
 from runtime.link import PeerError
 from runtime.net.auth import CredentialError, load_secret
 from runtime.net.client import DriverClient, JobError
@@ -69,6 +72,7 @@ class NetworkCluster:
         self.epoch = 0                         # bumped after every failure
         self._job = 0
         self._lock = threading.Lock()
+        self._released: List[str] = []          # ids of kept secrets the driver dropped
         self.last_profile: Optional[Profile] = None
         self.party_profiles: List[Profile] = []
         if check:
@@ -143,24 +147,32 @@ class NetworkCluster:
             reveal_to: Optional[str] = None, outputs=None):
         """Like InProcessCluster.run; inputs may also hold OwnedRef (party-owned).
         With reveal_to, returns a RevealReceipt instead of values."""
-        if keep and any(keep):
-            raise NotImplementedError("keep_secret is not supported on networked clusters yet "
-                                      "(the shares would have to stay at the parties)")
         n = self.nparties
+        keep = list(keep or [False] * len(program.results))
+        if reveal_to is not None and any(keep):
+            raise ValueError("keep_secret and reveal_to do not go together")
+        kept = [uuid.uuid4().hex if k and program.results[i].type.secret else None
+                for i, k in enumerate(keep)]
         target = None if reveal_to is None else self._owner_rank(reveal_to)
         descs, payloads = [], {r: [] for r in range(n)}
         for x in inputs:
             if isinstance(x, OwnedRef):
                 descs.append(["o", self._owner_rank(x.party), x.handle, x.leaf])
+            elif isinstance(x, KeptShares):
+                if x.cluster is not self:
+                    raise ValueError("a secret kept on another cluster")
+                descs.append(["k", x.id])
             else:
                 descs.append("p" if isinstance(x, np.ndarray) else "s")
             for r in range(n):
-                payloads[r].append(None if isinstance(x, OwnedRef) else
+                payloads[r].append(None if isinstance(x, (OwnedRef, KeptShares)) else
                                    x if isinstance(x, np.ndarray) else x[r])
         header = {"k": "job", "program": program.text, "inputs": descs,
                   "options": dict(options or {}), "reveal_to": target,
-                  "outputs": _output_names(program, outputs), "tag": program.name}
+                  "outputs": _output_names(program, outputs), "tag": program.name,
+                  "keep": kept}
         with self._lock:
+            header["release"], self._released = self._released, []
             self.client.drain()
             if self.client.seen_down or self.session is None:
                 self.client.seen_down = False
@@ -174,13 +186,37 @@ class NetworkCluster:
             return RevealReceipt(job, h["revealed_to"], h["path"], h["outputs"], h["tag"])
         outs = []
         for i in range(len(program.results)):
+            if kept[i] is not None:
+                outs.append(KeptShares(self, kept[i]))
+                continue
             vals = [rep[r][1][i] for r in range(n)]
             outs.append(vals[0] if isinstance(vals[0], np.ndarray)
                         else self.proto_cls.reconstruct(vals, self.ring))
         return outs
 
+    def reveal_kept(self, kept: "KeptShares", ir_type) -> np.ndarray:
+        """Open a kept secret to the driver (a one-value identity program)."""
+        v = Value("0", ir_type)
+        program = Program("reveal", [v], [], [v], self.ring.bits, self.spec.fxp_bits)
+        return self.run(program, [kept])[0]
+
+    def _release(self, kid: str) -> None:
+        self._released.append(kid)        # sent with the next job (best effort)
+
     def close(self) -> None:
         self.client.close()
+
+
+class KeptShares:
+    """The parties' shares of a secret that stayed at the nodes (keep_secret); the
+    driver holds only this id. Dropping the last reference releases them."""
+
+    def __init__(self, cluster: NetworkCluster, kid: str):
+        self.cluster, self.id = cluster, kid
+        weakref.finalize(self, cluster._release, kid)
+
+    def reveal(self, ir_type) -> np.ndarray:
+        return self.cluster.reveal_kept(self, ir_type)
 
 
 def _profile(d) -> Profile:

@@ -8,7 +8,10 @@
    others receive them. The plaintext stays at the owner.
 3. Run the program (runtime.party.Party, the same code as in-process).
 4. Outputs: by default every party returns its shares to the driver (party 0 also
-   the public outputs), which reconstructs them. With `reveal_to`, the parties send
+   the public outputs), which reconstructs them. Outputs the driver asked to keep
+   (keep_secret) stay at the parties under an id (`node.kept`); later jobs name them
+   as inputs ["k", id], and the driver's releases (ids of handles it dropped) ride
+   on the next job. With `reveal_to`, the parties send
    their output shares to that party only; it reconstructs and decodes them, keeps
    them in `node.results`, writes OUTPUT_DIR/TAG-JOB.npz, and the driver receives
    only a receipt (names, shapes, dtypes, path).
@@ -37,11 +40,18 @@ def run_job(node, h: dict, payload):
     if node.is_dealer:
         node.party.serve_job()
         return {}, None
+    for kid in h.get("release") or ():
+        node.kept.pop(str(kid), None)
     program = _program(node, h["program"])
     inputs = _inputs(node, h["inputs"], payload)
     node.party.options = dict(h.get("options") or {})
     outs, prof = node.party.run(program, inputs)
     reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()}}
+    keep = h.get("keep") or [None] * len(outs)
+    for i, kid in enumerate(keep):
+        if kid is not None and isinstance(outs[i], Share):
+            node.kept[str(kid)] = outs[i]          # stays here; the driver gets nothing
+            outs[i] = None
     if h.get("reveal_to") is None:
         return reply, [o if isinstance(o, Share) or node.rank == 0 else None for o in outs]
     reply.update(_reveal(node, job, h, program, outs, int(h["reveal_to"])))
@@ -58,10 +68,17 @@ def _program(node, text: str):
 
 
 def _inputs(node, descs: List, payload) -> List:
-    """descs[i]: "p" public array, "s" this party's Share (both in payload[i]), or
-    ["o", owner rank, handle, leaf] for a party-owned input."""
+    """descs[i]: "p" public array, "s" this party's Share (both in payload[i]),
+    ["o", owner rank, handle, leaf] for a party-owned input, or ["k", id] for a secret
+    kept at the parties by an earlier job."""
     from spu_lite.api import _encode
     vals = list(payload or [None] * len(descs))
+    for i, d in enumerate(descs):
+        if isinstance(d, list) and d[0] == "k":
+            if str(d[1]) not in node.kept:
+                raise RuntimeError(f"{node.name} holds no kept secret {str(d[1])[:8]} "
+                                   f"(restarted, or released?)")
+            vals[i] = node.kept[str(d[1])]
     owned = [(i, d) for i, d in enumerate(descs) if isinstance(d, list) and d[0] == "o"]
     n, rank, ring = node.spec.nparties, node.rank, node.party.ctx.ring
     mine = [(i, d) for i, d in owned if int(d[1]) == rank]

@@ -64,6 +64,7 @@ class Node:
         self.session = None
         self.owner_prg = None
         self.loaded: "OrderedDict[str, list]" = OrderedDict()
+        self.kept: Dict[str, object] = {}       # id -> this party's Share of a kept secret
         self.results: Dict[str, dict] = {}
         self.programs: "OrderedDict[str, object]" = OrderedDict()
         self.control: "queue.Queue" = queue.Queue()

@@ -13,8 +13,7 @@ party process next to its own data); the model owner is the driver. Every round:
 
 The driver's process only ever receives the mean (tests/e2e/test_fl_network.py checks
 the raw frames it receives). Clipping, DP noise and weighted means are not available
-here yet (they need secrets kept between programs on the nodes); the in-process
-`Federation` has them.
+here yet; the in-process `Federation` has them.
 
 A node-side loader looks like
 

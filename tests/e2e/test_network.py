@@ -322,3 +322,29 @@ def test_driver_names_the_nodes_that_do_not_answer(tmp_path):
     with pytest.raises(PeerError, match="'alice' does not answer.*'bob'.*'carol'"):
         NetworkCluster(path, connect_timeout=0.5)
     assert time.monotonic() - t0 < 3.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("names,dealer", [(["alice", "bob", "carol"], None), (["alice", "bob"], "dave")])
+def test_kept_secrets_stay_at_the_parties_between_jobs(tmp_path, names, dealer):
+    """keep_secret on real nodes: the driver holds ids only; chained calls and reveal."""
+    import gc
+    path = make_cluster_file(tmp_path, names, dealer=dealer)
+    with running(path, tmp_path):
+        net = NetworkCluster(path)
+        try:
+            step = spu.jit(lambda w, x: (w + x * 0.5, (w * x).sum()), cluster=net, keep_secret=(0,))
+            w, x = np.ones(4), np.arange(4.0)
+            for _ in range(3):
+                w, s = step(w, x)
+                assert isinstance(w, spu.Secret) and not isinstance(w.shares, list)
+            np.testing.assert_allclose(spu.reveal(w), 1 + 1.5 * np.arange(4.0), atol=1e-4)
+            np.testing.assert_allclose(s, ((1 + np.arange(4.0)) * np.arange(4.0)).sum(), atol=1e-3)
+            kid = w.shares.id
+            del w
+            gc.collect()
+            assert kid in net._released                        # dropped handles are released
+            step(np.ones(4), x)                                 # ... with the next job
+            assert kid not in net._released
+        finally:
+            net.close()
