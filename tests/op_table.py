@@ -119,3 +119,4 @@ CASES.append(Case("loop_reads_outer_value",
                   lambda x: jax.lax.fori_loop(0, 3, lambda i, c: c * 0.5 + 1.0, x * 0.5), args(u(4))))
 CASES.append(Case("floor_ceil_round", lambda x: (jnp.floor(x), jnp.ceil(x), jnp.round(x)),
                   args(lambda r: np.concatenate([r.uniform(-5, 5, 12), [2.0, -3.0, 0.0, 2.5 + 2 ** -17]]))))
+CASES.append(Case("python_sum_from_zero", lambda x: sum([jnp.sum(x * x)], jnp.zeros((), jnp.float32)), args(u(5))))

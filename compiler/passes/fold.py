@@ -49,7 +49,7 @@ def fold_constants(p) -> bool:
         args = [const[id(v)] for v in op.inputs]
         fold = _bcast if op.name == "broadcast" else _FOLD[op.name]
         natural = {"fxp": np.float64, "int": np.int64, "bool": np.bool_}[op.out.type.dtype.kind]
-        val = np.ascontiguousarray(np.asarray(fold(*args, op.attrs)).astype(natural))
+        val = np.array(fold(*args, op.attrs), dtype=natural).reshape(op.out.type.shape)  # 0-d stays 0-d
         v = em.emit(op, "constant", [], op.out.type, value=val, dtype=op.out.type.dtype)
         const[id(v)] = val
         return [v]

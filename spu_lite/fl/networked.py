@@ -11,9 +11,11 @@ party process next to its own data); the model owner is the driver. Every round:
   3. the nodes average the updates under MPC; only the mean is revealed, to the
      driver (the model owner).
 
-The driver's process only ever receives the mean (tests/e2e/test_fl_network.py checks
-the raw frames it receives). Clipping, DP noise and weighted means are not available
-here yet; the in-process `Federation` has them.
+The driver's process only ever receives the aggregate (tests/e2e/test_fl_network.py
+checks the raw frames it receives). Aggregators of updates from spu_lite.fl work here
+too -- Mean with clipping (under MPC, through secrets kept at the nodes between the
+sum and the scaling) and Custom(payload="update"); DP noise and weighted means are
+in-process only for now.
 
 A node-side loader looks like
 
@@ -32,6 +34,9 @@ import numpy as np
 
 from ..api import jit
 from ..deploy.handles import party
+from ..frontend import public
+from .aggregators import Aggregator, Mean
+from .backends import _precise_factors, _scale_by_factors
 from .history import History, RoundRecord
 
 
@@ -50,10 +55,31 @@ def params_from_json(obj) -> object:
     return {k: params_from_json(v) for k, v in obj.items()}
 
 
-def _mean(n: int) -> Callable:
-    def mean(updates):
-        return jax.tree_util.tree_map(lambda *u: sum(u[1:], u[0]) * (1.0 / n), *updates)
-    return mean
+class NetworkBackend:
+    """The computing nodes of a networked cluster, for spu_lite.fl aggregators."""
+    secure = True
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.nparties = cluster.nparties
+        self._scale = self.compile(_scale_by_factors)
+
+    def compile(self, fn: Callable, keep_secret=()) -> Callable:
+        return jit(fn, cluster=self.cluster, keep_secret=keep_secret)
+
+    def public(self, x):
+        return public(x)
+
+    def rsqrt(self, bound: float) -> Callable:
+        return jax.lax.rsqrt
+
+    def scale(self, tree, c: float):
+        """Reveal tree * c (tree secret -- here a secret kept at the nodes -- c public)."""
+        return self._scale(tree, public(_precise_factors(c)))
+
+    def noise_contributors(self):
+        raise ValueError("DP noise on networked clusters is not supported yet "
+                         "(use the in-process Federation)")
 
 
 class NetworkFederation:
@@ -66,17 +92,24 @@ class NetworkFederation:
       loader_args: extra JSON arguments for the loader (e.g. steps, learning rate);
         every owner also gets `shard` (its index) and `n_shards`.
       evaluate: evaluate(params) -> dict of metrics (the model owner's own test data).
+      aggregator: an spu_lite.fl aggregator of updates (default: Mean()).
     """
 
     def __init__(self, cluster, owners: Sequence[str], loader: str,
-                 loader_args: Optional[Dict] = None, evaluate: Optional[Callable] = None):
+                 loader_args: Optional[Dict] = None, evaluate: Optional[Callable] = None,
+                 aggregator: Optional[Aggregator] = None):
         if len(owners) < 2:
             raise ValueError("secure aggregation needs at least 2 data owners "
                              "(the mean of one update is that update)")
+        self.aggregator = aggregator or Mean()
+        if self.aggregator.weighted or self.aggregator.dp is not None or \
+                self.aggregator.payload == "model":
+            raise ValueError(f"{self.aggregator!r}: networked federations aggregate updates, "
+                             f"without weights or DP noise (for now)")
         self.cluster, self.owners, self.loader = cluster, list(owners), loader
         self.loader_args = dict(loader_args or {})
         self.evaluate = evaluate
-        self._aggregate = jit(_mean(len(self.owners)), cluster=cluster)
+        self.backend = NetworkBackend(cluster)
         self.history = History()
 
     def run_round(self, params, index: int) -> tuple:
@@ -85,7 +118,7 @@ class NetworkFederation:
         updates = [party(name)(self.loader)(as_json, shard=i, n_shards=len(self.owners),
                                             **self.loader_args)
                    for i, name in enumerate(self.owners)]
-        mean = self._aggregate(updates)      # local training, sharing and MPC mean
+        mean = self.aggregator.aggregate(self.backend, updates, None, params)   # + local training
         t1 = time.perf_counter()
         new = jax.tree_util.tree_map(lambda p, u: np.asarray(p) + np.asarray(u), params, mean)
         metrics = self.evaluate(new) if self.evaluate else {}

@@ -9,6 +9,7 @@ import pytest
 from runtime.ring import Ring
 from spu_lite.deploy.driver import NetworkCluster
 from spu_lite.fl import digits as D
+from spu_lite.fl.aggregators import Mean
 from spu_lite.fl.networked import NetworkFederation, params_from_json, params_to_json
 
 from .netcluster import make_cluster_file, running
@@ -16,6 +17,7 @@ from .netcluster import make_cluster_file, running
 LOADER = '''
 import numpy as np, jax, optax
 from spu_lite.fl import digits as D
+from spu_lite.fl.aggregators import Mean
 from spu_lite.fl.trainer import LocalTrainer
 from spu_lite.fl.networked import params_from_json
 
@@ -56,6 +58,7 @@ def test_networked_secure_fedavg_learns_and_the_model_owner_sees_only_the_mean(t
     os.environ["SPU_LITE_WIRE_DUMP"] = str(wire)
     task = D.digits_task(n_owners=3, seed=0)
     params = D.init_mlp(jax.random.PRNGKey(0))
+    clip = 2.0          # clipping under MPC, through a secret kept at the nodes
     try:
         with running(path, tmp_path, env=env):
             net = NetworkCluster(path)
@@ -64,12 +67,13 @@ def test_networked_secure_fedavg_learns_and_the_model_owner_sees_only_the_mean(t
 
             def recording_run(*a, **k):
                 out = real_run(*a, **k)
-                revealed.append([Ring(64).decode(np.asarray(o), 18) for o in out])
+                revealed.append([Ring(64).decode(o, 18) for o in out if isinstance(o, np.ndarray)])
                 return out
             net.run = recording_run
             try:
                 fed = NetworkFederation(net, ["alice", "bob", "carol"], "fl_update",
-                                        evaluate=D.evaluator(task.x_test, task.y_test))
+                                        evaluate=D.evaluator(task.x_test, task.y_test),
+                                        aggregator=Mean(clip_norm=clip))
                 rounds = 6
                 for r in range(1, rounds + 1):
                     fed.loader_args = {"round": r}
@@ -81,13 +85,16 @@ def test_networked_secure_fedavg_learns_and_the_model_owner_sees_only_the_mean(t
         os.environ.pop("SPU_LITE_WIRE_DUMP", None)
     acc = fed.history["accuracy"]
     assert acc[-1] > 0.85 and acc[-1] > acc[0]
-    # the driver's process obtains exactly one thing per round: the mean of the updates
+    # what the driver's process obtains per round: the mean of the clipped updates (the
+    # clipped sum stays at the nodes; only its scaled value is revealed)
+    revealed = [outs for outs in revealed if outs]
     assert len(revealed) == rounds
     ring = Ring(64)
     for r, outs in enumerate(revealed, start=1):
         got = np.concatenate([o.ravel() for o in outs])       # leaves in sorted key order
         ups = [np.load(dumps / f"update-{i}-{r}.npy") for i in range(3)]
-        np.testing.assert_allclose(got, np.mean(ups, axis=0), atol=1e-4)
+        ups = [u * min(1.0, clip / np.linalg.norm(u)) for u in ups]        # clipped
+        np.testing.assert_allclose(got, np.mean(ups, axis=0), atol=1e-3)
         for u in ups:
             assert np.abs(got - u).max() > 1e-2            # no output is an individual update
     # and no frame it received carries an update in the clear, in float or fixed point
