@@ -348,3 +348,25 @@ def test_kept_secrets_stay_at_the_parties_between_jobs(tmp_path, names, dealer):
             assert kid not in net._released
         finally:
             net.close()
+
+
+@pytest.mark.slow
+def test_secure_training_on_real_nodes_matches_the_in_process_cluster(tmp_path):
+    """The Trainer over real nodes: parameters stay at the parties between epochs."""
+    from spu_lite import tutorials
+    from spu_lite.train import Trainer
+    s = tutorials.breast_cancer_mlp()
+    x, y = s.x_train[:100], s.y_train[:100]
+    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], timeout=30)
+    with running(path, tmp_path):
+        net = NetworkCluster(path)
+        try:
+            p_net, h_net = Trainer(s.loss_fn, s.optimizer, cluster=net).fit(
+                s.params, x, y, epochs=2, batch_size=10, progress=False)
+        finally:
+            net.close()
+    p_in, h_in = Trainer(s.loss_fn, s.optimizer, protocol="aby3").fit(
+        s.params, x, y, epochs=2, batch_size=10, progress=False)
+    np.testing.assert_allclose(h_net["loss"], h_in["loss"], atol=1e-3)
+    for a, b in zip(jax.tree_util.tree_leaves(p_net), jax.tree_util.tree_leaves(p_in)):
+        np.testing.assert_allclose(a, b, atol=1e-3)   # truncation noise of other shares
