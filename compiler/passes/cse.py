@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.program import Block
-from .rewrite import substitute, uses
+from .rewrite import on_body, substitute, uses
 
 
 def _key_attr(v):
@@ -46,10 +46,7 @@ def _cse_block(block: Block, seen: dict) -> bool:
 
 
 def cse(p) -> bool:
-    body = Block(p.params, p.ops, p.results)
-    changed = _cse_block(body, {})
-    p.ops, p.results = body.ops, body.results
-    return changed
+    return on_body(p, lambda body: _cse_block(body, {}))
 
 
 def _dce_block(block: Block, live_extra=()) -> bool:
@@ -68,7 +65,4 @@ def _dce_block(block: Block, live_extra=()) -> bool:
 
 
 def dce(p) -> bool:
-    body = Block(p.params, p.ops, p.results)
-    changed = _dce_block(body)
-    p.ops = body.ops
-    return changed
+    return on_body(p, _dce_block)

@@ -7,6 +7,7 @@ Ops are pure, so hoisting out of a zero-trip loop costs time, never correctness.
 from __future__ import annotations
 
 from ..ir.program import Block
+from .rewrite import on_body
 
 
 def _hoist_block(block: Block) -> bool:
@@ -41,7 +42,4 @@ def _hoist_block(block: Block) -> bool:
 
 
 def hoist_loop_invariants(p) -> bool:
-    body = Block(p.params, p.ops, p.results)
-    changed = _hoist_block(body)
-    p.ops = body.ops
-    return changed
+    return on_body(p, _hoist_block)

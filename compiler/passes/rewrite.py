@@ -32,7 +32,7 @@ def substitute(block: Block, repl: Dict[int, Value]) -> None:
         op.inputs = [get(v) for v in op.inputs]
         for b in op.blocks:
             substitute(b, repl)
-    block.results = [get(v) for v in block.results]
+    block.results[:] = [get(v) for v in block.results]
 
 
 def rewrite_block(block: Block, fn: Callable[[Op, "Emitter"], Optional[List[Value]]]) -> bool:
@@ -78,11 +78,15 @@ class Emitter:
         return v
 
 
+def on_body(p: Program, block_pass) -> bool:
+    """Run a block-level pass on a program's body. Block passes edit `ops` and
+    `results` in place (slice assignment), and Program.body shares those lists, so
+    the program sees every change."""
+    return block_pass(p.body)
+
+
 def run_on_program(p: Program, fn) -> bool:
-    body = Block(p.params, p.ops, p.results)
-    changed = rewrite_block(body, fn)
-    p.ops, p.results = body.ops, body.results
-    return changed
+    return on_body(p, lambda body: rewrite_block(body, fn))
 
 
 def renumber(p: Program) -> None:
@@ -102,4 +106,4 @@ def renumber(p: Program) -> None:
             for v in op.outputs:
                 name(v)
 
-    block(Block(p.params, p.ops, p.results))
+    block(p.body)

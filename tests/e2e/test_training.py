@@ -1,6 +1,5 @@
 """Secure training end to end: the two seed tutorials, optimizers, losses, memory."""
 import os
-import resource
 
 import jax
 import jax.numpy as jnp
@@ -13,14 +12,17 @@ from spu_lite import datasets, tutorials
 from spu_lite.train import Trainer, make_epoch
 
 
+def _train(s, protocol):
+    """A tutorial setup trained with its own hyperparameters (protocol None: plaintext)."""
+    return Trainer(s.loss_fn, s.optimizer, protocol=protocol).fit(
+        s.params, s.x_train, s.y_train, s.epochs, s.batch_size, progress=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
 def test_breast_cancer_auc_matches_plaintext(protocol):
     s = tutorials.breast_cancer_mlp()
-    p_plain, _ = Trainer(s.loss_fn, s.optimizer, protocol=None).fit(
-        s.params, s.x_train, s.y_train, s.epochs, s.batch_size, progress=False)
-    p_mpc, hist = Trainer(s.loss_fn, s.optimizer, protocol=protocol).fit(
-        s.params, s.x_train, s.y_train, s.epochs, s.batch_size, progress=False)
+    (p_plain, _), (p_mpc, hist) = _train(s, None), _train(s, protocol)
     auc_plain, auc_mpc = tutorials.auc(s, p_plain), tutorials.auc(s, p_mpc)
     assert auc_plain > 0.95
     assert abs(auc_mpc - auc_plain) <= 0.005
@@ -31,10 +33,7 @@ def test_breast_cancer_auc_matches_plaintext(protocol):
 @pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
 def test_mnist_style_accuracy_within_two_points(protocol):
     s = tutorials.mnist_mlp()
-    p_plain, _ = Trainer(s.loss_fn, s.optimizer, protocol=None).fit(
-        s.params, s.x_train, s.y_train, s.epochs, s.batch_size, progress=False)
-    p_mpc, _ = Trainer(s.loss_fn, s.optimizer, protocol=protocol).fit(
-        s.params, s.x_train, s.y_train, s.epochs, s.batch_size, progress=False)
+    (p_plain, _), (p_mpc, _) = _train(s, None), _train(s, protocol)
     acc_plain, acc_mpc = tutorials.accuracy(s, p_plain), tutorials.accuracy(s, p_mpc)
     assert acc_plain > 0.4
     assert abs(acc_mpc - acc_plain) <= 0.02
