@@ -67,6 +67,11 @@ def trunc_many(P: Protocol, xs: Sequence[object], bits: int) -> list:
     return out
 
 
+def mul_trunc_many(P: Protocol, pairs: Sequence[Tuple[Share, Share]], bits: int) -> list:
+    """trunc(a * b, bits) for secret pairs: the protocol's fused mul_trunc, one call."""
+    return _grouped(P, list(pairs), lambda x, y: P.mul_trunc(x, y, bits))
+
+
 def fmul_many(P: Protocol, pairs, frac: int) -> list:
     """Fixed-point products (one round of products, one of truncations)."""
     return trunc_many(P, mul_many(P, pairs), frac)

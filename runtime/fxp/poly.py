@@ -20,7 +20,7 @@ from numpy.polynomial import Chebyshev, Polynomial
 
 from ..protocols.base import Protocol
 from . import basic as B
-from .batch import mul_many, trunc_many
+from .batch import mul_many, mul_trunc_many, trunc_many
 
 
 def fit(fn: Callable, lo: float, hi: float, deg: int, center: float = 0.0,
@@ -40,7 +40,19 @@ def enc(v: float, scale: int, dt):
 
 def mul_round(P: Protocol, items: Sequence[Tuple[object, object, Optional[int]]]) -> list:
     """Products a * b, truncated by `shift` when it is not None: one round of products,
-    plus one round of truncations per distinct shift."""
+    plus one round of truncations per distinct shift. When every secret product is
+    truncated by the same shift, the protocol's fused mul_trunc does both."""
+    secret = [i for i, (a, b, _) in enumerate(items) if B.is_secret(a) and B.is_secret(b)]
+    shifts = {items[i][2] for i in secret}
+    if secret and len(shifts) == 1 and None not in shifts and 0 not in shifts:
+        (s,) = shifts
+        out = [None] * len(items)
+        for i, (a, b, sh) in enumerate(items):
+            if i not in secret:
+                out[i] = trunc_many(P, [B.mul(P, a, b)], sh)[0] if sh else B.mul(P, a, b)
+        for i, r in zip(secret, mul_trunc_many(P, [items[i][:2] for i in secret], s)):
+            out[i] = r
+        return out
     prods = mul_many(P, [(a, b) for a, b, _ in items])
     by_shift = {}
     for i, (_, _, s) in enumerate(items):

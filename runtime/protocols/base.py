@@ -142,6 +142,10 @@ class Protocol:
         error at most 1 in the last place."""
         raise NotImplementedError
 
+    def mul_trunc(self, x: Share, y: Share, bits: int) -> Share:
+        """trunc(mul(x, y), bits); protocols may fuse the two (aby3 does)."""
+        return self.trunc(self.mul(x, y), bits)
+
     # ---- boolean shares (XOR over k-bit words) -------------------------------------
     def boolean_addends(self, x: Share) -> List[Share]:
         """Boolean shares b_0..b_m, made locally, with sum_j b_j = x mod 2^k."""

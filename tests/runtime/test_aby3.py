@@ -163,6 +163,21 @@ def test_trunc_near_edges_of_ring():
     assert d.min() >= 0 and d.max() <= 1
 
 
+@pytest.mark.parametrize("f", [1, 18, 40])
+def test_mul_trunc_is_trunc_of_the_product(f):
+    """The fused multiply-truncate: floor or floor + 1 of the exact product, like
+    trunc(mul(x, y)), for products anywhere in |xy| < 2^62 (and squares)."""
+    c = cluster_for()
+    rng = np.random.default_rng(21)
+    x = rng.integers(-2 ** 30, 2 ** 30, 4000).astype(np.int64)
+    y = rng.integers(-2 ** 31, 2 ** 31, 4000).astype(np.int64)
+    sx, sy = share(c, x.view(np.uint64)), share(c, y.view(np.uint64))
+    res = run_parties(c, lambda P, r: (P.mul_trunc(sx[r], sy[r], f), P.mul_trunc(sx[r], sx[r], f)))
+    for j, want in enumerate([x * y, x * x]):
+        d = opened(c, [r[j] for r in res]).view(np.int64) - (want >> f)
+        assert d.min() >= 0 and d.max() <= 1
+
+
 def test_fixed_point_products_never_off_by_more_than_one_ulp():
     """2^20 products of uniform [-256, 256] values: 0 results off by more than 1 ulp.
     (x64 on, so the revealed result is decoded to float64, not rounded to float32.)"""
@@ -278,11 +293,14 @@ def test_costs():
     for fn, rounds, nbytes in [(lambda P, r: P.reveal(x[r]), 1, [8 * n] * 3),
                                (lambda P, r: P.and_(bx[r], bx[r]), 1, [8 * n] * 3),
                                (lambda P, r: P.b2a_bit(bx[r]), 1, [32 * n, 8 * n, 8 * n]),
+                               (lambda P, r: P.mul_trunc(x[r], x[r], 18), [1, 2, 2], [24 * n, 16 * n, 16 * n]),
                                (lambda P, r: msb(P, x[r]), 9, None)]:
         before = [(p.comm.rounds, p.comm.bytes_sent) for p in c.parties]
         run_parties(c, fn)
         after = [(p.comm.rounds, p.comm.bytes_sent) for p in c.parties]
-        assert [a[0] - b[0] for a, b in zip(after, before)] == [rounds] * 3
+        # mul_trunc: P0 only speaks in the second round (2 rounds on the critical path)
+        want = rounds if isinstance(rounds, list) else [rounds] * 3
+        assert [a[0] - b[0] for a, b in zip(after, before)] == want
         if nbytes is not None:
             assert [a[1] - b[1] for a, b in zip(after, before)] == nbytes
 
@@ -324,7 +342,8 @@ def _top_byte_stat(a):
 @pytest.mark.parametrize("secret", [0, 1 << 40])
 def test_views_are_uniform(secret):
     """For secrets all 0 and all 2^40: each party's shares, every message it receives
-    (mul, trunc, and_, b2a_bit, less) and its output shares have uniform top bytes."""
+    (mul, trunc, and_, b2a_bit, less, mul_trunc) and its output shares have uniform
+    top bytes."""
     c = InProcessCluster(ClusterConfig(protocol="aby3", seed=secret % 1000 + 1))
     logs = _recording(c)
     n = 1 << 16
@@ -334,7 +353,7 @@ def test_views_are_uniform(secret):
 
     def body(P, r):
         outs = [P.mul(sx[r], sx[r]), P.trunc(sx[r], 18), P.and_(bits[r], bits[r]),
-                P.b2a_bit(bits[r]), less(P, sx[r], sx[r])]
+                P.b2a_bit(bits[r]), less(P, sx[r], sx[r]), P.mul_trunc(sx[r], sx[r], 18)]
         return outs
 
     res = run_parties(c, body)
