@@ -317,8 +317,18 @@ def _reveal(ts, attrs):
 # ---- nonlinear functions (fixed-point approximations live in runtime/fxp) -------------
 
 NONLINEAR = ("exp", "log", "log1p", "reciprocal", "sqrt", "rsqrt", "logistic", "tanh", "erf")
+def _nonlinear_type(ts, attrs):
+    """Same type as the input, except `frac`: the output's fractional bits, if given."""
+    t = ts[0]
+    if "frac" in attrs:
+        if not t.dtype.is_fxp:
+            raise IRTypeError("nonlinear functions take fxp values")
+        return [t.replace(dtype=t.dtype.with_frac(int(attrs["frac"])))]
+    return [t]
+
+
 for _n in NONLINEAR:
-    defop(_n, 1, f"{_n}(x), fxp in and out")(lambda ts, attrs: [ts[0]])
+    defop(_n, 1, f"{_n}(x), fxp in and out (out at `frac` bits if given)")(_nonlinear_type)
 
 
 def op_names() -> List[str]:

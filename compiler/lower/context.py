@@ -26,6 +26,18 @@ class CompileOptions:
     fxp_bits: int = 18
 
     @property
+    def fine_frac(self) -> int:
+        """The finer scale some values get (exp's result, inputs read only by log/sqrt/
+        rsqrt): 8 more fractional bits than fxp_bits, at most field / 2 - 6 (26 at the
+        defaults; a 32-bit ring has no room: fxp_bits)."""
+        return max(self.fxp_bits, min(self.fxp_bits + 8, self.field // 2 - 6))
+
+    @property
+    def exp_frac(self) -> int:
+        """Fractional bits of exp's result (see rules_math._exp)."""
+        return self.fine_frac
+
+    @property
     def fxp(self) -> DType:
         return DType("fxp", self.field, self.fxp_bits)
 

@@ -1,7 +1,10 @@
 """exp, log and log1p on secret fixed-point values (k-bit ring, f fractional bits).
 
-Working scale w = min(f + 10, (k - 8) / 2) (28 at k = 64): internal values carry 10
-more bits than the output, so the output is right to about one unit in the last place.
+Input and output scales may differ (out_frac): the compiler gives exp's result 26
+fractional bits, and log's input 26 when the input is read by nothing else
+(compiler/lower/input_formats.py). Working scale w = min(f + 10, (k - 8) / 2) (28 at
+k = 64): internal values carry more bits than the output, so the output is right to
+about one unit in its last place.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from ..protocols.base import Protocol, Share
 from . import basic as B
 from . import bits as T
 from .batch import b2a_many, trunc_many
+from .narrow import msb_narrow
 from .normalize import normalize
 from .poly import Poly, Powers, Tree, enc, fit, mul_round, run, select_const
 
@@ -46,18 +50,81 @@ def _coarse(P: Protocol, f: int, tmax: int):
     raise AssertionError("unreachable")
 
 
-def exp(P: Protocol, x: Share, frac: int, options) -> Share:
-    """e^x. Modes (option exp_mode): "accurate" (default) and "taylor" (cheap, bounded
-    domain); see _exp_accurate and _exp_taylor."""
-    mode = options.get("exp_mode", "accurate")
+def exp(P: Protocol, x: Share, frac: int, options, out_frac: int = None) -> Share:
+    """e^x, x at scale `frac`, result at scale `out_frac` (default: frac). Modes (option
+    exp_mode): "squaring" (default in a 64-bit ring), "accurate" (default in a 32-bit
+    ring) and "taylor"; see _exp_squaring, _exp_accurate and _exp_taylor."""
+    # A 32-bit ring leaves the squarings too few working bits: "accurate" there.
+    mode = options.get("exp_mode", "squaring" if P.ring.bits == 64 else "accurate")
+    fo = frac if out_frac is None else out_frac
+    if mode == "squaring":
+        return _exp_squaring(P, x, frac, fo)
     if mode == "accurate":
-        return _exp_accurate(P, x, frac)
+        return _exp_accurate(P, x, frac, fo)
     if mode == "taylor":
-        return _exp_taylor(P, x, frac)
-    raise ValueError(f"exp_mode must be 'accurate' or 'taylor', not {mode!r}")
+        return _exp_taylor(P, x, frac, fo)
+    raise ValueError(f"exp_mode must be 'squaring', 'accurate' or 'taylor', not {mode!r}")
 
 
-def _exp_accurate(P: Protocol, x: Share, f: int) -> Share:
+def _squaring_scales(k: int, w: int, m: int, top: float, fo: int):
+    """Scale of the input of squaring i (i < m) and of the result (index m): the largest
+    <= w at which (e^(top / 2^(m-i)))^2 still fits below 2^(k-2) before its truncation."""
+    return [min(w, int((k - 2 - 2 * top / 2 ** (m - i) * LOG2E) // 2)) for i in range(m)] + [fo]
+
+
+def _lin(P: Protocol, powers, coef, w: int):
+    """coef[0] + sum_i coef[i] z^i (powers = [z, z^2, ..] at scale w) at scale 2w, local."""
+    dt = P.ring.dtype
+    acc = enc(coef[0], 2 * w, dt)
+    for zi, ci in zip(powers, coef[1:]):
+        acc = B.add(P, acc, B.mul(P, zi, enc(ci, w, dt)))
+    return acc
+
+
+def _exp_squaring(P: Protocol, x: Share, f: int, fo: int) -> Share:
+    """e^x = p(x / 32)^32 [x >= -T], p the Chebyshev interpolant of degree 6 of e^z on
+    [-T/32, 1/2] (relative error 4e-8), then 5 squarings, each at the largest scale at
+    which e^16 still fits. The guard [x < -T] zeroes what lies below the output's
+    resolution, T = ceil((fo + 1) ln 2) + 2 (21 at fo = 26): y = trunc(x + T, f + 1) - 1
+    is a small integer (|y| < 2^31 for |x| < 4e9), so its sign comes from a 32-bit adder
+    on packed words (narrow.msb_narrow); y < 0 for x < -T, y >= 0 for x >= 2 - T
+    (between, either answer is right: e^x < 2^-(fo+1) there). The polynomial is garbage
+    far below -T, and the guard multiplies it by exactly 0.
+    Domain (k = 64): -4e9 < x <= 16; beyond 16 the squarings overflow (undefined; the
+    "accurate" mode goes to 22.18).
+    Error: 3.6e-6 relative (the polynomial's 1.1e-7, times 32) + about 2^-18 e^(x/2)
+    (the last squaring's input e^(x/2) is at scale 19 so that e^16 fits) + one output
+    ulp. Measured on [-8, 4] (f = 18, fo = 26, aby3): max abs err 1.7e-4 (1.0e-4 of it
+    the 2^-19 rounding of the input at x = 4), max rel err 1.9e-4 (SPU: 1.70, 0.128).
+    Cost: 1 truncation; the guard: 7 AND rounds on words of 2 elements + 1 bit
+    conversion; polynomial: 3 products, 4 truncations; 5 squarings (fused mul_trunc);
+    1 product with the guard. aby3: 27 rounds, 328 bytes per element (busiest party);
+    semi2k: 26 rounds, 256 bytes."""
+    k, dt = P.ring.bits, P.ring.dtype
+    m = 5
+    top = min(16.0, (k - 2 - 2 * f) * math.log(2.0) - 0.5, (k - 3 - fo) * math.log(2.0))
+    T = math.ceil((fo + 1) * math.log(2.0)) + 2
+    y = B.add(P, B.trunc(P, B.add(P, x, enc(T, f, dt)), f + 1), enc(-1, 0, dt))
+    keep = B.sub(P, enc(1, 0, dt), msb_narrow(P, y, 32))     # 1 - [x < -T]
+
+    w = work_scale(P, f)
+    sh = w - f - m
+    z = B.lshift(P, x, sh) if sh >= 0 else B.trunc(P, x, -sh)   # x / 2^m at scale w
+    c = fit(np.exp, -T / 2 ** m, top / 2 ** m, 6)
+    # p = (c0 + c1 z + c2 z^2) + z^3 (c3 + c4 z + c5 z^2 + c6 z^3): 3 products
+    (z2,) = mul_round(P, [(z, z, w)])
+    (z3,) = mul_round(P, [(z2, z, w)])
+    h = B.trunc(P, _lin(P, [z, z2, z3], c[3:], w), w)
+    low = _lin(P, [z, z2], c[:3], w)
+    (hz3,) = mul_round(P, [(h, z3, None)])
+    scales = _squaring_scales(k, w, m, top, fo)
+    v = B.trunc(P, B.add(P, low, hz3), 2 * w - scales[0])
+    for i in range(m):
+        (v,) = mul_round(P, [(v, v, 2 * scales[i] - scales[i + 1])])
+    return B.mul(P, v, keep)
+
+
+def _exp_accurate(P: Protocol, x: Share, f: int, fo: int) -> Share:
     """e^x = 2^t, t = x log2(e) = n + r, n integer, r in [0, 1] (up to eps = 0.043).
 
     - n: from the bits (one a2b) of a coarse t_c = x round(log2(e) 2^8) + 2^5 (exact, no
@@ -72,10 +139,10 @@ def _exp_accurate(P: Protocol, x: Share, f: int) -> Share:
       e^x = trunc(q+, w - f) + trunc(q-, w - f + 32).
     Domain (k = 64, f = 18): -4.7e10 < x < 22.18 (= 32 ln 2). x < -22.2 gives 0 (within
     2 ulp); x >= 22.18 overflows and |x| > 4.7e10 wraps (both undefined).
-    Error: 1e-8 relative + 1 ulp against e^(x rounded to 2^-f). Measured on [-8, 4]:
-    max abs err 9.7e-5, all of it the 2^-19 rounding of the input (e^4 2^-19 = 1.0e-4);
-    max rel err 1.1e-2 = one output ulp at e^-8 (no 18-bit output can do better).
-    Cost: 1 a2b, 7 bit conversions, 11 products, 8 truncations; aby3: 20 rounds, 612
+    Error: 1e-8 relative + 1 output ulp against e^(x rounded to 2^-f). Measured on
+    [-8, 4] (fo = 26): max abs err 9.7e-5, all of it the 2^-19 rounding of the input
+    (e^4 2^-19 = 1.0e-4); max rel err 4.4e-5 = one 26-bit ulp at e^-8.
+    Cost: 1 a2b, 7 bit conversions, 11 products, 8 truncations; aby3: 20 rounds, 610
     bytes per element (busiest party); semi2k: 19 rounds, 433 bytes."""
     k, dt = P.ring.bits, P.ring.dtype
     nb = max(1, math.ceil(math.log2(f + 2)))                 # n in [-2^nb, 2^nb): 5 bits at f=18
@@ -99,18 +166,18 @@ def _exp_accurate(P: Protocol, x: Share, f: int) -> Share:
     p = B.trunc(P, pw.value(), w)                             # 2^r at scale w
     (pg,) = mul_round(P, [(p, g.value, None)])                # 2^(r + n mod N) at scale w
     (pos,) = mul_round(P, [(pg, u[nb], None)])                # the part with n >= 0
-    y_pos, y_neg = trunc_many(P, [pos], w - f) + trunc_many(P, [B.sub(P, pg, pos)], w - f + N)
+    y_pos, y_neg = trunc_many(P, [pos], w - fo) + trunc_many(P, [B.sub(P, pg, pos)], w - fo + N)
     return B.add(P, y_pos, y_neg)
 
 
-def _exp_taylor(P: Protocol, x: Share, f: int) -> Share:
+def _exp_taylor(P: Protocol, x: Share, f: int, fo: int) -> Share:
     """e^x = p(x / 2^8)^(2^8), p the degree-4 Taylor polynomial of e^z, then 8 squarings;
     each squaring runs at the largest scale at which e^16 still fits, so the last ones
     drop towards scale f (one truncation per squaring either way).
     Domain (k = 64, f = 18): x in [-600, 16]. Below about -640 p(z) > 1 and the squarings
     blow up (garbage, e.g. -1e4 masks); above 16 the last squarings overflow.
     Error: 2.5e-6 relative + 1 ulp; measured on [-8, 4]: max abs err 1.3e-4 (at 4).
-    Cost: 11 products, 12 truncations, no comparison; aby3: 21 rounds, 376 bytes per
+    Cost: 11 products, 12 truncations, no comparison; aby3: 21 rounds, 284 bytes per
     element; semi2k: 21 rounds, 200 bytes. About SPU's own exp."""
     k = P.ring.bits
     w = work_scale(P, f)
@@ -120,7 +187,7 @@ def _exp_taylor(P: Protocol, x: Share, f: int) -> Share:
     pw = Powers(z, 4, w)
     run(P, [pw])
     # scale of the input of squaring i: y = e^(top / 2^(m-i)) needs y^2 2^(2s) < 2^(k-2)
-    scales = [min(w, int((k - 2 - 2 * top / 2 ** (m - i) * LOG2E) // 2)) for i in range(m)] + [f]
+    scales = _squaring_scales(k, w, m, top, fo)
     y = B.trunc(P, pw.combine(P, [1.0 / math.factorial(i) for i in range(5)], w), 2 * w - scales[0])
     for i in range(m):
         (y,) = mul_round(P, [(y, y, 2 * scales[i] - scales[i + 1])])
@@ -129,20 +196,23 @@ def _exp_taylor(P: Protocol, x: Share, f: int) -> Share:
 
 # ---- log -------------------------------------------------------------------------------
 
-def log(P: Protocol, x: Share, frac: int, options) -> Share:
+def log(P: Protocol, x: Share, frac: int, options, out_frac: int = None) -> Share:
     """ln x for x > 0: x = m 2^(e+1-f), m in [0.5, 1) (normalize), ln x = ln m + (e+1-f) ln 2,
     ln m a degree-7 polynomial in v = 4m - 3 in [-1, 1) (error 2.6e-7); the exponent
     term is added at scale 2w, one truncation at the end.
+    x at scale f, ln x at scale fo (out_frac, default f).
     Domain: every positive valid x (e up to k - 3). x = 0 is read as one ulp (ln 2^-f);
-    x < 0: undefined (garbage). Error: 1 ulp against ln(x rounded to 2^-f); measured on
-    [0.01, 100] (k = 64, f = 18): max abs err 1.7e-4, all but 4e-6 of it the rounding
-    of the input at x = 0.01 (2^-19 / 0.01).
+    x < 0: undefined (garbage). Error: 1 output ulp against ln(x rounded to 2^-f).
+    Measured on [0.01, 100] (k = 64): with the input at f = 26 (what the compiler gives
+    an input read only by log), max abs err 4.0e-6 (SPU: 1.5e-4); with f = 18, 1.7e-4,
+    all but 4e-6 of it the rounding of the input at x = 0.01 (2^-19 / 0.01).
     Cost: normalize (a2b, 6-round OR, 7 bit conversions), 10 products, 6 truncations;
     aby3: 26 rounds, 616 bytes per element; semi2k: 25 rounds, 489 bytes."""
     k, dt, f = P.ring.bits, P.ring.dtype, frac
+    fo = f if out_frac is None else out_frac      # x at scale f, ln x at scale fo
     K = k - 3
     # |ln m + (e+1-f) ln 2| 2^(2w) < 2^(k-2) at the final truncation
-    w = min(work_scale(P, f), int((k - 2.1 - math.log2(max(K + 1 - f, f) * math.log(2) + 1)) / 2))
+    w = min(work_scale(P, fo), int((k - 2.1 - math.log2(max(K + 1 - f, f) * math.log(2) + 1)) / 2))
     nm = normalize(P, x, K, zero=True)
     tree = Tree([x] + [select_const(P, dj, 1, 2.0 ** (2 ** j)) for j, dj in enumerate(nm.d)])
     run(P, [tree])                                          # x 2^d = m 2^(K+1)
@@ -153,10 +223,10 @@ def log(P: Protocol, x: Share, frac: int, options) -> Share:
     s = pw.value()
     e_term = B.sub(P, enc(K + 1 - f, 0, dt), sum_bits(P, nm.d))     # e + 1 - f
     s = B.add(P, s, B.mul(P, e_term, enc(math.log(2.0), 2 * w, dt)))
-    return B.trunc(P, s, 2 * w - f)
+    return B.trunc(P, s, 2 * w - fo)
 
 
-def log1p(P: Protocol, x: Share, frac: int, options) -> Share:
+def log1p(P: Protocol, x: Share, frac: int, options, out_frac: int = None) -> Share:
     """ln(1 + x) = log(1 + x) for x > -1: absolute error as log (1 ulp), so relative
     error near 0 is that of an 18-bit output. Cost as log."""
-    return log(P, B.add(P, x, enc(1, frac, P.ring.dtype)), frac, options)
+    return log(P, B.add(P, x, enc(1, frac, P.ring.dtype)), frac, options, out_frac)

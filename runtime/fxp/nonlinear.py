@@ -2,24 +2,32 @@
 
 Every function takes (P, x, frac, options): x a secret Share holding round(v 2^frac) in
 Z_2^k, options the runtime config of spu.jit(..., **config); it returns a Share at the
-same scale. They are written once over the kernel interface and the helpers of
-runtime/fxp, so every protocol runs them.
+same scale. exp, log, log1p, sqrt and rsqrt also take out_frac, a different output
+scale (the IR op's `frac` attribute: exp's result has 26 bits, and so may the input of
+log / log1p / sqrt / rsqrt, see compiler/lower/input_formats.py). They are written once
+over the kernel interface and the helpers of runtime/fxp, so every protocol runs them.
 
     module          what                                 method
-    exp_log.py      exp, log, log1p                      2^n 2^r with n from bits; normalise + polynomial
+    exp_log.py      exp, log, log1p                      (p(x/32))^32 with a guard, or 2^n 2^r;
+                                                         normalise + polynomial
     reciprocal.py   reciprocal                           normalise + Goldschmidt
     roots.py        rsqrt, sqrt                          normalise (even exponent) + Goldschmidt
     activations.py  logistic (sigmoid), tanh, erf        sign/|x| bits + e^-|x| or piecewise polynomials
-    helpers         bits.py (a2b, OR trees, positions), normalize.py, poly.py, batch.py
+    helpers         bits.py (a2b, OR trees, positions), narrow.py (sign of a small value on
+                    packed words), normalize.py, poly.py, batch.py
 
-Accuracy at k = 64, f = 18 (the defaults): about one unit in the last place (2^-18)
-against float64 at the rounded input, for every input in each function's domain (see
-the docstrings; `spu-lite precision` prints the table next to SPU's figures).
+Accuracy at k = 64, f = 18 (the defaults): about one unit in the last place of the
+output against float64 at the rounded input, for every input in each function's domain
+(exp: 3.6e-6 relative; see the docstrings; `spu-lite precision` prints the table next
+to SPU's figures).
 
 Options (spu.jit keywords), with their defaults:
-    exp_mode      "accurate": any x below 22 (very negative x gives 0), 1e-8 relative.
-                  "taylor": (p(x/256))^256, x in [-600, 16], 2.5e-6 relative, about half
-                  the communication and no comparison.
+    exp_mode      "squaring" (default, 64-bit ring): (p(x/32))^32 with a guard that
+                  zeroes x below the output resolution; -4e9 < x <= 16, 3.6e-6 relative.
+                  "accurate" (default in a 32-bit ring): 2^n 2^r with n from the bits
+                  of x; -4.7e10 < x < 22.18, 1e-8 relative, ~1.5x the time.
+                  "taylor": (p(x/256))^256, x in [-600, 16], 2.5e-6 relative, no
+                  comparison: wrong for masks like -1e4.
     sigmoid_mode  "accurate": 1 ulp everywhere.
                   "segmented": piecewise quartic, 2.9e-4 max error, 60% of the cost.
 """

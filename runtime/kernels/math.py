@@ -20,13 +20,15 @@ _PLAIN = {
 
 def _nonlinear(name):
     def run(K, op, x):
-        f = op.out.type.dtype.frac
+        fi, fo = op.inputs[0].type.dtype.frac, op.out.type.dtype.frac
         if not B.is_secret(x):
             with np.errstate(all="ignore"):
-                v = _PLAIN[name](K.ring.decode(x, f))
-            lim = K.ring.max_abs_real(f) * 0.5
-            return K.ring.encode(np.clip(np.nan_to_num(v, nan=0.0, posinf=lim, neginf=-lim), -lim, lim), f)
-        return N.FUNCTIONS[name](K.P, x, f, K.options)
+                v = _PLAIN[name](K.ring.decode(x, fi))
+            lim = K.ring.max_abs_real(fo) * 0.5
+            return K.ring.encode(np.clip(np.nan_to_num(v, nan=0.0, posinf=lim, neginf=-lim), -lim, lim), fo)
+        if fo != fi:                      # only exp has a finer output (see compiler rules_math)
+            return N.FUNCTIONS[name](K.P, x, fi, K.options, out_frac=fo)
+        return N.FUNCTIONS[name](K.P, x, fi, K.options)
     return run
 
 
