@@ -8,7 +8,9 @@ from .passes import optimize
 
 
 def compile_jaxpr(closed_jaxpr, in_types, options: CompileOptions = CompileOptions(),
-                  name: str = "main", opt: bool = True):
-    """Lower a ClosedJaxpr with flat parameter types to an (optimised) Program."""
-    program = lower_jaxpr(closed_jaxpr, in_types, options, name)
+                  name: str = "main", opt: bool = True, refine=None):
+    """Lower a ClosedJaxpr with flat parameter types to an (optimised) Program.
+    refine[i]: parameter i is a fresh input whose format the compiler may choose
+    (lower/input_formats.py); encode inputs by the program's parameter types."""
+    program = lower_jaxpr(closed_jaxpr, in_types, options, name, refine)
     return optimize(program) if opt else program

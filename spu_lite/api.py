@@ -94,11 +94,12 @@ class JitFunction:
         names, static, dyn, vis = split_args(self.fn, args, kwargs, self.static_argnums,
                                              self.static_argnames, self.public_argnums)
         leaves, leaf_vis, leaf_names, treedef = flatten_inputs(dyn, vis, names)
-        key = (treedef, tuple((l.shape, np.dtype(l.dtype).str) for l in leaves), tuple(leaf_vis),
+        key = (treedef, tuple((l.shape, np.dtype(l.dtype).str, str(getattr(l, "ir_type", ""))) for l in leaves),
+               tuple(leaf_vis),
                tuple(sorted((i, _hashable(v)) for i, v in static.items())))
         return names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key
 
-    def _compile(self, names, static, dyn, treedef, leaves, leaf_vis) -> Compiled:
+    def _compile(self, names, static, dyn, treedef, leaves, leaf_vis, refine=True) -> Compiled:
         flat_fn = flat_function(self.fn, names, static, dyn, treedef)
         specs = [jax.ShapeDtypeStruct(l.shape, _jax_dtype(np.dtype(l.dtype))) for l in leaves]
         closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
@@ -106,8 +107,22 @@ class JitFunction:
         in_types = [ir_type(l, v, self.options.field, self.options.fxp_bits)
                     for l, v in zip(leaves, leaf_vis)]
         program = compile_jaxpr(closed, in_types, self.options,
-                                name=getattr(self.fn, "__name__", "main"))
+                                name=getattr(self.fn, "__name__", "main"),
+                                refine=[refine and not isinstance(l, Secret) for l in leaves])
         return Compiled(program, out_tree, out_avals, leaf_vis)
+
+    def _out_of_fine_range(self, compiled, leaves, owned) -> bool:
+        """Whether a plaintext input with a finer format than fxp_bits exceeds its range
+        (party-owned inputs are checked by their owners, at fxp_bits' range or this)."""
+        for leaf, p in zip(leaves, compiled.program.params):
+            dt = p.type.dtype
+            if dt.is_fxp and dt.frac > self.options.fxp_bits and id(leaf) not in owned \
+                    and not isinstance(leaf, Secret):
+                a = np.asarray(leaf, np.float64)
+                if a.size and np.isfinite(a).all() and \
+                        np.abs(a).max() >= Ring(self.options.field).max_abs_real(dt.frac):
+                    return True
+        return False
 
     def lower(self, *args, **kwargs) -> Compiled:
         names, static, dyn, treedef, leaves, leaf_vis, _, key = self._prepare(args, kwargs)
@@ -127,8 +142,17 @@ class JitFunction:
         if key not in self._cache:
             self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis)
         compiled = self._cache[key]
+        if self._out_of_fine_range(compiled, leaves, owned):
+            # an input too large for the finer input format (input_formats.py): the
+            # program with every input at fxp_bits, cached separately
+            key = key + ("coarse",)
+            if key not in self._cache:
+                self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis,
+                                                 refine=False)
+            compiled = self._cache[key]
         inputs = []
-        for leaf, vis, where in zip(leaves, leaf_vis, leaf_names):   # validate all, then share
+        for leaf, vis, where, param in zip(leaves, leaf_vis, leaf_names, compiled.program.params):
+            # validate all, then share
             if isinstance(leaf, Secret):
                 if leaf.cluster is not cluster:
                     raise InputError(f"input {where}: a Secret of another cluster")
@@ -139,7 +163,7 @@ class JitFunction:
                                      f"it cannot be public")
                 inputs.append(owned[id(leaf)])
             else:
-                inputs.append(_encode(cluster.ring, leaf, self.options.fxp_bits, where))
+                inputs.append(_encode(cluster.ring, leaf, param.type.dtype.frac, where))
         inputs = [cluster.share(x) if vis == "secret" and isinstance(x, np.ndarray) else x
                   for x, vis in zip(inputs, leaf_vis)]
         keep = self._kept_leaves(compiled)

@@ -220,7 +220,8 @@ def compile_target(fn, specs, public=(), statics=(), field: int = 64, fxp_bits: 
     options = CompileOptions(field, fxp_bits)
     in_types = [ir_type(l, v, field, fxp_bits) for l, v in zip(leaves, leaf_vis)]
     try:
-        return compile_jaxpr(closed, in_types, options, name=getattr(fn, "__name__", "main"), opt=opt)
+        return compile_jaxpr(closed, in_types, options, name=getattr(fn, "__name__", "main"), opt=opt,
+                             refine=[True] * len(in_types))
     except CompileError as e:
         raise CliError(" ".join(str(e).split())) from None
 

@@ -109,6 +109,9 @@ def flatten_inputs(dyn, vis, names):
 
 
 def ir_type(leaf: np.ndarray, vis: str, field: int, fxp_bits: int) -> Type:
+    kept = getattr(leaf, "ir_type", None)        # a Secret handle keeps its scale
+    if kept is not None and kept.dtype.is_fxp and kept.dtype.bits == field:
+        return Type(vis, kept.dtype, leaf.shape)
     if leaf.dtype == np.bool_:
         dt = DType("bool", field)
     elif np.issubdtype(leaf.dtype, np.integer):

@@ -78,15 +78,18 @@ def measure(name: str, protocol: str = "aby3", points: int = 10001, **config) ->
         label, x = dom
     else:
         label, x = f"[{dom[0]:g}, {dom[1]:g}]", np.linspace(dom[0], dom[1], points)
-    got = np.asarray(spu_lite.jit(fn, protocol=protocol, **config)(x), np.float64)
+    jf = spu_lite.jit(fn, protocol=protocol, **config)
+    got = np.asarray(jf(x), np.float64)
+    in_bits = jf.lower(x).program.params[0].type.dtype.frac    # the input's format
     want = ref(x)
     err = np.abs(got - want)
     rel = err / np.maximum(np.abs(want), 1e-6)
-    scale = 2.0 ** config.get("fxp_bits", 18)
+    scale = 2.0 ** in_bits
     own = np.abs(got - ref(np.round(x * scale) / scale))
     spu = SPU_MAX_ABS.get(name)
     return {"op": name, "domain": label, "max_abs": float(err.max()), "max_rel": float(rel.max()),
             "mean_abs": float(err.mean()), "max_abs_rounded_input": float(own.max()),
+            "input_frac": in_bits,
             "spu_max_abs": spu, "ratio": None if spu is None else float(err.max()) / spu}
 
 
@@ -98,16 +101,19 @@ def report(protocol: str = "aby3", points: int = 10001, ops: Optional[Sequence[s
 
 
 def format_table(rows: List[dict]) -> str:
-    """ratio = max abs / SPU's max abs. 'own' = max abs error against float64 at the
-    input rounded to the fixed-point grid: the approximation's own error, without the
-    input rounding that every fixed-point system pays (e.g. ln at 0.01: 1.7e-4)."""
-    head = f"{'op':<11}{'domain':<22}{'max abs':>10}{'max rel':>10}{'mean abs':>10}" \
+    """ratio = max abs / SPU's max abs. 'in' = fractional bits of the encoded input (26
+    where the compiler gives a finer input format: compiler/lower/input_formats.py).
+    'own' = max abs error against float64 at the input rounded to that grid: the
+    approximation's own error, without the input rounding (ln at 0.01 with 18 bits:
+    1.7e-4)."""
+    head = f"{'op':<11}{'domain':<22}{'in':>3}{'max abs':>10}{'max rel':>10}{'mean abs':>10}" \
            f"{'SPU max':>10}{'ratio':>8}{'own':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
         spu = "-" if r["spu_max_abs"] is None else f"{r['spu_max_abs']:.2g}"
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
-        lines.append(f"{r['op']:<11}{r['domain']:<22}{r['max_abs']:>10.2e}{r['max_rel']:>10.2e}"
+        lines.append(f"{r['op']:<11}{r['domain']:<22}{r['input_frac']:>3}{r['max_abs']:>10.2e}"
+                     f"{r['max_rel']:>10.2e}"
                      f"{r['mean_abs']:>10.2e}{spu:>10}{ratio:>8}{r['max_abs_rounded_input']:>10.2e}")
     return "\n".join(lines)
 
@@ -145,8 +151,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         print(f"protocol {args.protocol}, {args.points} points per domain, error vs float64")
         print(format_table(rows))
-        print("own: max abs error against float64 at the input rounded to 2^-fxp_bits "
-              "(the approximation alone); relative errors divide by max(|ref|, 1e-6)")
+        print("in: fractional bits of the encoded input; own: max abs error against float64 "
+              "at the input rounded to that grid (the approximation alone); relative errors "
+              "divide by max(|ref|, 1e-6)")
     return 0
 
 

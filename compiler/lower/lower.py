@@ -1,7 +1,7 @@
 """jaxpr -> IR: walk the equations, one registered rule per primitive."""
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from jax._src import source_info_util
@@ -10,6 +10,7 @@ from jax.extend import core as jcore
 from ..ir.program import Program, Value
 from ..ir.types import Type
 from .context import RULES, CompileError, CompileOptions, Lowerer
+from .input_formats import refine_inputs
 from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control  # noqa: F401 (registers rules)
 from . import rules_extra  # noqa: F401 (registers rules)
 
@@ -55,12 +56,15 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
 
 
 def lower_jaxpr(closed_jaxpr, in_types: Sequence[Type], options: CompileOptions,
-                name: str = "main") -> Program:
-    """Lower a ClosedJaxpr with the given (flat) parameter types to a Program."""
+                name: str = "main", refine: Optional[Sequence[bool]] = None) -> Program:
+    """Lower a ClosedJaxpr with the given (flat) parameter types to a Program.
+    refine[i]: parameter i may get a finer input format (see input_formats)."""
     L = Lowerer(options)
     params = [Value(L.names(), t) for t in in_types]
     outs = lower_eqns(L, closed_jaxpr.jaxpr, closed_jaxpr.consts, params)
     L.loc = None
-    # Results leave at the canonical fixed-point scale.
-    outs = [L.to_frac(v, options.fxp_bits) if v.type.dtype.is_fxp else v for v in outs]
-    return Program(name, params, L.ops, outs, options.field, options.fxp_bits)
+    # Results leave at their own scale (exp's is finer); callers decode by the type.
+    program = Program(name, params, L.ops, outs, options.field, options.fxp_bits)
+    if refine is not None:
+        refine_inputs(program, refine, options.fxp_bits, options.fine_frac)
+    return program

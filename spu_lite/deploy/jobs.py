@@ -43,7 +43,7 @@ def run_job(node, h: dict, payload):
     for kid in h.get("release") or ():
         node.kept.pop(str(kid), None)
     program = _program(node, h["program"])
-    inputs = _inputs(node, h["inputs"], payload)
+    inputs = _inputs(node, h["inputs"], payload, program)
     node.party.options = dict(h.get("options") or {})
     outs, prof = node.party.run(program, inputs)
     reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()}}
@@ -67,7 +67,7 @@ def _program(node, text: str):
     return p
 
 
-def _inputs(node, descs: List, payload) -> List:
+def _inputs(node, descs: List, payload, program) -> List:
     """descs[i]: "p" public array, "s" this party's Share (both in payload[i]),
     ["o", owner rank, handle, leaf] for a party-owned input, or ["k", id] for a secret
     kept at the parties by an earlier job."""
@@ -88,7 +88,8 @@ def _inputs(node, descs: List, payload) -> List:
             leaves = node.loaded.get(handle)
             if leaves is None:
                 raise RuntimeError(f"{node.name} holds no input {handle[:8]} (restarted?)")
-            x = _encode(ring, leaves[int(leaf)], node.spec.fxp_bits, f"input owned by {node.name}")
+            frac = program.params[i].type.dtype.frac      # the program's input format
+            x = _encode(ring, leaves[int(leaf)], frac, f"input owned by {node.name}")
             shares = node.proto_cls.deal(x, n, node.owner_prg, ring)
             vals[i] = shares[rank]
             for r in out:
