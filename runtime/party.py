@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from compiler.ir import Program
 
+from .alloc import tune_allocator
 from .executor import run_program
 from .kernels import KernelContext
 from .link import Comm
@@ -29,6 +30,7 @@ class Party:
     def __init__(self, rank: int, protocol: str, nparties: int, transport, field: int = 64,
                  fxp_bits: int = 18, seed: Optional[int] = None,
                  options: Optional[Dict[str, object]] = None):
+        tune_allocator()                  # keep ~MB temporaries off fresh mmap pages
         self.rank = rank
         self.comm = Comm(rank, transport)
         self.ctx = PartyContext(rank, nparties, Ring(field), self.comm,
@@ -55,6 +57,7 @@ class DealerParty:
 
     def __init__(self, rank: int, protocol: str, nparties: int, transport, field: int = 64,
                  fxp_bits: int = 18, seed: Optional[int] = None):
+        tune_allocator()
         self.comm = Comm(rank, transport)
         ctx = PartyContext(rank, nparties, Ring(field), self.comm,
                            local_prg(seed, f"dealer{rank}"), fxp_bits)

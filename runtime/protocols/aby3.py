@@ -228,6 +228,18 @@ class Aby3(P0Centred, Protocol):
         dt = self.ring.dtype
         (t,) = self._tmp(shape, dt)
         z = np.empty(shape, dt)
+        if x is y:                              # squares: one sum / one product less
+            if self.rank == 0:                  # (x_0 + x_1)^2
+                plus(xa, xb, out=z)
+                times(z, z, out=z)
+            elif self.rank == 1:                # 2 x_1 x_2 (x_1 x_2 + x_2 x_1)
+                times(xa, xb, out=z)
+                plus(z, z, out=z)
+            else:                               # x_2 (x_2 + x_0) + x_0 x_2 = x_2 (x_2 + 2 x_0)
+                plus(xb, xb, out=t)
+                plus(t, xa, out=t)
+                times(xa, t, out=z)
+            return z, t
         if self.rank == 0:                      # (x_0 + x_1)(y_0 + y_1)
             plus(ya, yb, out=t)
             plus(xa, xb, out=z)

@@ -68,14 +68,13 @@ class P0Centred:
     def _p0_send(self, G: np.ndarray, h: np.ndarray, t: np.ndarray) -> None:
         """P0's half of the helper-OT (G fresh, overwritten; h: P0's bits, any dtype;
         t ring scratch)."""
-        g2 = G.copy()
-        G += _keystream(self.prg_a, t)                # A: w_g
+        g2 = np.add(G, _keystream(self.prg_a, t))     # A: w_g (g2 is P1's message)
         e1 = _rand(self.prg_a, G.shape, h.dtype)      # A: w_e
         e1 += h
-        g2 += _keystream(self.prg_b, t)               # B: w'_g
+        G += _keystream(self.prg_b, t)                # B: w'_g
         e2 = _rand(self.prg_b, G.shape, h.dtype)      # B: w'_e
         e2 += h
-        self.comm.exchange({1: (G, e1), 2: (g2, e2)}, [])
+        self.comm.exchange({1: (g2, e1), 2: (G, e2)}, [])
 
     def _p12_recv(self, v: np.ndarray, sh: int, t: np.ndarray, we: np.ndarray) -> np.ndarray:
         """P1/P2's half (helper for the other, then receiver): returns z_2 = G - v (h << sh).
