@@ -46,7 +46,7 @@ def test_tuned_once_on_linux():
 
 @linux_only
 def test_party_threads_reuse_pages():
-    """glibc's defaults fault in fresh pages for most of the arrays (~70k faults here);
-    tuned, the pages are reused."""
-    tuned, default = _faults(True), _faults(False)
-    assert tuned < 1000 and default > 10 * max(tuned, 100), (tuned, default)
+    """Tuned, the pages are reused: a handful of faults for 450 arrays of 1 MiB. (glibc's
+    defaults usually fault in fresh pages, 37k-110k faults on this machine, but its
+    dynamic threshold sometimes adapts in time (259 seen), so they are not asserted.)"""
+    assert _faults(True) < 1000
