@@ -1,7 +1,9 @@
 """Runs an IR Program for one party: a loop over ops with a value environment.
 
 Values are freed right after their last use (liveness from compiler.ir). Each op's
-wall time, bytes sent and rounds are recorded in the party's Profile.
+wall time, bytes sent and rounds are recorded in the party's Profile; an op with blocks
+(for, while, cond) records only what is not recorded by the ops of its body, so the
+profile's totals count everything once.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
             raise ExecutionError(f"no kernel for op `{op.name}`")
         ins = [env[id(v)] for v in op.inputs]
         t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
+        inner0 = profile.total if op.blocks else None
         try:
             out = fn(K, op, *ins) if not op.blocks else fn(K, op, *ins, run_block=nested,
                                                             profile=profile)
@@ -44,7 +47,13 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
                 raise
             raise ExecutionError(f"op `{op.name}` ({op.loc or 'no location'}) failed: "
                                  f"{type(e).__name__}: {e}") from e
-        profile.record(op.name, time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
+        dt, db, dr = time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0
+        if inner0 is not None:     # a loop / cond: its body's ops are recorded themselves
+            inner = profile.total
+            dt -= inner.seconds - inner0.seconds
+            db -= inner.bytes - inner0.bytes
+            dr -= inner.rounds - inner0.rounds
+        profile.record(op.name, dt, db, dr)
         outs = out if isinstance(out, list) else [out]
         for v, o in zip(op.outputs, outs):
             local[id(v)] = np.asarray(o) if isinstance(o, np.generic) else o

@@ -2,7 +2,7 @@
 
     spu-lite compile FILE.py:FUNC --arg f32[8,4] --arg f32[4,3] [--public 1] [--static N=V]
                      [--field 64] [--fxp-bits 18] [--no-opt]     print the IR
-    spu-lite cost    FILE.py:FUNC --arg ...                       op counts by visibility
+    spu-lite cost    FILE.py:FUNC --arg ... [--protocol aby3]     op counts; bytes, rounds per op
     spu-lite bench   [--protocol aby3 semi2k] [--cases ...] [--repeat 3] [--quick] [--json F]
     spu-lite precision [...]                                      accuracy of the nonlinear ops
     spu-lite bench-train [--protocol aby3 semi2k]                 training benchmarks vs SPU
@@ -168,11 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "--public 1")
     _add_compile_args(p)
 
-    p = sub.add_parser("cost", help="count the IR ops of a function by name and visibility",
-                       description="Compile FUNC like `compile` does and count its IR ops by name and "
-                                   "visibility of their outputs (secret ops are the ones that cost "
-                                   "communication).")
+    p = sub.add_parser("cost", help="IR op counts, and bytes and rounds per op under a protocol",
+                       description="Compile FUNC like `compile` does; count its IR ops by name and "
+                                   "visibility, then measure the communication of --protocol per op "
+                                   "by one dry run on random inputs of the --arg shapes (the "
+                                   "protocols are data-oblivious, so bytes and rounds are those of "
+                                   "a run on real data).")
     _add_compile_args(p)
+    p.add_argument("--counts-only", action="store_true", help="only count ops (no dry run)")
 
     p = sub.add_parser("bench", help="benchmark ops against plaintext JAX and SecretFlow SPU",
                        description=bench.DESCRIPTION,

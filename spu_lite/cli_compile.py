@@ -276,6 +276,12 @@ def cmd_cost(args) -> int:
     program = _compile_from_args(args)
     print(f"# ops of @{program.name} by output visibility (loop bodies counted once)")
     print(format_op_counts(op_counts(program)))
+    if not getattr(args, "counts_only", False):
+        from .cost import dry_run
+        report = dry_run(program, args.protocol)
+        print(f"\n# communication under {args.protocol}, measured by a dry run on random inputs "
+              f"(loop bodies counted per iteration; bytes of the busiest party)")
+        print(report.table())
     return 0
 
 
