@@ -90,13 +90,13 @@ def _erfc(L, eqn, x):
 @rule("exp2")
 def _exp2(L, eqn, x):
     ln2 = L.const(float(np.log(2.0)), L.opt.fxp, x.type.shape)
-    return _unary("exp")(L, eqn, L.fmul(L.as_fxp(x), ln2))
+    return _exp(L, eqn, L.fmul(L.as_fxp(x), ln2))
 
 
 @rule("expm1")
 def _expm1(L, eqn, x):
-    e = _unary("exp")(L, eqn, x)
-    return L.emit("sub", [e, L.const(1.0, L.opt.fxp, e.type.shape)])
+    e = _exp(L, eqn, x)
+    return L.emit("sub", [e, L.const(1.0, e.type.dtype, e.type.shape)])
 
 
 @rule("pow")
@@ -113,4 +113,4 @@ def _pow(L, eqn, x, y):
             params = {"y": int(np.unique(c)[0])}
         return _integer_pow(L, _E, L.as_fxp(x))
     x, y = L.same_shape(L.as_fxp(x), L.as_fxp(y))
-    return _unary("exp")(L, eqn, L.fmul(y, L.emit("log", [L.to_frac(x, L.opt.fxp_bits)])))
+    return _exp(L, eqn, L.fmul(y, L.emit("log", [L.to_frac(x, L.opt.fxp_bits)])))

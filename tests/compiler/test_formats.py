@@ -72,3 +72,43 @@ def test_exp_result_mixes_with_working_format(protocol):
     np.testing.assert_array_equal(c, np.exp(x) > 1.0)
     np.testing.assert_allclose(d, np.exp(x) / np.exp(x).sum(), atol=1e-5)
     np.testing.assert_allclose(e, x, atol=5e-5)
+
+
+# exp's 26-bit result read by every kind of op (ref2k runs the same fixed-point code)
+_X = np.linspace(-3, 2, 12).reshape(3, 4)
+_Y = np.linspace(0.5, 2, 12).reshape(3, 4)
+E = lambda v: jnp.exp(v)
+cases = {
+ "add": lambda a, b: E(a) + b, "radd": lambda a, b: b + E(a), "sub": lambda a, b: b - E(a),
+ "mul": lambda a, b: E(a) * b, "div": lambda a, b: E(a) / b, "rdiv": lambda a, b: b / E(a),
+ "max": lambda a, b: jnp.maximum(E(a), b), "min": lambda a, b: jnp.minimum(b, E(a)),
+ "where": lambda a, b: jnp.where(a > 0, E(a), b), "where2": lambda a, b: jnp.where(a > 0, b, E(a)),
+ "clip": lambda a, b: jnp.clip(E(a), 0.5, 2.0), "concat": lambda a, b: jnp.concatenate([E(a), b]),
+ "stack": lambda a, b: jnp.stack([b, E(a)]), "dot": lambda a, b: E(a) @ b.T, "rdot": lambda a, b: b.T @ E(a),
+ "ipow": lambda a, b: E(a) ** 3, "abs": lambda a, b: jnp.abs(-E(a)), "sign": lambda a, b: jnp.sign(E(a) - 1),
+ "cumsum": lambda a, b: jnp.cumsum(E(a), axis=1), "mean": lambda a, b: jnp.mean(E(a)), "var": lambda a, b: jnp.var(E(a)),
+ "floor": lambda a, b: jnp.floor(E(a)), "round": lambda a, b: jnp.round(E(a)), "int": lambda a, b: E(a).astype(jnp.int32),
+ "lt": lambda a, b: E(a) < b, "eq": lambda a, b: E(a) == b, "norm": lambda a, b: jnp.linalg.norm(E(a)),
+ "softplus": lambda a, b: jax.nn.softplus(a), "logsumexp": lambda a, b: jax.nn.logsumexp(a),
+ "sqrt": lambda a, b: jnp.sqrt(E(a)), "rsqrt": lambda a, b: jax.lax.rsqrt(E(a)), "log": lambda a, b: jnp.log(E(a)),
+ "tanh": lambda a, b: jnp.tanh(E(a)), "sigmoid": lambda a, b: jax.nn.sigmoid(E(a)), "exp_exp": lambda a, b: jnp.exp(E(a) - 3),
+ "dus": lambda a, b: jax.lax.dynamic_update_slice(b, E(a)[:1], (1, 0)), "dus2": lambda a, b: jax.lax.dynamic_update_slice(E(a), b[:1], (1, 0)),
+ "scan": lambda a, b: jax.lax.fori_loop(0, 2, lambda i, v: v * 0.5 + E(a), b),
+ "scan2": lambda a, b: jax.lax.fori_loop(0, 2, lambda i, v: E(v * 0.1), a),
+ "cond": lambda a, b: jax.lax.cond(True, lambda: E(a), lambda: b),
+ "scond": lambda a, b: jax.lax.cond(a.sum() > 0, lambda: E(a), lambda: b),
+ "reduce_max": lambda a, b: jnp.max(E(a), axis=0), "argmax": lambda a, b: jnp.argmax(E(a), axis=1),
+ "expm1": lambda a, b: jnp.expm1(a), "exp2": lambda a, b: jnp.exp2(a), "pow": lambda a, b: b ** a,
+ "gather": lambda a, b: E(a)[jnp.array([0, 2])], "scatter": lambda a, b: b.at[0].add(E(a)[1]),
+ "sum_mixed": lambda a, b: (E(a) + b).sum(), "transpose": lambda a, b: E(a).T @ b,
+ "pad": lambda a, b: jnp.pad(E(a), 1), "select_n": lambda a, b: jax.lax.select_n(a > 0, b, E(a)),
+}
+
+
+@pytest.mark.parametrize("name", list(cases))
+def test_every_reader_of_a_finer_value(name):
+    fn = cases[name]
+    got, want = spu.jit(fn, protocol="ref2k")(_X, _Y), jax.jit(fn)(_X, _Y)
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(g, np.float64), np.asarray(w, np.float64),
+                                   atol=2e-3, rtol=2e-3)
