@@ -15,8 +15,21 @@ class OpStats:
 
 
 class Profile:
+    """ops: per op name, what the op itself cost (an op with blocks -- for, while, cond --
+    only its own part: its body's ops are recorded themselves, so `total` counts
+    everything once). blocks: per op-with-blocks name, its inclusive cost (body included;
+    not part of `total`)."""
+
     def __init__(self):
         self.ops: Dict[str, OpStats] = OrderedDict()
+        self.blocks: Dict[str, OpStats] = OrderedDict()
+
+    def record_block(self, name: str, seconds: float, nbytes: int, rounds: int) -> None:
+        s = self.blocks.setdefault(name, OpStats())
+        s.calls += 1
+        s.seconds += seconds
+        s.bytes += nbytes
+        s.rounds += rounds
 
     def record(self, name: str, seconds: float, nbytes: int, rounds: int) -> None:
         s = self.ops.setdefault(name, OpStats())
@@ -40,12 +53,13 @@ class Profile:
         """Combine parties' profiles: max time/bytes/rounds per op (the critical party)."""
         out = Profile()
         for p in profiles:
-            for name, s in p.ops.items():
-                o = out.ops.setdefault(name, OpStats())
-                o.calls = max(o.calls, s.calls)
-                o.seconds = max(o.seconds, s.seconds)
-                o.bytes = max(o.bytes, s.bytes)
-                o.rounds = max(o.rounds, s.rounds)
+            for mine, theirs in ((out.ops, p.ops), (out.blocks, getattr(p, "blocks", {}))):
+                for name, s in theirs.items():
+                    o = mine.setdefault(name, OpStats())
+                    o.calls = max(o.calls, s.calls)
+                    o.seconds = max(o.seconds, s.seconds)
+                    o.bytes = max(o.bytes, s.bytes)
+                    o.rounds = max(o.rounds, s.rounds)
         return out
 
     def table(self) -> str:

@@ -265,6 +265,12 @@ class Aby3(P0Centred, Protocol):
         split as mul, matrix products through ring_matmul_sum (exact; the two products
         of P1 and P2 are fused into one call), + alpha_i, then reshare.
         Cost: 1 round, 1 element per OUTPUT element; 1 (P0) or 2 (P1, P2) ring matmuls."""
+        z, t = self._local_dot(x, y, dims)
+        self._add_zero_share(z, t, False)
+        return self._reshare(z, False)
+
+    def _local_dot(self, x, y, dims):
+        """(z_i, scratch): this party's term of the 3-of-3 split of dot_general."""
         lc, rc, lb, rb = [list(d) for d in dims]
         xa, xb = x.parts
         ya, yb = y.parts
@@ -280,8 +286,7 @@ class Aby3(P0Centred, Protocol):
         z = ring_matmul_sum(pairs, self.ring.bits)
         z = np.ascontiguousarray(np.asarray(z, self.ring.dtype)).reshape(out_shape)
         (t,) = self._tmp(z.shape, self.ring.dtype)
-        self._add_zero_share(z, t, False)
-        return self._reshare(z, False)
+        return z, t
 
     # ---- boolean shares -----------------------------------------------------------------
     def boolean_addends(self, x):

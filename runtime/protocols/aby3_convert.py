@@ -169,10 +169,20 @@ class P0Centred:
         Cost: 2 rounds (as mul + trunc); P0 sends only trunc's message, P1 and P2 one
         element each before it; one reshare (and P0's add) less than mul, then trunc.
         Range and error as trunc."""
+        z, t = self._local_product(x, y, np.add, np.multiply)
+        return self._trunc_3of3(z, t, bits)
+
+    def dot_trunc(self, x, y, dims, bits):
+        """trunc(dot(x, y), bits), fused like mul_trunc (the 3-of-3 terms of the ring
+        matmul feed trunc's view). Cost: 2 rounds; per OUTPUT element as mul_trunc."""
+        z, t = self._local_dot(x, y, dims)
+        return self._trunc_3of3(z, t, bits)
+
+    def _trunc_3of3(self, z: np.ndarray, t: np.ndarray, bits) -> Share:
+        """trunc of z_0 + z_1 + z_2 (z: this party's fresh term, t: scratch of its shape)."""
         k, f = self.ring.bits, int(bits)
         if not 1 <= f <= k - 2:
             raise ValueError(f"aby3 trunc: shift {f} outside [1, {k - 2}]")
-        z, t = self._local_product(x, y, np.add, np.multiply)
         if self.rank == 0:
             z -= _keystream(self.prg_own, t)          # F(k_0)
             z -= _keystream(self.prg_next, t)         # F(k_1)

@@ -146,6 +146,10 @@ class Protocol:
         """trunc(mul(x, y), bits); protocols may fuse the two (aby3 does)."""
         return self.trunc(self.mul(x, y), bits)
 
+    def dot_trunc(self, x: Share, y: Share, dims, bits: int) -> Share:
+        """trunc(dot(x, y, dims), bits); protocols may fuse the two (aby3 does)."""
+        return self.trunc(self.dot(x, y, dims), bits)
+
     # ---- boolean shares (XOR over k-bit words) -------------------------------------
     def boolean_addends(self, x: Share) -> List[Share]:
         """Boolean shares b_0..b_m, made locally, with sum_j b_j = x mod 2^k."""

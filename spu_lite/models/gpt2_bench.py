@@ -121,10 +121,10 @@ def run(config_name: str = "small", protocol: str = "aby3", prompt_len: int = 16
         rss.set("done")
         prof = gen.last_profile
 
-    loop = prof.ops.get("for")
+    loop = prof.blocks.get("for")                 # the generation loop, body included
     loop_s = loop.seconds if loop else 0.0
     loop_b = loop.bytes if loop else 0
-    total_b = prof.total.bytes - loop_b          # the loop's ops are also recorded one by one
+    total_b = prof.total.bytes
     out.update(
         tokens=[int(x) for x in tokens],
         compile_s=round(compile_s, 2), run_s=round(run_s, 2),

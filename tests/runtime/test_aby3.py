@@ -282,15 +282,15 @@ def test_costs():
     rng = np.random.default_rng(11)
     f = spu.jit(lambda a, b: a * b, protocol="aby3", seed=9)
     f(rng.standard_normal(n), rng.standard_normal(n))
-    profs = f.cluster.party_profiles
-    for i in range(3):
-        assert profs[i].ops["mul"].rounds == 1 and profs[i].ops["mul"].bytes == 8 * n
-        assert profs[i].ops["trunc"].rounds == 1
-    assert [p.ops["trunc"].bytes for p in profs] == [24 * n, 8 * n, 8 * n]
+    profs = f.cluster.party_profiles          # a * b: mul then trunc, run fused
+    assert [p.ops["mul+trunc"].rounds for p in profs] == [1, 2, 2]
+    assert [p.ops["mul+trunc"].bytes for p in profs] == [24 * n, 16 * n, 16 * n]
     c = cluster_for()
     x = share(c, rand_ring(rng, (n,)))
     bx = bshare(c, rand_ring(rng, (n,)), rng)
-    for fn, rounds, nbytes in [(lambda P, r: P.reveal(x[r]), 1, [8 * n] * 3),
+    for fn, rounds, nbytes in [(lambda P, r: P.mul(x[r], x[r]), 1, [8 * n] * 3),
+                               (lambda P, r: P.trunc(x[r], 18), 1, [24 * n, 8 * n, 8 * n]),
+                               (lambda P, r: P.reveal(x[r]), 1, [8 * n] * 3),
                                (lambda P, r: P.and_(bx[r], bx[r]), 1, [8 * n] * 3),
                                (lambda P, r: P.b2a_bit(bx[r]), 1, [32 * n, 8 * n, 8 * n]),
                                (lambda P, r: P.mul_trunc(x[r], x[r], 18), [1, 2, 2], [24 * n, 16 * n, 16 * n]),

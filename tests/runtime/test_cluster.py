@@ -21,6 +21,7 @@ def test_a_failing_party_fails_the_job_for_everyone(protocol, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(victim, "mul", boom)
+    monkeypatch.setattr(victim, "mul_trunc", boom)         # x * y runs fused (aby3)
     t0 = time.perf_counter()
     with pytest.raises(Exception, match="disk on fire"):
         _jit(c, lambda x, y: x * y)(np.ones(4), np.ones(4))
@@ -31,12 +32,20 @@ def test_a_failing_party_fails_the_job_for_everyone(protocol, monkeypatch):
 def test_a_hung_party_times_out_with_its_name(protocol, monkeypatch):
     c = InProcessCluster(ClusterConfig(protocol=protocol, seed=1, timeout=1.0))
     victim = c.parties[0].proto
-    real_mul = victim.mul
+    real_mul, real_mul_trunc = victim.mul, victim.mul_trunc
+    slept = []
 
-    def hang(*a, **k):
-        time.sleep(3)
+    def hang(*a, **k):                  # x * y runs fused; semi2k's fused call uses mul
+        if not slept:
+            slept.append(time.sleep(3))
         return real_mul(*a, **k)
+
+    def hang_fused(*a, **k):
+        if not slept:
+            slept.append(time.sleep(3))
+        return real_mul_trunc(*a, **k)
     monkeypatch.setattr(victim, "mul", hang)
+    monkeypatch.setattr(victim, "mul_trunc", hang_fused)
     t0 = time.perf_counter()
     with pytest.raises(PeerError, match="P0"):
         _jit(c, lambda x, y: x * y)(np.ones(4), np.ones(4))
