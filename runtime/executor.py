@@ -116,7 +116,9 @@ def _run_fused(K: KernelContext, op, trunc_op, ins, local, profile: Profile) -> 
         else:
             a = op.attrs
             out = K.P.dot_trunc(ins[0], ins[1], (a["lhs_contract"], a["rhs_contract"],
-                                                 a["lhs_batch"], a["rhs_batch"]), bits)
+                                                 a["lhs_batch"], a["rhs_batch"]), bits,
+                                reuse_rhs=bool(a.get("reuse_rhs"))
+                                and K.options.get("reuse_masks", True))
     except Exception as e:
         if type(e).__name__ == "PeerError":
             raise

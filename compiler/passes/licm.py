@@ -3,6 +3,8 @@
 instead of once per iteration -- e.g. `lr * x.T` in a training step, with its
 truncation. The body then reads the hoisted values from the enclosing scope.
 Ops are pure, so hoisting out of a zero-trip loop costs time, never correctness.
+Dots that stay in the body but multiply by a loop-invariant secret are marked
+`reuse_rhs` (see _mark_invariant_rhs).
 """
 from __future__ import annotations
 
@@ -36,9 +38,23 @@ def _hoist_block(block: Block) -> bool:
             for bop in body.ops:
                 bop.inputs = [outer_of.get(id(v), v) for v in bop.inputs]
             body.results[:] = [outer_of.get(id(v), v) for v in body.results]
+            _mark_invariant_rhs(body, nc)
         out.append(op)
     block.ops[:] = out
     return changed
+
+
+def _mark_invariant_rhs(body: Block, nc: int) -> None:
+    """A secret dot in the body whose right operand comes from outside the loop reads the
+    same value every iteration: mark it (`reuse_rhs`), so protocols that mask operands
+    per call (semi2k's matrix triples) can mask it once (e.g. weights in token-by-token
+    generation)."""
+    defined = {id(p) for p in body.params[nc:]}
+    for bop in body.ops:
+        if bop.name == "dot" and id(bop.inputs[1]) not in defined and bop.inputs[1].type.secret \
+                and bop.inputs[0].type.secret:
+            bop.attrs["reuse_rhs"] = True
+        defined.update(id(o) for o in bop.outputs)
 
 
 def hoist_loop_invariants(p) -> bool:

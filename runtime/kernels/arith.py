@@ -31,7 +31,11 @@ def _mul(K, op, x, y):
 @kernel("dot")
 def _dot(K, op, x, y):
     a = op.attrs
-    return B.dot(K.P, x, y, (a["lhs_contract"], a["rhs_contract"], a["lhs_batch"], a["rhs_batch"]))
+    dims = (a["lhs_contract"], a["rhs_contract"], a["lhs_batch"], a["rhs_batch"])
+    if a.get("reuse_rhs") and K.options.get("reuse_masks", True) \
+            and B.is_secret(x) and B.is_secret(y):                  # loop-invariant y
+        return K.P.dot_reusing_rhs(x, y, dims)
+    return B.dot(K.P, x, y, dims)
 
 
 @kernel("trunc")

@@ -172,7 +172,7 @@ class P0Centred:
         z, t = self._local_product(x, y, np.add, np.multiply)
         return self._trunc_3of3(z, t, bits)
 
-    def dot_trunc(self, x, y, dims, bits):
+    def dot_trunc(self, x, y, dims, bits, reuse_rhs=False):
         """trunc(dot(x, y), bits), fused like mul_trunc (the 3-of-3 terms of the ring
         matmul feed trunc's view). Cost: 2 rounds; per OUTPUT element as mul_trunc."""
         z, t = self._local_dot(x, y, dims)

@@ -146,9 +146,15 @@ class Protocol:
         """trunc(mul(x, y), bits); protocols may fuse the two (aby3 does)."""
         return self.trunc(self.mul(x, y), bits)
 
-    def dot_trunc(self, x: Share, y: Share, dims, bits: int) -> Share:
+    def dot_trunc(self, x: Share, y: Share, dims, bits: int, reuse_rhs: bool = False) -> Share:
         """trunc(dot(x, y, dims), bits); protocols may fuse the two (aby3 does)."""
-        return self.trunc(self.dot(x, y, dims), bits)
+        d = self.dot_reusing_rhs(x, y, dims) if reuse_rhs else self.dot(x, y, dims)
+        return self.trunc(d, bits)
+
+    def dot_reusing_rhs(self, x: Share, y: Share, dims) -> Share:
+        """dot where y is multiplied again later in the job (a loop-invariant operand);
+        protocols whose dot masks y afresh each time may reuse its mask (semi2k does)."""
+        return self.dot(x, y, dims)
 
     # ---- boolean shares (XOR over k-bit words) -------------------------------------
     def boolean_addends(self, x: Share) -> List[Share]:

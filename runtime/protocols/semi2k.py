@@ -64,8 +64,9 @@ from ..link import PeerError
 from ..prg import KEY_BYTES
 from ..ring_linalg import ring_dot_general
 from .base import PartyContext, Protocol, Share
-from .semi2k_common import (AND, B2A, BLOCK, DONE, DOT, MUL, SQUARE, TRUNC, _blocks, _draw_b2a,
-                            _draw_dot, _encode_request, _fill, _flat, _streams, _sum_into, uniform)
+from .semi2k_common import (AND, B2A, BLOCK, DONE, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
+                            _blocks, _draw_b2a, _draw_dot, _draw_dot_reuse, _encode_request, _fill,
+                            _flat, _streams, _sum_into, uniform)
 
 # --------------------------------------------------------------------------------------
 
@@ -84,6 +85,7 @@ class Semi2k(Protocol):
         self.dt = self.ring.dtype
         self.prg = None      # random pieces: keystream shared with the dealer (setup)
         self.prg_d = None    # derived pieces (P_1..; P_0 gets its own from the dealer)
+        self._kept_d = {}
 
     # ---- setup and dealing ---------------------------------------------------------
     def setup(self) -> None:
@@ -96,7 +98,11 @@ class Semi2k(Protocol):
         self.prg, d = _streams(key)
         self.prg_d = None if self.first else d
 
+    def begin_job(self) -> None:
+        self._kept_d = {}            # dot_reusing_rhs: (id(y), dims) -> (y, slot, opened D)
+
     def end_job(self) -> None:
+        self._kept_d = {}
         if self.first:
             self.comm.send(self.dealer_rank, _encode_request(DONE, ()))
 
@@ -342,6 +348,41 @@ class Semi2k(Protocol):
         np.subtract(ys, b, out=b)          # b becomes D_i
         e, d = self._open((xs - a, b))
         bits = self.ring.bits
+        if self.first:
+            c = self._answer()
+        z = ring_dot_general(a, d, dims, bits)
+        z += ring_dot_general(e, ys, dims, bits)
+        z += c
+        return Share([z])
+
+    def dot_reusing_rhs(self, x, y, dims):
+        """dot for a y that the job multiplies again (a loop-invariant weight: the
+        compiler marks such dots): matrix-triple reuse. The first call is a dot whose
+        dealer keeps B (slot s) and whose parties keep the opened D = Y - B; later calls
+        with the same y draw a fresh A only, the dealer deals C = A.B with the kept B, and
+        only E = X - A is opened:  Z_i = C_i + A_i.D + E.Y_i.
+        Security: B is used with one Y only, so D stays a one-time pad of Y; every A is
+        fresh. Cost of a later call: 1 round, (n-1)|X| elements per party (not
+        (n-1)(|X| + |Y|)). Memory: D (|Y|) per party and B at the dealer, for the job."""
+        xs, ys = x.parts[0], y.parts[0]
+        dims = tuple(tuple(int(i) for i in d) for d in dims)
+        key = (id(y), dims)
+        kept = self._kept_d.get(key)
+        bits = self.ring.bits
+        if kept is not None and kept[0] is y:
+            _, slot, d = kept
+            params = (xs.shape, ys.shape, dims, slot)
+            self._request(DOT_REUSE, params)
+            a, c = _draw_dot_reuse(self.prg, self.prg_d, params, self.dt)
+            (e,) = self._open((xs - a,))
+        else:
+            slot = len(self._kept_d)
+            params = (xs.shape, ys.shape, dims, slot)
+            self._request(DOT_KEEP, params)
+            a, b, c = _draw_dot(self.prg, self.prg_d, params[:3], self.dt)
+            np.subtract(ys, b, out=b)      # b becomes D_i
+            e, d = self._open((xs - a, b))
+            self._kept_d[key] = (y, slot, d)
         if self.first:
             c = self._answer()
         z = ring_dot_general(a, d, dims, bits)

@@ -61,7 +61,7 @@ def _blocks(n: int):
 # --------------------------------------------------------------------------------------
 # Requests to the dealer: int64 arrays [kind, params...]. Shapes as [ndim, d0, d1, ...].
 
-DONE, MUL, SQUARE, DOT, TRUNC, AND, B2A = range(7)
+DONE, MUL, SQUARE, DOT, TRUNC, AND, B2A, DOT_KEEP, DOT_REUSE = range(9)
 MAX_REQUEST_INTS = 64
 #: elementwise kinds: per block, every party reads RANDOM[kind] pieces from its random
 #: stream (mul/and: a, b; square: a; trunc: r) and P_1.. read DERIVED[kind] pieces from
@@ -88,9 +88,11 @@ def _encode_request(kind, params) -> np.ndarray:
         ints = _enc_seq(params[0])
     elif kind == TRUNC:
         ints = _enc_seq(params[0]) + [params[1]]
-    elif kind == DOT:
-        xs, ys, dims = params
+    elif kind in (DOT, DOT_KEEP, DOT_REUSE):
+        xs, ys, dims = params[:3]
         ints = _enc_seq(xs) + _enc_seq(ys) + sum((_enc_seq(d) for d in dims), [])
+        if kind != DOT:
+            ints.append(int(params[3]))                  # the slot of the kept B
     else:
         ints = []
     return np.array([kind] + ints, np.int64)
@@ -109,14 +111,18 @@ def _decode_request(req) -> Tuple[int, tuple]:
     if kind == TRUNC:
         shape, pos = _dec_seq(req, 1)
         return kind, (shape, int(req[pos]))
-    if kind == DOT:
+    if kind in (DOT, DOT_KEEP, DOT_REUSE):
         xs, pos = _dec_seq(req, 1)
         ys, pos = _dec_seq(req, pos)
         dims = []
         for _ in range(4):
             d, pos = _dec_seq(req, pos)
             dims.append(d)
-        return kind, (xs, ys, tuple(dims))
+        if kind == DOT:
+            return kind, (xs, ys, tuple(dims))
+        if pos >= req.size:
+            raise PeerError("dealer: malformed request")
+        return kind, (xs, ys, tuple(dims), int(req[pos]))
     raise PeerError(f"dealer: unknown request kind {kind}")
 
 
@@ -138,6 +144,13 @@ def _draw_dot(prg, prg_d, params, dt):
     xs, ys, dims = params
     a, b = uniform(prg, xs, dt), uniform(prg, ys, dt)
     return a, b, (None if prg_d is None else uniform(prg_d, _dot_out_shape(xs, ys, dims), dt))
+
+
+def _draw_dot_reuse(prg, prg_d, params, dt):
+    """A fresh A (and C's derived piece) for a dot whose B is kept from an earlier call."""
+    xs, ys, dims = params[:3]
+    a = uniform(prg, xs, dt)
+    return a, (None if prg_d is None else uniform(prg_d, _dot_out_shape(xs, ys, dims), dt))
 
 
 def _draw_b2a(prg, prg_d, params, dt):

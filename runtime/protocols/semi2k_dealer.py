@@ -11,8 +11,9 @@ from ..link import PeerError
 from ..prg import KEY_BYTES, Prg
 from ..ring_linalg import ring_dot_general
 from .base import PartyContext
-from .semi2k_common import (AND, B2A, BLOCK, DERIVED, DONE, DOT, MUL, RANDOM, SQUARE, TRUNC,
-                            _blocks, _decode_request, _draw_b2a, _draw_dot, _fill, _size, _streams)
+from .semi2k_common import (AND, B2A, BLOCK, DERIVED, DONE, DOT, DOT_KEEP, DOT_REUSE, MUL, RANDOM,
+                            SQUARE, TRUNC, _blocks, _decode_request, _draw_b2a, _draw_dot,
+                            _draw_dot_reuse, _fill, _size, _streams)
 
 
 # --------------------------------------------------------------------------------------
@@ -32,6 +33,7 @@ class Semi2kDealer:
         self.prgs: List[Prg] = []           # random streams of P_0..P_{n-1}
         self.prgs_d: List[Prg] = []         # derived streams (index 0 unused)
         self.requests_served = 0
+        self.kept_b = {}                    # slot -> B of a dot whose B is reused (one job)
 
     def setup(self) -> None:
         """One key per party from the dealer's private randomness; one exchange."""
@@ -46,6 +48,7 @@ class Semi2kDealer:
         while True:
             kind, params = _decode_request(self.comm.recv(0))
             if kind == DONE:
+                self.kept_b.clear()
                 return
             self.requests_served += 1
             self.comm.send(0, self.make(kind, params))
@@ -55,8 +58,8 @@ class Semi2kDealer:
         if kind in RANDOM:
             return self._elementwise(kind, params)
         dt, rest = self.dt, range(1, self.n)
-        if kind == DOT:
-            pieces = [_draw_dot(g, gd, params, dt) for g, gd in zip(self.prgs, self.prgs_d)]
+        if kind in (DOT, DOT_KEEP):
+            pieces = [_draw_dot(g, gd, params[:3], dt) for g, gd in zip(self.prgs, self.prgs_d)]
             a, b, _ = pieces[0]
             for i in rest:
                 a += pieces[i][0]
@@ -64,6 +67,20 @@ class Semi2kDealer:
             c = ring_dot_general(a, b, params[2], self.ring.bits)
             for i in rest:
                 c -= pieces[i][2]
+            if kind == DOT_KEEP:
+                self.kept_b[params[3]] = b
+            return c
+        if kind == DOT_REUSE:
+            b = self.kept_b.get(params[3])
+            if b is None:
+                raise PeerError(f"dealer: no kept B in slot {params[3]}")
+            pieces = [_draw_dot_reuse(g, gd, params, dt) for g, gd in zip(self.prgs, self.prgs_d)]
+            a = pieces[0][0]
+            for i in rest:
+                a += pieces[i][0]
+            c = ring_dot_general(a, b, params[2], self.ring.bits)
+            for i in rest:
+                c -= pieces[i][1]
             return c
         if kind == B2A:
             pieces = [_draw_b2a(g, gd, params, dt) for g, gd in zip(self.prgs, self.prgs_d)]
