@@ -347,6 +347,10 @@ class Semi2k(Protocol):
         a, b, c = _draw_dot(self.prg, self.prg_d, params, self.dt)
         np.subtract(ys, b, out=b)          # b becomes D_i
         e, d = self._open((xs - a, b))
+        return self._dot_combine(a, c, d, e, ys, dims)
+
+    def _dot_combine(self, a, c, d, e, ys, dims) -> Share:
+        """Z_i = C_i + A_i.D + E.Y_i (P_0's C_i arrives from the dealer now)."""
         bits = self.ring.bits
         if self.first:
             c = self._answer()
@@ -368,7 +372,6 @@ class Semi2k(Protocol):
         dims = tuple(tuple(int(i) for i in d) for d in dims)
         key = (id(y), dims)
         kept = self._kept_d.get(key)
-        bits = self.ring.bits
         if kept is not None and kept[0] is y:
             _, slot, d = kept
             params = (xs.shape, ys.shape, dims, slot)
@@ -383,12 +386,7 @@ class Semi2k(Protocol):
             np.subtract(ys, b, out=b)      # b becomes D_i
             e, d = self._open((xs - a, b))
             self._kept_d[key] = (y, slot, d)
-        if self.first:
-            c = self._answer()
-        z = ring_dot_general(a, d, dims, bits)
-        z += ring_dot_general(e, ys, dims, bits)
-        z += c
-        return Share([z])
+        return self._dot_combine(a, c, d, e, ys, dims)
 
     # ---- boolean ---------------------------------------------------------------------------------
     def boolean_addends(self, x):
