@@ -103,11 +103,11 @@ def sigmoid(P: Protocol, x: Share, frac: int, options) -> Share:
       _logistic_core), Goldschmidt for the reciprocal of a value in [1, 2]. Every valid
       x; saturates at |x| >= 16. Error 1 ulp; measured on [-10, 10] (k = 64, f = 18):
       max abs err 4.3e-6. Cost: 1 a2b, a 6-round OR, 6 bit conversions, 17 products,
-      14 truncations; aby3: 32 rounds, 824 bytes per element; semi2k: 31 rounds, 673.
+      14 truncations; aby3: 32 rounds, 776 bytes per element; semi2k: 31 rounds, 673.
     "segmented": odd piecewise quartic in |x| on 4 segments of width 2, saturating at
       |x| >= 8 (odd_piecewise). Max abs err 2.9e-4 (3.4e-4 bound: 1 - sigmoid(8)),
       below SPU's 9.5e-4. Cost: 4 bit conversions, 13 products, 4 truncations; aby3:
-      22 rounds, 488 bytes per element (60% of accurate). For training, where the
+      22 rounds, 488 bytes per element (63% of accurate). For training, where the
       sigmoid's error is far below the gradient noise."""
     mode = options.get("sigmoid_mode", "accurate")
     dt = P.ring.dtype
@@ -176,7 +176,7 @@ def erf(P: Protocol, x: Share, frac: int, options) -> Share:
     by the integer bits of |x| (odd_piecewise), 1 beyond 4 (1 - erf(4) = 1.5e-8). Every
     valid x. Error 1 ulp; measured on [-4, 4] (k = 64, f = 18): max abs err 5.6e-6; gelu
     (x/2 (1 + erf(x/sqrt 2))) on [-6, 6]: 1.1e-5. Cost: 1 a2b, a 6-round OR, 4 bit
-    conversions, 16 products, 7 truncations; aby3: 24 rounds, 584 bytes per element;
+    conversions, 16 products, 7 truncations; aby3: 24 rounds, 560 bytes per element;
     semi2k: 23 rounds, 601 bytes."""
     return odd_piecewise(P, x, frac, np.vectorize(math.erf, otypes=[np.float64]),
                          q=2, lsb=0, deg=7)

@@ -207,7 +207,7 @@ def log(P: Protocol, x: Share, frac: int, options, out_frac: int = None) -> Shar
     an input read only by log), max abs err 4.0e-6 (SPU: 1.5e-4); with f = 18, 1.7e-4,
     all but 4e-6 of it the rounding of the input at x = 0.01 (2^-19 / 0.01).
     Cost: normalize (a2b, 6-round OR, 7 bit conversions), 10 products, 6 truncations;
-    aby3: 26 rounds, 616 bytes per element; semi2k: 25 rounds, 489 bytes."""
+    aby3: 26 rounds, 592 bytes per element; semi2k: 25 rounds, 489 bytes."""
     k, dt, f = P.ring.bits, P.ring.dtype, frac
     fo = f if out_frac is None else out_frac      # x at scale f, ln x at scale fo
     K = k - 3

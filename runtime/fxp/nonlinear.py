@@ -29,7 +29,7 @@ Options (spu.jit keywords), with their defaults:
                   "taylor": (p(x/256))^256, x in [-600, 16], 2.5e-6 relative, no
                   comparison: wrong for masks like -1e4.
     sigmoid_mode  "accurate": 1 ulp everywhere.
-                  "segmented": piecewise quartic, 2.9e-4 max error, 60% of the cost.
+                  "segmented": piecewise quartic, 2.9e-4 max error, 63% of the bytes.
 """
 from __future__ import annotations
 

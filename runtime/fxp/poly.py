@@ -44,7 +44,11 @@ def mul_round(P: Protocol, items: Sequence[Tuple[object, object, Optional[int]]]
     truncated by the same shift, the protocol's fused mul_trunc does both."""
     secret = [i for i, (a, b, _) in enumerate(items) if B.is_secret(a) and B.is_secret(b)]
     shifts = {items[i][2] for i in secret}
-    if secret and len(shifts) == 1 and None not in shifts and 0 not in shifts:
+    # a secret x public product with a shift needs a protocol truncation of its own; it
+    # shares the round of the others' truncations only on the unfused path
+    lone = any(s and (B.is_secret(a) or B.is_secret(b))
+               for i, (a, b, s) in enumerate(items) if i not in secret)
+    if secret and len(shifts) == 1 and None not in shifts and 0 not in shifts and not lone:
         (s,) = shifts
         out = [None] * len(items)
         for i, (a, b, sh) in enumerate(items):

@@ -55,7 +55,7 @@ def reciprocal(P: Protocol, x: Share, frac: int, options) -> Share:
     Measured on [0.1, 100]: max abs err 1.5e-4, all but 5e-6 of it the rounding of the
     input at x = 0.1 (2^-19 / 0.01); max rel err 3.7e-4 (one ulp at 1/100).
     Cost: normalize (a2b, 6-round OR, 9 bit conversions), 18 products, 9 truncations;
-    aby3: 29 rounds, 796 bytes per element; semi2k: 28 rounds, 641 bytes."""
+    aby3: 29 rounds, 748 bytes per element; semi2k: 28 rounds, 641 bytes."""
     k, dt, f = P.ring.bits, P.ring.dtype, frac
     K = 2 * f + 1                                  # e > K: result below 1/4 ulp
     w = min(work_scale(P, f), k - 4 - K)           # y 2^K < 2^(k-2)

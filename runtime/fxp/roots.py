@@ -63,7 +63,7 @@ def rsqrt(P: Protocol, x: Share, frac: int, options, out_frac: int = None) -> Sh
     abs err 3.8e-6 (SPU: 7.6e-4); at f = 18, 8.4e-4, all but 4e-6 of it the rounding
     of the input at x = 0.01 (500 * 2^-19).
     Cost: normalize (a2b, 6-round OR, 6 bit conversions), 18 products, 12 truncations;
-    aby3: 34 rounds, 784 bytes per element; semi2k: 33 rounds, 665 bytes."""
+    aby3: 34 rounds, 712 bytes per element; semi2k: 33 rounds, 665 bytes."""
     return _root(P, x, frac, True, frac if out_frac is None else out_frac)
 
 
@@ -73,5 +73,5 @@ def sqrt(P: Protocol, x: Share, frac: int, options, out_frac: int = None) -> Sha
     relative precision holds for large x too. sqrt(0) = 0; x < 0: undefined.
     Error: 3e-8 relative + 1 ulp; measured on [0, 100]: max abs err 9e-6.
     Cost: normalize (5 bit conversions), 18 products, 12 truncations; aby3: 34 rounds,
-    752 bytes per element; semi2k: 33 rounds, 665 bytes."""
+    680 bytes per element; semi2k: 33 rounds, 665 bytes."""
     return _root(P, x, frac, False, frac if out_frac is None else out_frac)
