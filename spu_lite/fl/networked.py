@@ -14,8 +14,10 @@ party process next to its own data); the model owner is the driver. Every round:
 The driver's process only ever receives the aggregate (tests/e2e/test_fl_network.py
 checks the raw frames it receives). Aggregators of updates from spu_lite.fl work here
 too -- Mean with clipping (under MPC, through secrets kept at the nodes between the
-sum and the scaling) and Custom(payload="update"); DP noise and weighted means are
-in-process only for now.
+sum and the scaling), Mean(dp=DPConfig(...)) with distributed noise (every computing
+node draws its share with the built-in `spu_lite.gaussian_noise` loader and shares it
+itself, so nobody knows the total noise), and Custom(payload="update"); weighted means
+are in-process only for now.
 
 A node-side loader looks like
 
@@ -37,6 +39,7 @@ from ..deploy.handles import party
 from ..frontend import public
 from .aggregators import Aggregator, Mean
 from .backends import _precise_factors, _scale_by_factors
+from .dp import epsilon as dp_epsilon
 from .history import History, RoundRecord
 
 
@@ -46,6 +49,13 @@ def params_to_json(tree) -> object:
         return {str(k): params_to_json(v) for k, v in tree.items()}
     a = np.asarray(tree)
     return {"__array__": a.tolist(), "dtype": a.dtype.name}
+
+
+def _shapes(tree) -> object:
+    """The shapes of a pytree of arrays as JSON (nested dicts of shape lists)."""
+    if isinstance(tree, dict):
+        return {str(k): _shapes(v) for k, v in tree.items()}
+    return [int(d) for d in np.shape(tree)]
 
 
 def params_from_json(obj) -> object:
@@ -78,8 +88,9 @@ class NetworkBackend:
         return self._scale(tree, public(_precise_factors(c)))
 
     def noise_contributors(self):
-        raise ValueError("DP noise on networked clusters is not supported yet "
-                         "(use the in-process Federation)")
+        """Distributed DP: every computing node draws its own share of the noise (the
+        built-in `spu_lite.gaussian_noise` loader) and secret-shares it itself."""
+        return [self.cluster.spec.names[r] for r in range(self.nparties)]
 
 
 class NetworkFederation:
@@ -102,14 +113,15 @@ class NetworkFederation:
             raise ValueError("secure aggregation needs at least 2 data owners "
                              "(the mean of one update is that update)")
         self.aggregator = aggregator or Mean()
-        if self.aggregator.weighted or self.aggregator.dp is not None or \
-                self.aggregator.payload == "model":
+        if self.aggregator.weighted or self.aggregator.payload == "model":
             raise ValueError(f"{self.aggregator!r}: networked federations aggregate updates, "
-                             f"without weights or DP noise (for now)")
+                             f"without weights (for now)")
         self.cluster, self.owners, self.loader = cluster, list(owners), loader
         self.loader_args = dict(loader_args or {})
         self.evaluate = evaluate
         self.backend = NetworkBackend(cluster)
+        dp = self.aggregator.dp
+        self._noise = self.backend.noise_contributors() if dp and dp.noise_multiplier > 0 else []
         self.history = History()
 
     def run_round(self, params, index: int) -> tuple:
@@ -118,14 +130,30 @@ class NetworkFederation:
         updates = [party(name)(self.loader)(as_json, shard=i, n_shards=len(self.owners),
                                             **self.loader_args)
                    for i, name in enumerate(self.owners)]
-        mean = self.aggregator.aggregate(self.backend, updates, None, params)   # + local training
+        noise = []
+        if self._noise:          # each node's share of N(0, sigma^2), drawn and shared there
+            std = self.aggregator.dp.contributor_std(len(self._noise))
+            noise = [party(node)("spu_lite.gaussian_noise")(_shapes(params), std=std)
+                     for node in self._noise]
+        mean = self.aggregator.aggregate(self.backend, updates, None, params, noise)
         t1 = time.perf_counter()
         new = jax.tree_util.tree_map(lambda p, u: np.asarray(p) + np.asarray(u), params, mean)
         metrics = self.evaluate(new) if self.evaluate else {}
         t2 = time.perf_counter()
+        dp = self.aggregator.dp
+        eps = dp_epsilon(dp.noise_multiplier, len(self.history) + 1, dp.delta) if dp else None
         record = RoundRecord(round=index, participants=list(self.owners), metrics=metrics,
-                             seconds={"aggregate": t1 - t0, "evaluate": t2 - t1, "total": t2 - t0})
+                             seconds={"aggregate": t1 - t0, "evaluate": t2 - t1, "total": t2 - t0},
+                             epsilon=eps)
         return new, record
+
+    def epsilon(self, delta: Optional[float] = None) -> Optional[float]:
+        """(epsilon, delta)-DP of the rounds run so far (None without DP, or without the
+        dp-accounting package)."""
+        dp = self.aggregator.dp
+        if dp is None:
+            return None
+        return dp_epsilon(dp.noise_multiplier, len(self.history), delta or dp.delta)
 
     def fit(self, params, rounds: int):
         """Run `rounds` rounds; returns (final params, History)."""

@@ -36,6 +36,20 @@ def update(params, shard, n_shards, round):
 '''
 
 
+def test_builtin_noise_loader():
+    """spu_lite.gaussian_noise: noise shaped like the JSON shapes, fresh per call, bad
+    arguments refused."""
+    from spu_lite.deploy.loaders import LoaderError, named
+    fn = named("spu_lite.gaussian_noise", {}, "alice")
+    a = fn({"w": [300, 20], "b": [20]}, 0.5)
+    assert a["w"].shape == (300, 20) and a["b"].shape == (20,) and a["w"].dtype == np.float32
+    assert abs(float(a["w"].std()) - 0.5) < 0.03
+    assert not np.array_equal(fn([5], 1.0), fn([5], 1.0))
+    for bad in (([2, -1], 1.0), ("x", 1.0), ([2], -1.0), ([2], float("nan"))):
+        with pytest.raises(LoaderError):
+            fn(*bad)
+
+
 def test_params_json_round_trip():
     p = D.init_mlp(jax.random.PRNGKey(0))
     back = params_from_json(params_to_json(p))
@@ -106,3 +120,40 @@ def test_networked_secure_fedavg_learns_and_the_model_owner_sees_only_the_mean(t
         enc = ring.encode(big, 18)
         assert [v for v in big if v.tobytes() in seen] == [], f.name
         assert [v for v in enc if v.tobytes() in seen] == [], f.name
+
+
+@pytest.mark.slow
+def test_networked_dp_noise_is_drawn_at_the_nodes(tmp_path):
+    """Mean(dp=...) on real nodes: every computing node draws its share of the Gaussian
+    noise itself (built-in loader) and shares it; the revealed mean is the clipped mean
+    plus noise of std noise_multiplier * clip_norm / n per coordinate."""
+    from spu_lite.fl.dp import DPConfig
+
+    (tmp_path / "fl_site.py").write_text(LOADER)
+    dumps = tmp_path / "updates"
+    dumps.mkdir()
+
+    def edit(doc):
+        for entry in doc["parties"]:
+            entry["loaders"] = {"fl_update": "fl_site:update"}
+    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], trust=False, edit=edit)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()]), "FL_DUMP": str(dumps)}
+    params = D.init_mlp(jax.random.PRNGKey(0))
+    clip, z = 2.0, 1.0
+    with running(path, tmp_path, env=env):
+        net = NetworkCluster(path)
+        try:
+            fed = NetworkFederation(net, ["alice", "bob", "carol"], "fl_update",
+                                    aggregator=Mean(dp=DPConfig(clip_norm=clip, noise_multiplier=z)))
+            fed.loader_args = {"round": 1}
+            new, rec = fed.run_round(params, 1)
+        finally:
+            net.close()
+    got = np.concatenate([np.ravel(np.asarray(new[k]) - np.asarray(params[k])) for k in sorted(params)])
+    ups = [np.load(dumps / f"update-{i}-1.npy") for i in range(3)]
+    clipped = np.mean([u * min(1.0, clip / np.linalg.norm(u)) for u in ups], axis=0)
+    noise = got - clipped
+    assert noise.size > 1000
+    np.testing.assert_allclose(noise.std(), z * clip / 3, rtol=0.1)
+    assert abs(noise.mean()) < 0.1 * z * clip / 3
+    assert rec.epsilon is None or rec.epsilon > 0
