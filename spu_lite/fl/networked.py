@@ -16,8 +16,8 @@ checks the raw frames it receives). Aggregators of updates from spu_lite.fl work
 too -- Mean with clipping (under MPC, through secrets kept at the nodes between the
 sum and the scaling), Mean(dp=DPConfig(...)) with distributed noise (every computing
 node draws its share with the built-in `spu_lite.gaussian_noise` loader and shares it
-itself, so nobody knows the total noise), and Custom(payload="update"); weighted means
-are in-process only for now.
+itself, so nobody knows the total noise), WeightedMean (each owner also shares its
+example count, through a second loader), and Custom(payload="update").
 
 A node-side loader looks like
 
@@ -104,18 +104,24 @@ class NetworkFederation:
         every owner also gets `shard` (its index) and `n_shards`.
       evaluate: evaluate(params) -> dict of metrics (the model owner's own test data).
       aggregator: an spu_lite.fl aggregator of updates (default: Mean()).
+      weight_loader: for weighted aggregators (WeightedMean): the name of a loader every
+        owner registered that returns its example count (an int array of shape (1,));
+        called with the same arguments as `loader` except the model.
     """
 
     def __init__(self, cluster, owners: Sequence[str], loader: str,
                  loader_args: Optional[Dict] = None, evaluate: Optional[Callable] = None,
-                 aggregator: Optional[Aggregator] = None):
+                 aggregator: Optional[Aggregator] = None, weight_loader: Optional[str] = None):
         if len(owners) < 2:
             raise ValueError("secure aggregation needs at least 2 data owners "
                              "(the mean of one update is that update)")
         self.aggregator = aggregator or Mean()
-        if self.aggregator.weighted or self.aggregator.payload == "model":
-            raise ValueError(f"{self.aggregator!r}: networked federations aggregate updates, "
-                             f"without weights (for now)")
+        if self.aggregator.payload == "model":
+            raise ValueError(f"{self.aggregator!r}: networked federations aggregate updates")
+        if self.aggregator.weighted and not weight_loader:
+            raise ValueError(f"{self.aggregator!r} needs weight_loader: the name of a loader "
+                             f"returning each owner's example count")
+        self.weight_loader = weight_loader
         self.cluster, self.owners, self.loader = cluster, list(owners), loader
         self.loader_args = dict(loader_args or {})
         self.evaluate = evaluate
@@ -135,7 +141,12 @@ class NetworkFederation:
             std = self.aggregator.dp.contributor_std(len(self._noise))
             noise = [party(node)("spu_lite.gaussian_noise")(_shapes(params), std=std)
                      for node in self._noise]
-        mean = self.aggregator.aggregate(self.backend, updates, None, params, noise)
+        weights = None
+        if self.aggregator.weighted:    # each owner's example count, shared by the owner too
+            weights = [party(name)(self.weight_loader)(shard=i, n_shards=len(self.owners),
+                                                       **self.loader_args)
+                       for i, name in enumerate(self.owners)]
+        mean = self.aggregator.aggregate(self.backend, updates, weights, params, noise)
         t1 = time.perf_counter()
         new = jax.tree_util.tree_map(lambda p, u: np.asarray(p) + np.asarray(u), params, mean)
         metrics = self.evaluate(new) if self.evaluate else {}

@@ -33,6 +33,9 @@ def update(params, shard, n_shards, round):
     np.save(f"{__import__('os').environ['FL_DUMP']}/update-{shard}-{round}.npy",
             np.concatenate([np.ravel(v) for k, v in sorted(up.items())]))
     return up
+
+def count(shard, n_shards, round):     # shards are equal; declared counts differ, to test weighting
+    return np.array([len(TASK.owners[shard][1]) * (shard + 1)], np.int64)
 '''
 
 
@@ -157,3 +160,40 @@ def test_networked_dp_noise_is_drawn_at_the_nodes(tmp_path):
     np.testing.assert_allclose(noise.std(), z * clip / 3, rtol=0.1)
     assert abs(noise.mean()) < 0.1 * z * clip / 3
     assert rec.epsilon is None or rec.epsilon > 0
+
+
+@pytest.mark.slow
+def test_networked_weighted_mean(tmp_path):
+    """WeightedMean on real nodes: each owner shares its update and its example count
+    (two loaders); the driver obtains sum_i n_i u_i / sum_i n_i."""
+    from spu_lite.fl.aggregators import WeightedMean
+
+    (tmp_path / "fl_site.py").write_text(LOADER)
+    dumps = tmp_path / "updates"
+    dumps.mkdir()
+
+    def edit(doc):
+        for entry in doc["parties"]:
+            entry["loaders"] = {"fl_update": "fl_site:update", "fl_count": "fl_site:count"}
+    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], trust=False, edit=edit)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()]), "FL_DUMP": str(dumps)}
+    params = D.init_mlp(jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="weight_loader"):
+        NetworkFederation(None, ["alice", "bob"], "fl_update", aggregator=WeightedMean())
+    with running(path, tmp_path, env=env):
+        net = NetworkCluster(path)
+        try:
+            fed = NetworkFederation(net, ["alice", "bob", "carol"], "fl_update",
+                                    aggregator=WeightedMean(), weight_loader="fl_count")
+            fed.loader_args = {"round": 1}
+            new, _ = fed.run_round(params, 1)
+        finally:
+            net.close()
+    got = np.concatenate([np.ravel(np.asarray(new[k]) - np.asarray(params[k])) for k in sorted(params)])
+    task = D.digits_task(n_owners=3, seed=0)
+    n = np.array([len(task.owners[i][1]) * (i + 1) for i in range(3)], np.float64)
+    assert len(set(n)) > 1                                 # the weights matter
+    ups = [np.load(dumps / f"update-{i}-1.npy") for i in range(3)]
+    want = sum(w * u for w, u in zip(n, ups)) / n.sum()
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert np.abs(got - np.mean(ups, axis=0)).max() > 1e-3  # not the unweighted mean
