@@ -9,6 +9,7 @@ the `trunc` right after it runs as one fused protocol call (recorded as "mul+tru
 from __future__ import annotations
 
 import time
+import weakref
 from collections import ChainMap
 
 import numpy as np
@@ -16,7 +17,7 @@ from typing import Dict, List, Sequence
 
 from compiler.ir import Block, Program, last_uses
 
-from .kernels import KERNELS, KernelContext
+from .kernels import FUSED_WITH_TRUNC, KERNELS, KernelContext
 from .profile import Profile
 from .protocols.base import Share
 
@@ -32,24 +33,24 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
     local: Dict[int, object] = {id(p): a for p, a in zip(block.params, args)}
     env = local if outer is None else ChainMap(local, outer)
     nested = lambda K_, b, a, prof: run_block(K_, b, a, prof, outer=env)
-    frees = last_uses(block)
+    frees, fusable = _plan(block)
     comm = K.P.comm
-    fusable = _product_then_trunc(block)
     skip = False
     for i, (op, dead) in enumerate(zip(block.ops, frees)):
         if skip:                                   # the trunc a fused product already did
             skip = False
             _free(local, dead)
             continue
-        fn = KERNELS.get(op.name)
-        if fn is None:
-            raise ExecutionError(f"no kernel for op `{op.name}`")
         ins = [env[id(v)] for v in op.inputs]
+        name, outputs = op.name, op.outputs
         if i in fusable and all(isinstance(a, Share) for a in ins):
-            _run_fused(K, op, block.ops[i + 1], ins, local, profile)
-            _free(local, dead)
-            skip = True
-            continue
+            trunc_op = block.ops[i + 1]
+            fn = lambda K_, op_, *a, t=trunc_op: FUSED_WITH_TRUNC[op_.name](K_, op_, t, *a)
+            name, outputs, skip = f"{op.name}+trunc", trunc_op.outputs, True
+        else:
+            fn = KERNELS.get(op.name)
+            if fn is None:
+                raise ExecutionError(f"no kernel for op `{op.name}`")
         t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
         inner0 = profile.total if op.blocks else None
         try:
@@ -67,12 +68,27 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
             dt -= inner.seconds - inner0.seconds
             db -= inner.bytes - inner0.bytes
             dr -= inner.rounds - inner0.rounds
-        profile.record(op.name, dt, db, dr)
+        profile.record(name, dt, db, dr)
         outs = out if isinstance(out, list) else [out]
-        for v, o in zip(op.outputs, outs):
+        for v, o in zip(outputs, outs):
             local[id(v)] = np.asarray(o) if isinstance(o, np.generic) else o
         _free(local, dead)
     return [env[id(v)] for v in block.results]
+
+
+_PLANS: Dict[int, tuple] = {}
+
+
+def _plan(block: Block):
+    """(values dead after each op, fusable op indices) of a block, computed once per
+    block and reused by every iteration of a loop and by every party thread."""
+    hit = _PLANS.get(id(block))
+    if hit is not None and hit[0]() is block:
+        return hit[1], hit[2]
+    frees, fusable = last_uses(block), _product_then_trunc(block)
+    key = id(block)
+    _PLANS[key] = (weakref.ref(block, lambda _: _PLANS.pop(key, None)), frees, fusable)
+    return frees, fusable
 
 
 def _free(local, dead) -> None:
@@ -97,36 +113,13 @@ def _uses(block: Block) -> Dict[int, int]:
 
 
 def _product_then_trunc(block: Block) -> set:
-    """Indices i of `mul` / `dot` ops whose result is read only by a `trunc` at i + 1:
-    the pair runs as the protocol's fused mul_trunc / dot_trunc (aby3 saves a reshare)."""
+    """Indices i of ops with a fused kernel (mul, dot) whose result is read only by a
+    `trunc` at i + 1: the pair runs as one protocol call (aby3 saves a reshare)."""
     uses = _uses(block)
     ops = block.ops
     return {i for i in range(len(ops) - 1)
-            if ops[i].name in ("mul", "dot") and ops[i + 1].name == "trunc"
+            if ops[i].name in FUSED_WITH_TRUNC and ops[i + 1].name == "trunc"
             and ops[i + 1].inputs[0] is ops[i].outputs[0] and uses.get(id(ops[i].outputs[0])) == 1}
-
-
-def _run_fused(K: KernelContext, op, trunc_op, ins, local, profile: Profile) -> None:
-    comm = K.P.comm
-    t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
-    bits = trunc_op.attrs["bits"]
-    try:
-        if op.name == "mul":
-            out = K.P.mul_trunc(ins[0], ins[1], bits)
-        else:
-            a = op.attrs
-            out = K.P.dot_trunc(ins[0], ins[1], (a["lhs_contract"], a["rhs_contract"],
-                                                 a["lhs_batch"], a["rhs_batch"]), bits,
-                                reuse_rhs=bool(a.get("reuse_rhs"))
-                                and K.options.get("reuse_masks", True))
-    except Exception as e:
-        if type(e).__name__ == "PeerError":
-            raise
-        raise ExecutionError(f"op `{op.name}` ({op.loc or 'no location'}) failed: "
-                             f"{type(e).__name__}: {e}") from e
-    profile.record(f"{op.name}+trunc", time.perf_counter() - t0, comm.bytes_sent - b0,
-                   comm.rounds - r0)
-    local[id(trunc_op.outputs[0])] = out
 
 
 def run_program(K: KernelContext, program: Program, args: Sequence, profile: Profile) -> List:

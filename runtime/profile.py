@@ -14,6 +14,14 @@ class OpStats:
     rounds: int = 0
 
 
+def _add(table: Dict[str, OpStats], name: str, seconds: float, nbytes: int, rounds: int) -> None:
+    s = table.setdefault(name, OpStats())
+    s.calls += 1
+    s.seconds += seconds
+    s.bytes += nbytes
+    s.rounds += rounds
+
+
 class Profile:
     """ops: per op name, what the op itself cost (an op with blocks -- for, while, cond --
     only its own part: its body's ops are recorded themselves, so `total` counts
@@ -25,18 +33,10 @@ class Profile:
         self.blocks: Dict[str, OpStats] = OrderedDict()
 
     def record_block(self, name: str, seconds: float, nbytes: int, rounds: int) -> None:
-        s = self.blocks.setdefault(name, OpStats())
-        s.calls += 1
-        s.seconds += seconds
-        s.bytes += nbytes
-        s.rounds += rounds
+        _add(self.blocks, name, seconds, nbytes, rounds)
 
     def record(self, name: str, seconds: float, nbytes: int, rounds: int) -> None:
-        s = self.ops.setdefault(name, OpStats())
-        s.calls += 1
-        s.seconds += seconds
-        s.bytes += nbytes
-        s.rounds += rounds
+        _add(self.ops, name, seconds, nbytes, rounds)
 
     @property
     def total(self) -> OpStats:

@@ -21,7 +21,7 @@ from compiler.ir import Program
 from runtime.cluster import ClusterConfig, InProcessCluster
 from runtime.profile import OpStats, Profile
 
-DATA_DEPENDENT = ("while", "cond")     # ops whose path a public value may decide
+DATA_DEPENDENT = ("while", "cond")     # ops whose path a public value decides
 
 
 @dataclass
@@ -60,11 +60,8 @@ def _random_input(cluster: InProcessCluster, t, rng: np.random.Generator):
 
 
 def _public_control(program: Program) -> int:
-    n = 0
-    for op in program.walk():
-        if op.name in DATA_DEPENDENT and op.inputs and not op.inputs[0].type.secret:
-            n += 1
-    return n
+    """while (public predicate) and cond (public index) ops: a public value picks the path."""
+    return sum(op.name in DATA_DEPENDENT for op in program.walk())
 
 
 def dry_run(program: Program, protocol: str = "aby3", seed: int = 0,

@@ -32,28 +32,35 @@ def shr(x: Share, d: int, dt) -> Share:
 
 def a2b(P: Protocol, x: Share) -> Share:
     """Boolean share of the k-bit word of arithmetic share x."""
-    dt, k = P.ring.dtype, P.ring.bits
-    addends = P.boolean_addends(x)
+    dt = P.ring.dtype
+    return add_boolean(P, P.boolean_addends(x), P.ring.bits, lambda v, d: shl(v, d, dt))
+
+
+def add_boolean(P: Protocol, addends: List[Share], width: int, shift) -> Share:
+    """Boolean share of the sum of boolean addends, bit-sliced over fields of `width`
+    bits: carry-save layers down to two addends, then a Kogge-Stone prefix adder.
+    shift(v, d) shifts left by d inside a field (a whole word for a2b; packed fields
+    for narrow.msb_narrow, whose shift drops the bits leaving a field)."""
     while len(addends) > 2:                    # carry-save: 3 addends -> 2, one AND
         groups = [addends[i:i + 3] for i in range(0, len(addends) - len(addends) % 3, 3)]
         rest = addends[len(groups) * 3:]
         ands = and_many(P, [(P.xor(a, c), P.xor(b, c)) for a, b, c in groups])
         addends = rest
         for (a, b, c), t in zip(groups, ands):
-            addends += [P.xor(P.xor(a, b), c), shl(P.xor(t, c), 1, dt)]
+            addends += [P.xor(P.xor(a, b), c), shift(P.xor(t, c), 1)]
     if len(addends) == 1:
         return addends[0]
     a, b = addends
     p0 = P.xor(a, b)
     g, p, d = P.and_(a, b), p0, 1
-    while d < k - 1:                           # g_i: carry out of bit i (prefix generate)
-        if 2 * d < k - 1:
-            g2, p = and_many(P, [(p, shl(g, d, dt)), (p, shl(p, d, dt))])
+    while d < width - 1:                       # g_i: carry out of bit i (prefix generate)
+        if 2 * d < width - 1:
+            g2, p = and_many(P, [(p, shift(g, d)), (p, shift(p, d))])
         else:
-            g2 = P.and_(p, shl(g, d, dt))
+            g2 = P.and_(p, shift(g, d))
         g = P.xor(g, g2)                       # g and p & (g << d) are disjoint
         d *= 2
-    return P.xor(p0, shl(g, 1, dt))
+    return P.xor(p0, shift(g, 1))
 
 
 def bit(x: Share, i: int, dt) -> Share:

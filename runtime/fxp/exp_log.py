@@ -72,15 +72,6 @@ def _squaring_scales(k: int, w: int, m: int, top: float, fo: int):
     return [min(w, int((k - 2 - 2 * top / 2 ** (m - i) * LOG2E) // 2)) for i in range(m)] + [fo]
 
 
-def _lin(P: Protocol, powers, coef, w: int):
-    """coef[0] + sum_i coef[i] z^i (powers = [z, z^2, ..] at scale w) at scale 2w, local."""
-    dt = P.ring.dtype
-    acc = enc(coef[0], 2 * w, dt)
-    for zi, ci in zip(powers, coef[1:]):
-        acc = B.add(P, acc, B.mul(P, zi, enc(ci, w, dt)))
-    return acc
-
-
 def _exp_squaring(P: Protocol, x: Share, f: int, fo: int) -> Share:
     """e^x = p(x / 32)^32 [x >= -T], p the Chebyshev interpolant of degree 6 of e^z on
     [-T/32, 1/2] (relative error 4e-8), then 5 squarings, each at the largest scale at
@@ -112,11 +103,11 @@ def _exp_squaring(P: Protocol, x: Share, f: int, fo: int) -> Share:
     z = B.lshift(P, x, sh) if sh >= 0 else B.trunc(P, x, -sh)   # x / 2^m at scale w
     c = fit(np.exp, -T / 2 ** m, top / 2 ** m, 6)
     # p = (c0 + c1 z + c2 z^2) + z^3 (c3 + c4 z + c5 z^2 + c6 z^3): 3 products
-    (z2,) = mul_round(P, [(z, z, w)])
-    (z3,) = mul_round(P, [(z2, z, w)])
-    h = B.trunc(P, _lin(P, [z, z2, z3], c[3:], w), w)
-    low = _lin(P, [z, z2], c[:3], w)
-    (hz3,) = mul_round(P, [(h, z3, None)])
+    pw = Powers(z, 3, w)
+    run(P, [pw])
+    h = B.trunc(P, pw.combine(P, c[3:], w), w)
+    (hz3,) = mul_round(P, [(h, pw.p[3], None)])
+    low = pw.combine(P, c[:3], w)
     scales = _squaring_scales(k, w, m, top, fo)
     v = B.trunc(P, B.add(P, low, hz3), 2 * w - scales[0])
     for i in range(m):

@@ -22,7 +22,7 @@ from typing import List
 import numpy as np
 
 from ..protocols.base import Protocol, Share
-from .batch import and_many
+from .bits import add_boolean
 from .compare import msb
 
 
@@ -81,25 +81,5 @@ def msb_narrow(P: Protocol, y: Share, width: int = 32) -> Share:
     n, shape = int(np.prod(y.shape, dtype=np.int64)), y.shape
     m = max(1, -(-n // (64 // width)))
     addends: List[Share] = [_pack(a, width, m) for a in P.boolean_addends(y)]
-    while len(addends) > 2:                      # carry-save: 3 addends -> 2, one AND
-        groups = [addends[i:i + 3] for i in range(0, len(addends) - len(addends) % 3, 3)]
-        rest = addends[len(groups) * 3:]
-        ands = and_many(P, [(P.xor(a, c), P.xor(b, c)) for a, b, c in groups])
-        addends = rest
-        for (a, b, c), t in zip(groups, ands):
-            addends += [P.xor(P.xor(a, b), c), _shl(P.xor(t, c), 1, width)]
-    if len(addends) == 1:
-        top = addends[0]
-    else:
-        a, b = addends
-        p0 = P.xor(a, b)
-        g, p, d = P.and_(a, b), p0, 1
-        while d < width - 1:                     # g_i: carry out of bit i of the field
-            if 2 * d < width - 1:
-                g2, p = and_many(P, [(p, _shl(g, d, width)), (p, _shl(p, d, width))])
-            else:
-                g2 = P.and_(p, _shl(g, d, width))
-            g = P.xor(g, g2)
-            d *= 2
-        top = P.xor(p0, _shl(g, 1, width))       # sum bits; the top one is the sign
+    top = add_boolean(P, addends, width, lambda v, d: _shl(v, d, width))  # sign: top bit
     return P.b2a_bit(_unpack_bit(top, width, width - 1, n, shape))

@@ -52,8 +52,8 @@ def mul_round(P: Protocol, items: Sequence[Tuple[object, object, Optional[int]]]
         (s,) = shifts
         out = [None] * len(items)
         for i, (a, b, sh) in enumerate(items):
-            if i not in secret:
-                out[i] = trunc_many(P, [B.mul(P, a, b)], sh)[0] if sh else B.mul(P, a, b)
+            if i not in secret:                # public product: a local shift
+                out[i] = B.trunc(P, B.mul(P, a, b), sh) if sh else B.mul(P, a, b)
         for i, r in zip(secret, mul_trunc_many(P, [items[i][:2] for i in secret], s)):
             out[i] = r
         return out

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..fxp import basic as B
 from ..fxp.compare import less, equal, select
-from .registry import kernel
+from .registry import FUSED_WITH_TRUNC, kernel
 
 
 @kernel("add")
@@ -28,14 +28,32 @@ def _mul(K, op, x, y):
     return B.mul(K.P, x, y)
 
 
+def _dims(op):
+    a = op.attrs
+    return (a["lhs_contract"], a["rhs_contract"], a["lhs_batch"], a["rhs_batch"])
+
+
+def _reuse_rhs(K, op) -> bool:
+    """The compiler marked y loop-invariant and the config allows reusing its mask."""
+    return bool(op.attrs.get("reuse_rhs")) and K.options.get("reuse_masks", True)
+
+
 @kernel("dot")
 def _dot(K, op, x, y):
-    a = op.attrs
-    dims = (a["lhs_contract"], a["rhs_contract"], a["lhs_batch"], a["rhs_batch"])
-    if a.get("reuse_rhs") and K.options.get("reuse_masks", True) \
-            and B.is_secret(x) and B.is_secret(y):                  # loop-invariant y
-        return K.P.dot_reusing_rhs(x, y, dims)
-    return B.dot(K.P, x, y, dims)
+    if _reuse_rhs(K, op) and B.is_secret(x) and B.is_secret(y):
+        return K.P.dot_reusing_rhs(x, y, _dims(op))
+    return B.dot(K.P, x, y, _dims(op))
+
+
+def _mul_trunc(K, op, trunc_op, x, y):
+    return K.P.mul_trunc(x, y, trunc_op.attrs["bits"])
+
+
+def _dot_trunc(K, op, trunc_op, x, y):
+    return K.P.dot_trunc(x, y, _dims(op), trunc_op.attrs["bits"], reuse_rhs=_reuse_rhs(K, op))
+
+
+FUSED_WITH_TRUNC.update(mul=_mul_trunc, dot=_dot_trunc)
 
 
 @kernel("trunc")

@@ -26,7 +26,7 @@ def _nonlinear(name):
                 v = _PLAIN[name](K.ring.decode(x, fi))
             lim = K.ring.max_abs_real(fo) * 0.5
             return K.ring.encode(np.clip(np.nan_to_num(v, nan=0.0, posinf=lim, neginf=-lim), -lim, lim), fo)
-        if fo != fi:                      # only exp has a finer output (see compiler rules_math)
+        if fo != fi:      # exp's finer result, log/roots of a finer input (compiler rules_math)
             return N.FUNCTIONS[name](K.P, x, fi, K.options, out_frac=fo)
         return N.FUNCTIONS[name](K.P, x, fi, K.options)
     return run

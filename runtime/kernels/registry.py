@@ -8,6 +8,9 @@ from typing import Callable, Dict
 from ..protocols.base import Protocol
 
 KERNELS: Dict[str, Callable] = {}
+#: op name -> fn(K, op, trunc_op, x, y): `op` followed by the `trunc` reading only it, as
+#: one protocol call (the executor decides when a pair qualifies)
+FUSED_WITH_TRUNC: Dict[str, Callable] = {}
 
 
 def kernel(*names):

@@ -174,7 +174,8 @@ class P0Centred:
 
     def dot_trunc(self, x, y, dims, bits, reuse_rhs=False):
         """trunc(dot(x, y), bits), fused like mul_trunc (the 3-of-3 terms of the ring
-        matmul feed trunc's view). Cost: 2 rounds; per OUTPUT element as mul_trunc."""
+        matmul feed trunc's view). Cost: 2 rounds; per OUTPUT element as mul_trunc.
+        reuse_rhs is ignored: aby3 sends no per-operand masks to reuse."""
         z, t = self._local_dot(x, y, dims)
         return self._trunc_3of3(z, t, bits)
 
