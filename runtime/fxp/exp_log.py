@@ -16,7 +16,7 @@ from ..protocols.base import Protocol, Share
 from . import basic as B
 from . import bits as T
 from .batch import b2a_many, trunc_many
-from .narrow import msb_narrow
+from .narrow import floor_slack, msb_narrow
 from .normalize import normalize
 from .poly import Poly, Powers, Tree, enc, fit, mul_round, run, select_const
 
@@ -74,29 +74,37 @@ def _squaring_scales(k: int, w: int, m: int, top: float, fo: int):
 
 def _exp_squaring(P: Protocol, x: Share, f: int, fo: int) -> Share:
     """e^x = p(x / 32)^32 [x >= -T], p the Chebyshev interpolant of degree 6 of e^z on
-    [-T/32, 1/2] (relative error 4e-8), then 5 squarings, each at the largest scale at
+    [-T/32, 1/2] (relative error 2.4e-7 at T = 25), then 5 squarings, each at the largest scale at
     which e^16 still fits. The guard [x < -T] zeroes what lies below the output's
-    resolution, T = ceil((fo + 1) ln 2) + 2 (21 at fo = 26): y = trunc(x + T, f + 1) - 1
-    is a small integer (|y| < 2^31 for |x| < 4e9), so its sign comes from a 32-bit adder
-    on packed words (narrow.msb_narrow); y < 0 for x < -T, y >= 0 for x >= 2 - T
-    (between, either answer is right: e^x < 2^-(fo+1) there). The polynomial is garbage
-    far below -T, and the guard multiplies it by exactly 0.
+    resolution without a truncation: y = sum_j ((x + T - 2)_j >> (f + 1)) over the
+    boolean addends of x + T - 2 (narrow.msb_narrow's local shift) is
+    floor((x + T) / 2) - 1 - c mod 2^32, 0 <= c <= s = floor_slack (aby3: 2, semi2k: 1),
+    a small integer for |x| < 4e9 whose sign a 32-bit adder on packed words gives.
+    y < 0 for x < 2 - T, y >= 0 for x >= 2 + 2s - T; between, either answer is right,
+    as T = ceil((fo + 1) ln 2) + 2 + 2s puts e^x < 2^-(fo+1) there (T = 25 for aby3 at
+    fo = 26). The polynomial is garbage far below -T, and the guard multiplies it by
+    exactly 0.
     Domain (k = 64): -4e9 < x <= 16; beyond 16 the squarings overflow (undefined; the
     "accurate" mode goes to 22.18).
-    Error: 3.6e-6 relative (the polynomial's 1.1e-7, times 32) + about 2^-18 e^(x/2)
+    Error: 8e-6 relative (the polynomial's 2.4e-7, times 32) + about 2^-18 e^(x/2)
     (the last squaring's input e^(x/2) is at scale 19 so that e^16 fits) + one output
-    ulp. Measured on [-8, 4] (f = 18, fo = 26, aby3): max abs err 1.7e-4 (1.0e-4 of it
-    the 2^-19 rounding of the input at x = 4), max rel err 1.9e-4 (SPU: 1.70, 0.128).
-    Cost: 1 truncation; the guard: 7 AND rounds on words of 2 elements + 1 bit
+    ulp. Measured on [-8, 4] (f = 18, fo = 26, aby3, semi2k): max abs err 1.6e-4 (1.0e-4 of it
+    the 2^-19 rounding of the input at x = 4), max rel err 2.2e-4 (SPU: 1.70, 0.128).
+    Cost: the guard: 7 AND rounds (aby3; semi2k 6) on words of 2 elements + 1 bit
     conversion; polynomial: 3 products, 4 truncations; 5 squarings (fused mul_trunc);
-    1 product with the guard. aby3: 27 rounds, 328 bytes per element (busiest party);
-    semi2k: 26 rounds, 256 bytes."""
+    1 product with the guard. aby3: 26 rounds, 304 bytes per element (busiest party);
+    semi2k: 25 rounds, 248 bytes."""
     k, dt = P.ring.bits, P.ring.dtype
     m = 5
     top = min(16.0, (k - 2 - 2 * f) * math.log(2.0) - 0.5, (k - 3 - fo) * math.log(2.0))
-    T = math.ceil((fo + 1) * math.log(2.0)) + 2
-    y = B.add(P, B.trunc(P, B.add(P, x, enc(T, f, dt)), f + 1), enc(-1, 0, dt))
-    keep = B.sub(P, enc(1, 0, dt), msb_narrow(P, y, 32))     # 1 - [x < -T]
+    slack = floor_slack(P)
+    T = math.ceil((fo + 1) * math.log(2.0)) + 2 + 2 * slack
+    y = B.add(P, x, enc(T - 2, f, dt))                   # floor(y / 2^(f+1)) - 1 - c < 0
+    if k - (f + 1) >= 32 and k > 32:
+        neg = msb_narrow(P, y, 32, shift=f + 1)          # [x < -T], no truncation round
+    else:                                                # a 32-bit ring: truncate first
+        neg = msb_narrow(P, B.trunc(P, y, f + 1), 32)
+    keep = B.sub(P, enc(1, 0, dt), neg)
 
     w = work_scale(P, f)
     sh = w - f - m

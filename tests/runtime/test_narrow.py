@@ -5,7 +5,7 @@ import pytest
 
 from runtime.cluster import ClusterConfig, InProcessCluster
 from runtime.fxp.compare import msb
-from runtime.fxp.narrow import msb_narrow
+from runtime.fxp.narrow import floor_slack, msb_narrow
 
 from .harness import run_parties, share
 
@@ -42,3 +42,34 @@ def test_packing_halves_the_and_traffic():
         run_parties(cl, fn)
         sent[name] = cl.parties[1].comm.bytes_sent - before
     assert sent["narrow"] < 0.6 * sent["full"], sent
+
+
+@pytest.mark.parametrize("protocol", ["ref2k", "aby3", "semi2k"])
+def test_local_shift_is_the_floor_up_to_the_slack(protocol):
+    """shift=s: the sign of floor(y / 2^s) - c, 0 <= c <= floor_slack, with no truncation
+    round: values whose floor is >= slack read as non-negative, below 0 as negative, for
+    |y| up to 2^(31+s) (the addends' wrap-arounds vanish mod 2^32)."""
+    cl = InProcessCluster(ClusterConfig(protocol=protocol, seed=8))
+    s = 19
+    rng = np.random.default_rng(1)
+    fl = np.concatenate([rng.integers(-2 ** 31 + 3, 2 ** 31 - 3, 2000),
+                         np.arange(-4, 5), [2 ** 31 - 4, -2 ** 31 + 3]])
+    y = fl * 2 ** s + rng.integers(0, 2 ** s, fl.size)            # floor(y / 2^s) = fl
+    sy = share(cl, y.astype(np.int64).view(np.uint64))
+    slack = run_parties(cl, lambda P, r: floor_slack(P))[0]
+    assert slack == {"ref2k": 0, "aby3": 2, "semi2k": 1}[protocol]
+    before = cl.parties[0].comm.rounds
+    res = run_parties(cl, lambda P, r: msb_narrow(P, sy[r], 32, shift=s))
+    got = cl.proto_cls.reconstruct(res, cl.ring).astype(np.int64)
+    sure = (fl < 0) | (fl >= slack)
+    np.testing.assert_array_equal(got[sure], (fl < 0)[sure].astype(np.int64))
+    assert set(np.unique(got[~sure])) <= {0, 1}
+    if protocol == "aby3":                     # 1 carry-save + 6 adder rounds + b2a
+        assert cl.parties[0].comm.rounds - before == 8
+
+
+def test_a_shift_must_leave_the_width():
+    cl = InProcessCluster(ClusterConfig(protocol="aby3", seed=9))
+    sy = share(cl, np.zeros(4, np.uint64))
+    with pytest.raises(Exception, match="leaves fewer than 32 bits"):
+        run_parties(cl, lambda P, r: msb_narrow(P, sy[r], 32, shift=40))

@@ -115,6 +115,16 @@ def test_exp_very_negative_is_zero(v):
     assert abs(run(jnp.exp, np.array([v, v]), "aby3")).max() <= 2 * ULP
 
 
+@pytest.mark.parametrize("protocol", ["ref2k", "aby3", "semi2k"])
+def test_exp_guard_band(protocol):
+    """Around the guard's threshold (-T = -25 for aby3, -23 semi2k, -21 ref2k, where its
+    local shift may lose up to 2, 1, 0 carries) either answer is right: e^x there is
+    below the 26-bit output's resolution, and above it the polynomial is accurate."""
+    x = np.linspace(-28, -12, 801)
+    got = run(jnp.exp, x, protocol)
+    assert np.all(np.abs(got - np.exp(rounded(x))) <= 3 * 2.0 ** -26 + 1e-5 * np.exp(x))
+
+
 def test_exp_large_arguments():
     x = np.array([5.0, 10.0, 15.0, 16.0])
     np.testing.assert_allclose(run(jnp.exp, x), np.exp(rounded(x)), rtol=4e-6)
