@@ -74,8 +74,8 @@ def _squaring_scales(k: int, w: int, m: int, top: float, fo: int):
 
 def _exp_squaring(P: Protocol, x: Share, f: int, fo: int) -> Share:
     """e^x = p(x / 32)^32 [x >= -T], p the Chebyshev interpolant of degree 6 of e^z on
-    [-T/32, 1/2] (relative error 2.4e-7 at T = 25), then 5 squarings, each at the largest scale at
-    which e^16 still fits. The guard [x < -T] zeroes what lies below the output's
+    [-T/32, 1/2] (relative error 2.4e-7 at T = 25), then 5 squarings, each at the
+    largest scale at which e^16 still fits. The guard [x < -T] zeroes what lies below the output's
     resolution without a truncation: y = sum_j ((x + T - 2)_j >> (f + 1)) over the
     boolean addends of x + T - 2 (narrow.msb_narrow's local shift) is
     floor((x + T) / 2) - 1 - c mod 2^32, 0 <= c <= s = floor_slack (aby3: 2, semi2k: 1),
