@@ -88,6 +88,8 @@ def dispatch(args) -> int:
 
 
 def _node(args) -> int:
+    from .launcher import die_with_launcher
+    die_with_launcher()
     logging.basicConfig(level=args.log_level.upper(),
                         format=f"%(asctime)s {args.party} %(levelname)s %(message)s")
     extra = {}

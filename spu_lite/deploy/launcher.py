@@ -19,11 +19,26 @@ from typing import Dict, List, Optional
 from .cluster_file import load
 
 
-def _die_with_parent():                      # runs in the child before exec
+LAUNCHER_PID_ENV = "SPU_LITE_LAUNCHER_PID"
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_launcher() -> None:
+    """Called by a node at start-up. If a Launcher started it (LAUNCHER_PID_ENV set), ask
+    Linux for SIGTERM when the launcher exits (PR_SET_PDEATHSIG), and leave at once if
+    it already has (the race between fork and this call). This runs in the node after
+    exec, never as a Popen preexec_fn: Python code between fork and exec in a threaded
+    parent (JAX's threads, the party threads) can block forever on a lock another
+    thread held at the fork, and Popen would then wait for that child forever."""
+    pid = os.environ.pop(LAUNCHER_PID_ENV, None)
+    if not pid or not sys.platform.startswith("linux"):
+        return
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(pid):
+        raise SystemExit("spu-lite node: the launcher that started this node has exited")
 
 
 def free_ports(n: int) -> List[int]:
@@ -50,7 +65,7 @@ class Launcher:
                  env: Optional[Dict[str, str]] = None, log_dir: Optional[str] = None):
         self.cluster = os.path.abspath(cluster)
         self.names = names or [p.name for p in load(self.cluster).parties]
-        self.env = dict(os.environ, **(env or {}))
+        self.env = dict(os.environ, **(env or {}), **{LAUNCHER_PID_ENV: str(os.getpid())})
         self.log_dir = log_dir
         self.procs: Dict[str, subprocess.Popen] = {}
 
@@ -62,8 +77,7 @@ class Launcher:
                 out = open(os.path.join(self.log_dir, f"{n}.log"), "ab")
             self.procs[n] = subprocess.Popen(
                 node_command(self.cluster, n), env=self.env, stdout=out,
-                stderr=subprocess.STDOUT if out else None,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                stderr=subprocess.STDOUT if out else None)   # no preexec_fn: see die_with_launcher
         return self
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
