@@ -5,6 +5,8 @@ wall time, bytes sent and rounds are recorded in the party's Profile; an op with
 (for, while, cond) records only what is not recorded by the ops of its body, so the
 profile's totals count everything once. A `mul` or `dot` of secrets whose only reader is
 the `trunc` right after it runs as one fused protocol call (recorded as "mul+trunc").
+A run of adjacent truncations of secrets by the same amount (compiler/passes/rounds.py
+groups independent ones) runs as one protocol call: one round for all of them.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Dict, List, Sequence
 
 from compiler.ir import Block, Program, last_uses
 
+from .fxp.batch import trunc_concat
 from .kernels import FUSED_WITH_TRUNC, KERNELS, KernelContext
 from .profile import Profile
 from .protocols.base import Share
@@ -33,12 +36,16 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
     local: Dict[int, object] = {id(p): a for p, a in zip(block.params, args)}
     env = local if outer is None else ChainMap(local, outer)
     nested = lambda K_, b, a, prof: run_block(K_, b, a, prof, outer=env)
-    frees, fusable = _plan(block)
+    frees, fusable, runs = _plan(block)
     comm = K.P.comm
-    skip = False
+    skip = 0
     for i, (op, dead) in enumerate(zip(block.ops, frees)):
-        if skip:                                   # the trunc a fused product already did
-            skip = False
+        if skip:                 # a trunc that a fused product or a batched run already did
+            skip -= 1
+            _free(local, dead)
+            continue
+        if i in runs and _run_truncs(K, block.ops[i:runs[i]], env, local, profile):
+            skip = runs[i] - i - 1
             _free(local, dead)
             continue
         ins = [env[id(v)] for v in op.inputs]
@@ -46,7 +53,7 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
         if i in fusable and all(isinstance(a, Share) for a in ins):
             trunc_op = block.ops[i + 1]
             fn = lambda K_, op_, *a, t=trunc_op: FUSED_WITH_TRUNC[op_.name](K_, op_, t, *a)
-            name, outputs, skip = f"{op.name}+trunc", trunc_op.outputs, True
+            name, outputs, skip = f"{op.name}+trunc", trunc_op.outputs, 1
         else:
             fn = KERNELS.get(op.name)
             if fn is None:
@@ -76,19 +83,38 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
     return [env[id(v)] for v in block.results]
 
 
+def _run_truncs(K: KernelContext, ops, env, local, profile: Profile) -> bool:
+    """Run adjacent truncations as one protocol call if all their inputs are secret;
+    recorded as that many `trunc` calls, the cost on the first."""
+    ins = [env[id(op.inputs[0])] for op in ops]
+    if not all(isinstance(a, Share) for a in ins):
+        return False
+    comm = K.P.comm
+    t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
+    outs = trunc_concat(K.P, ins, ops[0].attrs["bits"])
+    profile.record("trunc", time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
+    for op, o in zip(ops, outs):
+        if op is not ops[0]:
+            profile.record("trunc", 0.0, 0, 0)
+        local[id(op.outputs[0])] = o
+    return True
+
+
 _PLANS: Dict[int, tuple] = {}
 
 
 def _plan(block: Block):
-    """(values dead after each op, fusable op indices) of a block, computed once per
-    block and reused by every iteration of a loop and by every party thread."""
+    """(values dead after each op, fusable op indices, runs of batchable truncations) of
+    a block, computed once per block and reused by every iteration of a loop and by
+    every party thread."""
     hit = _PLANS.get(id(block))
     if hit is not None and hit[0]() is block:
-        return hit[1], hit[2]
+        return hit[1:]
     frees, fusable = last_uses(block), _product_then_trunc(block)
+    runs = _trunc_runs(block, fusable)
     key = id(block)
-    _PLANS[key] = (weakref.ref(block, lambda _: _PLANS.pop(key, None)), frees, fusable)
-    return frees, fusable
+    _PLANS[key] = (weakref.ref(block, lambda _: _PLANS.pop(key, None)), frees, fusable, runs)
+    return frees, fusable, runs
 
 
 def _free(local, dead) -> None:
@@ -120,6 +146,22 @@ def _product_then_trunc(block: Block) -> set:
     return {i for i in range(len(ops) - 1)
             if ops[i].name in FUSED_WITH_TRUNC and ops[i + 1].name == "trunc"
             and ops[i + 1].inputs[0] is ops[i].outputs[0] and uses.get(id(ops[i].outputs[0])) == 1}
+
+
+def _trunc_runs(block: Block, fusable: set) -> Dict[int, int]:
+    """start -> end (exclusive) of maximal runs of 2 or more adjacent `trunc` ops with the
+    same shift, none reading another's result and none fused with a product."""
+    ops, runs, i = block.ops, {}, 0
+    while i < len(ops):
+        j, outs = i, set()
+        while (j < len(ops) and ops[j].name == "trunc" and (j - 1) not in fusable
+               and ops[j].attrs["bits"] == ops[i].attrs["bits"] and id(ops[j].inputs[0]) not in outs):
+            outs.add(id(ops[j].outputs[0]))
+            j += 1
+        if j - i >= 2:
+            runs[i] = j
+        i = max(j, i + 1)
+    return runs
 
 
 def run_program(K: KernelContext, program: Program, args: Sequence, profile: Profile) -> List:

@@ -67,6 +67,20 @@ def trunc_many(P: Protocol, xs: Sequence[object], bits: int) -> list:
     return out
 
 
+def trunc_concat(P: Protocol, xs: Sequence[Share], bits: int) -> List[Share]:
+    """Truncations of secrets of any shapes in one protocol call (one round): the
+    flattened pieces are concatenated, truncated together and split back. Truncation is
+    elementwise, so each result is what its own call would give (up to the 1-ulp
+    randomness of the protocol)."""
+    if len(xs) == 1:
+        return [P.trunc(xs[0], bits)]
+    sizes = [int(np.prod(x.shape, dtype=np.int64)) for x in xs]
+    flat = Share.zip(lambda *a: np.concatenate([np.reshape(p, -1) for p in a]), xs)
+    out = P.trunc(flat, bits)
+    pieces = [np.split(p, np.cumsum(sizes)[:-1]) for p in out.parts]
+    return [Share([pp[i].reshape(x.shape) for pp in pieces]) for i, x in enumerate(xs)]
+
+
 def mul_trunc_many(P: Protocol, pairs: Sequence[Tuple[Share, Share]], bits: int) -> list:
     """trunc(a * b, bits) for secret pairs: the protocol's fused mul_trunc, one call."""
     return _grouped(P, list(pairs), lambda x, y: P.mul_trunc(x, y, bits))
