@@ -120,3 +120,9 @@ CASES.append(Case("loop_reads_outer_value",
 CASES.append(Case("floor_ceil_round", lambda x: (jnp.floor(x), jnp.ceil(x), jnp.round(x)),
                   args(lambda r: np.concatenate([r.uniform(-5, 5, 12), [2.0, -3.0, 0.0, 2.5 + 2 ** -17]]))))
 CASES.append(Case("python_sum_from_zero", lambda x: sum([jnp.sum(x * x)], jnp.zeros((), jnp.float32)), args(u(5))))
+# Masks beyond the fixed-point range (-inf, float32's lowest) stand for -2^30: exact zeros.
+_causal = np.tril(np.ones((5, 5), bool))
+CASES.append(Case("softmax_neg_inf_mask", lambda x: jax.nn.softmax(jnp.where(_causal, x, -jnp.inf)),
+                  args(u(5, 5))))
+CASES.append(Case("softmax_finfo_min_mask",
+                  lambda x: jax.nn.softmax(jnp.where(_causal, x, jnp.finfo(jnp.float32).min)), args(u(5, 5))))

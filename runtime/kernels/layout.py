@@ -8,12 +8,25 @@ from ..fxp import basic as B
 from .registry import kernel
 
 
+#: What fixed-point constants beyond the representable range stand for (real value).
+INFINITY_STAND_IN = 2.0 ** 30
+
+
 def encode_value(ring, value: np.ndarray, dtype) -> np.ndarray:
     """Encode a natural constant for its IR dtype. Fixed-point constants beyond the
-    representable range (e.g. -inf or -1e30 used as masks) saturate at its edge."""
+    representable range -- -inf, jnp.finfo(float32).min, -1e30: the masks of attention
+    code, flax's among them -- become +-2^30 (or the range's edge in a smaller ring):
+    far below any score, yet inside the domains of exp and the comparisons even after a
+    max is subtracted (exp takes x > -4e9), so softmax(where(mask, x, -inf)) gives exact
+    zeros. The range's edge (2^43 at k = 64) would make s - max(s) leave exp's domain."""
     if dtype.is_fxp:
         lim = ring.max_abs_real(dtype.frac) * 0.5
-        v = np.clip(np.nan_to_num(value.astype(np.float64), nan=0.0, posinf=lim, neginf=-lim), -lim, lim)
+        v = value.astype(np.float64)
+        big = ~(np.abs(v) <= lim)                     # beyond the range, inf, NaN
+        if np.any(big):
+            stand_in = min(INFINITY_STAND_IN, lim)
+            v = np.where(big, np.where(v > 0, stand_in, -stand_in), v)
+            v = np.where(np.isnan(value.astype(np.float64)), 0.0, v)
         return ring.encode(v, dtype.frac)
     return ring.encode_int(value.astype(np.int64) if dtype.is_int else value.astype(bool))
 

@@ -248,3 +248,16 @@ def test_bench_runs_on_the_tiny_config():
     assert res["tokens_match"] and len(res["tokens"]) == 2
     assert res["peak_rss_gb"] > 0 and res["first_token_s"] > 0 and res["per_token_s"] > 0
     assert res["bytes_first_token"] > res["bytes_per_token"] > 0
+
+
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_flax_attention_with_its_own_causal_mask(protocol):
+    """flax.linen's attention masks scores with jnp.finfo(dtype).min: beyond the fixed-point
+    range, it stands for -2^30, and masked weights come out exactly 0."""
+    import flax.linen as nn
+    m = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8)
+    x = np.random.default_rng(0).normal(size=(1, 6, 8)).astype(np.float32)
+    mask = nn.make_causal_mask(jnp.ones((1, 6)))
+    p = m.init(jax.random.PRNGKey(0), x, mask=mask)
+    f = lambda p, x: m.apply(p, x, mask=mask)
+    np.testing.assert_allclose(spu.jit(f, protocol=protocol)(p, x), f(p, x), atol=1e-4)
