@@ -126,3 +126,13 @@ CASES.append(Case("softmax_neg_inf_mask", lambda x: jax.nn.softmax(jnp.where(_ca
                   args(u(5, 5))))
 CASES.append(Case("softmax_finfo_min_mask",
                   lambda x: jax.nn.softmax(jnp.where(_causal, x, jnp.finfo(jnp.float32).min)), args(u(5, 5))))
+# Sorting: a bitonic network on secret keys (not stable; distinct keys here).
+CASES += [
+    Case("sort", lambda x: jnp.sort(x, axis=1), args(u(3, 7))),
+    Case("sort_axis0_descending", lambda x: jnp.sort(x, axis=0, descending=True), args(u(5, 3))),
+    Case("argsort", lambda x: jnp.argsort(x), args(u(9))),
+    Case("top_k", lambda x: jax.lax.top_k(x, 3), args(u(4, 6))),
+    Case("median", lambda x: jnp.median(x, axis=-1), args(u(3, 5))),
+    Case("sort_ints", lambda i: jnp.sort(i), args(ints(6))),
+    Case("sort_length_one", lambda x: jnp.sort(x, axis=1), args(u(3, 1))),
+]

@@ -111,10 +111,16 @@ def test_shape_mismatch_is_a_clear_error():
 
 def test_unsupported_primitive_names_primitive_and_source_line():
     def f(x):
-        return jnp.sort(x)       # sorting secrets is not supported yet
+        return jax.lax.cummax(x)       # a running max is not supported
     with pytest.raises(spu.CompileError) as e:
         spu.jit(f, protocol=P)(np.ones(4))
-    assert "`sort`" in str(e.value) and "test_api.py" in str(e.value)
+    assert "`cummax`" in str(e.value) and "test_api.py" in str(e.value)
+
+
+def test_sort_by_several_keys_is_a_compile_error():
+    f = lambda a, b: jax.lax.sort((a, b), num_keys=2)
+    with pytest.raises(spu.CompileError, match="several keys"):
+        spu.jit(f, protocol=P)(np.ones(4), np.ones(4))
 
 
 def test_secret_index_is_a_compile_error():

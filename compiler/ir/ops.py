@@ -210,6 +210,16 @@ def _arg_rule(ts, attrs):
 
 
 defop("argmax", 1, "index of the max along `axis` (first on ties)")(_arg_rule)
+
+
+@defop("sort", None, "sort along `axis` by the first operand (`descending`); the other "
+                     "operands are permuted alike")
+def _sort(ts, attrs):
+    if not ts:
+        raise IRTypeError("sort needs at least one operand")
+    _same_shape("sort", ts)
+    key = ts[0]
+    return [t.replace(vis=join_vis(t.vis, key.vis)) for t in ts]
 defop("argmin", 1, "index of the min along `axis` (first on ties)")(_arg_rule)
 
 

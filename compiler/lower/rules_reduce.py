@@ -1,4 +1,4 @@
-"""Lowering rules: dot_general and reductions."""
+"""Lowering rules: dot_general, reductions and sorting."""
 from __future__ import annotations
 
 from .context import CompileError, rule
@@ -55,3 +55,28 @@ def _arg(name):
 
 rule("argmax")(_arg("argmax"))
 rule("argmin")(_arg("argmin"))
+
+
+@rule("sort")
+def _sort(L, eqn, *operands):
+    """jnp.sort / argsort (a second operand: the iota) / lexsort by one key."""
+    if int(eqn.params["num_keys"]) != 1:
+        raise CompileError("sort by several keys is not supported (sort by one key)")
+    return L.emit_multi("sort", list(operands), axis=int(eqn.params["dimension"]), descending=False)
+
+
+@rule("top_k")
+def _top_k(L, eqn, x):
+    """The k largest along `axis` (the last by default), in descending order, and their
+    indices: a descending sort of (x, iota), then the first k."""
+    shape = list(x.type.shape)
+    axis = int(eqn.params.get("axis", len(shape) - 1))
+    if axis < 0:
+        axis += len(shape)
+    k = int(eqn.params["k"])
+    iota = L.emit("iota", [], shape=shape, dim=axis, dtype=L.dtype_of(eqn.outvars[1].aval))
+    vals, idx = L.emit_multi("sort", [x, iota], axis=axis, descending=True)
+    hi = list(shape)
+    hi[axis] = k
+    cut = dict(start=[0] * len(shape), limit=hi, strides=[1] * len(shape))
+    return [L.emit("slice", [vals], **cut), L.emit("slice", [idx], **cut)]

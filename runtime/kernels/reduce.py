@@ -1,10 +1,11 @@
-"""Kernels: max/min reductions and argmax/argmin (tournament trees over compare)."""
+"""Kernels: max/min reductions and argmax/argmin (tournament trees over compare), sort."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..fxp import basic as B
 from ..fxp.compare import less, tree_reduce_last
+from ..fxp.sort import sort_last
 from .registry import kernel
 
 
@@ -52,3 +53,25 @@ def _argmax(K, op, x):
 @kernel("argmin")
 def _argmin(K, op, x):
     return _arg(K, op, x, lambda lo, hi: less(K.P, hi, lo))
+
+
+def _signed(K, s):
+    """Ring elements as signed integers (their order is the order of the values)."""
+    return s.astype(np.int64) if K.ring.bits == 64 else s.astype(np.int64) - ((s >> 31) << 32)
+
+
+@kernel("sort")
+def _sort(K, op, *xs):
+    """A public key: its permutation (stable; descending: earlier index first among ties,
+    like top_k) applied locally to every operand. A secret key: the bitonic network of
+    runtime/fxp/sort.py."""
+    axis, desc = op.attrs["axis"], op.attrs.get("descending", False)
+    last = lambda x: B.map_local(x, lambda s: np.moveaxis(s, axis, -1))
+    back = lambda x: B.map_local(x, lambda s: np.moveaxis(s, -1, axis))
+    key, rest = last(xs[0]), [last(x) for x in xs[1:]]
+    if B.is_secret(key):
+        return [back(v) for v in sort_last(K.P, key, rest, desc)]
+    sk = _signed(K, np.asarray(key))
+    perm = np.argsort(-sk if desc else sk, axis=-1, kind="stable")
+    return [back(B.map_local(v, lambda s: np.take_along_axis(np.broadcast_to(s, perm.shape), perm, -1)))
+            for v in [key] + rest]
