@@ -1,4 +1,6 @@
 """Every op of the op table, for every protocol, against plaintext JAX."""
+import zlib
+
 import jax
 import numpy as np
 import pytest
@@ -24,7 +26,7 @@ def protocol(request):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_op_matches_plaintext(case, protocol):
-    rng = np.random.default_rng(abs(hash(case.name)) % 2 ** 32)
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()))   # the same inputs every run
     inputs = case.make(rng)
     want = reference(case, inputs)
     got = spu.jit(case.fn, protocol=protocol, seed=7)(*inputs)
