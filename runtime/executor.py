@@ -6,7 +6,9 @@ wall time, bytes sent and rounds are recorded in the party's Profile; an op with
 profile's totals count everything once. A `mul` or `dot` of secrets whose only reader is
 the `trunc` right after it runs as one fused protocol call (recorded as "mul+trunc").
 A run of adjacent truncations of secrets by the same amount (compiler/passes/rounds.py
-groups independent ones) runs as one protocol call: one round for all of them.
+groups independent ones) runs as one protocol call: one round for all of them. So do
+dots of secrets whose operands are all ready when the first of them runs (e.g. a
+backward pass's dW = x^T dy and dx = dy W^T): the later ones run early, with it.
 """
 from __future__ import annotations
 
@@ -36,16 +38,20 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
     local: Dict[int, object] = {id(p): a for p, a in zip(block.params, args)}
     env = local if outer is None else ChainMap(local, outer)
     nested = lambda K_, b, a, prof: run_block(K_, b, a, prof, outer=env)
-    frees, fusable, runs = _plan(block)
+    frees, fusable, runs, dot_groups = _plan(block)
     comm = K.P.comm
-    skip = 0
+    skip, early = 0, set()
     for i, (op, dead) in enumerate(zip(block.ops, frees)):
-        if skip:                 # a trunc that a fused product or a batched run already did
-            skip -= 1
+        if skip or i in early:   # done by a fused product, a batched run or a dot group
+            skip = max(0, skip - 1)
             _free(local, dead)
             continue
         if i in runs and _run_truncs(K, block.ops[i:runs[i]], env, local, profile):
             skip = runs[i] - i - 1
+            _free(local, dead)
+            continue
+        if i in dot_groups and _run_dots(K, [block.ops[j] for j in dot_groups[i]], env, local, profile):
+            early.update(dot_groups[i][1:])
             _free(local, dead)
             continue
         ins = [env[id(v)] for v in op.inputs]
@@ -100,21 +106,42 @@ def _run_truncs(K: KernelContext, ops, env, local, profile: Profile) -> bool:
     return True
 
 
+def _run_dots(K: KernelContext, ops, env, local, profile: Profile) -> bool:
+    """Run independent dots as one protocol call (dot_many) if all operands are secret."""
+    items = [(env[id(op.inputs[0])], env[id(op.inputs[1])], _dims(op)) for op in ops]
+    if not all(isinstance(x, Share) and isinstance(y, Share) for x, y, _ in items):
+        return False
+    comm = K.P.comm
+    t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
+    outs = K.P.dot_many(items)
+    profile.record("dot", time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
+    for op, o in zip(ops, outs):
+        if op is not ops[0]:
+            profile.record("dot", 0.0, 0, 0)
+        local[id(op.outputs[0])] = o
+    return True
+
+
+def _dims(op):
+    a = op.attrs
+    return (a["lhs_contract"], a["rhs_contract"], a["lhs_batch"], a["rhs_batch"])
+
+
 _PLANS: Dict[int, tuple] = {}
 
 
 def _plan(block: Block):
-    """(values dead after each op, fusable op indices, runs of batchable truncations) of
-    a block, computed once per block and reused by every iteration of a loop and by
-    every party thread."""
+    """(values dead after each op, fusable op indices, runs of batchable truncations,
+    groups of independent dots) of a block, computed once per block and reused by every
+    iteration of a loop and by every party thread."""
     hit = _PLANS.get(id(block))
     if hit is not None and hit[0]() is block:
         return hit[1:]
     frees, fusable = last_uses(block), _product_then_trunc(block)
-    runs = _trunc_runs(block, fusable)
+    runs, dots = _trunc_runs(block, fusable), _dot_groups(block)
     key = id(block)
-    _PLANS[key] = (weakref.ref(block, lambda _: _PLANS.pop(key, None)), frees, fusable, runs)
-    return frees, fusable, runs
+    _PLANS[key] = (weakref.ref(block, lambda _: _PLANS.pop(key, None)), frees, fusable, runs, dots)
+    return frees, fusable, runs, dots
 
 
 def _free(local, dead) -> None:
@@ -162,6 +189,30 @@ def _trunc_runs(block: Block, fusable: set) -> Dict[int, int]:
             runs[i] = j
         i = max(j, i + 1)
     return runs
+
+
+def _dot_groups(block: Block) -> Dict[int, List[int]]:
+    """first index -> indices of dots of secrets (not reusing a mask) whose operands are
+    all computed before the first one: they can run with it. A dot that would run fused
+    with its trunc joins too (its trunc then runs on its own: the same two rounds as
+    the fused pair, one of them shared)."""
+    ops = block.ops
+    made_at = {id(o): i for i, op in enumerate(ops) for o in op.outputs}
+
+    def groupable(j):
+        op = ops[j]
+        return (op.name == "dot" and not op.attrs.get("reuse_rhs")
+                and all(v.type.secret for v in op.inputs))
+    groups, taken = {}, set()
+    for i in range(len(ops)):
+        if i in taken or not groupable(i):
+            continue
+        later = [j for j in range(i + 1, len(ops)) if j not in taken and groupable(j)
+                 and all(made_at.get(id(v), -1) < i for v in ops[j].inputs)]
+        if later:
+            groups[i] = [i] + later
+            taken.update(later)
+    return groups
 
 
 def run_program(K: KernelContext, program: Program, args: Sequence, profile: Profile) -> List:

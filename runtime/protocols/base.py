@@ -129,6 +129,11 @@ class Protocol:
         """dot_general of two secrets; dims = (lhs_contract, rhs_contract, lhs_batch, rhs_batch)."""
         raise NotImplementedError
 
+    def dot_many(self, items: Sequence[tuple]) -> List[Share]:
+        """dot of each independent (x, y, dims); protocols may share one round among
+        them (aby3 and semi2k do)."""
+        return [self.dot(x, y, dims) for x, y, dims in items]
+
     def dot_public(self, x, y, dims) -> Share:
         """dot_general where exactly one of x, y is a public array: local."""
         from ..ring_linalg import ring_dot_general

@@ -74,3 +74,16 @@ def test_training_step_needs_fewer_rounds():
     want = step(s.params, x, y)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_independent_dots_share_a_round(protocol):
+    """Dots whose operands are all ready run as one dot_many call, fused ones included."""
+    rng = np.random.default_rng(2)
+    x, w1, w2 = rng.normal(size=(5, 4)), rng.normal(size=(4, 3)), rng.normal(size=(4, 6))
+    f = lambda x, w1, w2: ((x @ w1).T, x @ w2)           # one plain dot, one fused with its trunc
+    got = spu.jit(f, protocol=protocol)(x, w1, w2)
+    prof = spu.profile()
+    assert prof.ops["dot"].calls == 2 and prof.ops["dot"].rounds == 1
+    for g, w in zip(got, f(x, w1, w2)):
+        np.testing.assert_allclose(g, w, atol=1e-4)
