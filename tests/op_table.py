@@ -126,7 +126,7 @@ CASES.append(Case("softmax_neg_inf_mask", lambda x: jax.nn.softmax(jnp.where(_ca
                   args(u(5, 5))))
 CASES.append(Case("softmax_finfo_min_mask",
                   lambda x: jax.nn.softmax(jnp.where(_causal, x, jnp.finfo(jnp.float32).min)), args(u(5, 5))))
-# Sorting: a bitonic network on secret keys (not stable; distinct keys here).
+# Sorting: a bitonic network on secret keys, stable like jnp.sort.
 CASES += [
     Case("sort", lambda x: jnp.sort(x, axis=1), args(u(3, 7))),
     Case("sort_axis0_descending", lambda x: jnp.sort(x, axis=0, descending=True), args(u(5, 3))),
@@ -135,4 +135,8 @@ CASES += [
     Case("median", lambda x: jnp.median(x, axis=-1), args(u(3, 5))),
     Case("sort_ints", lambda i: jnp.sort(i), args(ints(6))),
     Case("sort_length_one", lambda x: jnp.sort(x, axis=1), args(u(3, 1))),
+    Case("argsort_ties", lambda i: jnp.argsort(i), args(ints(11, lo=0, hi=3))),
+    Case("top_k_ties", lambda i: jax.lax.top_k(i, 4), args(ints(2, 7, lo=0, hi=3))),
+    Case("sort_carries_values_stably", lambda k, v: jax.lax.sort((k, v), num_keys=1),
+         args(ints(9, lo=0, hi=2), u(9))),
 ]
