@@ -140,3 +140,25 @@ CASES += [
     Case("sort_carries_values_stably", lambda k, v: jax.lax.sort((k, v), num_keys=1),
          args(ints(9, lo=0, hi=2), u(9))),
 ]
+
+# Convolutions (patches . kernel: one dot) and pooling; their gradients are convolutions,
+# reduce_window_sum and select_and_scatter_add.
+_dn = ("NHWC", "HWIO", "NHWC")
+_conv = lambda x, w, **kw: jax.lax.conv_general_dilated(x, w, dimension_numbers=_dn, **kw)
+_maxpool = lambda x: jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")
+_avgpool = lambda x: jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4
+CASES += [
+    Case("conv2d_same_stride2", lambda x, w: _conv(x, w, window_strides=(2, 2), padding="SAME"),
+         args(u(2, 7, 7, 3), u(3, 3, 3, 4)), atol=64 * ULP),
+    Case("conv2d_nchw_valid_dilated", lambda x, w: jax.lax.conv_general_dilated(
+        x, w, (1, 1), "VALID", rhs_dilation=(2, 1)), args(u(1, 2, 8, 6), u(3, 2, 2, 3)), atol=64 * ULP),
+    Case("conv_transpose", lambda x, w: jax.lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=_dn),
+         args(u(1, 4, 4, 2), u(3, 3, 2, 3)), atol=64 * ULP),
+    Case("conv1d", lambda x, w: jnp.convolve(x, w, mode="same"), args(u(12), u(3)), atol=16 * ULP),
+    Case("conv_grads", jax.grad(lambda x, w: jnp.sum(_conv(x, w, window_strides=(2, 2), padding="SAME") ** 2),
+                                argnums=(0, 1)), args(u(1, 6, 6, 2, lo=-1, hi=1), u(3, 3, 2, 2, lo=-1, hi=1)),
+         atol=256 * ULP),
+    Case("max_pool_same", _maxpool, args(u(2, 5, 5, 2))),
+    Case("avg_pool", _avgpool, args(u(2, 4, 6, 1))),
+    Case("max_pool_grad", jax.grad(lambda x: jnp.sum(_maxpool(x) ** 2)), args(u(1, 5, 5, 2))),
+]

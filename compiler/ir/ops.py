@@ -113,6 +113,15 @@ def _dot(ts, attrs):
     return [Type(_vis(ts), _product_dtype("dot", a.dtype, b.dtype), batch + lfree + rfree)]
 
 
+@defop("conv", 2, "conv_general_dilated (groups 1): attrs window_strides, padding, lhs_dilation, "
+                  "rhs_dilation, lhs_spec, rhs_spec, out_spec, out_shape")
+def _conv(ts, attrs):
+    a, b = ts
+    if a.shape[attrs["lhs_spec"][1]] != b.shape[attrs["rhs_spec"][1]]:
+        raise IRTypeError(f"conv: input features differ: {a.shape} {b.shape}")
+    return [Type(_vis(ts), _product_dtype("conv", a.dtype, b.dtype), tuple(attrs["out_shape"]))]
+
+
 @defop("trunc", 1, "fixed-point truncation by `bits`: fxp<f> -> fxp<f-bits>")
 def _trunc(ts, attrs):
     t = ts[0]
@@ -210,6 +219,19 @@ def _arg_rule(ts, attrs):
 
 
 defop("argmax", 1, "index of the max along `axis` (first on ties)")(_arg_rule)
+
+
+@defop("select_and_scatter_add", 2, "max_pool's gradient: each window's source value added at "
+                                    "the window's first max (`kind` max) or min of operand")
+def _select_and_scatter_add(ts, attrs):
+    src, operand = ts
+    return [Type(_vis(ts), src.dtype, operand.shape)]
+
+
+@defop("reduce_window", 1, "sum / max / min (`kind`) over windows: attrs window, strides, "
+                           "padding, base_dilation, window_dilation, out_shape")
+def _reduce_window(ts, attrs):
+    return [ts[0].replace(shape=tuple(attrs["out_shape"]))]
 
 
 @defop("sort", None, "sort along `axis` by the first operand (`descending`); the other "

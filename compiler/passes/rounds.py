@@ -22,7 +22,7 @@ from typing import Dict, List
 from ..ir.program import Block, Op, Program
 from .rewrite import uses
 
-FUSABLE_PRODUCTS = ("mul", "dot")
+FUSABLE_PRODUCTS = ("mul", "dot", "conv")
 
 
 def _secret_trunc(op: Op) -> bool:
