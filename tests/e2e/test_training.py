@@ -39,6 +39,19 @@ def test_mnist_style_accuracy_within_two_points(protocol):
     assert abs(acc_mpc - acc_plain) <= 0.02
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_digits_cnn_accuracy_within_two_points(protocol):
+    """A convolutional network (conv, relu, max_pool, dense; softmax cross-entropy)
+    trained inside MPC: forward and gradients of conv and max_pool under the protocol."""
+    s = tutorials.digits_cnn()
+    (p_plain, _), (p_mpc, hist) = _train(s, None), _train(s, protocol)
+    acc_plain, acc_mpc = tutorials.accuracy(s, p_plain), tutorials.accuracy(s, p_mpc)
+    assert acc_plain > 0.8
+    assert abs(acc_mpc - acc_plain) <= 0.02
+    assert hist["loss"][-1] < 0.5 * hist["loss"][0]
+
+
 @pytest.mark.parametrize("name,opt", [("sgd", optax.sgd(0.05)), ("momentum", optax.sgd(0.05, momentum=0.9))])
 def test_optimizers_inside_mpc_match_plaintext(name, opt):
     s = tutorials.breast_cancer_mlp()
