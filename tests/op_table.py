@@ -162,3 +162,18 @@ CASES += [
     Case("avg_pool", _avgpool, args(u(2, 4, 6, 1))),
     Case("max_pool_grad", jax.grad(lambda x: jnp.sum(_maxpool(x) ** 2)), args(u(1, 5, 5, 2))),
 ]
+
+# Gathers and scatter-adds at secret indices along one axis: one-hot weighted candidates.
+import optax  # noqa: E402
+
+_labels = ints(4, lo=0, hi=10)
+CASES += [
+    Case("index_at_secret", lambda t, i: t[i], args(u(10, 3), _labels)),
+    Case("take_along_axis_secret", lambda x, i: jnp.take_along_axis(x, i[:, None], axis=1),
+         args(u(4, 10), _labels)),
+    Case("integer_label_cross_entropy", lambda x, i: optax.softmax_cross_entropy_with_integer_labels(x, i).mean(),
+         args(u(4, 10), _labels)),
+    Case("integer_label_cross_entropy_grad", jax.grad(
+        lambda x, i: optax.softmax_cross_entropy_with_integer_labels(x, i).mean()), args(u(4, 10), _labels)),
+    Case("scatter_add_at_secret", lambda t, i, v: jnp.asarray(t).at[i].add(v), args(u(10, 3), _labels, u(4, 3))),
+]

@@ -306,12 +306,25 @@ def _gather(ts, attrs):
     return [ts[0].replace(shape=attrs["shape"])]
 
 
+@defop("gather_secret_index", 2, "x[secret indices] along one axis (attrs as gather): a "
+                                 "one-hot of each index times every candidate slice")
+def _gather_secret_index(ts, attrs):
+    return [Type(_vis(ts), ts[0].dtype, tuple(attrs["shape"]))]
+
+
 @defop("scatter_add", 3, "x with updates added at public indices (jax scatter dnums in attrs)")
 def _scatter_add(ts, attrs):
     if ts[1].secret:
         raise IRTypeError("scatter indices must be public")
     _same_dtype("scatter_add", [ts[0], ts[2]])
     return [ts[0].replace(vis=join_vis(ts[0].vis, ts[2].vis))]
+
+
+@defop("scatter_add_secret_index", 3, "x with updates added at secret indices along one axis "
+                                      "(attrs as scatter_add): one-hot weighted updates")
+def _scatter_add_secret_index(ts, attrs):
+    _same_dtype("scatter_add_secret_index", [ts[0], ts[2]])
+    return [ts[0].replace(vis=_vis(ts))]
 
 
 @defop("dynamic_slice", None, "x[starts : starts+sizes] with public scalar starts")

@@ -111,24 +111,35 @@ def _mode(p):
 
 @rule("gather")
 def _gather(L, eqn, x, idx):
-    if idx.type.secret:
-        raise CompileError("gather with secret indices is not supported (indices must be public)")
     p = eqn.params
-    return L.emit("gather", [x, idx], **_gather_attrs(p["dimension_numbers"]),
-                  slice_sizes=_ints(p["slice_sizes"]), mode=_mode(p),
-                  shape=_ints(eqn.outvars[0].aval.shape))
+    attrs = dict(_gather_attrs(p["dimension_numbers"]), slice_sizes=_ints(p["slice_sizes"]),
+                 mode=_mode(p), shape=_ints(eqn.outvars[0].aval.shape))
+    if not idx.type.secret:
+        return L.emit("gather", [x, idx], **attrs)
+    axes = attrs["start_index_map"]
+    if len(axes) != 1 or attrs["slice_sizes"][axes[0]] != 1:
+        raise CompileError("gather with secret indices is supported along one axis, one "
+                           "element at a time (x[i], take_along_axis); make the indices public "
+                           "for other forms")
+    return L.emit("gather_secret_index", [x, idx], **attrs)
 
 
 @rule("scatter-add", "scatter_add")
 def _scatter_add(L, eqn, x, idx, upd):
-    if idx.type.secret:
-        raise CompileError("scatter with secret indices is not supported (indices must be public)")
     dn = eqn.params["dimension_numbers"]
+    op = "scatter_add"
+    if idx.type.secret:           # the gradient of a gather at secret indices
+        axes = _ints(dn.scatter_dims_to_operand_dims)
+        if len(axes) != 1 or axes[0] not in _ints(dn.inserted_window_dims):
+            raise CompileError("scatter with secret indices is supported along one axis, one "
+                               "element at a time (the gradient of x[i]); make the indices "
+                               "public for other forms")
+        op = "scatter_add_secret_index"
     x2, upd2 = x, upd
     if x.type.dtype.is_fxp or upd.type.dtype.is_fxp:
         frac = max(x.type.dtype.frac, upd.type.dtype.frac)
         x2, upd2 = L.to_frac(L.as_fxp(x), frac), L.to_frac(L.as_fxp(upd), frac)
-    return L.emit("scatter_add", [x2, idx, upd2],
+    return L.emit(op, [x2, idx, upd2],
                   update_window_dims=_ints(dn.update_window_dims),
                   inserted_window_dims=_ints(dn.inserted_window_dims),
                   scatter_dims_to_operand_dims=_ints(dn.scatter_dims_to_operand_dims),
