@@ -89,20 +89,26 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
     return [env[id(v)] for v in block.results]
 
 
+def _run_batched(K: KernelContext, name: str, ops, local, profile: Profile, call) -> None:
+    """outs = call() for all of ops in one protocol call: recorded as len(ops) calls of
+    `name`, the measured cost on the first; each op's output stored."""
+    comm = K.P.comm
+    t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
+    outs = call()
+    profile.record(name, time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
+    for op, o in zip(ops, outs):
+        if op is not ops[0]:
+            profile.record(name, 0.0, 0, 0)
+        local[id(op.outputs[0])] = o
+
+
 def _run_truncs(K: KernelContext, ops, env, local, profile: Profile) -> bool:
-    """Run adjacent truncations as one protocol call if all their inputs are secret;
-    recorded as that many `trunc` calls, the cost on the first."""
+    """Run adjacent truncations as one protocol call if all their inputs are secret."""
     ins = [env[id(op.inputs[0])] for op in ops]
     if not all(isinstance(a, Share) for a in ins):
         return False
-    comm = K.P.comm
-    t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
-    outs = trunc_concat(K.P, ins, ops[0].attrs["bits"])
-    profile.record("trunc", time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
-    for op, o in zip(ops, outs):
-        if op is not ops[0]:
-            profile.record("trunc", 0.0, 0, 0)
-        local[id(op.outputs[0])] = o
+    _run_batched(K, "trunc", ops, local, profile,
+                 lambda: trunc_concat(K.P, ins, ops[0].attrs["bits"]))
     return True
 
 
@@ -111,14 +117,7 @@ def _run_dots(K: KernelContext, ops, env, local, profile: Profile) -> bool:
     items = [(env[id(op.inputs[0])], env[id(op.inputs[1])], _dims(op)) for op in ops]
     if not all(isinstance(x, Share) and isinstance(y, Share) for x, y, _ in items):
         return False
-    comm = K.P.comm
-    t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
-    outs = K.P.dot_many(items)
-    profile.record("dot", time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
-    for op, o in zip(ops, outs):
-        if op is not ops[0]:
-            profile.record("dot", 0.0, 0, 0)
-        local[id(op.outputs[0])] = o
+    _run_batched(K, "dot", ops, local, profile, lambda: K.P.dot_many(items))
     return True
 
 
