@@ -223,7 +223,8 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
       protocol: "aby3" (3 parties, default), "semi2k" (N parties + dealer) or "ref2k"
         (plaintext reference, no security).
       static_argnums / static_argnames: arguments that are Python values baked into
-        the program (as in jax.jit).
+        the program (as in jax.jit). Parameters left at their defaults are static too
+        (so spu.jit(jnp.linalg.norm) keeps norm's own static defaults).
       public_argnums: arguments that are public (not secret-shared); `spu.public(x)`
         marks one (or one leaf of a pytree) at the call site instead.
       keep_secret: True, or indices of the returned tuple, whose values are returned as

@@ -64,6 +64,7 @@ def split_args(fn, args, kwargs, static_argnums, static_argnames, public_argnums
         bound = sig.bind(*args, **kwargs)
     except TypeError as e:
         raise InputError(f"bad arguments for {getattr(fn, '__name__', 'function')}: {e}") from None
+    given = set(bound.arguments)
     bound.apply_defaults()
     names = list(bound.arguments)
     static, dyn, vis = {}, [], []
@@ -73,7 +74,9 @@ def split_args(fn, args, kwargs, static_argnums, static_argnames, public_argnums
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise InputError("*args/**kwargs parameters are not supported by spu.jit; "
                              "pass a tuple or dict instead")
-        if i in static_argnums or name in static_argnames:
+        # Defaults the caller did not pass stay Python values (e.g. jnp.round's decimals,
+        # jnp.linalg.norm's axis), as JAX's own jitted functions expect.
+        if i in static_argnums or name in static_argnames or name not in given:
             static[i] = v
             continue
         is_public = isinstance(v, Public) or i in public_argnums

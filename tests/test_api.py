@@ -168,3 +168,16 @@ def test_public_leaf_inside_a_pytree():
     assert [v.type.vis for v in prog.params] == ["public", "secret"] or \
         sorted(v.type.vis for v in prog.params) == ["public", "secret"]
     np.testing.assert_allclose(f({"m": np.ones(2), "count": spu.public(np.int32(3))}), 3.0)
+
+
+def test_defaults_the_caller_does_not_pass_stay_python_values():
+    """JAX's own jitted functions take static defaults (jnp.round's decimals,
+    jnp.linalg.norm's ord / axis / keepdims): spu.jit must not trace them."""
+    x = np.array([0.4, 1.6, -3.0])
+    np.testing.assert_allclose(spu.jit(jnp.linalg.norm, protocol=P)(x), np.linalg.norm(x), atol=1e-4)
+    np.testing.assert_allclose(spu.jit(jnp.round, protocol=P)(x), [0.0, 2.0, -3.0])
+
+    def f(x, scale=2.0):
+        return x * scale
+    np.testing.assert_allclose(spu.jit(f, protocol=P)(x), 2 * x, atol=1e-4)
+    np.testing.assert_allclose(spu.jit(f, protocol=P)(x, np.float32(3.0)), 3 * x, atol=1e-4)
