@@ -181,3 +181,19 @@ def test_defaults_the_caller_does_not_pass_stay_python_values():
         return x * scale
     np.testing.assert_allclose(spu.jit(f, protocol=P)(x), 2 * x, atol=1e-4)
     np.testing.assert_allclose(spu.jit(f, protocol=P)(x, np.float32(3.0)), 3 * x, atol=1e-4)
+
+
+def test_compile_time_constants_are_evaluated_by_jax():
+    """Unsupported primitives whose operands are all known when compiling (a dropout
+    mask from a fixed key, jnp.arange(n) % 2) become public constants; the same
+    primitive on an input stays a CompileError naming it."""
+    import flax.linen as nn
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    drop = lambda x: nn.Dropout(0.5, deterministic=False).apply({}, x, rngs={"dropout": jax.random.PRNGKey(0)})
+    np.testing.assert_allclose(spu.jit(drop, protocol=P)(x), drop(x), atol=1e-5)
+    parity = lambda x: x * (jnp.arange(6) % 2)
+    np.testing.assert_allclose(spu.jit(parity, protocol=P)(x), parity(x), atol=1e-5)
+    with pytest.raises(spu.CompileError, match="`rem`.*test_api.py"):
+        spu.jit(lambda x: jnp.mod(x, 2.0), protocol=P)(x)
+    with pytest.raises(spu.CompileError, match="random"):
+        spu.jit(lambda x, k: x + jax.random.normal(k, x.shape), protocol=P)(x, jax.random.PRNGKey(1))

@@ -22,17 +22,61 @@ def _loc(eqn) -> str:
         return "<unknown>"
 
 
+_UNKNOWN = object()
+
+
+def _representable(aval) -> bool:
+    dt = getattr(aval, "dtype", None)
+    try:
+        dt = np.dtype(dt)
+    except TypeError:                        # PRNG key types and other extended dtypes
+        return False
+    return dt == np.bool_ or np.issubdtype(dt, np.integer) or np.issubdtype(dt, np.floating)
+
+
 def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> List[Value]:
-    """Lower an open jaxpr whose invars are bound to `args` and constvars to `consts`."""
-    env = {}
+    """Lower an open jaxpr whose invars are bound to `args` and constvars to `consts`.
+
+    Compile-time constants: an equation that no rule covers (or whose operands are of a
+    type the IR has no form for, like PRNG keys) but whose operands are all known when
+    compiling -- literals, closed-over constants, results of such equations -- is
+    evaluated by JAX here and becomes a public constant (e.g. a dropout mask drawn
+    from a fixed key, `jnp.arange(n) % 2`). Anything that depends on an input still
+    needs a rule."""
+    env, known, producer = {}, {}, {}
 
     def read(atom):
         if isinstance(atom, jcore.Literal):
             return L.const(np.asarray(atom.val), L.dtype_of(atom.aval))
+        if atom not in env and atom in known:
+            env[atom] = L.const(np.asarray(known[atom]), L.dtype_of(atom.aval))
         return env[atom]
 
+    def concrete(atom):
+        """The value of atom if it is known at compile time, else _UNKNOWN."""
+        if isinstance(atom, jcore.Literal):
+            return atom.val
+        if atom in known:
+            return known[atom]
+        eqn = producer.get(atom)
+        if eqn is None:
+            return _UNKNOWN
+        vals = [concrete(a) for a in eqn.invars]
+        if any(v is _UNKNOWN for v in vals):
+            return _UNKNOWN
+        outs = eqn.primitive.bind(*vals, **eqn.params)
+        for var, o in zip(eqn.outvars, outs if eqn.primitive.multiple_results else [outs]):
+            known[var] = o
+        return known[atom]
+
     for var, c in zip(jaxpr.constvars, consts):
-        env[var] = c if isinstance(c, Value) else L.const(np.asarray(c), L.dtype_of(var.aval))
+        if isinstance(c, Value):
+            env[var] = c
+        elif _representable(var.aval):
+            known[var] = c
+            env[var] = L.const(np.asarray(c), L.dtype_of(var.aval))
+        else:
+            known[var] = c                   # e.g. a PRNG key closed over
     for var, a in zip(jaxpr.invars, args):
         env[var] = a
     for eqn in jaxpr.eqns:
@@ -40,12 +84,27 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
         loc = _loc(eqn)
         if loc and not loc.startswith("<unknown"):
             L.loc = loc          # nested calls without a location keep the caller's
-        if name not in RULES:
-            raise CompileError(f"unsupported primitive `{name}` at {L.loc}")
+        for var in eqn.outvars:
+            producer[var] = eqn
+        if name not in RULES or not all(_representable(v.aval) for v in eqn.invars):
+            vals = [concrete(a) for a in eqn.invars]
+            if all(v is not _UNKNOWN for v in vals):
+                for var in eqn.outvars:      # evaluated now; emitted when read
+                    concrete(var)
+                continue
+            hint = (" (random numbers under MPC: use a key fixed when compiling, or draw "
+                    "them outside and pass them in)" if name.startswith("random_") else
+                    "" if name not in RULES else " (an operand of a type the IR cannot hold, "
+                    "e.g. a PRNG key, that depends on an input)")
+            raise CompileError(f"unsupported primitive `{name}` at {L.loc}{hint}")
         ins = [read(a) for a in eqn.invars]
         try:
             outs = RULES[name](L, eqn, *ins)
         except CompileError as e:
+            if all(concrete(a) is not _UNKNOWN for a in eqn.invars):
+                for var in eqn.outvars:      # e.g. a jitted helper around an unsupported op
+                    concrete(var)
+                continue
             msg = str(e)
             raise CompileError(msg if " at " in msg else f"{msg} (primitive `{name}` at {L.loc})") from None
         if isinstance(outs, Value):
