@@ -177,3 +177,13 @@ CASES += [
         lambda x, i: optax.softmax_cross_entropy_with_integer_labels(x, i).mean()), args(u(4, 10), _labels)),
     Case("scatter_add_at_secret", lambda t, i, v: jnp.asarray(t).at[i].add(v), args(u(10, 3), _labels, u(4, 3))),
 ]
+_pos = lambda v: (lambda r: np.array(v, np.int32))
+CASES += [
+    Case("index_scalar_secret", lambda x, i: x[i], args(u(5, 3), _pos(2))),
+    Case("index_scalar_secret_negative", lambda x, i: x[i], args(u(5, 3), _pos(-1))),
+    Case("dynamic_slice_secret_clamped", lambda x, i: jax.lax.dynamic_slice_in_dim(x, i, 2, axis=1),
+         args(u(3, 6), _pos(9))),
+    Case("dynamic_update_slice_secret", lambda x, i, v: jax.lax.dynamic_update_slice_in_dim(x, v, i, 0),
+         args(u(5, 3), _pos(3), u(2, 3))),
+    Case("index_scalar_secret_grad", jax.grad(lambda x, i: jnp.sum(x[i] ** 2)), args(u(5, 3), _pos(4))),
+]

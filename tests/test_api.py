@@ -123,9 +123,10 @@ def test_sort_by_several_keys_is_a_compile_error():
         spu.jit(f, protocol=P)(np.ones(4), np.ones(4))
 
 
-def test_secret_index_is_a_compile_error():
-    with pytest.raises(spu.CompileError, match="secret"):
-        spu.jit(lambda x, i: x[i], protocol=P)(np.ones(4), 2)
+def test_two_secret_start_indices_are_a_compile_error():
+    f = lambda x, i, j: jax.lax.dynamic_slice(x, (i, j), (1, 1))
+    with pytest.raises(spu.CompileError, match="more than one secret start"):
+        spu.jit(f, protocol=P)(np.ones((3, 3)), 1, 2)
 
 
 def test_unknown_protocol():

@@ -327,19 +327,19 @@ def _scatter_add_secret_index(ts, attrs):
     return [ts[0].replace(vis=_vis(ts))]
 
 
-@defop("dynamic_slice", None, "x[starts : starts+sizes] with public scalar starts")
+@defop("dynamic_slice", None, "x[starts : starts+sizes] (scalar starts, at most one secret)")
 def _dynamic_slice(ts, attrs):
-    if any(t.secret for t in ts[1:]):
-        raise IRTypeError("dynamic_slice start indices must be public")
-    return [ts[0].replace(shape=attrs["sizes"])]
+    if sum(t.secret for t in ts[1:]) > 1:
+        raise IRTypeError("dynamic_slice: at most one secret start index")
+    return [ts[0].replace(shape=attrs["sizes"], vis=_vis(ts))]
 
 
-@defop("dynamic_update_slice", None, "x with update written at public scalar starts")
+@defop("dynamic_update_slice", None, "x with update written at scalar starts (at most one secret)")
 def _dynamic_update_slice(ts, attrs):
-    if any(t.secret for t in ts[2:]):
-        raise IRTypeError("dynamic_update_slice start indices must be public")
+    if sum(t.secret for t in ts[2:]) > 1:
+        raise IRTypeError("dynamic_update_slice: at most one secret start index")
     _same_dtype("dynamic_update_slice", ts[:2])
-    return [ts[0].replace(vis=join_vis(ts[0].vis, ts[1].vis))]
+    return [ts[0].replace(vis=_vis(ts))]
 
 
 # ---- sources and boundaries ------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..fxp import basic as B
-from ..fxp.compare import equal
 from .registry import kernel
 
 
@@ -120,21 +119,6 @@ def _index_map(operand_shape, fn):
     return np.asarray(fn(iota))
 
 
-def _at_elements(s, A, batch_to, window_dims, shape):
-    """A copies of each element's index (s: an index array, its last axis the index
-    vector) laid out like the gathered / scattered elements: `window_dims` of `shape`
-    are the slice's own axes, the others follow the indices."""
-    s = s[..., 0]
-    for d in sorted(window_dims):
-        s = np.expand_dims(s, d)
-    return np.broadcast_to(s[None], (A,) + tuple(shape))
-
-
-def _candidates(K, A, shape):
-    js = np.arange(A).reshape((A,) + (1,) * len(shape)).astype(K.ring.dtype)
-    return np.broadcast_to(js, (A,) + tuple(shape))
-
-
 def _gather_positions(K, op, operand_shape, idx):
     import jax
     a = op.attrs
@@ -159,47 +143,6 @@ def _gather(K, op, x, idx):
         out = s.reshape(-1)[flat]
         return out if valid.all() else np.where(valid, out, 0).astype(s.dtype)
     return B.map_local(x, take)
-
-
-@kernel("gather_secret_index")
-def _gather_secret_index(K, op, x, idx):
-    """x[idx] for secret indices along one axis of size A: every candidate slice
-    x[j] (public positions, local) weighted by [idx == j] (one batched equality over A
-    copies of the indices), summed. An index outside [0, A) selects nothing: 0.
-    Cost: A |idx| comparisons, A |out| products (0/1 weights: no truncation)."""
-    a = op.attrs
-    A = op.inputs[0].type.shape[a["start_index_map"][0]]
-    out_shape = tuple(a["shape"])
-    onehot = equal(K.P, B.map_local(idx, lambda s: _at_elements(s, A, None, a["offset_dims"], out_shape)),
-                   _candidates(K, A, out_shape))
-    ishape = op.inputs[1].type.shape
-    slices = []
-    for j in range(A):
-        pos = _gather_positions(K, op, op.inputs[0].type.shape,
-                                K.ring.encode_int(np.full(ishape, j, np.int64)))
-        slices.append(B.map_local(x, lambda s, p=pos: s.reshape(-1)[p]))
-    cand = B.zip_local(lambda *a_: np.stack(a_), slices, K.P)
-    return B.map_local(B.mul(K.P, onehot, cand), lambda s: s.sum(axis=0, dtype=s.dtype))
-
-
-@kernel("scatter_add_secret_index")
-def _scatter_add_secret_index(K, op, x, idx, upd):
-    """x with upd added at secret indices along one axis of size A (the adjoint of
-    gather_secret_index): upd weighted by [idx == j] (one batched equality, one product)
-    is added at the public positions of index j, for every j. Cost as the gather."""
-    a = op.attrs
-    A = op.inputs[0].type.shape[a["scatter_dims_to_operand_dims"][0]]
-    ushape = op.inputs[2].type.shape
-    onehot = equal(K.P, B.map_local(idx, lambda s: _at_elements(s, A, None, a["update_window_dims"], ushape)),
-                   _candidates(K, A, ushape))
-    ups = B.map_local(upd, lambda s: np.broadcast_to(s[None], (A,) + s.shape))
-    c = B.mul(K.P, onehot, ups)
-    ishape = op.inputs[1].type.shape
-    out = x
-    for j in range(A):
-        out = _scatter_add(K, op, out, K.ring.encode_int(np.full(ishape, j, np.int64)),
-                           B.map_local(c, lambda s, j=j: s[j]))
-    return out
 
 
 @kernel("scatter_add")
@@ -232,6 +175,9 @@ def _starts(K, op, starts, shape, sizes):
 
 @kernel("dynamic_slice")
 def _dynamic_slice(K, op, x, *starts):
+    if any(B.is_secret(s) for s in starts):
+        from .secret_index import dynamic_slice_secret
+        return dynamic_slice_secret(K, op, x, starts)
     sizes = op.attrs["sizes"]
     st = _starts(K, op, starts, op.inputs[0].type.shape, sizes)
     sl = tuple(slice(s, s + z) for s, z in zip(st, sizes))
@@ -240,6 +186,9 @@ def _dynamic_slice(K, op, x, *starts):
 
 @kernel("dynamic_update_slice")
 def _dynamic_update_slice(K, op, x, upd, *starts):
+    if any(B.is_secret(s) for s in starts):
+        from .secret_index import dynamic_update_slice_secret
+        return dynamic_update_slice_secret(K, op, x, upd, starts)
     sizes = op.inputs[1].type.shape
     st = _starts(K, op, starts, op.inputs[0].type.shape, sizes)
     sl = tuple(slice(s, s + z) for s, z in zip(st, sizes))
