@@ -187,3 +187,8 @@ CASES += [
          args(u(5, 3), _pos(3), u(2, 3))),
     Case("index_scalar_secret_grad", jax.grad(lambda x, i: jnp.sum(x[i] ** 2)), args(u(5, 3), _pos(4))),
 ]
+_ties = lambda r: np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49, 2.51, -3.2, 7.0])
+CASES += [
+    Case("round_ties_to_even", jnp.round, args(_ties), atol=0),
+    Case("lax_round_ties_away_from_zero", jax.lax.round, args(_ties), atol=0),
+]

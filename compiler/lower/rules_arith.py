@@ -242,13 +242,25 @@ def _ceil(L, eqn, x):
 
 @rule("round")
 def _round(L, eqn, x):
-    """Round half away from zero (jax's default): sign(x) * floor(|x| + 1/2)."""
+    """lax.round: rounding_method 0 rounds half away from zero (lax.round's default):
+    sign(x) floor(|x| + 1/2); 1 rounds half to even (jnp.round): r = floor(x + 1/2),
+    less 1 where x + 1/2 == r (a tie) and r is odd (r - 2 floor(r / 2), exact)."""
     x = L.to_frac(L.as_fxp(x), L.opt.fxp_bits)
-    zero = L.const(0, x.type.dtype, x.type.shape)
-    neg = L.emit("less", [x, zero])
-    ax = L.emit("select", [neg, L.emit("neg", [x]), x])
-    r = _floor(L, L.emit("add", [ax, L.const(0.5, x.type.dtype, x.type.shape)]))
-    return L.emit("select", [neg, L.emit("neg", [r]), r])
+    half = L.const(0.5, x.type.dtype, x.type.shape)
+    if int(eqn.params.get("rounding_method", 0)) == 0:
+        zero = L.const(0, x.type.dtype, x.type.shape)
+        neg = L.emit("less", [x, zero])
+        ax = L.emit("select", [neg, L.emit("neg", [x]), x])
+        r = _floor(L, L.emit("add", [ax, half]))
+        return L.emit("select", [neg, L.emit("neg", [r]), r])
+    y = L.emit("add", [x, half])
+    r = _floor_int(L, y)
+    rf = L.emit("convert", [r], to=L.opt.fxp)
+    tie = L.emit("convert", [L.emit("eq", [y, rf])], to=L.opt.int)
+    h = _floor_int(L, L.fmul(rf, half))
+    two = L.const(2, L.opt.int, x.type.shape)
+    odd = L.emit("sub", [r, L.emit("mul", [two, h])])
+    return L.emit("convert", [L.emit("sub", [r, L.emit("mul", [tie, odd])])], to=L.opt.fxp)
 
 
 @rule("copy", "copy_p", "optimization_barrier", "reduce_precision")
