@@ -7,7 +7,9 @@ dots of the names: "h.3.attn.c_attn.weight" is params["params"]["h"]["3"]["attn"
 and doubles as the (tied) LM head. `gpt2_loader.load_gpt2_params` maps a checkpoint.
 
 Numerics (`GPT2Config.mpc_numerics`). With False the model is plain GPT-2 (tanh GeLU,
-jax.nn.softmax with a -inf style mask, token lookup by gather). With True (the default)
+jax.nn.softmax with a -inf style mask, token lookup by gather); it runs under MPC as it
+is (same greedy tokens as plaintext on the tiny config), at a higher cost: the lookup
+at a secret id compares it with every vocabulary entry. With True (the default)
 every step lowers to ops that are cheap and exact-enough on secret fixed-point values:
   * GeLU: `gelu_mpc`, 0.5 x + P((x/4)^2) on [-4, 4] with P of degree 6 (Horner),
     0 below -4, x above 4; one batched comparison and two selects. Max abs error against
