@@ -192,3 +192,15 @@ CASES += [
     Case("round_ties_to_even", jnp.round, args(_ties), atol=0),
     Case("lax_round_ties_away_from_zero", jax.lax.round, args(_ties), atol=0),
 ]
+# Grouped / depthwise convolutions (feature groups; their kernel gradient has batch
+# groups) and lax.reshape's transpose-first `dimensions`.
+_gconv = lambda x, w, g: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_dn,
+                                                      feature_group_count=g)
+CASES += [
+    Case("grouped_conv", lambda x, w: _gconv(x, w, 2), args(u(2, 5, 5, 4), u(3, 3, 2, 6)), atol=64 * ULP),
+    Case("depthwise_conv_grads", jax.grad(lambda x, w: jnp.sum(_gconv(x, w, 3) ** 2), argnums=(0, 1)),
+         args(u(2, 5, 5, 3, lo=-1, hi=1), u(3, 3, 1, 3, lo=-1, hi=1)), atol=256 * ULP),
+    Case("grouped_conv_grads", jax.grad(lambda x, w: jnp.sum(_gconv(x, w, 2) ** 2), argnums=(0, 1)),
+         args(u(2, 4, 4, 4, lo=-1, hi=1), u(3, 3, 2, 4, lo=-1, hi=1)), atol=256 * ULP),
+    Case("reshape_with_dimensions", lambda x: jax.lax.reshape(x, (4, 3), dimensions=(1, 0)), args(u(3, 4))),
+]

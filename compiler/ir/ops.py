@@ -113,11 +113,13 @@ def _dot(ts, attrs):
     return [Type(_vis(ts), _product_dtype("dot", a.dtype, b.dtype), batch + lfree + rfree)]
 
 
-@defop("conv", 2, "conv_general_dilated (groups 1): attrs window_strides, padding, lhs_dilation, "
-                  "rhs_dilation, lhs_spec, rhs_spec, out_spec, out_shape")
+@defop("conv", 2, "conv_general_dilated: attrs window_strides, padding, lhs_dilation, "
+                  "rhs_dilation, lhs_spec, rhs_spec, out_spec, feature_group_count, "
+                  "batch_group_count, out_shape")
 def _conv(ts, attrs):
     a, b = ts
-    if a.shape[attrs["lhs_spec"][1]] != b.shape[attrs["rhs_spec"][1]]:
+    groups = attrs.get("feature_group_count", 1)
+    if a.shape[attrs["lhs_spec"][1]] != b.shape[attrs["rhs_spec"][1]] * groups:
         raise IRTypeError(f"conv: input features differ: {a.shape} {b.shape}")
     return [Type(_vis(ts), _product_dtype("conv", a.dtype, b.dtype), tuple(attrs["out_shape"]))]
 

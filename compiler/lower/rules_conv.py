@@ -22,14 +22,15 @@ def _pairs(ps):
 @rule("conv_general_dilated")
 def _conv(L, eqn, lhs, rhs):
     p = eqn.params
-    if p["feature_group_count"] != 1 or p["batch_group_count"] != 1:
-        raise CompileError("grouped / depthwise convolutions are not supported "
-                           "(feature_group_count and batch_group_count must be 1)")
+    F, Bg = int(p["feature_group_count"]), int(p["batch_group_count"])
+    if F > 1 and Bg > 1:
+        raise CompileError("a convolution with both feature and batch groups is not supported")
     dn = p["dimension_numbers"]
     return L.fmul(lhs, rhs, op="conv", window_strides=_ints(p["window_strides"]),
                   padding=_pairs(p["padding"]), lhs_dilation=_ints(p["lhs_dilation"]),
                   rhs_dilation=_ints(p["rhs_dilation"]), lhs_spec=_ints(dn.lhs_spec),
                   rhs_spec=_ints(dn.rhs_spec), out_spec=_ints(dn.out_spec),
+                  feature_group_count=F, batch_group_count=Bg,
                   out_shape=_ints(eqn.outvars[0].aval.shape))
 
 

@@ -15,6 +15,9 @@ def _ints(xs):
 def _reshape(L, eqn, x, *dyn):
     if dyn:
         raise CompileError("reshape with dynamic shape")
+    perm = eqn.params.get("dimensions")
+    if perm is not None and list(perm) != list(range(len(perm))):   # transpose, then reshape
+        x = L.emit("transpose", [x], perm=_ints(perm))
     return L.emit("reshape", [x], shape=_ints(eqn.params["new_sizes"]))
 
 

@@ -43,26 +43,46 @@ def window_patches(a: np.ndarray, window, strides, padding, base_dilation, windo
 
 
 def _conv_parts(op, x, w):
-    """(patches, kernel matrix, dot dims, finish): conv = finish(dot(patches, kernel))."""
+    """(patches, kernel matrix, dot dims, finish): conv = finish(dot(patches, kernel)).
+    Feature groups (depthwise convolutions) and batch groups (their kernel gradients)
+    become a batch dimension of the dot: group g of the input features (or of the batch)
+    meets group g of the output features."""
     a = op.attrs
     d = len(a["window_strides"])
     lhs_spec, rhs_spec, out_spec = a["lhs_spec"], a["rhs_spec"], a["out_spec"]
     ksize = [w.shape[i] for i in rhs_spec[2:]]
+    F, Bg = a.get("feature_group_count", 1), a.get("batch_group_count", 1)
 
     def patches(s):                                   # (N, C, out..., K)
         s = np.transpose(s, lhs_spec)
-        return window_patches(s, [1, 1] + ksize, [1, 1] + list(a["window_strides"]),
-                              [[0, 0], [0, 0]] + [list(p) for p in a["padding"]],
-                              [1, 1] + list(a["lhs_dilation"]), [1, 1] + list(a["rhs_dilation"]))
+        p = window_patches(s, [1, 1] + ksize, [1, 1] + list(a["window_strides"]),
+                           [[0, 0], [0, 0]] + [list(q) for q in a["padding"]],
+                           [1, 1] + list(a["lhs_dilation"]), [1, 1] + list(a["rhs_dilation"]))
+        n, c = p.shape[:2]
+        if F > 1:                                     # (N, F, C/F, out..., K)
+            return p.reshape((n, F, c // F) + p.shape[2:])
+        if Bg > 1:                                    # (Bg, N/Bg, C, out..., K)
+            return p.reshape((Bg, n // Bg) + p.shape[1:])
+        return p
 
-    def kernel_matrix(s):                             # (O, C, K)
+    def kernel_matrix(s):                             # (O, C, K), grouped: (G, O/G, C, K)
         s = np.transpose(s, rhs_spec)
-        return np.ascontiguousarray(s).reshape(s.shape[0], s.shape[1], -1)
-    dims = ([1, d + 2], [1, 2], [], [])               # contract C and the window
-    perm = [0] * (d + 2)                              # the dot gives (N, out..., O)
+        m = np.ascontiguousarray(s).reshape(s.shape[0], s.shape[1], -1)
+        G = max(F, Bg)
+        return m.reshape((G, m.shape[0] // G) + m.shape[1:]) if G > 1 else m
+    if F > 1:       # dot gives (F, N, out..., O/F)
+        dims = ([2, d + 3], [2, 3], [1], [0])
+        group = lambda s: np.moveaxis(s, 0, -2).reshape(s.shape[1:-1] + (-1,))
+    elif Bg > 1:    # dot gives (Bg, N/Bg, out..., O/Bg)
+        dims = ([2, d + 3], [2, 3], [0], [0])
+        group = lambda s: np.moveaxis(s, 0, -2).reshape(s.shape[1:-1] + (-1,))
+    else:           # dot gives (N, out..., O)
+        dims = ([1, d + 2], [1, 2], [], [])
+        group = lambda s: s
+    perm = [0] * (d + 2)
     for logical, axis in enumerate(out_spec):         # logical: N, O, spatial...
         perm[axis] = {0: 0, 1: d + 1}.get(logical, logical - 1)
-    finish = lambda v: B.map_local(v, lambda s: np.transpose(s, perm))
+    finish = lambda v: B.map_local(v, lambda s: np.transpose(group(s), perm))
     return B.map_local(x, patches), B.map_local(w, kernel_matrix), dims, finish
 
 
