@@ -21,8 +21,9 @@ from typing import Dict, List, Sequence
 
 from compiler.ir import Block, Program, last_uses
 
-from .fxp.batch import trunc_concat
+from .fxp.batch import trunc_many
 from .kernels import FUSED_WITH_TRUNC, KERNELS, KernelContext
+from .kernels.arith import dot_dims
 from .profile import Profile
 from .protocols.base import Share
 
@@ -50,7 +51,8 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
             skip = runs[i] - i - 1
             _free(local, dead)
             continue
-        if i in dot_groups and _run_dots(K, [block.ops[j] for j in dot_groups[i]], env, local, profile):
+        group = [block.ops[j] for j in dot_groups.get(i, ())]
+        if group and _run_dots(K, group, env, local, profile):
             early.update(dot_groups[i][1:])
             _free(local, dead)
             continue
@@ -108,22 +110,17 @@ def _run_truncs(K: KernelContext, ops, env, local, profile: Profile) -> bool:
     if not all(isinstance(a, Share) for a in ins):
         return False
     _run_batched(K, "trunc", ops, local, profile,
-                 lambda: trunc_concat(K.P, ins, ops[0].attrs["bits"]))
+                 lambda: trunc_many(K.P, ins, ops[0].attrs["bits"]))
     return True
 
 
 def _run_dots(K: KernelContext, ops, env, local, profile: Profile) -> bool:
     """Run independent dots as one protocol call (dot_many) if all operands are secret."""
-    items = [(env[id(op.inputs[0])], env[id(op.inputs[1])], _dims(op)) for op in ops]
+    items = [(env[id(op.inputs[0])], env[id(op.inputs[1])], dot_dims(op)) for op in ops]
     if not all(isinstance(x, Share) and isinstance(y, Share) for x, y, _ in items):
         return False
     _run_batched(K, "dot", ops, local, profile, lambda: K.P.dot_many(items))
     return True
-
-
-def _dims(op):
-    a = op.attrs
-    return (a["lhs_contract"], a["rhs_contract"], a["lhs_batch"], a["rhs_batch"])
 
 
 _PLANS: Dict[int, tuple] = {}
@@ -181,7 +178,8 @@ def _trunc_runs(block: Block, fusable: set) -> Dict[int, int]:
     while i < len(ops):
         j, outs = i, set()
         while (j < len(ops) and ops[j].name == "trunc" and (j - 1) not in fusable
-               and ops[j].attrs["bits"] == ops[i].attrs["bits"] and id(ops[j].inputs[0]) not in outs):
+               and ops[j].attrs["bits"] == ops[i].attrs["bits"]
+               and id(ops[j].inputs[0]) not in outs):
             outs.add(id(ops[j].outputs[0]))
             j += 1
         if j - i >= 2:

@@ -221,6 +221,7 @@ def _arg_rule(ts, attrs):
 
 
 defop("argmax", 1, "index of the max along `axis` (first on ties)")(_arg_rule)
+defop("argmin", 1, "index of the min along `axis` (first on ties)")(_arg_rule)
 
 
 @defop("select_and_scatter_add", 2, "max_pool's gradient: each window's source value added at "
@@ -244,7 +245,6 @@ def _sort(ts, attrs):
     _same_shape("sort", ts)
     key = ts[0]
     return [t.replace(vis=join_vis(t.vis, key.vis)) for t in ts]
-defop("argmin", 1, "index of the min along `axis` (first on ties)")(_arg_rule)
 
 
 # ---- layout -------------------------------------------------------------------------
@@ -329,18 +329,35 @@ def _scatter_add_secret_index(ts, attrs):
     return [ts[0].replace(vis=_vis(ts))]
 
 
-@defop("dynamic_slice", None, "x[starts : starts+sizes] (scalar starts, at most one secret)")
+@defop("dynamic_slice", None, "x[starts : starts+sizes] with public scalar starts")
 def _dynamic_slice(ts, attrs):
-    if sum(t.secret for t in ts[1:]) > 1:
-        raise IRTypeError("dynamic_slice: at most one secret start index")
+    if any(t.secret for t in ts[1:]):
+        raise IRTypeError("dynamic_slice start indices must be public")
+    return [ts[0].replace(shape=attrs["sizes"])]
+
+
+@defop("dynamic_update_slice", None, "x with update written at public scalar starts")
+def _dynamic_update_slice(ts, attrs):
+    if any(t.secret for t in ts[2:]):
+        raise IRTypeError("dynamic_update_slice start indices must be public")
+    _same_dtype("dynamic_update_slice", ts[:2])
+    return [ts[0].replace(vis=join_vis(ts[0].vis, ts[1].vis))]
+
+
+@defop("dynamic_slice_secret_start", None, "dynamic_slice with one secret start: a clamped "
+                                           "one-hot over the candidate starts")
+def _dynamic_slice_secret_start(ts, attrs):
+    if sum(t.secret for t in ts[1:]) != 1:
+        raise IRTypeError("dynamic_slice_secret_start: exactly one secret start index")
     return [ts[0].replace(shape=attrs["sizes"], vis=_vis(ts))]
 
 
-@defop("dynamic_update_slice", None, "x with update written at scalar starts (at most one secret)")
-def _dynamic_update_slice(ts, attrs):
-    if sum(t.secret for t in ts[2:]) > 1:
-        raise IRTypeError("dynamic_update_slice: at most one secret start index")
-    _same_dtype("dynamic_update_slice", ts[:2])
+@defop("dynamic_update_slice_secret_start", None, "dynamic_update_slice with one secret "
+                                                  "start: a clamped one-hot over the starts")
+def _dynamic_update_slice_secret_start(ts, attrs):
+    if sum(t.secret for t in ts[2:]) != 1:
+        raise IRTypeError("dynamic_update_slice_secret_start: exactly one secret start index")
+    _same_dtype("dynamic_update_slice_secret_start", ts[:2])
     return [ts[0].replace(vis=_vis(ts))]
 
 

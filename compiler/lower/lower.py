@@ -11,7 +11,8 @@ from ..ir.program import Program, Value
 from ..ir.types import Type
 from .context import RULES, CompileError, CompileOptions, Lowerer
 from .input_formats import refine_inputs
-from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control, rules_conv  # noqa: F401 (registers rules)
+from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control  # noqa: F401
+from . import rules_conv  # noqa: F401 (registers rules)
 from . import rules_extra  # noqa: F401 (registers rules)
 
 

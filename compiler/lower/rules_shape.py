@@ -153,19 +153,24 @@ def _scatter_add(L, eqn, x, idx, upd):
 
 @rule("dynamic_slice")
 def _dynamic_slice(L, eqn, x, *starts):
-    if sum(s.type.secret for s in starts) > 1:
-        raise CompileError("dynamic_slice with more than one secret start index is not supported")
-    return L.emit("dynamic_slice", [x, *starts], sizes=_ints(eqn.params["slice_sizes"]))
+    return L.emit(_start_kind("dynamic_slice", starts), [x, *starts],
+                  sizes=_ints(eqn.params["slice_sizes"]))
+
+
+def _start_kind(op: str, starts) -> str:
+    """op, or its secret-start form (runtime/kernels/secret_index.py) for one secret start."""
+    n = sum(s.type.secret for s in starts)
+    if n > 1:
+        raise CompileError(f"{op} with more than one secret start index is not supported")
+    return f"{op}_secret_start" if n else op
 
 
 @rule("dynamic_update_slice")
 def _dynamic_update_slice(L, eqn, x, upd, *starts):
-    if sum(s.type.secret for s in starts) > 1:
-        raise CompileError("dynamic_update_slice with more than one secret start index is "
-                           "not supported")
+    kind = _start_kind("dynamic_update_slice", starts)
     if x.type.dtype.is_fxp:
         upd = L.to_frac(L.as_fxp(upd), x.type.dtype.frac)
-    return L.emit("dynamic_update_slice", [x, upd, *starts])
+    return L.emit(kind, [x, upd, *starts])
 
 
 @rule("cumsum")

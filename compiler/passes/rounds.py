@@ -5,13 +5,14 @@ shapes; runtime/executor.py batches runs of adjacent `trunc` ops).
 A truncation of a secret is deferred from its place to just before the first op that
 reads it (or the block's end). When that op comes, every truncation deferred so far is
 placed there, in their original order: those that were independent of one another now
-share a round. A truncation that would land there alone stays where it was. E.g. the parameter updates of a training step, `p - lr * g` for every
-parameter, end in one truncation each: 6 rounds for a 3-layer MLP become 1.
+share a round. A truncation that would land there alone stays where it was. E.g. the
+parameter updates of a training step, `p - lr * g` for every parameter, end in one
+truncation each: 6 rounds for a 3-layer MLP become 1.
 
 Ops are pure, so moving a truncation later, but before every reader, changes no value.
 Kept in place: a truncation that directly follows the product of secrets it alone
-reads (the runtime fuses the pair, which saves a reshare), and nothing moves across an op with
-blocks (for, while, cond): deferred truncations are placed before it.
+reads (the runtime fuses the pair, which saves a reshare); and nothing moves across an
+op with blocks (for, while, cond): deferred truncations are placed before it.
 Cost: none at run time; memory is unchanged (a deferred truncation keeps its input
 alive instead of its output, of the same size).
 """

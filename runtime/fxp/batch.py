@@ -1,9 +1,10 @@
 """One protocol call for many independent operations.
 
-Interactive kernels cost a round per call, whatever the size. These helpers stack
-same-shape secret operands along a new leading axis, call the kernel once, and split
-the result, so independent products / truncations / bit conversions of one step of an
-approximation share a round. Public operands never reach the protocol.
+Interactive kernels cost a round per call, whatever the size. These helpers flatten
+and concatenate secret operands of any shapes, call the kernel once, and split the
+result, so independent products / truncations / bit conversions of one step of an
+approximation (or adjacent truncations of a program, runtime/executor.py) share a
+round. Public operands never reach the protocol.
 """
 from __future__ import annotations
 
@@ -15,33 +16,25 @@ from ..protocols.base import Protocol, Share
 from . import basic as B
 
 
-def stack(xs: Sequence[Share]) -> Share:
-    return Share.zip(lambda *a: np.stack(a), xs)
-
-
-def split(x: Share, n: int) -> List[Share]:
-    return [x.map(lambda p, i=i: p[i]) for i in range(n)]
-
-
 def _grouped(P, items, call):
-    """Run call(stacked) once per shape over the secret items; items[i] is a tuple of
-    Shares (the operands of one operation). Returns the per-item results."""
-    out = [None] * len(items)
-    groups = {}
-    for i, ops in enumerate(items):
-        groups.setdefault(tuple(np.broadcast_shapes(*(o.shape for o in ops))), []).append(i)
-    for shape, idx in groups.items():
-        if len(idx) == 1:
-            out[idx[0]] = call(*items[idx[0]])
-            continue
-        cols = list(zip(*[items[i] for i in idx]))
-        args = [stack([Share([np.broadcast_to(p, shape) for p in o.parts], o.boolean) for o in c])
-                for c in cols]
-        if len(args) == 2 and all(items[i][0] is items[i][1] for i in idx):
-            args[1] = args[0]                      # all squares: protocols may save
-        for i, s in zip(idx, split(call(*args), len(idx))):
-            out[i] = s
-    return out
+    """One call(...) for all items, whatever their shapes: each item's operands are
+    broadcast to the item's shape and flattened, the items concatenated, and the result
+    split back. items[i] is a tuple of Shares (the operands of one operation); every
+    operation batched here is elementwise, so each result is what its own call would
+    give (up to the protocols' truncation randomness)."""
+    if len(items) <= 1:
+        return [call(*ops) for ops in items]
+    shapes = [tuple(np.broadcast_shapes(*(o.shape for o in ops))) for ops in items]
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    args = [Share.zip(lambda *a: np.concatenate(a),
+                      [Share([np.broadcast_to(p, s).reshape(-1) for p in o.parts], o.boolean)
+                       for o, s in zip(col, shapes)])
+            for col in zip(*items)]
+    if len(args) == 2 and all(ops[0] is ops[1] for ops in items):
+        args[1] = args[0]                          # all squares: protocols may save
+    res = call(*args)
+    pieces = [np.split(p, np.cumsum(sizes)[:-1]) for p in res.parts]
+    return [Share([pp[i].reshape(s) for pp in pieces], res.boolean) for i, s in enumerate(shapes)]
 
 
 def mul_many(P: Protocol, pairs: Sequence[Tuple[object, object]]) -> list:
@@ -65,20 +58,6 @@ def trunc_many(P: Protocol, xs: Sequence[object], bits: int) -> list:
     for i, r in zip(secret, _grouped(P, [(xs[i],) for i in secret], lambda s: P.trunc(s, bits))):
         out[i] = r
     return out
-
-
-def trunc_concat(P: Protocol, xs: Sequence[Share], bits: int) -> List[Share]:
-    """Truncations of secrets of any shapes in one protocol call (one round): the
-    flattened pieces are concatenated, truncated together and split back. Truncation is
-    elementwise, so each result is what its own call would give (up to the 1-ulp
-    randomness of the protocol)."""
-    if len(xs) == 1:
-        return [P.trunc(xs[0], bits)]
-    sizes = [int(np.prod(x.shape, dtype=np.int64)) for x in xs]
-    flat = Share.zip(lambda *a: np.concatenate([np.reshape(p, -1) for p in a]), xs)
-    out = P.trunc(flat, bits)
-    pieces = [np.split(p, np.cumsum(sizes)[:-1]) for p in out.parts]
-    return [Share([pp[i].reshape(x.shape) for pp in pieces]) for i, x in enumerate(xs)]
 
 
 def mul_trunc_many(P: Protocol, pairs: Sequence[Tuple[Share, Share]], bits: int) -> list:

@@ -60,18 +60,18 @@ def _split_halves(x, axis_len):
     """Pair neighbours (2i, 2i+1), so each winner covers a contiguous range and
     `lo` always holds the earlier positions (first-index tie-breaking survives)."""
     h = axis_len // 2
-    lo = _take(x, slice(0, 2 * h, 2))
-    hi = _take(x, slice(1, 2 * h, 2))
-    tail = _take(x, slice(2 * h, axis_len)) if axis_len % 2 else None
+    lo = take_last(x, slice(0, 2 * h, 2))
+    hi = take_last(x, slice(1, 2 * h, 2))
+    tail = take_last(x, slice(2 * h, axis_len)) if axis_len % 2 else None
     return lo, hi, tail
 
 
-def _take(x, sl):
+def take_last(x, sl):
     f = lambda s: s[..., sl]
     return x.map(f) if is_secret(x) else f(x)
 
 
-def _cat(P, xs):
+def cat_last(P, xs):
     from .basic import zip_local
     return zip_local(lambda *a: np.concatenate(a, axis=-1), xs, P)
 
@@ -88,13 +88,13 @@ def tree_reduce_last(P: Protocol, x, take_hi, index=None):
             x = select(P, c, hi, lo)
         else:
             ilo, ihi, itail = _split_halves(index, n)
-            both = select(P, _cat(P, [c, c]), _cat(P, [hi, ihi]), _cat(P, [lo, ilo]))
+            both = select(P, cat_last(P, [c, c]), cat_last(P, [hi, ihi]), cat_last(P, [lo, ilo]))
             h = n // 2
-            x, index = _take(both, slice(0, h)), _take(both, slice(h, 2 * h))
+            x, index = take_last(both, slice(0, h)), take_last(both, slice(h, 2 * h))
             if itail is not None:
-                index = _cat(P, [index, itail])
+                index = cat_last(P, [index, itail])
         if tail is not None:
-            x = _cat(P, [x, tail])
+            x = cat_last(P, [x, tail])
         n = x.shape[-1]
     sq = lambda s: s[..., 0]
     x = x.map(sq) if is_secret(x) else sq(x)

@@ -75,8 +75,8 @@ def _squaring_scales(k: int, w: int, m: int, top: float, fo: int):
 def _exp_squaring(P: Protocol, x: Share, f: int, fo: int) -> Share:
     """e^x = p(x / 32)^32 [x >= -T], p the Chebyshev interpolant of degree 6 of e^z on
     [-T/32, 1/2] (relative error 2.4e-7 at T = 25), then 5 squarings, each at the
-    largest scale at which e^16 still fits. The guard [x < -T] zeroes what lies below the output's
-    resolution without a truncation: y = sum_j ((x + T - 2)_j >> (f + 1)) over the
+    largest scale at which e^16 still fits. The guard [x < -T] zeroes what lies below
+    the output's resolution without a truncation: y = sum_j ((x + T - 2)_j >> (f + 1)) over the
     boolean addends of x + T - 2 (narrow.msb_narrow's local shift) is
     floor((x + T) / 2) - 1 - c mod 2^32, 0 <= c <= s = floor_slack (aby3: 2, semi2k: 1),
     a small integer for |x| < 4e9 whose sign a 32-bit adder on packed words gives.
@@ -88,8 +88,9 @@ def _exp_squaring(P: Protocol, x: Share, f: int, fo: int) -> Share:
     "accurate" mode goes to 22.18).
     Error: 8e-6 relative (the polynomial's 2.4e-7, times 32) + about 2^-18 e^(x/2)
     (the last squaring's input e^(x/2) is at scale 19 so that e^16 fits) + one output
-    ulp. Measured on [-8, 4] (f = 18, fo = 26, aby3, semi2k): max abs err 1.6e-4 (1.0e-4 of it
-    the 2^-19 rounding of the input at x = 4), max rel err 2.2e-4 (SPU: 1.70, 0.128).
+    ulp. Measured on [-8, 4] (f = 18, fo = 26, aby3, semi2k): max abs err 1.6e-4 (1.0e-4
+    of it the 2^-19 rounding of the input at x = 4), max rel err 2.2e-4 (SPU: 1.70,
+    0.128).
     Cost: the guard: 7 AND rounds (aby3; semi2k 6) on words of 2 elements + 1 bit
     conversion; polynomial: 3 products, 4 truncations; 5 squarings (fused mul_trunc);
     1 product with the guard. aby3: 26 rounds, 304 bytes per element (busiest party);
@@ -100,7 +101,7 @@ def _exp_squaring(P: Protocol, x: Share, f: int, fo: int) -> Share:
     slack = floor_slack(P)
     T = math.ceil((fo + 1) * math.log(2.0)) + 2 + 2 * slack
     y = B.add(P, x, enc(T - 2, f, dt))                   # floor(y / 2^(f+1)) - 1 - c < 0
-    if k - (f + 1) >= 32 and k > 32:
+    if k - (f + 1) >= 32:
         neg = msb_narrow(P, y, 32, shift=f + 1)          # [x < -T], no truncation round
     else:                                                # a 32-bit ring: truncate first
         neg = msb_narrow(P, B.trunc(P, y, f + 1), 32)

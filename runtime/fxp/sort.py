@@ -22,15 +22,7 @@ import numpy as np
 
 from ..protocols.base import Protocol, Share
 from . import basic as B
-from .compare import less
-
-
-def _take(x, idx):
-    return B.map_local(x, lambda s: s[..., idx])
-
-
-def _cat(P: Protocol, xs):
-    return B.zip_local(lambda *a: np.concatenate(a, axis=-1), xs, P)
+from .compare import cat_last, less, take_last
 
 
 def _pad(P: Protocol, x, N: int, value: int):
@@ -38,7 +30,7 @@ def _pad(P: Protocol, x, N: int, value: int):
     if n == N:
         return x
     fill = np.full(x.shape[:-1] + (N - n,), value, np.int64).astype(P.ring.dtype)
-    return _cat(P, [x, fill])
+    return cat_last(P, [x, fill])
 
 
 def sort_last(P: Protocol, key: Share, others: Sequence, descending: bool = False) -> List[Share]:
@@ -65,17 +57,18 @@ def sort_last(P: Protocol, key: Share, others: Sequence, descending: bool = Fals
                 up = ~up
             # swap iff the pair stands the wrong way: a < b with (a, b) = up ? (hi, lo) : (lo, hi)
             key_now = vals[0]
-            swap = less(P, _take(key_now, np.where(up, hi, lo)), _take(key_now, np.where(up, lo, hi)))
+            swap = less(P, take_last(key_now, np.where(up, hi, lo)),
+                        take_last(key_now, np.where(up, lo, hi)))
             m = len(lo)
-            diffs = [B.sub(P, _take(v, hi), _take(v, lo)) for v in vals]
-            d = B.mul(P, _cat(P, [swap] * len(vals)), _cat(P, diffs))
+            diffs = [B.sub(P, take_last(v, hi), take_last(v, lo)) for v in vals]
+            d = B.mul(P, cat_last(P, [swap] * len(vals)), cat_last(P, diffs))
             back = np.argsort(np.concatenate([lo, hi]))   # positions of lo ++ hi
             new = []
             for i, v in enumerate(vals):
-                di = _take(d, slice(i * m, (i + 1) * m))
-                pair = _cat(P, [B.add(P, _take(v, lo), di), B.sub(P, _take(v, hi), di)])
-                new.append(_take(pair, back))
+                di = take_last(d, slice(i * m, (i + 1) * m))
+                pair = cat_last(P, [B.add(P, take_last(v, lo), di), B.sub(P, take_last(v, hi), di)])
+                new.append(take_last(pair, back))
             vals = new
             j //= 2
         k *= 2
-    return [_take(v, slice(0, n)) for v in vals[1:]]
+    return [take_last(v, slice(0, n)) for v in vals[1:]]

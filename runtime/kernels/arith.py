@@ -28,7 +28,7 @@ def _mul(K, op, x, y):
     return B.mul(K.P, x, y)
 
 
-def _dims(op):
+def dot_dims(op):
     a = op.attrs
     return (a["lhs_contract"], a["rhs_contract"], a["lhs_batch"], a["rhs_batch"])
 
@@ -41,8 +41,8 @@ def _reuse_rhs(K, op) -> bool:
 @kernel("dot")
 def _dot(K, op, x, y):
     if _reuse_rhs(K, op) and B.is_secret(x) and B.is_secret(y):
-        return K.P.dot_reusing_rhs(x, y, _dims(op))
-    return B.dot(K.P, x, y, _dims(op))
+        return K.P.dot_reusing_rhs(x, y, dot_dims(op))
+    return B.dot(K.P, x, y, dot_dims(op))
 
 
 def _mul_trunc(K, op, trunc_op, x, y):
@@ -50,7 +50,7 @@ def _mul_trunc(K, op, trunc_op, x, y):
 
 
 def _dot_trunc(K, op, trunc_op, x, y):
-    return K.P.dot_trunc(x, y, _dims(op), trunc_op.attrs["bits"], reuse_rhs=_reuse_rhs(K, op))
+    return K.P.dot_trunc(x, y, dot_dims(op), trunc_op.attrs["bits"], reuse_rhs=_reuse_rhs(K, op))
 
 
 FUSED_WITH_TRUNC.update(mul=_mul_trunc, dot=_dot_trunc)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..fxp import basic as B
 from ..fxp.compare import equal, less, tree_reduce_last
-from .layout import INFINITY_STAND_IN
+from .layout import INFINITY_STAND_IN, encode_value
 from .registry import FUSED_WITH_TRUNC, kernel
 
 
@@ -105,9 +105,7 @@ def _window_extreme(K, op, x, args, kind, with_index=False):
     (a public offset added where they are: a sharing of a constant is not the constant
     in every piece). with_index: also the window position of the first max (min)."""
     px = B.map_local(x, lambda s: window_patches(s, *args))
-    t = op.inputs[-1].type.dtype
-    big = K.ring.encode(np.float64(min(INFINITY_STAND_IN, K.ring.max_abs_real(t.frac) * 0.5)),
-                        t.frac) if t.is_fxp else K.ring.encode_int(np.int64(1 << 30))
+    big = encode_value(K.ring, np.array(INFINITY_STAND_IN), op.inputs[-1].type.dtype)
     holes = 1 - window_patches(np.ones(op.inputs[-1].type.shape, K.ring.dtype), *args)
     if holes.any():
         px = B.add(K.P, px, holes * (K.ring.dtype(0) - big if kind == "max" else big))
@@ -135,7 +133,8 @@ def _scatter_windows(c: np.ndarray, shape, window, strides, padding) -> np.ndarr
     acc = np.zeros(padded, c.dtype)
     out = c.shape[:-1]
     for j, off in enumerate(np.ndindex(*window)):
-        acc[tuple(slice(o, o + (m - 1) * s + 1, s) for o, m, s in zip(off, out, strides))] += c[..., j]
+        at = tuple(slice(o, o + (m - 1) * s + 1, s) for o, m, s in zip(off, out, strides))
+        acc[at] += c[..., j]
     return acc[tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, padding))]
 
 

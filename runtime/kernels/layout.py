@@ -119,7 +119,7 @@ def _index_map(operand_shape, fn):
     return np.asarray(fn(iota))
 
 
-def _gather_positions(K, op, operand_shape, idx):
+def gather_positions(K, op, operand_shape, idx):
     import jax
     a = op.attrs
     dn = jax.lax.GatherDimensionNumbers(
@@ -135,7 +135,7 @@ def _gather_positions(K, op, operand_shape, idx):
 
 @kernel("gather")
 def _gather(K, op, x, idx):
-    pos = _gather_positions(K, op, op.inputs[0].type.shape, idx)
+    pos = gather_positions(K, op, op.inputs[0].type.shape, idx)
     valid = pos >= 0
     flat = np.where(valid, pos, 0)
 
@@ -146,7 +146,7 @@ def _gather(K, op, x, idx):
 
 
 @kernel("scatter_add")
-def _scatter_add(K, op, x, idx, upd):
+def scatter_add(K, op, x, idx, upd):
     a = op.attrs
     ushape = op.inputs[2].type.shape
     window = iter(a["update_window_dims"])
@@ -158,7 +158,7 @@ def _scatter_add(K, op, x, idx, upd):
         operand_batching_dims=a.get("operand_batching_dims", []),
         start_indices_batching_dims=a.get("scatter_indices_batching_dims", []),
         slice_sizes=sizes, mode=a["mode"]))
-    pos = _gather_positions(K, gop, op.inputs[0].type.shape, idx).reshape(-1)
+    pos = gather_positions(K, gop, op.inputs[0].type.shape, idx).reshape(-1)
     keep = pos >= 0
 
     def scatter(s, u):
@@ -168,29 +168,23 @@ def _scatter_add(K, op, x, idx, upd):
     return B.zip_local(scatter, [x, upd], K.P)
 
 
-def _starts(K, op, starts, shape, sizes):
+def clamped_starts(K, op, starts, shape, sizes):
     vals = [int(K.ring.decode_int(s)) for s in starts]
     return [min(max(v, 0), d - z) for v, d, z in zip(vals, shape, sizes)]
 
 
 @kernel("dynamic_slice")
 def _dynamic_slice(K, op, x, *starts):
-    if any(B.is_secret(s) for s in starts):
-        from .secret_index import dynamic_slice_secret
-        return dynamic_slice_secret(K, op, x, starts)
     sizes = op.attrs["sizes"]
-    st = _starts(K, op, starts, op.inputs[0].type.shape, sizes)
+    st = clamped_starts(K, op, starts, op.inputs[0].type.shape, sizes)
     sl = tuple(slice(s, s + z) for s, z in zip(st, sizes))
     return B.map_local(x, lambda s: s[sl])
 
 
 @kernel("dynamic_update_slice")
 def _dynamic_update_slice(K, op, x, upd, *starts):
-    if any(B.is_secret(s) for s in starts):
-        from .secret_index import dynamic_update_slice_secret
-        return dynamic_update_slice_secret(K, op, x, upd, starts)
     sizes = op.inputs[1].type.shape
-    st = _starts(K, op, starts, op.inputs[0].type.shape, sizes)
+    st = clamped_starts(K, op, starts, op.inputs[0].type.shape, sizes)
     sl = tuple(slice(s, s + z) for s, z in zip(st, sizes))
 
     def put(s, u):

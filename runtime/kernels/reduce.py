@@ -55,11 +55,6 @@ def _argmin(K, op, x):
     return _arg(K, op, x, lambda lo, hi: less(K.P, hi, lo))
 
 
-def _signed(K, s):
-    """Ring elements as signed integers (their order is the order of the values)."""
-    return s.astype(np.int64) if K.ring.bits == 64 else s.astype(np.int64) - ((s >> 31) << 32)
-
-
 @kernel("sort")
 def _sort(K, op, *xs):
     """A public key: its permutation (stable; descending: earlier index first among ties,
@@ -71,7 +66,7 @@ def _sort(K, op, *xs):
     key, rest = last(xs[0]), [last(x) for x in xs[1:]]
     if B.is_secret(key):
         return [back(v) for v in sort_last(K.P, key, rest, desc)]
-    sk = _signed(K, np.asarray(key))
+    sk = K.ring.decode_int(np.asarray(key))       # signed: the order of the values
     perm = np.argsort(-sk if desc else sk, axis=-1, kind="stable")
-    return [back(B.map_local(v, lambda s: np.take_along_axis(np.broadcast_to(s, perm.shape), perm, -1)))
-            for v in [key] + rest]
+    permute = lambda s: np.take_along_axis(np.broadcast_to(s, perm.shape), perm, -1)
+    return [back(B.map_local(v, permute)) for v in [key] + rest]

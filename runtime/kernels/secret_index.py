@@ -17,7 +17,7 @@ import numpy as np
 
 from ..fxp import basic as B
 from ..fxp.compare import equal, less
-from .layout import _gather_positions, _scatter_add, _starts
+from .layout import clamped_starts, gather_positions, scatter_add
 from .registry import kernel
 
 
@@ -50,7 +50,7 @@ def _gather_secret_index(K, op, x, idx):
     ishape = op.inputs[1].type.shape
     slices = []
     for j in range(A):
-        pos = _gather_positions(K, op, op.inputs[0].type.shape,
+        pos = gather_positions(K, op, op.inputs[0].type.shape,
                                 K.ring.encode_int(np.full(ishape, j, np.int64)))
         slices.append(B.map_local(x, lambda s, p=pos: s.reshape(-1)[p]))
     cand = B.zip_local(lambda *a_: np.stack(a_), slices, K.P)
@@ -72,7 +72,7 @@ def _scatter_add_secret_index(K, op, x, idx, upd):
     ishape = op.inputs[1].type.shape
     out = x
     for j in range(A):
-        out = _scatter_add(K, op, out, K.ring.encode_int(np.full(ishape, j, np.int64)),
+        out = scatter_add(K, op, out, K.ring.encode_int(np.full(ishape, j, np.int64)),
                            B.map_local(c, lambda s, j=j: s[j]))
     return out
 
@@ -92,10 +92,7 @@ def _clamped_onehot(K, start, M: int):
 
 
 def _secret_axis(starts):
-    axes = [d for d, s in enumerate(starts) if B.is_secret(s)]
-    if len(axes) != 1:
-        raise ValueError("a dynamic slice with more than one secret start is not supported")
-    return axes[0]
+    return next(d for d, s in enumerate(starts) if B.is_secret(s))   # one (the type rule)
 
 
 def _weighted_sum(K, onehot, cands):
@@ -108,7 +105,7 @@ def _weighted_sum(K, onehot, cands):
 def _candidate_slices(K, op, starts, shape, sizes):
     d = _secret_axis(starts)
     public = [np.asarray(0, K.ring.dtype) if B.is_secret(s) else s for s in starts]
-    base = _starts(K, op, public, shape, sizes)
+    base = clamped_starts(K, op, public, shape, sizes)
     out = []
     for s in range(shape[d] - sizes[d] + 1):
         st = list(base)
@@ -117,14 +114,16 @@ def _candidate_slices(K, op, starts, shape, sizes):
     return d, out
 
 
-def dynamic_slice_secret(K, op, x, starts):
+@kernel("dynamic_slice_secret_start")
+def _dynamic_slice_secret_start(K, op, x, *starts):
     sizes, shape = op.attrs["sizes"], op.inputs[0].type.shape
     d, slices = _candidate_slices(K, op, starts, shape, sizes)
     cands = [B.map_local(x, lambda v, sl=sl: v[sl]) for sl in slices]
     return _weighted_sum(K, _clamped_onehot(K, starts[d], len(slices) - 1), cands)
 
 
-def dynamic_update_slice_secret(K, op, x, upd, starts):
+@kernel("dynamic_update_slice_secret_start")
+def _dynamic_update_slice_secret_start(K, op, x, upd, *starts):
     sizes, shape = op.inputs[1].type.shape, op.inputs[0].type.shape
     d, slices = _candidate_slices(K, op, starts, shape, sizes)
 

@@ -265,22 +265,22 @@ class Aby3(P0Centred, Protocol):
         split as mul, matrix products through ring_matmul_sum (exact; the two products
         of P1 and P2 are fused into one call), + alpha_i, then reshare.
         Cost: 1 round, 1 element per OUTPUT element; 1 (P0) or 2 (P1, P2) ring matmuls."""
-        z, t = self._local_dot(x, y, dims)
-        self._add_zero_share(z, t, False)
-        return self._reshare(z, False)
+        return self._reshare(self._masked_dot_term(x, y, dims), False)
 
     def dot_many(self, items):
         """Independent dots with one reshare: the 3-of-3 terms (+ alpha_i) of all of them
         travel in one message. Cost: 1 round, 1 element per output element of each."""
-        zs = []
-        for x, y, dims in items:
-            z, t = self._local_dot(x, y, dims)
-            self._add_zero_share(z, t, False)
-            zs.append(z)
+        zs = [self._masked_dot_term(x, y, dims) for x, y, dims in items]
         got = self.comm.exchange({self.prev: np.concatenate([z.reshape(-1) for z in zs])},
                                  [self.next])[self.next]
         ends = np.cumsum([z.size for z in zs])[:-1]
         return [Share((z, g.reshape(z.shape))) for z, g in zip(zs, np.split(got, ends))]
+
+    def _masked_dot_term(self, x, y, dims) -> np.ndarray:
+        """z_i + alpha_i of the 3-of-3 split of dot_general, ready to reshare."""
+        z, t = self._local_dot(x, y, dims)
+        self._add_zero_share(z, t, False)
+        return z
 
     def _local_dot(self, x, y, dims):
         """(z_i, scratch): this party's term of the 3-of-3 split of dot_general."""
