@@ -3,10 +3,11 @@
     python -m spu_lite.bench_training [--protocol aby3 semi2k] [--repeat 3]
     spu-lite bench-train ...
 
-- breast_cancer: the whole 10-epoch training inside MPC, compile included (SPU aby3: 30 s),
+- breast_cancer: the whole 10-epoch training inside MPC, compile included (SPU's figure:
+  spu_lite/spu_reference.py),
   with test AUC of MPC vs plaintext.
 - mnist_step: one SGD step of the 784-128-64-10 network on a batch of 64, compile excluded
-  (SPU: aby3 0.54 s, semi2k 0.51 s; target <= 0.3 s), median of --repeat runs.
+  median of --repeat runs.
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ import numpy as np
 
 from . import tutorials
 from .api import jit
+from .spu_reference import TRAINING_SECONDS
 from .train import Trainer, make_epoch
 
-SPU_SECONDS = {"breast_cancer": {"aby3": 30.0}, "mnist_step": {"aby3": 0.54, "semi2k": 0.51}}
+SPU_SECONDS = TRAINING_SECONDS
 
 
 def breast_cancer(protocol: str) -> dict:
