@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 from typing import List, Optional, Sequence
@@ -86,8 +88,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--protocol", nargs="+", default=["aby3", "semi2k"])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", metavar="FILE", default=None,
+                    help="also write {meta, rows} as JSON to FILE (python -m "
+                         "spu_lite.docs_figures training FILE puts it into docs/performance.md)")
     args = ap.parse_args(argv)
-    print(format_rows(run(args.protocol, args.repeat)))
+    rows = run(args.protocol, args.repeat)
+    print(format_rows(rows))
+    if args.json:
+        meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "repeat": args.repeat,
+                "protocols": list(args.protocol), "cpus": os.cpu_count()}
+        with open(args.json, "w") as fh:
+            json.dump({"meta": meta, "rows": rows}, fh, indent=2)
     return 0
 
 

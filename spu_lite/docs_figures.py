@@ -5,6 +5,8 @@ are rewritten from the JSON the measuring commands print:
 
     spu-lite bench --repeat 5 --json bench.json
     python -m spu_lite.docs_figures bench bench.json            # -> docs/performance.md
+    spu-lite bench-train --json training.json
+    python -m spu_lite.docs_figures training training.json      # -> docs/performance.md
     spu-lite precision --json > precision.jsonl
     python -m spu_lite.docs_figures precision precision.jsonl   # -> docs/precision.md
 
@@ -22,7 +24,8 @@ import sys
 from typing import Iterable, List, Optional, Sequence
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
-PAGES = {"bench": DOCS / "performance.md", "precision": DOCS / "precision.md"}
+PAGES = {"bench": DOCS / "performance.md", "training": DOCS / "performance.md",
+         "precision": DOCS / "precision.md"}
 
 
 def begin_marker(name: str) -> str:
@@ -72,6 +75,28 @@ def bench_block(data: dict) -> str:
     return "\n".join(lines)
 
 
+def training_block(data: dict) -> str:
+    """Markdown for `spu-lite bench-train --json` output."""
+    meta, rows = data["meta"], data["rows"]
+    lines = [f"Measured {meta['time'][:10]} by `spu-lite bench-train` ({meta.get('cpus', '?')} "
+             f"CPUs; a step: median of {meta['repeat']} runs).", "",
+             "| workload | protocol | spu-lite s | SPU s | ratio | details |", "|---|---|---|---|---|---|"]
+    names = {"breast_cancer": "breast-cancer MLP, 10 epochs inside MPC, compile included",
+             "mnist_step": "MNIST-sized SGD step (784-128-64-10, batch 64)"}
+    for r in rows:
+        if r["case"] == "breast_cancer":
+            details = f"test AUC {r['auc_mpc']:.4f}, plaintext {r['auc_plain']:.4f}"
+        elif r.get("bytes") is not None:
+            details = f"{r['bytes'] / 1e6:.1f} MB, {r['rounds']} rounds (busiest party)"
+        else:
+            details = "-"
+        lines.append("| " + " | ".join([names.get(r["case"], r["case"]), r["protocol"],
+                                          _num(r.get("seconds"), ".3f"),
+                                          _num(r.get("spu_seconds"), ".2f"),
+                                          _num(r.get("ratio_to_spu"), ".2f"), details]) + " |")
+    return "\n".join(lines)
+
+
 def precision_block(rows: Sequence[dict], date: str, protocol: str) -> str:
     """Markdown for `spu-lite precision --json` rows (one JSON object per line)."""
     head = ["op", "domain", "in", "max abs", "max rel", "mean abs", "SPU max abs", "SPU max rel"]
@@ -99,7 +124,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m spu_lite.docs_figures",
                                  description="Rewrite the generated block of a docs page.")
     ap.add_argument("kind", choices=sorted(PAGES))
-    ap.add_argument("source", help="bench: the file of `spu-lite bench --json FILE`; "
+    ap.add_argument("source", help="bench / training: the file of `spu-lite bench "
+                                   "--json FILE` / `spu-lite bench-train --json FILE`; "
                                    "precision: the output of `spu-lite precision --json`")
     ap.add_argument("--page", default=None, help="page to rewrite (default: the docs page)")
     ap.add_argument("--date", default=None, help="precision: date of the measurement "
@@ -110,6 +136,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     text = pathlib.Path(args.source).read_text()
     if args.kind == "bench":
         body = bench_block(json.loads(text))
+    elif args.kind == "training":
+        body = training_block(json.loads(text))
     else:
         date = args.date or datetime.date.today().isoformat()
         body = precision_block(_json_lines(text.splitlines()), date, args.protocol)

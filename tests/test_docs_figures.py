@@ -46,7 +46,7 @@ def test_precision_json_rewrites_the_block(tmp_path):
 
 
 def test_docs_pages_hold_their_generated_blocks():
-    for kind, page in docs_figures.PAGES.items():
+    for kind, page in docs_figures.PAGES.items():   # bench and training share a page
         text = page.read_text()
         block = text.split(docs_figures.begin_marker(kind))[1].split(docs_figures.end_marker(kind))[0]
         assert block.strip().startswith("Measured "), page
@@ -59,3 +59,23 @@ def test_a_page_without_markers_is_refused():
         assert "bench" in str(e)
     else:
         raise AssertionError("replace_block accepted a page without markers")
+
+
+def test_training_json_rewrites_the_block(tmp_path):
+    """The bench-train block from the JSON bench-train writes (rows as `run` returns
+    them; the training itself is the slow e2e tests' business)."""
+    data = {"meta": {"time": "2030-01-02T03:04:05", "repeat": 3, "cpus": 2},
+            "rows": [{"case": "breast_cancer", "protocol": "aby3", "seconds": 7.04,
+                      "auc_mpc": 0.979, "auc_plain": 0.979, "spu_seconds": 30.0,
+                      "ratio_to_spu": 7.04 / 30.0},
+                     {"case": "mnist_step", "protocol": "semi2k", "seconds": 0.085,
+                      "bytes": 9.0e6, "rounds": 47, "spu_seconds": 0.51,
+                      "ratio_to_spu": 0.085 / 0.51}]}
+    src = tmp_path / "training.json"
+    src.write_text(json.dumps(data))
+    page = _page(tmp_path, "training")
+    _run("spu_lite.docs_figures", "training", str(src), "--page", str(page))
+    text = page.read_text()
+    assert "Measured 2030-01-02" in text
+    assert "| aby3 | 7.040 | 30.00 | 0.23 | test AUC 0.9790, plaintext 0.9790 |" in text
+    assert "| semi2k | 0.085 | 0.51 | 0.17 | 9.0 MB, 47 rounds (busiest party) |" in text
