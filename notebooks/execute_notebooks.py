@@ -4,9 +4,12 @@ tutorials on any code host. Run after notebooks/make_*.py:
     python notebooks/execute_notebooks.py [NAME.ipynb ...]
 
 Outputs are kept small and stable: progress bars (stderr) and execution timestamps are
-dropped, and every notebook fixes its seeds, so a rerun changes only measured times.
+dropped, the notebook's temporary cell files are named <cell>, and every notebook fixes
+its data seeds, so a rerun changes only measured times and the last digits of errors
+(the shares' randomness is fresh, as it must be).
 """
 import pathlib
+import re
 import sys
 
 import nbformat
@@ -14,6 +17,7 @@ from nbclient import NotebookClient
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
+CELL_FILE = re.compile(r"/tmp/ipykernel_\d+/\d+\.py")     # differs on every run
 
 
 def tidy(nb):
@@ -24,6 +28,9 @@ def tidy(nb):
             continue
         cell.outputs = [o for o in cell.outputs
                         if not (o.output_type == "stream" and o.name == "stderr")]
+        for o in cell.outputs:
+            if o.output_type == "stream":
+                o.text = CELL_FILE.sub("<cell>", o.text)
     return nb
 
 
