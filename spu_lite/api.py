@@ -18,6 +18,7 @@ from runtime.cluster import ClusterConfig, InProcessCluster
 from runtime.profile import Profile
 from runtime.ring import RangeError, Ring
 
+from . import trace_errors
 from .frontend import InputError, flat_function, flatten_inputs, ir_type, split_args
 from .secret import Secret
 
@@ -99,10 +100,14 @@ class JitFunction:
                tuple(sorted((i, _hashable(v)) for i, v in static.items())))
         return names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key
 
-    def _compile(self, names, static, dyn, treedef, leaves, leaf_vis, refine=True) -> Compiled:
+    def _compile(self, names, static, dyn, treedef, leaves, leaf_vis, leaf_names,
+                 refine=True) -> Compiled:
         flat_fn = flat_function(self.fn, names, static, dyn, treedef)
         specs = [jax.ShapeDtypeStruct(l.shape, _jax_dtype(np.dtype(l.dtype))) for l in leaves]
-        closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
+        try:
+            closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
+        except jax.errors.ConcretizationTypeError as e:
+            raise trace_errors.explain(e, self.fn, leaf_names, leaf_vis) from None
         out_avals, out_tree = jax.tree_util.tree_flatten(out_shape)
         in_types = [ir_type(l, v, self.options.field, self.options.fxp_bits)
                     for l, v in zip(leaves, leaf_vis)]
@@ -125,9 +130,9 @@ class JitFunction:
         return False
 
     def lower(self, *args, **kwargs) -> Compiled:
-        names, static, dyn, treedef, leaves, leaf_vis, _, key = self._prepare(args, kwargs)
+        names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = self._prepare(args, kwargs)
         if key not in self._cache:
-            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis)
+            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names)
         return self._cache[key]
 
     # -- run ---------------------------------------------------------------------------
@@ -140,7 +145,7 @@ class JitFunction:
         args, kwargs, owned = _expand_party_inputs(cluster, args, kwargs)
         names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = self._prepare(args, kwargs)
         if key not in self._cache:
-            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis)
+            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names)
         compiled = self._cache[key]
         if self._out_of_fine_range(compiled, leaves, owned):
             # an input too large for the finer input format (input_formats.py): the
@@ -148,7 +153,7 @@ class JitFunction:
             key = key + ("coarse",)
             if key not in self._cache:
                 self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis,
-                                                 refine=False)
+                                                 leaf_names, refine=False)
             compiled = self._cache[key]
         inputs = []
         for leaf, vis, where, param in zip(leaves, leaf_vis, leaf_names, compiled.program.params):

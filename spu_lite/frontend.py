@@ -57,8 +57,36 @@ class Signature:
     static: Dict[int, Any]
 
 
+class ArgName(str):
+    """A readable argument name (`x`, `args[1]`, `kwargs['lr']`) that also says which
+    parameter it fills: `param`, and `key` (an index into *args, a name in **kwargs,
+    or None for an ordinary parameter)."""
+
+    def __new__(cls, label: str, param: str, key=None):
+        s = super().__new__(cls, label)
+        s.param, s.key = param, key
+        return s
+
+
+def _arg_names(sig, bound) -> List[Tuple[ArgName, Any]]:
+    """(name, value) per argument in positional order; *args and **kwargs are spread
+    out one entry per element, so jnp.add(x, y) has the two arguments args[0], args[1]."""
+    out = []
+    for name, v in bound.arguments.items():
+        kind = sig.parameters[name].kind
+        if kind == inspect.Parameter.VAR_POSITIONAL:
+            out += [(ArgName(f"{name}[{j}]", name, j), a) for j, a in enumerate(v)]
+        elif kind == inspect.Parameter.VAR_KEYWORD:
+            out += [(ArgName(k, name, k), a) for k, a in v.items()]
+        else:
+            out.append((ArgName(name, name), v))
+    return out
+
+
 def split_args(fn, args, kwargs, static_argnums, static_argnames, public_argnums):
-    """Bind args to fn's parameters, separate static ones, mark public ones."""
+    """Bind args to fn's parameters, separate static ones, mark public ones. Argument i
+    is the i-th positional argument of the call (elements of *args included), then
+    the keyword ones."""
     sig = inspect.signature(fn)
     try:
         bound = sig.bind(*args, **kwargs)
@@ -66,17 +94,13 @@ def split_args(fn, args, kwargs, static_argnums, static_argnames, public_argnums
         raise InputError(f"bad arguments for {getattr(fn, '__name__', 'function')}: {e}") from None
     given = set(bound.arguments)
     bound.apply_defaults()
-    names = list(bound.arguments)
+    entries = _arg_names(sig, bound)
+    names = [n for n, _ in entries]
     static, dyn, vis = {}, [], []
-    for i, name in enumerate(names):
-        v = bound.arguments[name]
-        param = sig.parameters[name]
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise InputError("*args/**kwargs parameters are not supported by spu.jit; "
-                             "pass a tuple or dict instead")
+    for i, (name, v) in enumerate(entries):
         # Defaults the caller did not pass stay Python values (e.g. jnp.round's decimals,
         # jnp.linalg.norm's axis), as JAX's own jitted functions expect.
-        if i in static_argnums or name in static_argnames or name not in given:
+        if i in static_argnums or name in static_argnames or name.param not in given:
             static[i] = v
             continue
         is_public = isinstance(v, Public) or i in public_argnums
@@ -131,9 +155,18 @@ def flat_function(fn, names, static, dyn, treedef):
 
     def flat_fn(*flat_leaves):
         dyn_vals = jax.tree_util.tree_unflatten(treedef, flat_leaves)
-        values = dict((names[i], v) for i, v in static.items())
-        values.update((names[i], v) for i, v in zip(positions, dyn_vals))
-        bound = inspect.BoundArguments(sig, {n: values[n] for n in names})
+        values = dict((i, v) for i, v in static.items())
+        values.update(zip(positions, dyn_vals))
+        arguments = {}
+        for i, n in enumerate(names):
+            if n.key is None:
+                arguments[n.param] = values[i]
+            elif isinstance(n.key, int):
+                arguments.setdefault(n.param, []).append(values[i])
+            else:
+                arguments.setdefault(n.param, {})[n.key] = values[i]
+        arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in arguments.items()}
+        bound = inspect.BoundArguments(sig, arguments)
         return fn(*bound.args, **bound.kwargs)
 
     return flat_fn

@@ -1,0 +1,58 @@
+"""Python-level uses of secrets are reported in the user's terms: the function, the
+argument and the line, with what to write instead."""
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spu_lite as spu
+
+
+def branchy(x, params):
+    if params["b"].sum() > 0:           # a Python branch on a secret
+        return x
+    return -x
+
+
+def test_python_if_on_a_secret_names_function_argument_and_line():
+    line = inspect.getsourcelines(branchy)[1] + 1
+    with pytest.raises(spu.CompileError) as e:
+        spu.jit(branchy, protocol="ref2k")(np.ones(3), {"a": np.ones(2), "b": np.ones(2)})
+    msg = str(e.value)
+    assert "`branchy`" in msg and "argument `params['b']`" in msg
+    assert f"test_user_errors.py:{line}" in msg
+    assert "jnp.where" in msg and "lax.cond" in msg and "secret value" in msg
+    assert "flat_fn" not in msg and "flat_leaves" not in msg
+
+
+def test_python_if_on_a_public_input_suggests_static_arguments():
+    def f(x, n):
+        while n > 0:
+            x, n = x * 2.0, n - 1
+        return x
+    with pytest.raises(spu.CompileError, match=r"argument `n`.*static_argnums"):
+        spu.jit(f, protocol="ref2k")(np.ones(2), spu.public(np.int32(2)))
+    np.testing.assert_allclose(spu.jit(f, protocol="ref2k", static_argnums=1)(np.ones(2), 2), 4.0)
+
+
+def test_int_of_a_secret_is_explained():
+    def f(x):
+        return jnp.zeros(3)[int(x[0])]
+    with pytest.raises(spu.CompileError, match=r"int\(\).*argument `x`"):
+        spu.jit(f, protocol="ref2k")(np.ones(2))
+
+
+def test_jnp_ufuncs_and_var_args_are_plain_arguments():
+    """jnp ufuncs take *args: each element is one argument, positional index as in
+    jax.jit (static_argnums, public_argnums), and **kwargs entries by name."""
+    x, y = np.arange(4.0), np.ones(4)
+    np.testing.assert_allclose(spu.jit(jnp.add, protocol="ref2k")(x, y), x + y)
+
+    def g(a, *rest, scale=1.0, **kw):
+        return (a + sum(rest)) * scale + kw["b"]
+    np.testing.assert_allclose(spu.jit(g, protocol="ref2k")(x, y, y, scale=2.0, b=y), (x + 2) * 2 + 1)
+    h = spu.jit(lambda *a: a[0] * a[1], protocol="ref2k", static_argnums=1)
+    np.testing.assert_allclose(h(x, 3), 3 * x)
+    assert "public" in spu.compile(jnp.multiply, x, y, public_argnums=1).text.split("\n")[0]
