@@ -19,7 +19,7 @@ from runtime.profile import Profile
 from runtime.ring import RangeError, Ring
 
 from . import trace_errors
-from .frontend import InputError, flat_function, flatten_inputs, ir_type, split_args
+from .frontend import InputError, flat_function, flatten_inputs, ir_type, is_prng_key, split_args
 from .secret import Secret
 
 _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout")
@@ -109,6 +109,11 @@ class JitFunction:
         except jax.errors.ConcretizationTypeError as e:
             raise trace_errors.explain(e, self.fn, leaf_names, leaf_vis) from None
         out_avals, out_tree = jax.tree_util.tree_flatten(out_shape)
+        returned_keys = [i for i, a in enumerate(out_avals) if is_prng_key(a)]
+        if returned_keys:
+            raise CompileError(f"`{getattr(self.fn, '__name__', 'the function')}` returns a PRNG key "
+                               f"(output {returned_keys[0]}): keys are public and fixed when compiling; "
+                               f"return jax.random.key_data(key) or keep the key outside spu.jit")
         in_types = [ir_type(l, v, self.options.field, self.options.fxp_bits)
                     for l, v in zip(leaves, leaf_vis)]
         program = compile_jaxpr(closed, in_types, self.options,

@@ -112,8 +112,10 @@ CASES = [
 
 
 def reference(case: Case, inputs):
-    """Plaintext JAX result as float64 numpy."""
-    out = case.fn(*[jnp.asarray(x) for x in inputs])
+    """Plaintext JAX result as float64 numpy (on copies: a flax nnx module that draws
+    random numbers advances its own counter)."""
+    out = case.fn(*[jnp.asarray(x) if isinstance(x, np.ndarray) else jax.tree_util.tree_map(lambda a: a, x)
+                    for x in inputs])
     return jax.tree_util.tree_map(lambda o: np.asarray(o, dtype=np.float64), out)
 CASES.append(Case("loop_reads_outer_value",
                   lambda x: jax.lax.fori_loop(0, 3, lambda i, c: c * 0.5 + 1.0, x * 0.5), args(u(4))))
@@ -203,4 +205,50 @@ CASES += [
     Case("grouped_conv_grads", jax.grad(lambda x, w: jnp.sum(_gconv(x, w, 2) ** 2), argnums=(0, 1)),
          args(u(2, 4, 4, 4, lo=-1, hi=1), u(3, 3, 2, 4, lo=-1, hi=1)), atol=256 * ULP),
     Case("reshape_with_dimensions", lambda x: jax.lax.reshape(x, (4, 3), dimensions=(1, 0)), args(u(3, 4))),
+]
+
+# Functions taking *args: every jnp ufunc, called as users call it (spu.jit(jnp.add)).
+CASES += [
+    Case("ufunc_add", jnp.add, args(u(4, 5), u(5))),
+    Case("ufunc_subtract", jnp.subtract, args(u(4, 5), u(4, 5))),
+    Case("ufunc_multiply", jnp.multiply, args(u(4, 5), u(4, 5))),
+    Case("ufunc_negative", jnp.negative, args(u(7))),
+    Case("ufunc_maximum", jnp.maximum, args(u(9), u(9))),
+    Case("ufunc_minimum", jnp.minimum, args(u(9), u(9))),
+    Case("ufunc_logical_and", jnp.logical_and, args(u(9), u(9))),
+    Case("ufunc_logical_or", jnp.logical_or, args(u(9), u(9))),
+    Case("ufunc_logical_xor", jnp.logical_xor, args(u(9), u(9))),
+    Case("ufunc_add_reduce", jnp.add.reduce, args(u(4, 5))),
+    Case("var_args_lambda", lambda *xs: xs[0] * xs[1] + xs[2], args(u(6), u(6), u(6))),
+]
+
+# PRNG keys in the inputs are public and fixed when compiling (a draw is a public constant),
+# also the key and counter of a flax nnx random stream: dropout as the flax docs write it.
+from flax import nnx  # noqa: E402
+
+
+class _DropoutMLP(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.linear = nnx.Linear(3, 4, rngs=rngs)
+        self.dropout = nnx.Dropout(0.5, rngs=rngs)
+
+    def __call__(self, x):
+        return self.dropout(nnx.relu(self.linear(x)))
+
+
+def _dropout_mlp(train):
+    def make(r):
+        m = _DropoutMLP(nnx.Rngs(int(r.integers(100))))
+        m.train() if train else m.eval()
+        return [m, r.uniform(-2, 2, (5, 3))]
+    return make
+
+
+CASES += [
+    Case("prng_key_argument", lambda k, x: x * jax.random.uniform(k, x.shape),
+         lambda r: [jax.random.key(int(r.integers(100))), r.uniform(-4, 4, (4, 3))]),
+    Case("prng_key_in_pytree", lambda p, x: x + jax.random.normal(p["key"], x.shape) * p["scale"],
+         lambda r: [{"key": jax.random.key(5), "scale": r.uniform(0, 1, ())}, r.uniform(-4, 4, (6,))]),
+    Case("nnx_dropout_eval", lambda m, x: m(x), _dropout_mlp(False), atol=32 * ULP),
+    Case("nnx_dropout_train", lambda m, x: m(x), _dropout_mlp(True), atol=32 * ULP),
 ]

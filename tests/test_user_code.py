@@ -1,5 +1,5 @@
-"""Python-level uses of secrets are reported in the user's terms: the function, the
-argument and the line, with what to write instead."""
+"""How user code meets spu.jit: functions taking *args, PRNG keys in the inputs, and
+Python-level uses of secrets reported in the user's terms (function, argument, line)."""
 import inspect
 
 import jax
@@ -22,7 +22,7 @@ def test_python_if_on_a_secret_names_function_argument_and_line():
         spu.jit(branchy, protocol="ref2k")(np.ones(3), {"a": np.ones(2), "b": np.ones(2)})
     msg = str(e.value)
     assert "`branchy`" in msg and "argument `params['b']`" in msg
-    assert f"test_user_errors.py:{line}" in msg
+    assert f"test_user_code.py:{line}" in msg
     assert "jnp.where" in msg and "lax.cond" in msg and "secret value" in msg
     assert "flat_fn" not in msg and "flat_leaves" not in msg
 
@@ -56,3 +56,26 @@ def test_jnp_ufuncs_and_var_args_are_plain_arguments():
     h = spu.jit(lambda *a: a[0] * a[1], protocol="ref2k", static_argnums=1)
     np.testing.assert_allclose(h(x, 3), 3 * x)
     assert "public" in spu.compile(jnp.multiply, x, y, public_argnums=1).text.split("\n")[0]
+
+
+def test_nnx_random_stream_of_the_caller_is_left_as_it_was():
+    from flax import nnx
+    model = nnx.Dropout(0.5, rngs=nnx.Rngs(0))
+    x = np.ones((2, 8))
+    f = spu.jit(lambda m, x: m(x), protocol="ref2k")
+    first = f(model, x)
+    np.testing.assert_array_equal(f(model, x), first)          # same key, same counter
+    assert int(jax.tree_util.tree_leaves(model)[0]) == 0       # the caller's counter
+    np.testing.assert_allclose(first, nnx.clone(model)(x), atol=1e-5)
+
+
+def test_returning_a_prng_key_is_a_clear_error():
+    with pytest.raises(spu.CompileError, match="returns a PRNG key.*key_data"):
+        spu.jit(lambda k, x: (x, jax.random.split(k)[0]), protocol="ref2k")(jax.random.key(0), np.ones(2))
+
+
+def test_a_draw_from_a_key_made_of_secret_data_is_a_compile_error():
+    """A raw uint32 key (jax.random.PRNGKey) is an ordinary int array, secret by default."""
+    with pytest.raises(spu.CompileError, match="random_.*random numbers under MPC"):
+        spu.jit(lambda k, x: x * jax.random.uniform(k, x.shape), protocol="ref2k")(
+            np.asarray(jax.random.PRNGKey(0)), np.ones(3))
