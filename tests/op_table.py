@@ -252,3 +252,48 @@ CASES += [
     Case("nnx_dropout_eval", lambda m, x: m(x), _dropout_mlp(False), atol=32 * ULP),
     Case("nnx_dropout_train", lambda m, x: m(x), _dropout_mlp(True), atol=32 * ULP),
 ]
+
+# The nonlinear functions, one row each from their table (compiler/ir/nonlinear.py): inputs
+# over the interval their error was measured on, tolerance the documented error there.
+from compiler.ir.nonlinear import BY_OP  # noqa: E402
+
+
+def _on(op, n=41, lo=None, hi=None):
+    row = BY_OP[op]
+    lo, hi = row.measured if lo is None else (lo, hi)
+    return args(lambda r: np.concatenate([[lo, hi], r.uniform(lo, hi, n - 2)]))
+
+
+def _row(name, fn, op, rel=1e-5, **kw):
+    return Case(name, fn, _on(op, **kw), atol=BY_OP[op].abs_err, rtol=rel)
+
+
+CASES += [
+    _row("exp", jnp.exp, "exp", rel=3.6e-6),
+    _row("log", jnp.log, "log"),
+    _row("log1p", jnp.log1p, "log1p"),
+    _row("reciprocal", lambda x: 1.0 / x, "reciprocal", rel=4e-4),
+    _row("reciprocal_negative", lambda x: 1.0 / -x, "reciprocal", rel=4e-4),
+    _row("sqrt", jnp.sqrt, "sqrt"),
+    _row("rsqrt", jax.lax.rsqrt, "rsqrt"),
+    _row("sigmoid", jax.nn.sigmoid, "logistic"),
+    _row("tanh", jnp.tanh, "tanh"),
+    _row("erf", jax.scipy.special.erf, "erf"),
+    _row("erfc", jax.scipy.special.erfc, "erf"),
+    _row("sin", jnp.sin, "sin"),
+    _row("cos", jnp.cos, "cos"),
+    _row("sin_small", jnp.sin, "sin", lo=-4.0, hi=4.0),
+    _row("exp2", jnp.exp2, "exp", lo=-8.0, hi=4.0, rel=1e-5),
+    _row("expm1", jnp.expm1, "exp", lo=-4.0, hi=4.0, rel=1e-5),
+    _row("pow_secret_exponent", lambda x: jnp.power(x, 1.5), "log", lo=0.5, hi=20.0, rel=1e-4),
+    # gelu = x/2 (1 + tanh(...)) or x/2 (1 + erf(x/sqrt 2)): |x|/2 times their error
+    Case("gelu_tanh", jax.nn.gelu, args(u(41, lo=-6, hi=6)), atol=3e-5),
+    Case("gelu_erf", lambda x: jax.nn.gelu(x, approximate=False), args(u(41, lo=-6, hi=6)), atol=3e-5),
+    Case("silu", jax.nn.silu, args(u(41, lo=-6, hi=6)), atol=3e-5),
+    Case("softplus", jax.nn.softplus, args(u(41, lo=-6, hi=6)), atol=2e-4),
+    Case("softmax", lambda x: jax.nn.softmax(x, axis=-1), args(u(4, 10)), atol=1e-5),
+    Case("log_softmax", lambda x: jax.nn.log_softmax(x, axis=-1), args(u(4, 10)), atol=2e-4),
+    Case("logsumexp", lambda x: jax.nn.logsumexp(x, axis=-1), args(u(4, 10)), atol=2e-4),
+    Case("layer_norm_rsqrt", lambda x: (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-5),
+         args(u(4, 16)), atol=2e-3),
+]

@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .nonlinear import TABLE as NONLINEAR_TABLE
 from .types import DType, Type, join_vis, PUBLIC
 
 
@@ -380,7 +381,9 @@ def _reveal(ts, attrs):
 
 # ---- nonlinear functions (fixed-point approximations live in runtime/fxp) -------------
 
-NONLINEAR = ("exp", "log", "log1p", "reciprocal", "sqrt", "rsqrt", "logistic", "tanh", "erf")
+NONLINEAR = tuple(row.op for row in NONLINEAR_TABLE)
+
+
 def _nonlinear_type(ts, attrs):
     """Same type as the input, except `frac`: the output's fractional bits, if given."""
     t = ts[0]
@@ -391,8 +394,9 @@ def _nonlinear_type(ts, attrs):
     return [t]
 
 
-for _n in NONLINEAR:
-    defop(_n, 1, f"{_n}(x), fxp in and out (out at `frac` bits if given)")(_nonlinear_type)
+for _row in NONLINEAR_TABLE:
+    defop(_row.op, 1, f"{_row.op}(x), fxp in and out (out at `frac` bits if given); "
+                      f"error {_row.error}")(_nonlinear_type)
 
 
 def op_names() -> List[str]:

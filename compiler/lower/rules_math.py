@@ -1,11 +1,11 @@
 """Lowering rules: division and the nonlinear functions (evaluated by the runtime's
-fixed-point approximations, one IR op each)."""
+fixed-point approximations, one IR op each: the rows of compiler/ir/nonlinear.py)."""
 from __future__ import annotations
 
 import numpy as np
 
 from .context import CompileError, rule
-from .input_formats import FINE_READERS
+from ..ir.nonlinear import BY_OP, TABLE
 
 
 def _public_const_value(L, v):
@@ -61,15 +61,16 @@ def _reciprocal(L, b):
 def _unary(name):
     def lower(L, eqn, x):
         x = L.as_fxp(x)
-        if name in FINE_READERS and x.type.dtype.frac > L.opt.fxp_bits:
+        if BY_OP[name].any_input_scale and x.type.dtype.frac > L.opt.fxp_bits:
             # log / sqrt / rsqrt take any input scale: e.g. log(exp(x)) keeps exp's bits
             return L.emit(name, [x], frac=L.opt.fxp_bits)
         return L.emit(name, [L.to_frac(x, L.opt.fxp_bits)])
     return lower
 
 
-for _p in ("log", "log1p", "sqrt", "rsqrt", "logistic", "tanh", "erf"):
-    rule(_p)(_unary(_p))
+for _row in TABLE:
+    if _row.primitive is not None and _row.op != "exp":     # exp: its own rule below
+        rule(_row.primitive)(_unary(_row.op))
 
 
 @rule("exp")
