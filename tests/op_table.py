@@ -297,3 +297,28 @@ CASES += [
     Case("layer_norm_rsqrt", lambda x: (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-5),
          args(u(4, 16)), atol=2e-3),
 ]
+
+# jnp.prod (a tree of products) and scatter with set / mul / min / max: at indices fixed in
+# the program (duplicates in order), at one secret or public index, at promised-unique
+# secret indices.
+_dup = jnp.array([0, 2, 2, 7])            # 7 is out of bounds: dropped, as in JAX
+CASES += [
+    Case("prod_axis", lambda x: jnp.prod(x, axis=1), args(u(4, 5, lo=-2, hi=2)), atol=64 * ULP, rtol=1e-4),
+    Case("prod_all", jnp.prod, args(u(3, 4, lo=0.5, hi=1.5)), atol=64 * ULP, rtol=1e-4),
+    Case("prod_axes_0_2_odd", lambda x: jnp.prod(x, axis=(0, 2)), args(u(3, 2, 3, lo=-1.5, hi=1.5)),
+         atol=64 * ULP, rtol=1e-4),
+    Case("prod_ints", lambda a: jnp.prod(a, axis=0), args(ints(5, 3, lo=-4, hi=5)), atol=0),
+    Case("prod_bools", lambda x: jnp.all(x > 0, axis=1) & jnp.prod(x > -1, axis=1).astype(bool),
+         args(u(4, 6))),
+    Case("scatter_set", lambda x, v: x.at[_dup].set(v), args(u(5, 3), u(4, 3))),
+    Case("scatter_mul", lambda x, v: x.at[_dup].multiply(v), args(u(5, 3), u(4, 3)), atol=32 * ULP),
+    Case("scatter_min", lambda x, v: x.at[_dup].min(v), args(u(5, 3), u(4, 3))),
+    Case("scatter_max", lambda x, v: x.at[_dup].max(v), args(u(5, 3), u(4, 3))),
+    Case("scatter_set_ints", lambda a, b: a.at[1:3].set(b), args(ints(5), ints(2))),
+    Case("scatter_set_at_secret", lambda x, i, v: x.at[i].set(v), args(u(5, 3), _pos(3), u(3))),
+    Case("scatter_mul_at_secret", lambda x, i, v: x.at[i].multiply(v), args(u(5, 3), _pos(1), u(3)),
+         atol=32 * ULP),
+    Case("scatter_max_at_secret", lambda x, i, v: x.at[i].max(v), args(u(5, 3), _pos(4), u(3))),
+    Case("scatter_min_at_secret_unique", lambda x, i, v: x.at[i].min(v, unique_indices=True),
+         args(u(6, 2), lambda r: np.array([4, 0, 2], np.int32), u(3, 2))),
+]

@@ -79,3 +79,16 @@ def test_a_draw_from_a_key_made_of_secret_data_is_a_compile_error():
     with pytest.raises(spu.CompileError, match="random_.*random numbers under MPC"):
         spu.jit(lambda k, x: x * jax.random.uniform(k, x.shape), protocol="ref2k")(
             np.asarray(jax.random.PRNGKey(0)), np.ones(3))
+
+
+def test_scatter_set_at_a_public_index_given_at_run_time():
+    x, v = np.arange(6.0).reshape(3, 2), np.array([-1.0, -2.0])
+    f = spu.jit(lambda x, i, v: x.at[i].set(v), protocol="aby3")
+    np.testing.assert_allclose(f(x, spu.public(np.int32(1)), v), np.asarray(jnp.asarray(x).at[1].set(v)))
+    assert spu.profile().total.rounds == 0          # public index: local work only
+
+
+def test_scatter_at_several_run_time_indices_needs_a_uniqueness_promise():
+    f = lambda x, i, v: x.at[i].set(v)
+    with pytest.raises(spu.CompileError, match=r"`scatter`.*unique_indices=True.*at .*test_user_code.py"):
+        spu.jit(f, protocol="ref2k")(np.ones((4, 2)), np.array([0, 2], np.int32), np.ones((2, 2)))
