@@ -322,3 +322,26 @@ CASES += [
     Case("scatter_min_at_secret_unique", lambda x, i, v: x.at[i].min(v, unique_indices=True),
          args(u(6, 2), lambda r: np.array([4, 0, 2], np.int32), u(3, 2))),
 ]
+
+# Integer floor division and remainder on secrets (by a constant: one truncation and
+# comparisons; by a secret: long division), bitwise ops through boolean shares, shifts.
+_i32_edges = lambda r: np.concatenate([r.integers(-1000, 1000, 12), [2 ** 31 - 1, -2 ** 31 + 1, 0, -7]]).astype(np.int32)
+_divisors = lambda r: np.concatenate([r.integers(1, 40, 8), -r.integers(1, 40, 6), [1, -2 ** 31 + 1]]).astype(np.int32)
+CASES += [
+    Case("floordiv_const", lambda a: a // 7, args(_i32_edges), atol=0),
+    Case("floordiv_negative_const", lambda a: a // -3, args(_i32_edges), atol=0),
+    Case("remainder_const", lambda a: a % 7, args(_i32_edges), atol=0),
+    Case("jnp_mod_const_array", lambda a: jnp.mod(a, jnp.array([3, 5, 7, 11] * 4)), args(_i32_edges), atol=0),
+    Case("lax_div_rem_const", lambda a: (jax.lax.div(a, 6), jax.lax.rem(a, 6)), args(_i32_edges), atol=0),
+    Case("floordiv_secret", lambda a, b: a // b, args(_i32_edges, _divisors), atol=0),
+    Case("remainder_secret", lambda a, b: a % b, args(_i32_edges, _divisors), atol=0),
+    Case("divmod_secret", lambda a, b: jnp.divmod(a, b), args(ints(8, lo=-500, hi=500), ints(8, lo=1, hi=20)),
+         atol=0),
+    Case("bitwise_and_or_xor", lambda a, b: (a & b, a | b, a ^ b), args(_i32_edges, _i32_edges), atol=0),
+    Case("bitwise_with_constant", lambda a: (a & 0xF0, a | 5, a ^ -1), args(_i32_edges), atol=0),
+    Case("bitwise_not", lambda a: ~a, args(_i32_edges), atol=0),
+    Case("ufunc_bitwise", jnp.bitwise_xor, args(ints(6), ints(6)), atol=0),
+    Case("shift_left", lambda a: a << 3, args(ints(9, lo=-10 ** 6, hi=10 ** 6)), atol=0),
+    Case("shift_right_arithmetic", lambda a: a >> 3, args(_i32_edges), atol=0),
+    Case("shift_right_logical", lambda a: jax.lax.shift_right_logical(a, 4), args(_i32_edges), atol=0),
+]

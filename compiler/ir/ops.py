@@ -184,15 +184,17 @@ for _n, _a in [("and", 2), ("or", 2), ("xor", 2), ("not", 1)]:
 def _bitwise(name, arity):
     def rule(ts, attrs):
         for t in ts:
-            if t.secret:
-                raise IRTypeError(f"{name}: bitwise ops on secret integers are not supported")
+            if t.dtype.is_fxp:
+                raise IRTypeError(f"{name} takes integers, got {t}")
         _same_shape(name, ts)
-        return [ts[0]]
+        _same_dtype(name, ts)
+        return [ts[0].replace(vis=_vis(ts))]
     return rule
 
 
 for _n, _a in [("bit_and", 2), ("bit_or", 2), ("bit_xor", 2), ("bit_not", 1)]:
-    defop(_n, _a, f"bitwise {_n[4:]} of public integers")(_bitwise(_n, _a))
+    defop(_n, _a, f"bitwise {_n[4:]} of integers (secret ones through boolean shares)")(
+        _bitwise(_n, _a))
 
 
 @defop("select", 3, "pred ? on_true : on_false (pred bool)")

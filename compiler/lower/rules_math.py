@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .context import CompileError, rule
 from ..ir.nonlinear import BY_OP, TABLE
-
-
-def _public_const_value(L, v):
-    op = L.producer(v)
-    while op is not None and op.name == "broadcast":
-        op = L.producer(op.inputs[0])
-    if op is not None and op.name == "constant":
-        return op.attrs["value"]
-    return None
+from .consts import public_const_value
+from .context import rule
+from .rules_int import int_div
 
 
 @rule("div")
 def _div(L, eqn, a, b):
     a, b = L.same_shape(a, b)
     if not (a.type.dtype.is_fxp or b.type.dtype.is_fxp):
-        if a.type.secret or b.type.secret:
-            raise CompileError("integer division of secret values is not supported")
-        return L.emit("int_div", [a, b])
-    c = _public_const_value(L, b)
+        return int_div(L, a, b)
+    c = public_const_value(L, b)
     if c is not None and np.all(c != 0):
         inv = L.const(1.0 / c.astype(np.float64), L.opt.fxp, ())
         if c.ndim:
@@ -104,7 +95,7 @@ def _expm1(L, eqn, x):
 def _pow(L, eqn, x, y):
     """x**y = exp(y * log(x)) for x > 0; a public integer exponent uses products,
     exponents 0.5 and -0.5 are sqrt and rsqrt."""
-    c = _public_const_value(L, y)
+    c = public_const_value(L, y)
     if c is not None and np.unique(c).size == 1 and float(np.unique(c)[0]) in (0.5, -0.5):
         return _unary("sqrt" if float(np.unique(c)[0]) > 0 else "rsqrt")(L, eqn, x)
     if c is not None and np.all(c == np.round(c)) and np.unique(c).size == 1:
