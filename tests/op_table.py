@@ -344,4 +344,7 @@ CASES += [
     Case("shift_left", lambda a: a << 3, args(ints(9, lo=-10 ** 6, hi=10 ** 6)), atol=0),
     Case("shift_right_arithmetic", lambda a: a >> 3, args(_i32_edges), atol=0),
     Case("shift_right_logical", lambda a: jax.lax.shift_right_logical(a, 4), args(_i32_edges), atol=0),
+    Case("shifts_by_secret_amounts", lambda a, s: (a << s, a >> s, jax.lax.shift_right_logical(a, s)),
+         args(_i32_edges, lambda r: np.array([0, 1, 2, 3, 5, 8, 13, 21, 30, 31, 32, 40, 3, 31, 1, 33], np.int32)),
+         atol=0),
 ]

@@ -92,8 +92,3 @@ def test_scatter_at_several_run_time_indices_needs_a_uniqueness_promise():
     f = lambda x, i, v: x.at[i].set(v)
     with pytest.raises(spu.CompileError, match=r"`scatter`.*unique_indices=True.*at .*test_user_code.py"):
         spu.jit(f, protocol="ref2k")(np.ones((4, 2)), np.array([0, 2], np.int32), np.ones((2, 2)))
-
-
-def test_shift_by_a_secret_amount_is_a_compile_error_with_the_alternative():
-    with pytest.raises(spu.CompileError, match=r"shifts by an amount.*power of two.*shift_left"):
-        spu.jit(lambda a, s: a << s, protocol="ref2k")(np.arange(3, dtype=np.int32), np.int32(2))

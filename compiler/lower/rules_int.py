@@ -18,7 +18,9 @@ int32); b = 0 gives 2^31 - 1 in magnitude (JAX leaves it undefined).
 
 Right shifts: a >> s (arithmetic) is floor(a / 2^s); the protocols' truncation may be
 one too high, so one comparison corrects it (t - [a < t 2^s]). Logical shifts of int32
-values first add 2^32 to negative ones.
+values first add 2^32 to negative ones. A shift amount known only at run time (secret
+or not) selects among the 32 candidates with a one-hot (see _shift_left_by,
+_shift_right_by); amounts past 31 behave as in JAX.
 """
 from __future__ import annotations
 
@@ -119,21 +121,62 @@ def _rem(L, eqn, a, b):
 
 
 def _shift_amount(L, s):
+    """The shift amount if it is one constant, else None."""
     c = public_const_value(L, s)
     if c is None or s.type.secret or np.unique(c).size != 1:
-        raise CompileError("shifts by an amount that is not one constant are not supported "
-                           "(multiply or divide by a power of two instead)")
+        return None
     return int(np.unique(c)[0])
+
+
+def _amount_onehot(L, s, shape, top_catches_rest: bool):
+    """[s == j] for j = 0..31 along a new leading axis, as ints; with top_catches_rest
+    the last one is [s >= 31] (an arithmetic shift by 31 or more keeps the sign)."""
+    s = L.broadcast_to(s, shape)
+    wide = [_INT_BITS + 1] + list(shape)
+    sj = L.emit("broadcast", [s], shape=wide, dims=list(range(1, len(wide))))
+    js = L.emit("iota", [], shape=wide, dim=0, dtype=s.type.dtype)
+    hit = L.emit("eq", [sj, js])
+    if top_catches_rest:
+        top = L.emit("not", [L.emit("less", [sj, L.const(_INT_BITS, s.type.dtype, wide)])])
+        last = np.broadcast_to((np.arange(_INT_BITS + 1) == _INT_BITS).reshape([-1] + [1] * len(shape)), wide)
+        hit = L.emit("select", [L.const(last.copy(), L.opt.bool), top, hit])
+    return _as_int(L, hit), wide
+
+
+def _shift_left_by(L, x, s):
+    """x << s for a run-time amount: x 2^s, 2^s = sum_j [s == j] 2^j (0 for s outside
+    [0, 31], as JAX). Cost: one batched equality over 32 candidates, one product."""
+    x, s = L.same_shape(x, s)
+    onehot, wide = _amount_onehot(L, s, x.type.shape, False)
+    pows = L.const(np.broadcast_to((2 ** np.arange(_INT_BITS + 1)).reshape([-1] + [1] * len(x.type.shape)),
+                                   wide).astype(np.int64), L.opt.int)
+    pow2 = L.emit("reduce_sum", [L.emit("mul", [onehot, pows])], axes=[0])
+    return L.emit("mul", [x, pow2])
+
+
+def _shift_right_by(L, x, s):
+    """x >> s (arithmetic) for a run-time amount: sum_j [s == j] floor(x / 2^j), the
+    last candidate for every s >= 31. Cost: 31 exact shifts (batched truncations and
+    comparisons), one batched equality, one product."""
+    x, s = L.same_shape(x, s)
+    onehot, wide = _amount_onehot(L, s, x.type.shape, True)
+    shape = [1] + list(x.type.shape)
+    parts = [L.emit("reshape", [x], shape=shape)]
+    parts += [L.emit("reshape", [_floor_shift(L, x, j)], shape=shape) for j in range(1, _INT_BITS + 1)]
+    cands = L.emit("concat", parts, axis=0)
+    return L.emit("reduce_sum", [L.emit("mul", [onehot, cands])], axes=[0])
 
 
 @rule("shift_left")
 def _shift_left(L, eqn, x, s):
-    return L.emit("lshift", [x], bits=_shift_amount(L, s))
+    n = _shift_amount(L, s)
+    return _shift_left_by(L, x, s) if n is None else L.emit("lshift", [x], bits=n)
 
 
 @rule("shift_right_arithmetic")
 def _shift_right_arithmetic(L, eqn, x, s):
-    return _floor_shift(L, x, _shift_amount(L, s))
+    n = _shift_amount(L, s)
+    return _shift_right_by(L, x, s) if n is None else _floor_shift(L, x, n)
 
 
 @rule("shift_right_logical")
@@ -144,4 +187,10 @@ def _shift_right_logical(L, eqn, x, s):
         return x
     zero = L.const(0, x.type.dtype, x.type.shape)
     wrap = L.emit("mul", [_as_int(L, L.emit("less", [x, zero])), L.const(1 << 32, L.opt.int, x.type.shape)])
-    return _floor_shift(L, L.emit("add", [x, wrap]), n)
+    x = L.emit("add", [x, wrap])
+    if n is None:
+        top = L.emit("not", [L.emit("less", [L.broadcast_to(s, x.type.shape),
+                                             L.const(32, s.type.dtype, x.type.shape)])])
+        out = _shift_right_by(L, x, s)           # amounts >= 32 give 0, as JAX
+        return L.emit("select", [top, L.const(0, x.type.dtype, x.type.shape), out])
+    return _floor_shift(L, x, n)
