@@ -348,3 +348,16 @@ CASES += [
          args(_i32_edges, lambda r: np.array([0, 1, 2, 3, 5, 8, 13, 21, 30, 31, 32, 40, 3, 31, 1, 33], np.int32)),
          atol=0),
 ]
+
+# Remainders of floats (jnp % and fmod): exact at the rounded inputs (inputs here are
+# multiples of 2^-6 and 2^-4, so float32 and fixed point hold them exactly); a divisor's
+# own rounding is multiplied by the quotient.
+_grid = lambda step, lo, hi, n: (lambda r: np.round(r.uniform(lo, hi, n) / step) * step)
+_signed_divisor = lambda r: np.round(r.uniform(0.5, 10, 16) * 16) / 16 * np.where(r.uniform(size=16) < 0.5, -1, 1)
+CASES += [
+    Case("float_mod_const", lambda a: a % 3.5, args(_grid(2 ** -6, -100, 100, 16))),
+    Case("float_fmod_const", lambda a: jnp.fmod(a, -2.25), args(_grid(2 ** -6, -100, 100, 16))),
+    Case("float_mod_one", lambda a: a % 1.0, args(u(16, lo=-50, hi=50))),
+    Case("float_mod_secret", lambda a, b: a % b, args(_grid(2 ** -6, -100, 100, 16), _signed_divisor)),
+    Case("float_fmod_secret", lambda a, b: jnp.fmod(a, b), args(_grid(2 ** -6, -100, 100, 16), _signed_divisor)),
+]

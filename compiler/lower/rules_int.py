@@ -109,11 +109,42 @@ def int_div(L, a, b):
     return trunc_divmod(L, a, b)[0]
 
 
+def _fxp_rem(L, a, b):
+    """lax.rem of fixed-point values: sign(a) (|a| - |b| q), q = floor(|a| / |b|) from
+    |a| / |b| (a public reciprocal, or the secret one), fixed by the same three
+    comparisons as for integers; |a| - |b| q is exact (an int times a value). Holds
+    while the estimate is within 2 of q: |a| < 2^17 (MAX_FXP_REM_DIVIDEND)."""
+    f = L.opt.fxp_bits
+    a, b = L.same_shape(L.to_frac(L.as_fxp(a), f), L.to_frac(L.as_fxp(b), f))
+    abs_a, neg_a = _sign_split(L, a)
+    c = public_const_value(L, b)
+    if c is not None and not b.type.secret:
+        c = np.abs(np.broadcast_to(c, a.type.shape).astype(np.float64))
+        if np.any(c == 0):
+            raise CompileError("remainder by a constant 0")
+        abs_b = L.const(c, L.opt.fxp)
+        inv = L.const(1.0 / c, L.opt.fxp)
+    else:
+        abs_b, _ = _sign_split(L, b)
+        inv = L.emit("reciprocal", [abs_b])
+    q = L.emit("convert", [L.fmul(abs_a, inv)], to=L.opt.int)
+    t = L.emit("sub", [abs_a, L.emit("mul", [q, abs_b])])
+    zero = L.const(0.0, L.opt.fxp, a.type.shape)
+    fixes = ((L.emit("less", [t, zero]), "sub"), (L.emit("less", [t, L.emit("neg", [abs_b])]), "sub"),
+             (L.emit("not", [L.emit("less", [t, abs_b])]), "add"))
+    for bit, sign in fixes:
+        q = L.emit(sign, [q, _as_int(L, bit)])
+    r = L.emit("sub", [abs_a, L.emit("mul", [q, abs_b])])
+    return L.emit("select", [neg_a, L.emit("neg", [r]), r])
+
+
+MAX_FXP_REM_DIVIDEND = 2.0 ** 17
+
+
 @rule("rem")
 def _rem(L, eqn, a, b):
     if a.type.dtype.is_fxp or b.type.dtype.is_fxp:
-        raise CompileError("remainder of floating-point values is not supported (use "
-                           "x - y * jnp.floor(x / y))")
+        return _fxp_rem(L, a, b)
     if not (a.type.secret or b.type.secret):
         a, b = L.same_shape(a, b)
         return L.emit("sub", [a, L.emit("mul", [b, L.emit("int_div", [a, b])])])
