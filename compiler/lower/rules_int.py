@@ -18,7 +18,7 @@ int32); b = 0 gives 2^31 - 1 in magnitude (JAX leaves it undefined).
 
 Right shifts: a >> s (arithmetic) is floor(a / 2^s); the protocols' truncation may be
 one too high, so one comparison corrects it (t - [a < t 2^s]). Logical shifts of int32
-values first add 2^32 to negative ones. A shift amount known only at run time (secret
+values add 2^(32-s) to the shift of negative ones. A shift amount known only at run time (secret
 or not) selects among the 32 candidates with a one-hot (see _shift_left_by,
 _shift_right_by); amounts past 31 behave as in JAX.
 """
@@ -187,14 +187,16 @@ def _shift_left_by(L, x, s):
 
 def _shift_right_by(L, x, s):
     """x >> s (arithmetic) for a run-time amount: sum_j [s == j] floor(x / 2^j), the
-    last candidate for every s >= 31. Cost: 31 exact shifts (batched truncations and
-    comparisons), one batched equality, one product."""
+    last candidate for every s >= 31. All 32 candidates at once: floor(x 2^(31-j) / 2^31)
+    (a local product, then one exact shift of the stacked array; |x| < 2^31 keeps
+    x 2^31 inside the ring). Cost: one truncation, one comparison and one equality,
+    batched, and one product."""
     x, s = L.same_shape(x, s)
     onehot, wide = _amount_onehot(L, s, x.type.shape, True)
-    shape = [1] + list(x.type.shape)
-    parts = [L.emit("reshape", [x], shape=shape)]
-    parts += [L.emit("reshape", [_floor_shift(L, x, j)], shape=shape) for j in range(1, _INT_BITS + 1)]
-    cands = L.emit("concat", parts, axis=0)
+    xs = L.emit("broadcast", [x], shape=wide, dims=list(range(1, len(wide))))
+    scale = (2 ** (_INT_BITS - np.arange(_INT_BITS + 1))).reshape([-1] + [1] * len(x.type.shape))
+    cands = _floor_shift(L, L.emit("mul", [xs, L.const(np.broadcast_to(scale, wide).astype(np.int64),
+                                                       L.opt.int)]), _INT_BITS)
     return L.emit("reduce_sum", [L.emit("mul", [onehot, cands])], axes=[0])
 
 
@@ -212,16 +214,23 @@ def _shift_right_arithmetic(L, eqn, x, s):
 
 @rule("shift_right_logical")
 def _shift_right_logical(L, eqn, x, s):
-    """int32 semantics: a negative value is its bit pattern 2^32 + a."""
+    """int32 semantics: a negative value is its bit pattern 2^32 + a, and
+    (a + 2^32) >> s = (a >> s) + 2^(32 - s) for s <= 32; amounts past 31 give 0."""
     n = _shift_amount(L, s)
     if n == 0:
         return x
     zero = L.const(0, x.type.dtype, x.type.shape)
-    wrap = L.emit("mul", [_as_int(L, L.emit("less", [x, zero])), L.const(1 << 32, L.opt.int, x.type.shape)])
-    x = L.emit("add", [x, wrap])
-    if n is None:
-        top = L.emit("not", [L.emit("less", [L.broadcast_to(s, x.type.shape),
-                                             L.const(32, s.type.dtype, x.type.shape)])])
-        out = _shift_right_by(L, x, s)           # amounts >= 32 give 0, as JAX
-        return L.emit("select", [top, L.const(0, x.type.dtype, x.type.shape), out])
-    return _floor_shift(L, x, n)
+    neg = _as_int(L, L.emit("less", [x, zero]))
+    if n is not None:
+        if n >= 32:
+            return zero
+        return L.emit("add", [_floor_shift(L, x, n), L.emit("mul", [neg, L.const(1 << (32 - n), L.opt.int,
+                                                                                    x.type.shape)])])
+    x, s = L.same_shape(x, s)
+    onehot, wide = _amount_onehot(L, s, x.type.shape, False)
+    pows = (2 ** (32 - np.arange(_INT_BITS + 1))).reshape([-1] + [1] * len(x.type.shape))
+    high = L.emit("reduce_sum", [L.emit("mul", [onehot, L.const(np.broadcast_to(pows, wide).astype(np.int64),
+                                                                   L.opt.int)])], axes=[0])
+    out = L.emit("add", [_shift_right_by(L, x, s), L.emit("mul", [neg, high])])
+    past = L.emit("not", [L.emit("less", [s, L.const(32, s.type.dtype, x.type.shape)])])
+    return L.emit("select", [past, zero, out])
