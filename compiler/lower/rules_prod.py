@@ -1,4 +1,5 @@
-"""Lowering rule: reduce_prod (jnp.prod) as a tree of products.
+"""Lowering rules: reduce_prod (jnp.prod) as a tree of products, and the running
+products / maxima / minima (jnp.cumprod, lax.cummax, lax.cummin) as a parallel prefix.
 
 The reduced axes move to the end and are flattened to one axis of length n; each level
 multiplies the first half by the second (a padding 1 makes odd lengths even), so the
@@ -46,3 +47,45 @@ def _reduce_prod(L, eqn, x):
         a, b, n = _halves(L, x, n)
         x = L.emit("and", [a, b]) if x.type.dtype.is_bool else L.fmul(a, b)
     return L.emit("reshape", [x], shape=out_shape)
+
+
+def _combine(L, how, a, b):
+    if how == "prod":
+        return L.emit("and", [a, b]) if a.type.dtype.is_bool else L.fmul(a, b)
+    a_wins = L.emit("less", [b, a] if how == "max" else [a, b])
+    return L.emit("select", [a_wins, a, b])
+
+
+def _slice_axis(L, x, axis, lo, hi):
+    shape = list(x.type.shape)
+    start, limit = [0] * len(shape), list(shape)
+    start[axis], limit[axis] = lo, hi
+    return L.emit("slice", [x], start=start, limit=limit, strides=[1] * len(shape))
+
+
+def _prefix(how):
+    def lower(L, eqn, x):
+        """Hillis-Steele scan: at distance d = 1, 2, 4, ... each element combines with the
+        one d before it (the first d keep themselves: a 1 for products, their own value
+        for max / min): ceil(log2 n) levels of one batched product or comparison."""
+        axis, reverse = int(eqn.params["axis"]), bool(eqn.params["reverse"])
+        if reverse:
+            x = L.emit("rev", [x], dims=[axis])
+        if x.type.dtype.is_fxp and how == "prod":
+            x = L.to_frac(x, L.opt.fxp_bits)
+        n, d = x.type.shape[axis], 1
+        while d < n:
+            head = _slice_axis(L, x, axis, 0, d)
+            if how == "prod":
+                shape = list(head.type.shape)
+                head = L.const(1.0 if x.type.dtype.is_fxp else 1, x.type.dtype, shape)
+            before = L.emit("concat", [head, _slice_axis(L, x, axis, 0, n - d)], axis=axis)
+            x = _combine(L, how, x, before)
+            d *= 2
+        return L.emit("rev", [x], dims=[axis]) if reverse else x
+    return lower
+
+
+rule("cumprod")(_prefix("prod"))
+rule("cummax")(_prefix("max"))
+rule("cummin")(_prefix("min"))
