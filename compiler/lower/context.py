@@ -78,6 +78,9 @@ class Lowerer:
         self.loc: Optional[str] = None
         self._const_cache: Dict[tuple, Value] = {}
         self._producer: Dict[int, Op] = {}
+        #: known_value(jaxpr atom) -> its value if known when compiling (literals,
+        #: constants and what follows from them only), else None; set per equation
+        self.known_value: Callable = lambda atom: None
 
     # -- nested jaxprs ----------------------------------------------------------------
     def inline(self, closed, args: Sequence[Value]) -> List[Value]:

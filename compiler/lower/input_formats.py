@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..ir.nonlinear import TABLE
 from ..ir.program import Program
 
-FINE_READERS = ("log", "log1p", "sqrt", "rsqrt")
+FINE_READERS = tuple(row.op for row in TABLE if row.any_input_scale)   # log, log1p, sqrt, rsqrt
 
 
 def refine_inputs(program: Program, refine: Sequence[bool], fxp_bits: int, fine_frac: int) -> None:

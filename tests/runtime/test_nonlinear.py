@@ -61,8 +61,15 @@ OWN_REL = {"exp": 5e-6}
 
 
 def test_registry_covers_the_ir_ops():
-    assert set(FUNCTIONS) == {"exp", "log", "log1p", "reciprocal", "sqrt", "rsqrt",
-                              "logistic", "tanh", "erf"}
+    """One table (compiler/ir/nonlinear.py) defines the IR ops, the lowering rules, the
+    kernels and this registry."""
+    from compiler.ir.nonlinear import TABLE
+    from compiler.ir.ops import OPS as IR_OPS
+    from compiler.lower.context import RULES
+    from runtime.kernels.registry import KERNELS
+    ops = {row.op for row in TABLE}
+    assert set(FUNCTIONS) == ops and ops <= set(IR_OPS) and ops <= set(KERNELS)
+    assert {row.primitive for row in TABLE if row.primitive} <= set(RULES)
 
 
 @pytest.mark.parametrize("name", list(OPS))
