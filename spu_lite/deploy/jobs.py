@@ -27,6 +27,7 @@ import numpy as np
 
 from compiler.ir import parse_program
 from runtime.link import PeerError
+from runtime.net.auth import open_private
 from runtime.protocols.base import Share
 
 MAX_PROGRAMS = 16
@@ -128,7 +129,8 @@ def _reveal(node, job: int, h: dict, program, outs: List, target: int) -> dict:
     out_dir = node.me.output_dir or os.path.join("spu-out", node.name)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.abspath(os.path.join(out_dir, f"{tag}.npz"))
-    np.savez(path, **values)
+    with open_private(path) as f:          # mode 0600: the revealed values are private
+        np.savez(f, **values)
     node.results[tag] = values
     if node.on_result is not None:
         node.on_result(tag, values)
