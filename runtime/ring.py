@@ -69,7 +69,7 @@ class Ring:
             rule = (f"outside the fixed-point range |x| < 2^{self.bits - frac - 2} = "
                     f"{limit:.4g} (ring {self.bits} bits, {frac} fractional bits)")
             raise RangeError(f"input magnitude {np.max(np.abs(x)):.4g} is {rule}",
-                             f"input is {rule}")
+                             f"a value is {rule}")
         return np.asarray(np.round(x * float(2 ** frac)).astype(np.int64).astype(self.sdtype)).view(self.dtype)
 
     def encode_int(self, x) -> np.ndarray:

@@ -90,7 +90,7 @@ def _inputs(node, descs: List, payload, program) -> List:
             if leaves is None:
                 raise RuntimeError(f"{node.name} holds no input {handle[:8]} (restarted?)")
             frac = program.params[i].type.dtype.frac      # the program's input format
-            x = _encode(ring, leaves[int(leaf)], frac, f"input owned by {node.name}")
+            x = _encode(ring, leaves[int(leaf)], frac, f"owned by {node.name}")
             shares = node.proto_cls.deal(x, n, node.owner_prg, ring)
             vals[i] = shares[rank]
             for r in out:

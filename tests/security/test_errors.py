@@ -120,3 +120,24 @@ def test_fl_owner_exception_text_is_not_forwarded(caplog):
         rec = fed.run_round()
     assert "987654" not in rec.dropped["carol"] and "ConnectionError" in rec.dropped["carol"]
     assert "987654" in caplog.text
+
+
+def test_in_process_noise_is_drawn_by_the_coordinator(monkeypatch):
+    """What the docs say the in-process simulation does not separate: every DP noise
+    draw runs in the coordinator's thread (on real nodes each node draws its own:
+    tests/e2e/test_fl_network.py)."""
+    import threading
+
+    from spu_lite.fl import dp
+    threads = []
+    orig = dp.gaussian
+    monkeypatch.setattr(dp, "gaussian", lambda *a, **k: threads.append(
+        threading.current_thread()) or orig(*a, **k))
+    owners = [_owner(n, {"w": np.ones((6, 4)) * 0.01, "b": np.ones(4) * 0.01}, i)
+              for i, n in enumerate(("alice", "bob"))]
+    agg = fl.Mean(dp=fl.DPConfig(clip_norm=1.0, noise_multiplier=0.5))
+    fed = fl.Federation(fl.ModelOwner(_model()), owners, aggregator=agg, protocol="aby3",
+                        progress=False, seed=0)
+    fed.run_round(evaluate=False)
+    assert len(threads) == fed.backend.nparties * 2          # one per party per leaf
+    assert set(threads) == {threading.current_thread()}
