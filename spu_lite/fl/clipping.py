@@ -29,11 +29,11 @@ has s_j* in [1, 2^23] (rung 0 when clipping) or [2^7, 2^23], the domain of rsqrt
 Precision: the clipped norm is C to ~1e-4 relative (measured in
 tests/security/test_clipping.py over norms 1e-2 C .. 1e13).
 
-Supported clip norms: 2^-6 <= C <= 2^11. Cost per
-update: L + 2 scalings and L + 3 products of the update by a secret scalar
-(L = 1 for the norms data owners may send in-process, <= 6 for any representable
-update), L + 1 dot products, and one batched comparison and rsqrt on (L + 1) values
-per update; rounds do not grow with the number of updates.
+Supported clip norms: 2^-6 <= C <= 2^11. Cost per update: L + 1 scalings (L if
+1 <= C < 2), L + 2 products of the update by a secret scalar (L + 3 if C >= 2),
+L + 1 dot products, and one batched comparison and rsqrt on L + 1 values; L = 1 for
+the norms data owners may send in-process, <= 6 for any representable update.
+Rounds do not grow with the number of updates.
 
 `newton_rsqrt` computes 1/sqrt(t) for t in [1, bound] with secret comparisons and
 multiplications only, for runtimes without a secret rsqrt:
@@ -107,7 +107,9 @@ def _rungs(tree, k: int, top: int) -> List:
     out, base = [], None
     for j in range(top + 1):
         e = k - RUNG_BITS * j
-        if e >= -FRAC:
+        if e == 0:
+            out.append(tree)                       # 1 <= C < 2: rung 0 is u itself
+        elif e >= -FRAC:
             out.append(_times(tree, e))
         elif e + FRAC >= -FRAC and (j == 0 or k - RUNG_BITS * (j - 1) >= -FRAC):
             base = _times(tree, -FRAC) if base is None else base
@@ -150,11 +152,20 @@ def clip_trees(trees: Sequence, clip_norm: float, rsqrt: Callable,
     keep = sound[0] * (s[:, 0] <= c2).astype(jnp.float32)          # ||u|| <= C: u itself
     r = rsqrt(jnp.clip(s, 1.0, SOUND).reshape(-1)).reshape(m, top + 1)
     add = lambda *ts: jax.tree_util.tree_map(lambda *xs: sum(xs[1:], xs[0]), *ts)
-    units = [add(*[scale_tree(v, (r[i, j] * first[j][i] * (1.0 - keep[i])).reshape(1))
-                   for j, v in enumerate(vs)]) for i, vs in enumerate(rungs)]
+    # y = the unit vector when clipping; when not, u itself as v_0 * P if C < 2 (v_0 is
+    # u scaled up exactly), else a separate term u * keep (v_0 lost u's low bits)
+    fold = k >= 0
+    coef = [[r[i, j] * first[j][i] * (1.0 - keep[i]) +
+             (keep[i] * 2.0 ** -k if j == 0 and fold else 0.0)
+             for j in range(top + 1)] for i in range(m)]
+    ys = [add(*[scale_tree(v, coef[i][j].reshape(1)) for j, v in enumerate(vs)])
+          for i, vs in enumerate(rungs)]
     # r_j* is on the 2^-18 grid (relative error up to 2^-6.5 when s_j* is near 2^23):
     # one Newton step on the norm, y * (1.5 - 0.5 ||y||^2), brings ||y|| to 1 - O(err^2)
-    q = jnp.concatenate([squared_norm(y) for y in units])
-    fix = C * (1.5 - 0.5 * q)
-    return [add(scale_tree(t, keep[i].reshape(1)), scale_tree(y, fix[i].reshape(1)))
-            for i, (t, y) in enumerate(zip(trees, units))]
+    q = jnp.concatenate([squared_norm(y) for y in ys])
+    fix = (1.0 - keep) * (C * (1.5 - 0.5 * q)) + (keep if fold else 0.0)
+    out = [scale_tree(y, fix[i].reshape(1)) for i, y in enumerate(ys)]
+    if not fold:
+        out = [add(o, scale_tree(t, keep[i].reshape(1))) for i, (o, t) in
+               enumerate(zip(out, trees))]
+    return out

@@ -100,7 +100,8 @@ def _fuzz_frames(rng, n):
             out.append([rng.bytes(int(rng.integers(0, 200)))
                         for _ in range(int(rng.integers(1, 4)))])
         elif kind == 1:                                # random JSON headers
-            h = {str(rng.choice(["k", "job", "p", "reason", "x"])): leaves[rng.integers(len(leaves))]
+            keys = ["k", "job", "p", "reason", "x"]
+            h = {str(rng.choice(keys)): leaves[rng.integers(len(leaves))]
                  for _ in range(int(rng.integers(0, 5)))}
             if rng.random() < 0.5:
                 h["k"] = str(rng.choice(["d", "abort", "job", "load", "free", "ping", "?"]))
