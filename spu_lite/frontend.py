@@ -11,11 +11,8 @@ import numpy as np
 
 from compiler.ir import DType, Type, PUBLIC, SECRET
 
+from .codec import InputError
 from .secret import Secret
-
-
-class InputError(ValueError):
-    """An input spu-lite refuses before any share is made."""
 
 
 class Public:

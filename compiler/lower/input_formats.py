@@ -9,7 +9,8 @@ error). A parameter whose every reader is one of them is therefore encoded with
 return fxp_bits. Any other reader (a product, an addition, a program output) keeps the
 parameter at fxp_bits, so nothing else changes. The caller says which parameters may
 be refined (fresh inputs, not kept Secret handles whose scale is fixed).
-Range: a 26-bit input must satisfy |x| < 2^37 (checked at encoding, like any input).
+Range: a 26-bit input must satisfy |x| < 2^36 = 2^(64 - 26 - 2) (checked at encoding,
+like any input).
 """
 from __future__ import annotations
 

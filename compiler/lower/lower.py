@@ -119,7 +119,7 @@ def lower_jaxpr(closed_jaxpr, in_types: Sequence[Type], options: CompileOptions,
                 name: str = "main", refine: Optional[Sequence[bool]] = None) -> Program:
     """Lower a ClosedJaxpr with the given (flat) parameter types to a Program.
     refine[i]: parameter i may get a finer input format (see input_formats)."""
-    L = Lowerer(options)
+    L = Lowerer(options, lower_eqns=lower_eqns)
     params = [Value(L.names(), t) for t in in_types]
     outs = lower_eqns(L, closed_jaxpr.jaxpr, closed_jaxpr.consts, params)
     L.loc = None

@@ -46,8 +46,11 @@ def _square(L, eqn, a):
 
 @rule("integer_pow")
 def _integer_pow(L, eqn, x):
+    return integer_power(L, x, eqn.params["y"])
+
+
+def integer_power(L, x, y: int):
     """x**y by repeated squaring: about 2*log2(y) products; negative y via reciprocal."""
-    y = eqn.params["y"]
     if y == 0:
         return L.const(1.0 if x.type.dtype.is_fxp else 1, x.type.dtype, x.type.shape)
     result, base, n = None, x, abs(y)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .context import CompileError, rule
 from .input_formats import FINE_READERS
+from .rules_arith import integer_power
 
 
 def _public_const_value(L, v):
@@ -107,10 +108,6 @@ def _pow(L, eqn, x, y):
     if c is not None and np.unique(c).size == 1 and float(np.unique(c)[0]) in (0.5, -0.5):
         return _unary("sqrt" if float(np.unique(c)[0]) > 0 else "rsqrt")(L, eqn, x)
     if c is not None and np.all(c == np.round(c)) and np.unique(c).size == 1:
-        from .rules_arith import _integer_pow
-
-        class _E:
-            params = {"y": int(np.unique(c)[0])}
-        return _integer_pow(L, _E, L.as_fxp(x))
+        return integer_power(L, L.as_fxp(x), int(np.unique(c)[0]))
     x, y = L.same_shape(L.as_fxp(x), L.as_fxp(y))
     return _exp(L, eqn, L.fmul(y, L.emit("log", [L.to_frac(x, L.opt.fxp_bits)])))

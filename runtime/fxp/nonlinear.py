@@ -18,8 +18,8 @@ over the kernel interface and the helpers of runtime/fxp, so every protocol runs
 
 Accuracy at k = 64, f = 18 (the defaults): about one unit in the last place of the
 output against float64 at the rounded input, for every input in each function's domain
-(exp: 3.6e-6 relative; see the docstrings; `spu-lite precision` prints the table next
-to SPU's figures).
+(exp: 3.6e-6 relative; see the docstrings). Measured figures next to SPU's:
+docs/precision.md, written by `spu-lite precision`.
 
 Options (spu.jit keywords), with their defaults:
     exp_mode      "squaring" (default, 64-bit ring): (p(x/32))^32 with a guard that

@@ -12,7 +12,7 @@ from runtime.ring import RangeError, Ring
 from spu_lite.deploy.driver import NetworkCluster
 from spu_lite.deploy.errors import public_reason
 from spu_lite.deploy.handles import party
-from spu_lite.frontend import InputError
+from spu_lite.codec import InputError
 from tests.e2e.netcluster import log_of, make_cluster_file, running
 
 SECRET_MAGNITUDE = 123456789012345.0          # what an owner's input must not reveal
