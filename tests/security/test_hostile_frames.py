@@ -173,3 +173,36 @@ def test_fuzzed_node_keeps_serving(tmp_path):
     assert "(1000 dropped from it so far)" in log                 # counted, not flooded
     assert "exceeds the cap" in log
     assert "Traceback" not in log
+
+
+def test_driver_drops_malformed_replies(tmp_path):
+    """A node's replies may be hostile too: the driver drops malformed ones and still
+    takes the valid reply that follows."""
+    from runtime.net.auth import create_keypair, curve_server
+    from runtime.net.client import DriverClient
+    from spu_lite.deploy.launcher import free_ports
+    create_keypair(str(tmp_path), "alice")
+    create_keypair(str(tmp_path), "driver")
+    node_keys = load_secret(str(tmp_path / "alice.key_secret"))
+    drv_keys = load_secret(str(tmp_path / "driver.key_secret"))
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    ctx = zmq.Context()
+    node = ctx.socket(zmq.ROUTER)
+    curve_server(node, *node_keys)
+    node.linger = 0
+    node.bind(f"tcp://{address}")
+    client = DriverClient({0: ("alice", address, node_keys[0])}, drv_keys, timeout=20.0)
+    try:
+        client.send(0, {"k": "ping", "job": 5})
+        assert node.poll(20000)
+        route = node.recv_multipart()[0]
+        for bad in ([b"{" * 1000], [b'{"k":"pong","job":"5"}'], [b"\xff"],
+                    [b'{"k":"done","job":5,"p":{"a":["<u8",[-1]]}}', b""]):
+            node.send_multipart([route] + bad)
+        node.send_multipart([route, b'{"k":"pong","job":5,"p":null}'])
+        replies = client.collect(5, [0], ("pong",))
+        assert replies[0][0]["k"] == "pong"
+    finally:
+        client.close()
+        node.close(0)
+        ctx.term()
