@@ -38,7 +38,7 @@ from .mailbox import Mailbox
 
 log = logging.getLogger("spu_lite.net")
 DUMP_ENV = "SPU_LITE_WIRE_DUMP"
-DEFAULT_MAX_MESSAGE = 256 << 20
+DEFAULT_MAX_MESSAGE = 1024 << 20
 LOG_FIRST, LOG_EVERY = 100, 1000
 
 
@@ -80,7 +80,7 @@ class Endpoint:
         self.rank_of = {n: r for r, (n, _, _) in self.peers.items()}
         self.allowed = dict(allowed)                   # public key -> name
         self.mailbox = Mailbox({r: n for r, (n, _, _) in self.peers.items()},
-                               max_future_bytes=4 * self.max_message)
+                               max_future_bytes=2 * self.max_message)
         self.send_lock = threading.Lock()
         self.dump = WireDump(name)
         self.on_control: Callable = lambda route, header, frames: None

@@ -6,7 +6,7 @@
     timeout: 60               # seconds to wait for a peer before failing, naming it
     seed: null                # tests only: deterministic keys and shares (a node
                               # refuses it unless started with --insecure-test-seed)
-    max_message_mb: 256       # optional: larger messages from peers are dropped
+    max_message_mb: 1024      # optional: larger messages (peers, driver) are dropped
     parties:
       - name: alice
         address: alice.example.org:7001   # where the others connect
@@ -35,7 +35,7 @@ import yaml
 from runtime.cluster import ClusterConfig
 
 DEFAULT_TIMEOUT = 60.0
-DEFAULT_MAX_MESSAGE_MB = 256.0
+DEFAULT_MAX_MESSAGE_MB = 1024.0     # a job carries all its inputs: big models need room
 
 
 class ClusterFileError(ValueError):
