@@ -34,7 +34,9 @@ def encode(ring: Ring, leaf: np.ndarray, frac: int, where: str) -> np.ndarray:
             return ring.encode_int(leaf)
         return ring.encode(leaf, frac)
     except (RangeError, TypeError) as e:
-        raise InputError(f"input {where}: {e}") from None
+        err = InputError(f"input {where}: {e}")         # may quote the value: its owner's
+        err.public_reason = f"input {where}: {getattr(e, 'public_reason', type(e).__name__)}"
+        raise err from None                              # for other parties (deploy/errors.py)
 
 
 def decode(ring: Ring, value: np.ndarray, type, aval) -> np.ndarray:

@@ -8,6 +8,7 @@ usually name the same party) are appended.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Dict, Iterable, Optional, Tuple
 
@@ -18,6 +19,8 @@ from ..link import PeerError
 from . import wire
 from .auth import curve_client, require_curve
 from .endpoint import WireDump
+
+log = logging.getLogger("spu_lite.net")
 
 
 class JobError(RuntimeError):
@@ -88,8 +91,14 @@ class DriverClient:
                 except zmq.Again:
                     break
                 self.dump.write("recv", frames)
-                h = wire.header_of(frames)
-                yield "msg", r, h, wire.decode(h, frames)
+                try:
+                    h = wire.header_of(frames)
+                    msg = "msg", r, h, wire.decode(h, frames)
+                except wire.WireError as e:             # a node's reply may be hostile too
+                    log.warning("driver: dropped a malformed reply from %s: %s",
+                                self.name(r), e)
+                    continue
+                yield msg
 
     def drain(self) -> None:
         """Consume whatever arrived while idle (stale replies, connection events)."""

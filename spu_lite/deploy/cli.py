@@ -24,12 +24,17 @@ def add_subcommands(subparsers) -> None:
     node.add_argument("--loader", action="append", default=[], metavar="NAME=MODULE:FUNC",
                       help="register a named input loader (repeatable)")
     node.add_argument("--log-level", default="INFO")
+    node.add_argument("--insecure-test-seed", action="store_true",
+                      help="accept `seed:` from the cluster file (predictable keys and "
+                           "shares: tests only)")
 
     cl = subparsers.add_parser("cluster", help="start a cluster locally, or make keys for one")
     sub = cl.add_subparsers(dest="cluster_cmd", required=True)
     up = sub.add_parser("up", help="start every party of a cluster file here (subprocesses)")
     up.add_argument("cluster")
     up.add_argument("--parties", nargs="+", help="only these parties")
+    up.add_argument("--insecure-test-seed", action="store_true",
+                    help="start the nodes with --insecure-test-seed (tests only)")
     kg = sub.add_parser("keygen", help="key pairs and a cluster.yaml on 127.0.0.1")
     kg.add_argument("dir")
     kg.add_argument("--parties", nargs="+", required=True)
@@ -39,8 +44,11 @@ def add_subcommands(subparsers) -> None:
     kg.add_argument("--protocol", choices=("aby3", "semi2k", "ref2k"))
     kg.add_argument("--timeout", type=float, default=60.0)
     kg.add_argument("--seed", type=int, help="deterministic keys and shares (tests only!)")
-    kg.add_argument("--no-trust-driver-code", action="store_true",
-                    help="parties accept only named loaders, no code from the driver")
+    kg.add_argument("--trust-driver-code", action="store_true",
+                    help="write `trust_driver_code: true`: parties run loader code the "
+                         "driver sends (default: only named loaders)")
+    kg.add_argument("--force", action="store_true",
+                    help="replace existing key files and cluster.yaml")
     kg.add_argument("--keys-only", action="store_true",
                     help="only write DIR/NAME.key(_secret) for each name and print the public "
                          "keys (what one organisation does for itself)")
@@ -57,16 +65,17 @@ def dispatch(args) -> int:
             return _node(args)
         if args.cluster_cmd == "up":
             from .launcher import cluster_up
-            return cluster_up(args.cluster, args.parties)
+            return cluster_up(args.cluster, args.parties, args.insecure_test_seed)
         if args.cluster_cmd == "keygen" and args.keys_only:
             from .keygen import keygen_one
             for name in args.parties:
-                print(f"{name}: public_key: \"{keygen_one(args.dir, name)}\"")
+                print(f"{name}: public_key: \"{keygen_one(args.dir, name, args.force)}\"")
             return 0
         if args.cluster_cmd == "keygen":
             from .keygen import keygen
             path = keygen(args.dir, args.parties, args.dealer, args.base_port, args.host,
-                          args.protocol, args.timeout, args.seed, not args.no_trust_driver_code)
+                          args.protocol, args.timeout, args.seed, args.trust_driver_code,
+                          force=args.force)
             print(path)
             return 0
         if args.cluster_cmd == "check":
@@ -100,7 +109,7 @@ def _node(args) -> int:
         extra[name] = target
     sys.path.insert(0, os.getcwd())          # loaders from the node's working directory
     from .node import run_node
-    run_node(args.cluster, args.party, extra)
+    run_node(args.cluster, args.party, extra, args.insecure_test_seed)
     return 0
 
 

@@ -4,14 +4,16 @@
     field: 64                 # ring bits, 64 or 32
     fxp_bits: 18              # fractional bits of fixed-point values
     timeout: 60               # seconds to wait for a peer before failing, naming it
-    seed: null                # tests only: deterministic keys and shares
+    seed: null                # tests only: deterministic keys and shares (a node
+                              # refuses it unless started with --insecure-test-seed)
+    max_message_mb: 1024      # optional: larger messages (peers, driver) are dropped
     parties:
       - name: alice
         address: alice.example.org:7001   # where the others connect
         listen: 0.0.0.0:7001              # optional: where this node binds (default address)
         public_key: "z85 key, 40 chars"
         secret_key_file: keys/alice.key_secret   # read only by alice's own node
-        trust_driver_code: false          # optional: run loaders the driver ships
+        trust_driver_code: false          # optional, a YAML boolean: run loaders the driver ships
         loaders: {patients: "hospital_io:load_patients"}   # optional: named loaders
         output_dir: results/alice         # optional: where outputs revealed to alice go
     dealer: dave              # semi2k only
@@ -33,6 +35,7 @@ import yaml
 from runtime.cluster import ClusterConfig
 
 DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_MESSAGE_MB = 1024.0     # a job carries all its inputs: big models need room
 
 
 class ClusterFileError(ValueError):
@@ -63,6 +66,11 @@ class ClusterSpec:
     timeout: float = DEFAULT_TIMEOUT
     seed: Optional[int] = None
     path: Optional[str] = None
+    max_message_mb: float = DEFAULT_MAX_MESSAGE_MB
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * 2 ** 20)
 
     @property
     def nparties(self) -> int:
@@ -100,6 +108,15 @@ def _key(v, where) -> bytes:
     return k
 
 
+def _bool(v, where: str) -> bool:
+    """A YAML boolean (true/false/yes/no unquoted); anything else, e.g. the string
+    "false" (which Python's bool() would take for True), is an error."""
+    if not isinstance(v, bool):
+        raise ClusterFileError(f"{where} must be a YAML boolean (true or false, unquoted), "
+                               f"not {v!r}")
+    return v
+
+
 def _path(base: str, p):
     if not p:
         return None
@@ -126,7 +143,8 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
             raise ClusterFileError(f"{name}: loaders must map names to 'module:function'")
         parties.append(PartySpec(name, str(e["address"]), _key(e.get("public_key"), name),
                                  _path(base, e.get("secret_key_file")), e.get("listen"),
-                                 bool(e.get("trust_driver_code", False)),
+                                 _bool(e.get("trust_driver_code", False),
+                                       f"{name}: trust_driver_code"),
                                  {str(k): str(v) for k, v in loaders.items()},
                                  _path(base, e.get("output_dir"))))
     names = [p.name for p in parties]
@@ -143,7 +161,8 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
     spec = ClusterSpec(protocol, parties, dealer, _key(driver.get("public_key"), "driver"),
                        _path(base, driver.get("secret_key_file")),
                        int(doc.get("field", 64)), int(doc.get("fxp_bits", 18)),
-                       float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path)
+                       float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path,
+                       float(doc.get("max_message_mb", DEFAULT_MAX_MESSAGE_MB)))
     _check(spec)
     return spec
 
@@ -163,6 +182,10 @@ def _check(spec: ClusterSpec) -> None:
         raise ClusterFileError("field must be 64 or 32")
     if not spec.timeout > 0:
         raise ClusterFileError("timeout must be positive (seconds)")
+    if not 0 < spec.max_message_mb <= 2 ** 20:
+        raise ClusterFileError("max_message_mb must be positive (megabytes)")
+    if spec.seed is not None and (isinstance(spec.seed, bool) or not isinstance(spec.seed, int)):
+        raise ClusterFileError(f"seed must be an integer or null, not {spec.seed!r}")
 
 
 def load(path: str) -> ClusterSpec:

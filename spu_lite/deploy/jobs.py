@@ -27,6 +27,7 @@ import numpy as np
 
 from compiler.ir import parse_program
 from runtime.link import PeerError
+from runtime.net.auth import open_private
 from runtime.protocols.base import Share
 from spu_lite.codec import decode, encode
 
@@ -89,7 +90,7 @@ def _inputs(node, descs: List, payload, program) -> List:
             if leaves is None:
                 raise RuntimeError(f"{node.name} holds no input {handle[:8]} (restarted?)")
             frac = program.params[i].type.dtype.frac      # the program's input format
-            x = encode(ring, leaves[int(leaf)], frac, f"input owned by {node.name}")
+            x = encode(ring, leaves[int(leaf)], frac, f"owned by {node.name}")
             shares = node.proto_cls.deal(x, n, node.owner_prg, ring)
             vals[i] = shares[rank]
             for r in out:
@@ -127,7 +128,8 @@ def _reveal(node, job: int, h: dict, program, outs: List, target: int) -> dict:
     out_dir = node.me.output_dir or os.path.join("spu-out", node.name)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.abspath(os.path.join(out_dir, f"{tag}.npz"))
-    np.savez(path, **values)
+    with open_private(path) as f:          # mode 0600: the revealed values are private
+        np.savez(f, **values)
     node.results[tag] = values
     if node.on_result is not None:
         node.on_result(tag, values)

@@ -33,6 +33,7 @@ from runtime.party import DealerParty, Party, local_prg
 from runtime.protocols import get_protocol
 
 from . import handles, jobs, loaders
+from .errors import public_reason
 from .cluster_file import ClusterSpec
 
 log = logging.getLogger("spu_lite.node")
@@ -41,7 +42,9 @@ MAX_LOADED = 64
 
 class Node:
     def __init__(self, spec: ClusterSpec, name: str, loaders_extra: Optional[Dict[str, str]] = None,
-                 on_result: Optional[Callable[[str, dict], None]] = None):
+                 on_result: Optional[Callable[[str, dict], None]] = None,
+                 insecure_test_seed: bool = False):
+        _startup_checks(spec, name, insecure_test_seed)
         self.spec = spec
         self.rank = spec.rank(name)
         self.me = spec.parties[self.rank]
@@ -57,7 +60,7 @@ class Node:
                                   f"(its public key differs from the cluster file's)")
         peers = {r: e for r, e in spec.endpoints().items() if r != self.rank}
         self.ep = Endpoint(name, self.me.listen or self.me.address, keys, peers,
-                           spec.allowed_keys(), spec.timeout)
+                           spec.allowed_keys(), spec.timeout, spec.max_message_bytes)
         self.transport = NetTransport(self.ep, spec.timeout)
         self.proto_cls = get_protocol(spec.protocol)
         self.party = None
@@ -129,8 +132,9 @@ class Node:
 
     def _failed(self, route, job: int, e: Exception, in_job: bool) -> None:
         peer = isinstance(e, PeerError)
-        reason = str(e) if peer else f"{type(e).__name__}: {e}"
-        log.warning("%s: job %d failed: %s", self.name, job, reason, exc_info=not peer)
+        reason = public_reason(e, self.name)      # the full text stays in this log
+        log.warning("%s: job %d failed: %s: %s", self.name, job, type(e).__name__, e,
+                    exc_info=not peer)
         if in_job:
             msg = wire.encode({"k": "abort", "job": job, "reason": f"{self.name}: {reason}"})
             for r in self.ep.peers:
@@ -174,11 +178,28 @@ class Node:
         self.ep.close()
 
 
-def run_node(cluster_path: str, name: str, loaders_extra=None) -> None:
+def _startup_checks(spec: ClusterSpec, name: str, insecure_test_seed: bool) -> None:
+    """A seeded cluster file makes every key and share predictable: refused unless the
+    operator asked for it explicitly. Running driver code is allowed but said loudly."""
+    if spec.seed is not None and not insecure_test_seed:
+        raise CredentialError(f"{name}: the cluster file sets `seed: {spec.seed}`, which makes "
+                              f"every key and share predictable (tests only); remove it, or "
+                              f"start the node with --insecure-test-seed")
+    if spec.seed is not None:
+        log.warning("%s: INSECURE: seeded keys and shares (--insecure-test-seed); never use "
+                    "this with real data", name)
+    me = spec.parties[spec.rank(name)]
+    if me.trust_driver_code:
+        log.warning("%s: trust_driver_code is on: this node runs loader code the driver "
+                    "sends (arbitrary code with this node's rights)", name)
+
+
+def run_node(cluster_path: str, name: str, loaders_extra=None,
+             insecure_test_seed: bool = False) -> None:
     """Start a node and serve until SIGINT/SIGTERM."""
     import signal
     from .cluster_file import load
-    node = Node(load(cluster_path), name, loaders_extra)
+    node = Node(load(cluster_path), name, loaders_extra, insecure_test_seed=insecure_test_seed)
     stop = lambda *_: node.stop()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -68,6 +68,8 @@ def params_from_json(obj) -> object:
 class NetworkBackend:
     """The computing nodes of a networked cluster, for spu_lite.fl aggregators."""
     secure = True
+    validated_norm = None     # owners' nodes check range and finiteness, not the norm:
+                              # clipping covers every representable norm (clipping.py)
 
     def __init__(self, cluster):
         self.cluster = cluster
