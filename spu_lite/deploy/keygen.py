@@ -19,6 +19,8 @@ _HEADER = """\
 # Every party's secret key is in keys/NAME.key_secret: in a real deployment each
 # organisation keeps its own and shares only public keys. trust_driver_code: true lets
 # the driver ship loader code to the party (fine on one machine; see docs/deployment.md).
+# policy: log runs every job the driver sends and logs it; a real deployment uses the
+# default, allowlist, or rules (see docs/security.md).
 """
 
 
@@ -50,6 +52,7 @@ def keygen(directory: str, parties: List[str], dealer: Optional[str] = None,
                   f"    output_dir: out/{name}"]
         if name != dealer:
             lines.append(f"    trust_driver_code: {'true' if trust_driver_code else 'false'}")
+            lines.append("    policy: log")
     if dealer:
         lines.append(f"dealer: {dealer}")
     lines += ["driver:", f"  public_key: \"{keygen_one(keydir, 'driver')}\"",
