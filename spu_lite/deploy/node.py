@@ -38,6 +38,7 @@ from . import handles, jobs, loaders
 from .approvals import ApprovalStore
 from .cluster_file import ClusterSpec
 from .joblog import JobLog
+from .policy import JobRefused
 
 log = logging.getLogger("spu_lite.node")
 MAX_LOADED = 64
@@ -140,8 +141,10 @@ class Node:
     def _failed(self, route, job: int, e: Exception, in_job: bool) -> None:
         peer = isinstance(e, PeerError)
         reason = str(e) if peer else f"{type(e).__name__}: {e}"
-        log.warning("%s: job %d failed: %s", self.name, job, reason, exc_info=not peer)
-        if in_job:
+        refused = isinstance(e, JobRefused)
+        log.warning("%s: job %d %s: %s", self.name, job, "refused" if refused else "failed",
+                    reason, exc_info=not (peer or refused))
+        if in_job and not refused:      # a refusal: every party knows, no state was touched
             msg = wire.encode({"k": "abort", "job": job, "reason": f"{self.name}: {reason}"})
             for r in self.ep.peers:
                 self.ep.send_peer(r, msg, nowait=True)
