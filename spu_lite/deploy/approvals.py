@@ -139,7 +139,8 @@ def show(rec: dict, protocol: str, with_ir: bool = False, with_cost: bool = True
     if rec.get("opens"):
         lines.append(f"  opens {rec['opens']} value(s) to every computing party (reveal ops)")
     ops = Counter(op.name for op in program.walk())
-    lines.append("  ops: " + ", ".join(f"{n} x{c}" for n, c in ops.most_common()))
+    lines.append("  ops: " + (", ".join(f"{n} x{c}" for n, c in ops.most_common())
+                             or "none (it returns its inputs as they are)"))
     if rec.get("options"):
         lines.append(f"  options: {rec['options']}")
     if with_cost and protocol != "ref2k":

@@ -133,8 +133,9 @@ def _consent(node, h: dict, job: int, view, ir_hash: str) -> str:
     """Judge the job under this party's policy and exchange verdicts with the other
     computing parties; returns why this party allowed it, or raises JobRefused naming
     every party that refused (the same message at every party)."""
-    ok, why = decide(node.me.policy, view, node.approvals.decisions())
-    if not ok:
+    decisions = node.approvals.decisions()
+    ok, why = decide(node.me.policy, view, decisions)
+    if not ok and decisions.get(view.digest) != "deny":
         node.approvals.add_pending(view, job, why)
         why += f"; its operator can review it with `spu-lite approve --party {node.name}`"
     fp, n, names = _fingerprint(h, ir_hash), node.spec.nparties, node.spec.names
