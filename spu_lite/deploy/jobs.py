@@ -43,7 +43,7 @@ from compiler.ir import parse_program
 from runtime.link import PeerError
 from runtime.protocols.base import Share
 
-from .policy import JobRefused, canonical_ir, decide, owners_of, view_of_job
+from .policy import JobRefused, decide, ir_sha256, owners_of, view_of_job
 
 MAX_PROGRAMS = 16
 MAX_REASON = 500
@@ -62,7 +62,7 @@ def run_job(node, h: dict, payload):
             node.kept.pop(str(kid), None)
             node.kept_origin.pop(str(kid), None)
         program, ir_hash = _program(node, h["program"])
-        view = view_of_job(node, h, h["program"], program)
+        view = view_of_job(node, h, h["program"], program, ir_hash)
         why = _consent(node, h, job, view, ir_hash)
         node.ensure_session(str(h["session"]))
         reply, out, record = _run(node, job, h, payload, program, view)
@@ -170,8 +170,7 @@ def _program(node, text: str):
     """(parsed program, sha256 of its canonical text), cached by text."""
     p = node.programs.get(text)
     if p is None:
-        p = node.programs[text] = (parse_program(text),
-                                   hashlib.sha256(canonical_ir(text).encode()).hexdigest())
+        p = node.programs[text] = (parse_program(text), ir_sha256(text))
         while len(node.programs) > MAX_PROGRAMS:
             node.programs.popitem(last=False)
     return p

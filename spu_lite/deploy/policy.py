@@ -38,6 +38,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 _LOC = re.compile(r' loc\("(?:[^"\\]|\\.)*"\)$', re.M)
@@ -88,11 +89,16 @@ def canonical_ir(text: str) -> str:
     return _LOC.sub("", text).strip() + "\n"
 
 
+def ir_sha256(ir_text: str) -> str:
+    return hashlib.sha256(canonical_ir(ir_text).encode()).hexdigest()
+
+
 def program_digest(ir_text: str, inputs: List, outputs: List,
-                   options: Optional[Dict] = None) -> str:
+                   options: Optional[Dict] = None, ir_hash: Optional[str] = None) -> str:
     """sha256 (hex) over the canonical IR text, the input bindings and the output
-    routing (see the module docstring for their forms) and the executor options."""
-    doc = {"ir": canonical_ir(ir_text), "inputs": inputs, "outputs": outputs,
+    routing (see the module docstring for their forms) and the executor options.
+    ir_hash: ir_sha256(ir_text) when the caller has it already (large programs)."""
+    doc = {"ir": ir_hash or ir_sha256(ir_text), "inputs": inputs, "outputs": outputs,
            "options": options or {}}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"))
                           .encode()).hexdigest()
@@ -109,10 +115,11 @@ class JobView:
     options: Dict = field(default_factory=dict)
     opens: int = 0
     mine_in_kept: bool = False       # a kept input was made from this party's data
+    ir_hash: Optional[str] = None    # ir_sha256(ir), if known
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        return program_digest(self.ir, self.inputs, self.outputs, self.options)
+        return program_digest(self.ir, self.inputs, self.outputs, self.options, self.ir_hash)
 
     def reads_mine(self) -> bool:
         return self.mine_in_kept or any(isinstance(b, list) and b[0] == "mine"
@@ -125,7 +132,7 @@ class JobView:
                 "ir": canonical_ir(self.ir)}
 
 
-def view_of_job(node, h: dict, ir_text: str, program) -> JobView:
+def view_of_job(node, h: dict, ir_text: str, program, ir_hash: Optional[str] = None) -> JobView:
     """The JobView of job header `h` at `node` (names from the cluster file; loader
     names of this party's inputs from node.load_origin; origins of kept secrets from
     node.kept_origin)."""
@@ -150,7 +157,7 @@ def view_of_job(node, h: dict, ir_text: str, program) -> JobView:
                for k in keep]
     opens = sum(op.name == "reveal" for op in program.walk())
     return JobView(me, program.name, ir_text, inputs, outputs, dict(h.get("options") or {}),
-                   opens, mine_in_kept)
+                   opens, mine_in_kept, ir_hash)
 
 
 def owners_of(node, h: dict) -> List[str]:
