@@ -7,9 +7,10 @@ the default, or `spu.jit(f, cluster=NetworkCluster("cluster.yaml"))`.
 What the driver sends: the program as IR text (to the computing parties only: the
 semi2k dealer gets the job id and session, nothing else), public inputs, and each
 party's own shares of driver-held secret inputs (dealt with the same PRG as
-InProcessCluster, so a seeded cluster gives bit-identical results). Party-owned inputs are referred to by
-handle; their owners share them (jobs.py). What it receives: every party's output
-shares (or, with reveal_to, only a receipt), per-party profiles, heartbeats.
+InProcessCluster, so a seeded cluster gives bit-identical results). Party-owned
+inputs are referred to by handle; their owners share them (jobs.py). What it receives:
+every party's output shares (or, with reveal_to, only a receipt), per-party profiles,
+heartbeats.
 
 Consent: every node judges each job under its own policy (policy.py); if one refuses,
 none runs it, and `run` raises JobRefused naming every party that refused and why.
