@@ -237,3 +237,28 @@ def test_the_dealer_receives_no_program(tmp_path, monkeypatch):
     dealer = _log(path, "dave")
     assert [r["kind"] for r in dealer] == ["dealer"] and dealer[0]["requests"] > 0
     assert "digest" not in dealer[0]
+
+
+@pytest.mark.slow
+def test_a_driver_that_tells_parties_different_jobs_is_refused(tmp_path):
+    """The driver tells alice (outputs-only-to-me) that her input is revealed to her and
+    tells bob and carol (log) to return their shares to the driver, whose two shares
+    would reconstruct it under aby3. The parties compare fingerprints: nobody runs it."""
+    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"],
+                             edit=_policies(alice={"rules": ["outputs-only-to-me"]}))
+    with running(path, tmp_path):
+        net = NetworkCluster(path)
+        try:
+            send = net.client.send
+
+            def lying_send(r, header, payload=None):
+                if r == 0 and header.get("k") == "job":
+                    header = dict(header, reveal_to=0)
+                send(r, header, payload)
+            net.client.send = lying_send
+            h = party("alice")(lambda: np.array([7.5, 8.5]))()
+            with pytest.raises(JobRefused, match="the driver sent .* a different job than"):
+                spu.jit(lambda x: x, cluster=net)(h)
+        finally:
+            net.close()
+    assert [r["outcome"] for r in _log(path, "bob") if r["kind"] == "job"] == ["refused"]
