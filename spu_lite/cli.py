@@ -8,6 +8,7 @@
     spu-lite bench-train [--protocol aby3 semi2k]                 training benchmarks vs SPU
     spu-lite node --cluster cluster.yaml --party alice            run one party of a deployment
     spu-lite cluster up|keygen|check ...                          try a cluster on this machine
+    spu-lite approve --cluster cluster.yaml --party alice         review programs a node refused
     spu-lite demo    [--protocol aby3]                            a small end-to-end run
 
 Exit codes: 0 success, 1 the command failed (compile error, missing file, ...),
@@ -196,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
     p.add_argument("--show-ir", action="store_true", help="also print the compiled IR")
     from .deploy import cli as deploy_cli
-    deploy_cli.add_subcommands(sub)       # node, cluster up / keygen / check
+    deploy_cli.add_subcommands(sub)       # node, cluster up / keygen / check, approve
     return parser
 
 
@@ -240,7 +241,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_bench(args, parser.commands["bench"])
         if args.command == "demo":
             return cmd_demo(args)
-        if args.command in ("node", "cluster"):
+        if args.command in ("node", "cluster", "approve"):
             from .deploy import cli as deploy_cli
             return deploy_cli.dispatch(args)
         return _fail(None, f"unknown command {args.command!r}")  # pragma: no cover

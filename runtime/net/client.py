@@ -26,9 +26,10 @@ log = logging.getLogger("spu_lite.net")
 class JobError(RuntimeError):
     """A node failed a job with an error of its own (not a peer failure)."""
 
-    def __init__(self, message: str, etype: str = "RuntimeError"):
+    def __init__(self, message: str, etype: str = "RuntimeError", reasons=None):
         super().__init__(message)
         self.etype = etype
+        self.reasons = dict(reasons or {})     # node name -> its own failure reason
 
 
 class DriverClient:
@@ -153,7 +154,8 @@ class DriverClient:
         msg = f"job {job} failed: " + "; ".join(parts)
         own = [h for h in fails.values() if not h.get("peer")]
         if own and not culprits:
-            return JobError(msg, str(own[0].get("etype", "RuntimeError")))
+            return JobError(msg, str(own[0].get("etype", "RuntimeError")),
+                            {self.name(r): str(h.get("reason")) for r, h in fails.items()})
         return PeerError(msg)
 
     def _close_socks(self) -> None:

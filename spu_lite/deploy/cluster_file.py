@@ -16,6 +16,9 @@
         trust_driver_code: false          # optional, a YAML boolean: run loaders the driver ships
         loaders: {patients: "hospital_io:load_patients"}   # optional: named loaders
         output_dir: results/alice         # optional: where outputs revealed to alice go
+        policy: allowlist                 # optional: which jobs alice runs (policy.py):
+                                          #   allowlist (default), log, {rules: [...]}
+        state_dir: state/alice            # optional: pending programs, decisions, job log
     dealer: dave              # semi2k only
     driver:
       public_key: "..."
@@ -33,6 +36,8 @@ from typing import Dict, List, Optional, Tuple
 import yaml
 
 from runtime.cluster import ClusterConfig
+
+from .policy import Policy, parse_policy
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_MESSAGE_MB = 1024.0     # a job carries all its inputs: big models need room
@@ -52,6 +57,8 @@ class PartySpec:
     trust_driver_code: bool = False
     loaders: Dict[str, str] = field(default_factory=dict)
     output_dir: Optional[str] = None
+    policy: Policy = field(default_factory=Policy)
+    state_dir: Optional[str] = None
 
 
 @dataclass
@@ -124,6 +131,13 @@ def _path(base: str, p):
     return p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
 
 
+def _policy(v, name: str) -> Policy:
+    try:
+        return parse_policy(v, name)
+    except ValueError as e:
+        raise ClusterFileError(str(e)) from None
+
+
 def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec:
     if not isinstance(doc, dict):
         raise ClusterFileError("the cluster file must be a YAML mapping")
@@ -146,7 +160,9 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
                                  _bool(e.get("trust_driver_code", False),
                                        f"{name}: trust_driver_code"),
                                  {str(k): str(v) for k, v in loaders.items()},
-                                 _path(base, e.get("output_dir"))))
+                                 _path(base, e.get("output_dir")),
+                                 _policy(e.get("policy"), name),
+                                 _path(base, e.get("state_dir") or os.path.join("state", name))))
     names = [p.name for p in parties]
     if len(set(names)) != len(names):
         raise ClusterFileError("party names must be unique")

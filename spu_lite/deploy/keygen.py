@@ -17,7 +17,9 @@ from runtime.net.auth import create_keypair
 _HEADER = """\
 # spu-lite cluster file (written by `spu-lite cluster keygen`).
 # Every party's secret key is in keys/NAME.key_secret: in a real deployment each
-# organisation keeps its own and shares only public keys.
+# organisation keeps its own and shares only public keys. policy: log runs every job the
+# driver sends and logs it; a real deployment uses the default, allowlist, or rules (see
+# docs/security.md).
 """
 _TRUST_NOTE = """\
 # trust_driver_code: true lets the driver ship loader code that the party runs (only
@@ -63,8 +65,10 @@ def keygen(directory: str, parties: List[str], dealer: Optional[str] = None,
                   f"    public_key: \"{keygen_one(keydir, name, force)}\"",
                   f"    secret_key_file: keys/{name}.key_secret",
                   f"    output_dir: out/{name}"]
-        if name != dealer and trust_driver_code:
-            lines.append("    trust_driver_code: true")
+        if name != dealer:
+            if trust_driver_code:
+                lines.append("    trust_driver_code: true")
+            lines.append("    policy: log")
     if dealer:
         lines.append(f"dealer: {dealer}")
     lines += ["driver:", f"  public_key: \"{keygen_one(keydir, 'driver', force)}\"",

@@ -6,7 +6,8 @@ at a time:
 
     ping  -> pong                      (liveness; answered by the io thread)
     load  -> loaded {metadata}         run a loader for a party-owned input (loaders.py)
-    job   -> done {profile, outputs} | fail {reason}   (jobs.py)
+    job   -> done {profile, outputs} | fail {reason}   (jobs.py; only if the node's
+                                       policy and every other party's allow it)
     abort                              fail the named job at once
     free                               forget a loaded input
 
@@ -18,6 +19,7 @@ the next job (the driver starts a new session after any failure).
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -33,8 +35,11 @@ from runtime.party import DealerParty, Party, local_prg
 from runtime.protocols import get_protocol
 
 from . import handles, jobs, loaders
+from .approvals import ApprovalStore
 from .errors import public_reason
 from .cluster_file import ClusterSpec
+from .joblog import JobLog
+from .policy import JobRefused
 
 log = logging.getLogger("spu_lite.node")
 MAX_LOADED = 64
@@ -43,7 +48,7 @@ MAX_LOADED = 64
 class Node:
     def __init__(self, spec: ClusterSpec, name: str, loaders_extra: Optional[Dict[str, str]] = None,
                  on_result: Optional[Callable[[str, dict], None]] = None,
-                 insecure_test_seed: bool = False):
+                 insecure_test_seed: bool = False, log_path: Optional[str] = None):
         _startup_checks(spec, name, insecure_test_seed)
         self.spec = spec
         self.rank = spec.rank(name)
@@ -68,6 +73,11 @@ class Node:
         self.owner_prg = None
         self.loaded: "OrderedDict[str, list]" = OrderedDict()
         self.kept: Dict[str, object] = {}       # id -> this party's Share of a kept secret
+        self.kept_origin: Dict[str, dict] = {}  # id -> {digest, index, owners} (policy.py)
+        self.load_origin: Dict[str, str] = {}   # handle -> the loader that made it
+        state = self.me.state_dir or os.path.join("spu-state", name)
+        self.approvals = ApprovalStore(state)
+        self.joblog = JobLog(log_path or os.path.join(state, "jobs.jsonl"), name)
         self.results: Dict[str, dict] = {}
         self.programs: "OrderedDict[str, object]" = OrderedDict()
         self.control: "queue.Queue" = queue.Queue()
@@ -133,9 +143,10 @@ class Node:
     def _failed(self, route, job: int, e: Exception, in_job: bool) -> None:
         peer = isinstance(e, PeerError)
         reason = public_reason(e, self.name)      # the full text stays in this log
-        log.warning("%s: job %d failed: %s: %s", self.name, job, type(e).__name__, e,
-                    exc_info=not peer)
-        if in_job:
+        refused = isinstance(e, JobRefused)
+        log.warning("%s: job %d %s: %s: %s", self.name, job, "refused" if refused else "failed",
+                    type(e).__name__, e, exc_info=not (peer or refused))
+        if in_job and not refused:      # a refusal: every party knows, no state was touched
             msg = wire.encode({"k": "abort", "job": job, "reason": f"{self.name}: {reason}"})
             for r in self.ep.peers:
                 self.ep.send_peer(r, msg, nowait=True)
@@ -163,11 +174,21 @@ class Node:
         self.session = session
 
     def _load(self, header: dict, payload) -> dict:
-        value = loaders.run(header, payload, self.loaders, self.me.trust_driver_code, self.name)
+        source = "driver code" if header.get("pickled") else str(header.get("name"))
+        try:
+            value = loaders.run(header, payload, self.loaders, self.me.trust_driver_code,
+                                self.name)
+        except Exception as e:
+            self.joblog.append(kind="load", job=header.get("job"), loader=source,
+                               outcome="failed", reason=f"{type(e).__name__}: {e}")
+            raise
         meta, leaves = handles.describe(value)
-        self.loaded[str(header["handle"])] = leaves
+        handle = str(header["handle"])
+        self.loaded[handle], self.load_origin[handle] = leaves, source
         while len(self.loaded) > MAX_LOADED:
-            self.loaded.popitem(last=False)
+            self.load_origin.pop(self.loaded.popitem(last=False)[0], None)
+        self.joblog.append(kind="load", job=header.get("job"), loader=source,
+                           leaves=len(leaves), outcome="ok")
         return {"meta": meta}
 
     def stop(self) -> None:
@@ -195,11 +216,12 @@ def _startup_checks(spec: ClusterSpec, name: str, insecure_test_seed: bool) -> N
 
 
 def run_node(cluster_path: str, name: str, loaders_extra=None,
-             insecure_test_seed: bool = False) -> None:
+             insecure_test_seed: bool = False, log_path: Optional[str] = None) -> None:
     """Start a node and serve until SIGINT/SIGTERM."""
     import signal
     from .cluster_file import load
-    node = Node(load(cluster_path), name, loaders_extra, insecure_test_seed=insecure_test_seed)
+    node = Node(load(cluster_path), name, loaders_extra, insecure_test_seed=insecure_test_seed,
+                log_path=log_path)
     stop = lambda *_: node.stop()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
