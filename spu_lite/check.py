@@ -100,8 +100,9 @@ def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwa
     report.findings = observer.findings + report.findings
     report.ops_run = observer.ops_seen
     if got is not None:
-        want = jax.tree_util.tree_leaves(fn(*[a.value if isinstance(a, Public) else a
-                                              for a in args]))
+        plain = [jax.tree_util.tree_map(jax.numpy.asarray, a.value if isinstance(a, Public) else a)
+                 for a in args]
+        want = jax.tree_util.tree_leaves(fn(*plain))
         made_at = {id(v): op.loc for op in compiled.program.ops for v in op.outputs}
         _compare(report, got, want, [source_of(made_at.get(id(r)))
                                      for r in compiled.program.results],

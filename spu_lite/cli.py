@@ -3,6 +3,9 @@
     spu-lite compile FILE.py:FUNC --arg f32[8,4] --arg f32[4,3] [--public 1] [--static N=V]
                      [--field 64] [--fxp-bits 18] [--no-opt]     print the IR
     spu-lite cost    FILE.py:FUNC --arg ... [--protocol aby3]     op counts; bytes, rounds per op
+    spu-lite check   FILE.py:FUNC --data inputs.npz | --arg f32[8,4] [--range LO,HI]
+                                                                  plaintext fixed-point run: overflows,
+                                                                  domains, error against float JAX
     spu-lite bench   [--protocol aby3 semi2k] [--cases ...] [--repeat 3] [--quick] [--json F]
     spu-lite precision [...]                                      accuracy of the nonlinear ops
     spu-lite bench-train [--protocol aby3 semi2k]                 training benchmarks vs SPU
@@ -177,6 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile_args(p)
     p.add_argument("--counts-only", action="store_true", help="only count ops (no dry run)")
 
+    from . import check_cli
+    p = sub.add_parser("check", help="find overflows, out-of-domain inputs and imprecise outputs",
+                       description="Compile FUNC as spu.jit would and run it in plaintext fixed "
+                                   "point on example inputs (nothing leaves the process); report "
+                                   "overflows, inputs outside an approximation's domain, and each "
+                                   "output's error against float JAX. Exit code 3 when there are "
+                                   "findings.",
+                       epilog="example: spu-lite check model.py:predict --arg f32[8,4] "
+                              "--arg f32[4,3] --range=-3,3")
+    check_cli.add_arguments(p)
+
     p = sub.add_parser("bench", help="benchmark ops against plaintext JAX and SecretFlow SPU",
                        description=bench.DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -236,6 +250,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_compile(args)
         if args.command == "cost":
             return cmd_cost(args)
+        if args.command == "check":
+            from .check_cli import cmd_check
+            return cmd_check(args)
         if args.command == "bench":
             return cmd_bench(args, parser.commands["bench"])
         if args.command == "demo":

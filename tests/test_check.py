@@ -1,0 +1,106 @@
+"""spu.check and `spu-lite check`: findings at the user's lines, a clean program is ok."""
+import inspect
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spu_lite as spu
+
+HERE = os.path.basename(__file__)
+
+
+def risky(x, y, w):
+    big = x * y                    # MARK overflow
+    e = jnp.exp(w)                 # MARK exp
+    l = jnp.log(w)                 # MARK log
+    return big.sum(), e, l
+
+
+def clean(x, w):
+    return jax.nn.sigmoid(x @ w), jnp.exp(-jnp.abs(x)).mean()
+
+
+def tiny_scale(x):
+    return x * 1e-6                # MARK precision
+
+
+def line_of(fn, mark):
+    src, start = inspect.getsourcelines(fn)
+    return f"{HERE}:{start + next(i for i, s in enumerate(src) if f'MARK {mark}' in s)}"
+
+
+RISKY_INPUTS = (np.array([2e4, 1.0, 3.0]), np.array([2e4, 2.0, -1.0]),
+                np.array([0.5, 20.0, 0.0, -1.0]))
+
+
+def test_overflow_and_domains_found_at_their_lines():
+    report = spu.check(risky, *RISKY_INPUTS)
+    assert not report.ok
+    got = sorted((f.kind, f.op, f.source) for f in report.findings)
+    assert got == sorted([("overflow", "mul", line_of(risky, "overflow")),
+                          ("domain", "exp", line_of(risky, "exp")),
+                          ("domain", "log", line_of(risky, "log"))])
+    by_op = {f.op: f for f in report.findings}
+    assert by_op["mul"].magnitude == pytest.approx(4e8) and "2^26" in by_op["mul"].detail
+    assert by_op["exp"].count == 1 and by_op["log"].count == 2      # 0 and -1
+    assert [o.name for o in report.outputs] == ["out[0]", "out[1]", "out[2]"]
+    assert "overflow" in str(report) and line_of(risky, "log") in str(report)
+
+
+def test_clean_program_is_ok_with_small_errors():
+    rng = np.random.default_rng(0)
+    report = spu.check(clean, rng.normal(size=(6, 4)), rng.normal(size=(4, 3)))
+    assert report.ok, str(report)
+    assert len(report.outputs) == 2
+    assert all(o.max_abs_err < 1e-4 for o in report.outputs)
+
+
+def test_precision_finding_against_float_jax():
+    x = np.linspace(100.0, 1000.0, 7)          # x * 1e-6: the constant rounds at 2^-18
+    report = spu.check(tiny_scale, x)
+    assert [(f.kind, f.op, f.source) for f in report.findings] == \
+        [("precision", "out[0]", line_of(tiny_scale, "precision"))]
+    assert report.findings[0].magnitude > 1e-4
+    # the threshold is configurable
+    assert spu.check(tiny_scale, x, atol=1e-2).ok
+
+
+@pytest.mark.parametrize("fn, x, op", [
+    (lambda x: x * 1.5, np.full(50, 4.6e7), "mul"),               # 6.9e7: past 2^26
+    (lambda x: x @ jnp.ones((4,)), np.full((3, 4), 1e13), "dot"),  # accepted input
+    (lambda x: x * x, np.array([2e4, 3.0]), "mul"),
+])
+def test_silent_overflows_of_the_issue_are_found(fn, x, op):
+    report = spu.check(fn, x)
+    assert [(f.kind, f.op) for f in report.findings] == [("overflow", op)], str(report)
+
+
+def test_division_by_zero_is_a_domain_finding():
+    report = spu.check(lambda x, y: x / y, np.ones(3), np.array([1.0, 0.0, 2.0]))
+    assert [(f.kind, f.op, f.count) for f in report.findings] == [("domain", "reciprocal", 1)]
+
+
+def test_input_out_of_range_is_reported_not_raised():
+    report = spu.check(lambda x: x + 1.0, np.array([1e15]))
+    assert [(f.kind, f.op) for f in report.findings] == [("overflow", "input")]
+
+
+def test_cli_check_reports_findings_with_exit_code_3(tmp_path):
+    data = tmp_path / "inputs.npz"
+    np.savez(data, x=RISKY_INPUTS[0], y=RISKY_INPUTS[1], w=RISKY_INPUTS[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run([sys.executable, "-m", "spu_lite", "check", f"{__file__}:risky",
+                        "--data", str(data)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 3, r.stderr
+    for mark in ("overflow", "exp", "log"):
+        assert line_of(risky, mark) in r.stdout
+    r = subprocess.run([sys.executable, "-m", "spu_lite", "check", f"{__file__}:clean",
+                        "--arg", "f32[5,4]", "--arg", "f32[4,3]", "--range=-2,2"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 finding(s)" in r.stdout
