@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="bake parameter NAME in as a Python literal; repeatable")
     p.add_argument("--field", type=int, choices=(32, 64), default=64, help="ring bits (default 64)")
     p.add_argument("--fxp-bits", type=int, default=None,
-                   help="fractional bits (default: the ring's, 18 at 64 bits)")
+                   help="fractional bits (default 18 at 64 bits, 9 at 32)")
     p.add_argument("--atol", type=float, default=None,
                    help="precision threshold, absolute (default 64 ulps of --fxp-bits)")
     p.add_argument("--rtol", type=float, default=1e-3,

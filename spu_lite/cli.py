@@ -148,8 +148,8 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=PROTOCOLS, default="aby3",
                    help="target protocol (default aby3); the IR is the same for every protocol")
     p.add_argument("--field", type=int, choices=(32, 64), default=64, help="ring bits (default 64)")
-    p.add_argument("--fxp-bits", type=_fxp_bits, default=18,
-                   help="fractional bits of fixed-point values (default 18)")
+    p.add_argument("--fxp-bits", type=_fxp_bits, default=None,
+                   help="fractional bits of fixed-point values (default 18 at 64 bits, 9 at 32)")
     p.add_argument("--no-opt", action="store_true", help="print the IR before optimisation passes")
 
 

@@ -194,12 +194,19 @@ def _bind_inputs(fn, specs: Sequence[Tuple[np.dtype, Tuple[int, ...]]], public: 
     return kwargs
 
 
-def compile_target(fn, specs, public=(), statics=(), field: int = 64, fxp_bits: int = 18,
-                   opt: bool = True, user_file: Optional[str] = None):
-    """Trace and compile fn for the given --arg specs; returns the compiler Program."""
+def compile_target(fn, specs, public=(), statics=(), field: int = 64,
+                   fxp_bits: Optional[int] = None, opt: bool = True,
+                   user_file: Optional[str] = None):
+    """Trace and compile fn for the given --arg specs; returns the compiler Program.
+    fxp_bits None: the ring's default (compiler/ir/fields.py)."""
     import jax
 
     from compiler import CompileError, CompileOptions, compile_jaxpr
+    from compiler.ir.fields import default_fxp_bits, ring_problem
+
+    fxp_bits = default_fxp_bits(field) if fxp_bits is None else fxp_bits
+    if ring_problem(field, fxp_bits):
+        raise CliError(ring_problem(field, fxp_bits))
 
     from .frontend import InputError, flat_function, flatten_inputs, ir_type, split_args
 

@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
+from compiler.ir.fields import DEFAULT_FXP_BITS
 from runtime.cluster import ClusterConfig
 
 DEFAULT_TIMEOUT = 60.0
@@ -142,7 +143,8 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
     driver = doc.get("driver") or {}
     spec = ClusterSpec(protocol, parties, dealer, _key(driver.get("public_key"), "driver"),
                        _path(base, driver.get("secret_key_file")),
-                       int(doc.get("field", 64)), int(doc.get("fxp_bits", 18)),
+                       int(doc.get("field", 64)),
+                       int(doc.get("fxp_bits", DEFAULT_FXP_BITS.get(doc.get("field", 64), 18))),
                        float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path)
     _check(spec)
     return spec
