@@ -95,7 +95,8 @@ def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwa
         compiled = jf._compile(names, static, dyn, treedef, leaves, leaf_vis, refine=False)
     cluster = InProcessCluster(ClusterConfig(protocol="ref2k", field=cfg.field,
                                              fxp_bits=cfg.fxp_bits, options=cfg.options))
-    observer = Observer(cfg.field, cfg.fxp_bits, cfg.options)
+    where = f"<{getattr(fn, '__name__', 'fn')}>"
+    observer = Observer(cfg.field, cfg.fxp_bits, cfg.options, where)
     got = _run(cluster, compiled, leaves, leaf_names, observer, report)
     report.findings = observer.findings + report.findings
     report.ops_run = observer.ops_seen
@@ -104,7 +105,7 @@ def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwa
                  for a in args]
         want = jax.tree_util.tree_leaves(fn(*plain))
         made_at = {id(v): op.loc for op in compiled.program.ops for v in op.outputs}
-        _compare(report, got, want, [source_of(made_at.get(id(r)))
+        _compare(report, got, want, [source_of(made_at.get(id(r)), where)
                                      for r in compiled.program.results],
                  [observer.derived_from_finding(r) for r in compiled.program.results])
     return report

@@ -45,10 +45,16 @@ class Finding:
 _LOC = re.compile(r"^(.*?):(\d+)(?::\d+)?")
 
 
-def source_of(loc: Optional[str]) -> str:
-    """'/path/model.py:12:8 (f)' -> 'model.py:12'."""
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def source_of(loc: Optional[str], fallback: str = "?") -> str:
+    """'/path/model.py:12:8 (f)' -> 'model.py:12'; `fallback` where there is no line
+    of the user's (a library function like jnp.exp checked directly)."""
     m = _LOC.match(loc or "")
-    return f"{os.path.basename(m.group(1))}:{m.group(2)}" if m else "?"
+    if not m or os.path.dirname(os.path.abspath(m.group(1))) == _OWN_DIR:
+        return fallback
+    return f"{os.path.basename(m.group(1))}:{m.group(2)}"
 
 
 def _ring_value(x) -> Optional[np.ndarray]:
@@ -74,7 +80,9 @@ def _float_dot(a: np.ndarray, b: np.ndarray, attrs) -> np.ndarray:
 class Observer:
     """Collects overflow and domain findings; merged per (kind, op, source)."""
 
-    def __init__(self, field: int, fxp_bits: int, options: Optional[dict] = None):
+    def __init__(self, field: int, fxp_bits: int, options: Optional[dict] = None,
+                 fallback_source: str = "?"):
+        self.fallback_source = fallback_source
         self.ring = Ring(field)
         self.field, self.fxp_bits, self.options = field, fxp_bits, dict(options or {})
         self.limit = 2.0 ** (field - 2)            # ring magnitude every value must stay below
@@ -111,7 +119,7 @@ class Observer:
             # garbage in, garbage out: only the first op that went wrong is reported
             self._flagged.update(id(v) for v in op.outputs)
             return
-        src = source_of(op.loc)
+        src = source_of(op.loc, self.fallback_source)
         with np.errstate(all="ignore"):
             if op.name in _DOMAIN_OPS and inputs and inputs[0] is not None:
                 self._domain(op, inputs[0], src)

@@ -13,6 +13,7 @@ import pytest
 import spu_lite as spu
 from compiler import CompileError, CompileOptions
 from compiler.ir.fields import DEFAULT_FXP_BITS, max_fxp_bits
+from runtime.fxp.domains import domains
 
 from .op_table import CASES, reference
 
@@ -134,6 +135,23 @@ def test_input_limit_just_inside_is_correct_and_outside_caught(field, f):
     assert [(k.kind, k.op) for k in report.findings] == [("overflow", "input")]
     with pytest.raises(spu.InputError):
         spu.jit(fn, field=field)(a * 1.01 / 0.97, b)
+
+
+@pytest.mark.parametrize("field, f", RINGS)
+def test_exp_domain_just_inside_is_correct_and_outside_caught(field, f):
+    """exp's stated upper bound (runtime/fxp/domains.py): 16 at k = 64 (squaring; the
+    first wrong result measured at 16.8 under aby3), 11.06 at k = 32 (accurate)."""
+    hi = domains(field, f, None, CompileOptions(field, f).exp_frac)["exp"].hi
+    ulp = 2.0 ** -f
+    inside, outside = np.array([hi - 0.3, hi - 4 * ulp]), np.array([hi + 4 * ulp, hi + 2.0])
+    for protocol in SECURE:
+        got = spu.jit(jnp.exp, protocol=protocol, field=field, seed=1)(inside)
+        np.testing.assert_allclose(got, np.exp(inside), rtol=3e-3)
+        got = spu.jit(jnp.exp, protocol=protocol, field=field, seed=1)(outside)
+        assert abs(got[1] / np.exp(outside[1]) - 1) > 0.5         # garbage past the bound
+    assert spu.check(jnp.exp, inside, field=field).ok
+    report = spu.check(jnp.exp, outside, field=field)
+    assert [(k.kind, k.op, k.count) for k in report.findings] == [("domain", "exp", 2)]
 
 
 # ---- the op table in a 32-bit ring ---------------------------------------------------------
