@@ -155,7 +155,7 @@ def _compare(report: Report, got, want, sources, explained) -> None:
         if not err.size:
             report.outputs.append(OutputError(name, 0.0, 0.0, 0.0, 0))
             continue
-        rel = err / np.maximum(np.abs(w), 1e-6)
+        rel = err / np.maximum(np.abs(w), report.atol)     # relative where |value| > atol
         bad = ~(err <= report.atol + report.rtol * np.abs(w))
         n = int(bad.sum())
         report.outputs.append(OutputError(name, float(err.max()), float(rel.max()),
