@@ -17,7 +17,7 @@ Refused, with a message that says what to use:
   k = 32, f = 18 the product of two ones wraps: x * y gave [0, 0]).
 - an op whose approximation has no room left (OP_MAX_FXP): reciprocal needs a working
   scale k - 5 - 2f of at least 7 bits (f <= 10 at k = 32, 26 at k = 64; at 11 bits in
-  a 32-bit ring 1/0.013 gave 72).
+  a 32-bit ring 1/0.013 gave 72, not 76.8).
 """
 from __future__ import annotations
 
