@@ -3,6 +3,7 @@ import inspect
 import os
 import subprocess
 import sys
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
+
+from tests.op_table import CASES
 
 HERE = os.path.basename(__file__)
 
@@ -104,3 +107,26 @@ def test_cli_check_reports_findings_with_exit_code_3(tmp_path):
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 finding(s)" in r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_no_finding_on_the_op_table(case):
+    """Every op-table case is correct under MPC: spu.check must find nothing in it."""
+    inputs = case.make(np.random.default_rng(zlib.crc32(case.name.encode())))
+    report = spu.check(case.fn, *inputs)
+    assert report.ok, str(report)
+
+
+def test_masked_softmax_in_a_32_bit_ring():
+    """-inf masks stand for -2^(k-3-f) in a small ring: exact zeros out of exp at 9
+    fractional bits (the domain table's second interval), garbage at 6, found."""
+    mask = np.tril(np.ones((6, 6), bool))
+    fn = lambda x: jax.nn.softmax(jnp.where(mask, x, -jnp.inf))
+    x = np.random.default_rng(0).uniform(-4, 4, (6, 6))
+    assert spu.check(fn, x, field=32).ok
+    got = spu.jit(fn, protocol="aby3", field=32, seed=1)(x)
+    np.testing.assert_allclose(got, fn(x), atol=0.01)
+    report = spu.check(fn, x, field=32, fxp_bits=6)
+    assert [(f.kind, f.op) for f in report.findings] == [("domain", "exp")]
+    assert np.abs(spu.jit(fn, protocol="aby3", field=32, fxp_bits=6, seed=1)(x) - fn(x)).max() > 0.5

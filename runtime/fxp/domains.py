@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -37,12 +37,15 @@ class Domain:
     hi_open: bool = True
     nonzero: bool = False          # x = 0 excluded (reciprocal)
     outside: str = ""              # what happens outside
+    also: Optional[Tuple[float, float]] = None    # a second interval that works
 
     def outside_mask(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)
         low = (x <= self.lo) if self.lo_open else (x < self.lo)
         high = (x >= self.hi) if self.hi_open else (x > self.hi)
         bad = low | high
+        if self.also is not None:
+            bad &= ~((x >= self.also[0]) & (x <= self.also[1]))
         return bad | (x == 0) if self.nonzero else bad
 
     def __str__(self) -> str:
@@ -65,8 +68,17 @@ def _exp(field: int, f: int, fo: int, mode: str) -> Domain:
         n = 2 ** max(1, math.ceil(math.log2(f + 2)))       # exp_log._exp_accurate's N
         b = next(b for b in range(1, 24)                   # exp_log._coarse
                  if (n + 1) * abs(round(LOG2E * 2 ** b) / 2 ** b - LOG2E) <= 0.05)
+        c = round(LOG2E * 2 ** b)
+        lo = -(2.0 ** (k - 2 - f)) / c
+        # Masks: a constant beyond the range (-inf) is encoded as -S, S = 2^(k-3-f) where
+        # that is below 2^30 (runtime/kernels/layout.py). -S 2^f c = 2^(k-3) (-c mod 8)
+        # mod 2^k: the coarse t wraps to a value whose sign bit is set iff -c mod 8 >= 4,
+        # and then exp gives exactly 0 for -S + y, |y| < |lo| / 2 (measured in a 32-bit
+        # ring: softmax(where(mask, x, -inf)) exact).
+        S = 2.0 ** (k - 3 - f)
+        also = (-S + lo / 2, -S - lo / 2) if S < 2.0 ** 30 and (-c) % 8 >= 4 else None
         # n from t = x log2(e) + up to 0.05 of coarse error must stay below N
-        return Domain(-(2.0 ** (k - 2 - f)) / round(LOG2E * 2 ** b), min((n - 0.05) * math.log(2.0), fits),
+        return Domain(lo, min((n - 0.05) * math.log(2.0), fits), also=also,
                       outside="overflows above, wraps below (undefined)")
     top = min(16.0, (k - 2 - 2 * f) * math.log(2.0) - 0.5, fits)
     if mode == "taylor":
