@@ -115,7 +115,7 @@ class Observer:
     # -- the hook ---------------------------------------------------------------------
     def __call__(self, op, inputs, outputs) -> None:
         self.ops_seen += 1
-        if any(id(v) in self._flagged for v in op.inputs):
+        if any(id(v) in self._flagged for v in op.inputs) or self._body_flagged(op):
             # garbage in, garbage out: only the first op that went wrong is reported
             self._flagged.update(id(v) for v in op.outputs)
             return
@@ -124,6 +124,10 @@ class Observer:
             if op.name in _DOMAIN_OPS and inputs and inputs[0] is not None:
                 self._domain(op, inputs[0], src)
             self._overflow(op, inputs, outputs, src)
+
+    def _body_flagged(self, op) -> bool:
+        """A loop or branch whose body computed a reported value."""
+        return any(id(v) in self._flagged for b in op.blocks for o in b.ops for v in o.outputs)
 
     def _domain(self, op, x, src) -> None:
         fo = op.outputs[0].type.dtype.frac if op.outputs[0].type.dtype.is_fxp else None

@@ -130,3 +130,13 @@ def test_masked_softmax_in_a_32_bit_ring():
     report = spu.check(fn, x, field=32, fxp_bits=6)
     assert [(f.kind, f.op) for f in report.findings] == [("domain", "exp")]
     assert np.abs(spu.jit(fn, protocol="aby3", field=32, fxp_bits=6, seed=1)(x) - fn(x)).max() > 0.5
+
+
+def repeated_squares(x):
+    return jax.lax.fori_loop(0, 5, lambda i, c: c * c, x)   # MARK loop
+
+
+def test_overflow_inside_a_loop_is_one_finding_at_its_line():
+    report = spu.check(repeated_squares, np.array([3.0, 1.1]))      # 3^32 = 1.9e15
+    assert [(f.kind, f.op, f.source, f.count) for f in report.findings] == \
+        [("overflow", "mul", line_of(repeated_squares, "loop"), 1)]
