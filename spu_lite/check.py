@@ -101,8 +101,9 @@ def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwa
     report.findings = observer.findings + report.findings
     report.ops_run = observer.ops_seen
     if got is not None:
-        plain = [jax.tree_util.tree_map(jax.numpy.asarray, a.value if isinstance(a, Public) else a)
-                 for a in args]
+        plain = [a if i in jf.static_argnums else
+                 jax.tree_util.tree_map(jax.numpy.asarray, a.value if isinstance(a, Public) else a)
+                 for i, a in enumerate(args)]
         want = jax.tree_util.tree_leaves(fn(*plain))
         made_at = {id(v): op.loc for op in compiled.program.ops for v in op.outputs}
         _compare(report, got, want, [source_of(made_at.get(id(r)), where)

@@ -155,6 +155,10 @@ class Observer:
             return _float_dot(ins[0], ins[1], op.attrs)
         if name == "reduce_sum" and ins and ins[0] is not None:
             return ins[0].sum(axis=tuple(op.attrs["axes"]))
+        if name == "cumsum" and ins and ins[0] is not None:
+            ax, x = op.attrs["axis"], ins[0]
+            return np.flip(np.cumsum(np.flip(x, ax), axis=ax), ax) if op.attrs["reverse"] \
+                else np.cumsum(x, axis=ax)
         if name in ("lshift", "neg") and ins and ins[0] is not None:
             return ins[0]
         if name == "trunc":         # its input, at the finer scale, must be in range
