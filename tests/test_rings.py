@@ -59,9 +59,13 @@ def test_refused_combinations_say_what_to_use():
     with pytest.raises(CompileError, match="does not fit a 32-bit ring"):
         CompileOptions(32, 13)
     assert max_fxp_bits(32) == 12 and max_fxp_bits(64) == 28
-    # reciprocal (and so division) has no working precision past 10 bits at k = 32
-    with pytest.raises(CompileError, match=r"use fxp_bits <= 10 \(default 9\) or field=64 \(at .*test_rings"):
-        spu.jit(lambda a, b: a / b, field=32, fxp_bits=12)(np.ones(2), np.ones(2))
+    # reciprocal (and so division) has no working precision past 9 bits at k = 32
+    with pytest.raises(CompileError, match=r"use fxp_bits <= 9 \(default 9\) or field=64 \(at .*test_rings"):
+        spu.jit(lambda a, b: a / b, field=32, fxp_bits=10)(np.ones(2), np.ones(2))
+    a, b = np.array([1.0, -3.0, 0.5, 1.0]), np.array([0.2, 7.0, -0.4, 3.0])   # at 9 it works
+    for protocol in SECURE:
+        np.testing.assert_allclose(spu.jit(lambda a, b: a / b, protocol=protocol, field=32,
+                                           seed=1)(a, b), a / b, rtol=1e-2, atol=4 * 2.0 ** -9)
     np.testing.assert_allclose(spu.jit(lambda a, b: a * b, field=32, fxp_bits=12)(
         np.array([1.5]), np.array([2.0])), [3.0])
 

@@ -16,8 +16,9 @@ Refused, with a message that says what to use:
 - f < 1 or 2f > k - 8: a product of two values could not even reach 2^6 = 64 (at
   k = 32, f = 18 the product of two ones wraps: x * y gave [0, 0]).
 - an op whose approximation has no room left (OP_MAX_FXP): reciprocal needs a working
-  scale k - 5 - 2f of at least 7 bits (f <= 10 at k = 32, 26 at k = 64; at 11 bits in
-  a 32-bit ring 1/0.013 gave 72, not 76.8).
+  scale k - 5 - 2f of at least 8 bits (f <= 9 at k = 32, 25 at k = 64): at 10 bits in a
+  32-bit ring x / y was 1.2% off under aby3 (0.5% at 9), at 11 bits 1/0.013 gave 72, not
+  76.8.
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def ring_problem(field: int, fxp_bits: int) -> Optional[str]:
 
 #: op -> largest fxp_bits at which its approximation works, per ring width
 OP_MAX_FXP = {
-    "reciprocal": lambda k: (k - 12) // 2,      # working scale k - 5 - 2f >= 7
+    "reciprocal": lambda k: (k - 13) // 2,      # working scale k - 5 - 2f >= 8
 }
 
 
