@@ -15,6 +15,7 @@ function runs on the same inputs; an output further from it than the tolerance i
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -132,8 +133,11 @@ def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[li
     party.proto.begin_job()
     try:
         outs = run_program(K, program, inputs, Profile())
-    except ExecutionError as e:
-        report.findings.append(Finding("overflow", "run", "?", f"the program failed: {e}"))
+    except ExecutionError as e:   # e.g. a kernel's numpy OverflowError: "op `x` (loc) failed"
+        m = re.match(r"op `([^`]*)` \((.*?)\) failed", str(e))
+        op, loc = (m.group(1), m.group(2)) if m else ("run", None)
+        report.findings.append(Finding("overflow", op, source_of(loc, observer.fallback_source),
+                                       f"the program failed here: {e}"))
         return None
     finally:
         party.proto.end_job()

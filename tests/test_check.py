@@ -140,3 +140,30 @@ def test_overflow_inside_a_loop_is_one_finding_at_its_line():
     report = spu.check(repeated_squares, np.array([3.0, 1.1]))      # 3^32 = 1.9e15
     assert [(f.kind, f.op, f.source, f.count) for f in report.findings] == \
         [("overflow", "mul", line_of(repeated_squares, "loop"), 1)]
+
+
+def test_executor_reports_every_op_once_to_the_observer():
+    """Fused products, batched truncations and dot groups are reported per original op."""
+    from runtime.cluster import ClusterConfig, InProcessCluster
+    from runtime.executor import run_program
+    from runtime.kernels import KernelContext
+    from runtime.profile import Profile
+
+    def fn(x, w, v):
+        return (x @ w) * 0.5, (x @ v) * 0.25, x * x
+    rng = np.random.default_rng(0)
+    args = [rng.normal(size=s) for s in ((3, 4), (4, 2), (4, 5))]
+    program = spu.compile(fn, *args).program
+    cluster = InProcessCluster(ClusterConfig(protocol="ref2k"))
+    party = cluster.parties[0]
+    seen = []
+    K = KernelContext(party.proto, program.fxp_bits, {},
+                      observer=lambda op, ins, outs: seen.append((op, len(ins), len(outs))))
+    inputs = [cluster.share(cluster.ring.encode(a, p.type.dtype.frac))[0]
+              for a, p in zip(args, program.params)]
+    run_program(K, program, inputs, Profile())
+    # each op exactly once (a dot group's later dots are reported when they run, early)
+    assert sorted(id(op) for op, _, _ in seen) == sorted(id(op) for op in program.ops)
+    names = {op.name for op, _, _ in seen}
+    assert {"dot", "trunc", "mul"} <= names
+    assert all(n_in == len(op.inputs) and n_out == len(op.outputs) for op, n_in, n_out in seen)
