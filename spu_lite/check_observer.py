@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from compiler.ir.fields import value_limit
 from runtime.fxp.domains import domains
 from runtime.protocols.base import Share
 from runtime.ring import Ring
@@ -85,7 +86,6 @@ class Observer:
         self.fallback_source = fallback_source
         self.ring = Ring(field)
         self.field, self.fxp_bits, self.options = field, fxp_bits, dict(options or {})
-        self.limit = 2.0 ** (field - 2)            # ring magnitude every value must stay below
         self._found: Dict[Tuple[str, str, str], Finding] = {}
         self._details: Dict[Tuple[str, str, str], object] = {}
         self._flagged = set()          # values computed from a reported value
@@ -175,7 +175,7 @@ class Observer:
         if v is None or not np.size(v):
             return
         v = np.abs(np.asarray(v, np.float64))
-        real_limit = self.limit / 2.0 ** frac
+        real_limit = value_limit(self.field, frac)        # 2^(k-2-frac)
         bad = ~(v < real_limit)
         n = int(bad.sum())
         if n:
