@@ -29,7 +29,8 @@ from runtime.profile import Profile
 
 from . import api
 from .check_observer import Finding, Observer, source_of
-from .frontend import InputError, Public
+from .codec import InputError, decode, encode
+from .frontend import Public
 
 #: precision threshold: an output element is wrong when |got - want| > atol + rtol |want|,
 #: with atol = ATOL_ULPS ulps of fxp_bits (2.4e-4 at 18 bits) unless given
@@ -93,7 +94,8 @@ def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwa
     names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = jf._prepare(args, {})
     compiled = jf.lower(*args)
     if jf._out_of_fine_range(compiled, leaves, {}):
-        compiled = jf._compile(names, static, dyn, treedef, leaves, leaf_vis, refine=False)
+        compiled = jf._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names,
+                               refine=False)
     cluster = InProcessCluster(ClusterConfig(protocol="ref2k", field=cfg.field,
                                              fxp_bits=cfg.fxp_bits, options=cfg.options))
     where = f"<{getattr(fn, '__name__', 'fn')}>"
@@ -120,7 +122,7 @@ def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[li
     inputs = []
     for leaf, where, param in zip(leaves, leaf_names, program.params):
         try:
-            x = api._encode(ring, np.asarray(leaf), param.type.dtype.frac, where)
+            x = encode(ring, np.asarray(leaf), param.type.dtype.frac, where)
         except InputError as e:
             report.findings.append(Finding("overflow", "input", where, str(e), int(np.size(leaf)),
                                            float(np.max(np.abs(np.asarray(leaf, np.float64))))))
@@ -144,7 +146,7 @@ def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[li
     flat = []
     for o, r, aval in zip(outs, program.results, compiled.out_avals):
         o = cluster.proto_cls.reconstruct([o], ring) if not isinstance(o, np.ndarray) else o
-        flat.append(np.asarray(api._decode(ring, o, r.type, aval), np.float64))
+        flat.append(np.asarray(decode(ring, o, r.type, aval), np.float64))
     return flat
 
 

@@ -18,8 +18,12 @@ import os
 
 import numpy as np
 
+from compiler import CompileError
+
+from .check import check
 from .cli_compile import (ARG_GRAMMAR, CliError, load_function, parse_arg_spec, parse_static,
                           parse_target)
+from .frontend import Public
 
 EXIT_FINDINGS = 3
 
@@ -93,10 +97,6 @@ def _inputs(fn, args, statics):
 
 
 def cmd_check(args) -> int:
-    from . import api
-    from .check import check
-    from .frontend import Public
-
     path, func = args.target
     fn = load_function(path, func)
     statics = dict(args.static)
@@ -112,7 +112,7 @@ def cmd_check(args) -> int:
         config["fxp_bits"] = args.fxp_bits
     try:
         report = check(target, *inputs, atol=args.atol, rtol=args.rtol, **config)
-    except (api.CompileError, ValueError) as e:
+    except (CompileError, ValueError) as e:
         raise CliError(" ".join(str(e).split())) from None
     where = os.path.relpath(path) if os.path.isfile(path) else path
     print(f"# spu-lite check {where}:{func}")

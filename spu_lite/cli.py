@@ -35,6 +35,7 @@ PROG = "spu-lite"
 PROTOCOLS = ("ref2k", "semi2k", "aby3")
 
 
+from . import check_cli
 from .cli_compile import (  # noqa: F401 (re-exported for tests and users)
     ARG_GRAMMAR, CliError, _describe, cmd_compile, cmd_cost, compile_target, format_op_counts,
     load_function, op_counts, parse_arg_spec, parse_static, parse_target, _fxp_bits)
@@ -180,7 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile_args(p)
     p.add_argument("--counts-only", action="store_true", help="only count ops (no dry run)")
 
-    from . import check_cli
     p = sub.add_parser("check", help="find overflows, out-of-domain inputs and imprecise outputs",
                        description="Compile FUNC as spu.jit would and run it in plaintext fixed "
                                    "point on example inputs (nothing leaves the process); report "
@@ -251,8 +251,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "cost":
             return cmd_cost(args)
         if args.command == "check":
-            from .check_cli import cmd_check
-            return cmd_check(args)
+            return check_cli.cmd_check(args)
         if args.command == "bench":
             return cmd_bench(args, parser.commands["bench"])
         if args.command == "demo":

@@ -28,6 +28,7 @@ import numpy as np
 from compiler.ir import parse_program
 from runtime.link import PeerError
 from runtime.protocols.base import Share
+from spu_lite.codec import decode, encode
 
 MAX_PROGRAMS = 16
 
@@ -71,7 +72,6 @@ def _inputs(node, descs: List, payload, program) -> List:
     """descs[i]: "p" public array, "s" this party's Share (both in payload[i]),
     ["o", owner rank, handle, leaf] for a party-owned input, or ["k", id] for a secret
     kept at the parties by an earlier job."""
-    from spu_lite.api import _encode
     vals = list(payload or [None] * len(descs))
     for i, d in enumerate(descs):
         if isinstance(d, list) and d[0] == "k":
@@ -89,7 +89,7 @@ def _inputs(node, descs: List, payload, program) -> List:
             if leaves is None:
                 raise RuntimeError(f"{node.name} holds no input {handle[:8]} (restarted?)")
             frac = program.params[i].type.dtype.frac      # the program's input format
-            x = _encode(ring, leaves[int(leaf)], frac, f"input owned by {node.name}")
+            x = encode(ring, leaves[int(leaf)], frac, f"input owned by {node.name}")
             shares = node.proto_cls.deal(x, n, node.owner_prg, ring)
             vals[i] = shares[rank]
             for r in out:
@@ -109,7 +109,6 @@ def _inputs(node, descs: List, payload, program) -> List:
 
 def _reveal(node, job: int, h: dict, program, outs: List, target: int) -> dict:
     """Send output shares to `target` only; there, reconstruct, decode and store."""
-    from spu_lite.api import _decode
     secret = [i for i, o in enumerate(outs) if isinstance(o, Share)]
     n, ring = node.spec.nparties, node.party.ctx.ring
     if node.rank != target:
@@ -123,7 +122,7 @@ def _reveal(node, job: int, h: dict, program, outs: List, target: int) -> dict:
     values = {}
     for (name, dt, shape), o, res in zip(h["outputs"], outs, program.results):
         aval = SimpleNamespace(dtype=np.dtype(dt), shape=tuple(shape))
-        values[name] = _decode(ring, o, res.type, aval)
+        values[name] = decode(ring, o, res.type, aval)
     tag = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{h.get('tag') or 'job'}-{job}")
     out_dir = node.me.output_dir or os.path.join("spu-out", node.name)
     os.makedirs(out_dir, exist_ok=True)
