@@ -12,6 +12,10 @@
     rsqrt        x > 0                          0 is read as one ulp; x < 0 garbage
     sqrt         x >= 0                         x < 0 garbage
     logistic, tanh, erf: every encodable x.
+    sin, cos     as compiler/ir/nonlinear.py states them (|x| <= 1.6e6)
+
+compiler/ir/nonlinear.py, the table of the nonlinear functions, states each domain at the
+defaults (k = 64, f = 18); this module computes the ones that move with the ring.
 
 The bounds follow the algorithms' own parameters (exp_log.py, reciprocal.py, roots.py),
 so they move with the ring, the fractional bits and exp_mode. spu.check reports every
@@ -25,6 +29,8 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+
+from compiler.ir.nonlinear import TABLE
 
 LOG2E = 1.4426950408889634
 
@@ -93,7 +99,11 @@ def domains(field: int = 64, fxp_bits: int = 18, options: Optional[dict] = None,
     """op -> Domain of its (real) input for this ring, fractional bits and options;
     exp_frac: the fractional bits of exp's result (the op's `frac`)."""
     fo = fxp_bits if exp_frac is None else exp_frac
-    return {
+    # the other rows of the nonlinear table with a domain (sin, cos), as stated there
+    table = {row.op: Domain(row.domain[0], row.domain[1], lo_open=False, hi_open=False,
+                            outside="undefined (compiler/ir/nonlinear.py)")
+             for row in TABLE if row.domain is not None}
+    return {**table,
         "exp": _exp(field, fxp_bits, fo, exp_mode(field, options)),
         "log": Domain(lo=0.0, outside="x = 0 reads as one ulp; x < 0 gives garbage"),
         "log1p": Domain(lo=-1.0, outside="x = -1 reads as one ulp above; below: garbage"),
