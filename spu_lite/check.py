@@ -127,6 +127,13 @@ def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[li
             report.findings.append(Finding("overflow", "input", where, str(e), int(np.size(leaf)),
                                            float(np.max(np.abs(np.asarray(leaf, np.float64))))))
             continue
+        if param.type.dtype.is_int and np.size(leaf) and \
+                np.max(np.abs(np.asarray(leaf, np.int64))) >= 2 ** (ring.bits - 2):
+            top = int(np.max(np.abs(np.asarray(leaf, np.int64))))
+            report.findings.append(Finding(
+                "overflow", "input", where, f"integers up to |{top}|: comparisons (max, <, ==, "
+                f"division) need |a| < 2^{ring.bits - 2} in a {ring.bits}-bit ring",
+                int(np.sum(np.abs(np.asarray(leaf, np.int64)) >= 2 ** (ring.bits - 2))), float(top)))
         inputs.append(cluster.share(x)[0] if param.type.secret else x)
     if len(inputs) < len(program.params):
         return None

@@ -160,9 +160,15 @@ def test_exp_domain_just_inside_is_correct_and_outside_caught(field, f):
 
 # ---- the op table in a 32-bit ring ---------------------------------------------------------
 
-# 2.5 + 2^-17 is a tie at 9 fractional bits: rounds to even, unlike float
-_SKIP_32 = {"floor_ceil_round": "its input 2.5 + 2^-17 is below the 9-bit resolution"}
-_QUICK = {"add", "mul", "mul_const", "matmul", "sum", "mean", "max_axis", "argmax", "relu", "less",
+# 2.5 + 2^-17 is a tie at 9 fractional bits: rounds to even, unlike float; int32 values
+# past 2^30 are outside a 32-bit ring's comparison range (spu.check reports such inputs)
+_SKIP_32 = {"floor_ceil_round": "its input 2.5 + 2^-17 is below the 9-bit resolution",
+            "shift_right_arithmetic": "int32 edges 2^31 - 1", "shift_right_logical": "int32 edges"}
+# exact integer division / remainder and shifts by run-time amounts need a 64-bit ring
+_NEEDS_64 = {"floordiv_const", "floordiv_negative_const", "remainder_const", "jnp_mod_const_array",
+             "lax_div_rem_const", "floordiv_secret", "remainder_secret", "divmod_secret",
+             "shifts_by_secret_amounts"}
+_QUICK = {"floordiv_secret", "pow_secret_exponent", "add", "mul", "mul_const", "matmul", "sum", "mean", "max_axis", "argmax", "relu", "less",
           "where", "gather", "cumsum", "int_arith", "grad_mlp", "scan", "cond_secret", "sort",
           "conv2d_same_stride2", "softmax_neg_inf_mask", "integer_label_cross_entropy_grad",
           "index_at_secret"}
@@ -174,13 +180,18 @@ _CASES_32 = [pytest.param(c, marks=() if c.name in _QUICK else pytest.mark.slow,
 @pytest.mark.parametrize("case", _CASES_32)
 def test_op_table_in_a_32_bit_ring(case, protocol):
     """Every op of the op table at field=32 (default 9 fractional bits), tolerances
-    scaled from 18 to 9 bits."""
+    scaled from 18 to 9 bits (relative: at least 2^-7, compositions of nonlinear
+    functions like x^1.5 = exp(1.5 log x)); or a CompileError that says to use field=64."""
     rng = np.random.default_rng(zlib.crc32(case.name.encode()))
     inputs = case.make(rng)
+    if case.name in _NEEDS_64:
+        with pytest.raises(CompileError, match="needs field=64"):
+            spu.jit(case.fn, protocol=protocol, field=32)(*inputs)
+        return
     want = reference(case, inputs)
     got = spu.jit(case.fn, protocol=protocol, seed=7, field=32)(*inputs)
     got_leaves, want_leaves = jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)
     assert len(got_leaves) == len(want_leaves)
     for g, w in zip(got_leaves, want_leaves):
         np.testing.assert_allclose(np.asarray(g, np.float64), w, atol=case.atol * 2 ** 9,
-                                   rtol=case.rtol)
+                                   rtol=max(case.rtol, 2.0 ** -7))
