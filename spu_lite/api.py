@@ -248,7 +248,8 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
         marks one (or one leaf of a pytree) at the call site instead.
       keep_secret: True, or indices of the returned tuple, whose values are returned as
         `spu.Secret` handles that stay shared on the cluster (open with spu.reveal).
-      **config: field (64 or 32), fxp_bits (18), nparties, seed, timeout, and
+      **config: field (64 or 32), fxp_bits (default 18 at field 64, 9 at 32;
+        docs/rings.md), nparties, seed, timeout, and
         approximation modes of the runtime; reveal_to="bob" (networked clusters):
         outputs are revealed to that party only, the call returns a receipt.
     """

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from compiler import CompileError, CompileOptions
+from compiler.ir.fields import default_fxp_bits, ring_problem
 
 from .api import compile_leaves
 from .codec import InputError
@@ -190,10 +191,14 @@ def _bind_inputs(fn, specs: Sequence[Tuple[np.dtype, Tuple[int, ...]]], public: 
     return kwargs
 
 
-def compile_target(fn, specs, public=(), statics=(), field: int = 64, fxp_bits: int = 18,
-                   opt: bool = True, user_file: Optional[str] = None):
+def compile_target(fn, specs, public=(), statics=(), field: int = 64,
+                   fxp_bits: Optional[int] = None, opt: bool = True,
+                   user_file: Optional[str] = None):
     """Trace and compile fn for the given --arg specs (as spu.jit does); returns the
-    compiler Program."""
+    compiler Program. fxp_bits None: the ring's default (compiler/ir/fields.py)."""
+    fxp_bits = default_fxp_bits(field) if fxp_bits is None else fxp_bits
+    if ring_problem(field, fxp_bits):
+        raise CliError(ring_problem(field, fxp_bits))
     kwargs = _bind_inputs(fn, specs, public, statics)
     static_names = tuple(n for n, _ in statics)
     try:

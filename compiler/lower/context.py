@@ -13,6 +13,7 @@ import numpy as np
 
 from ..ir.ops import infer
 from ..ir.program import NameGen, Op, Value
+from ..ir.fields import ring_problem
 from ..ir.types import DType, Type
 
 
@@ -24,6 +25,11 @@ class CompileError(Exception):
 class CompileOptions:
     field: int = 64
     fxp_bits: int = 18
+
+    def __post_init__(self):
+        problem = ring_problem(self.field, self.fxp_bits)    # compiler/ir/fields.py
+        if problem:
+            raise CompileError(problem)
 
     @property
     def fine_frac(self) -> int:

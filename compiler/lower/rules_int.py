@@ -32,6 +32,14 @@ from .consts import public_const_value
 _INT_BITS = 31          # magnitudes of JAX's int32
 
 
+def _needs_64_bit_ring(L, what: str) -> None:
+    """The exact algorithms below keep |a| 2^31 inside the ring (|a| C < 2^62, the long
+    division's |b| 2^30, the shift candidates' x 2^31): a 32-bit ring has no room."""
+    if L.opt.field < 64:
+        raise CompileError(f"{what} of secret integers needs field=64 (the exact algorithm "
+                           f"keeps |a| 2^31 in the ring); a {L.opt.field}-bit ring has no room")
+
+
 def _sign_split(L, a):
     """(|a|, a < 0) of an int."""
     zero = L.const(0, a.type.dtype, a.type.shape)
@@ -82,6 +90,7 @@ def _floor_div_long(L, a, b):
 
 def trunc_divmod(L, a, b):
     """(lax.div(a, b), lax.rem(a, b)) of integers, a or b secret."""
+    _needs_64_bit_ring(L, "integer division and remainder (//, %, lax.div, lax.rem)")
     a, b = L.same_shape(a, b)
     c = public_const_value(L, b)
     abs_a, neg_a = _sign_split(L, a)
@@ -177,6 +186,7 @@ def _amount_onehot(L, s, shape, top_catches_rest: bool):
 def _shift_left_by(L, x, s):
     """x << s for a run-time amount: x 2^s, 2^s = sum_j [s == j] 2^j (0 for s outside
     [0, 31], as JAX). Cost: one batched equality over 32 candidates, one product."""
+    _needs_64_bit_ring(L, "a shift by a run-time amount")
     x, s = L.same_shape(x, s)
     onehot, wide = _amount_onehot(L, s, x.type.shape, False)
     pows = L.const(np.broadcast_to((2 ** np.arange(_INT_BITS + 1)).reshape([-1] + [1] * len(x.type.shape)),
@@ -191,6 +201,7 @@ def _shift_right_by(L, x, s):
     (a local product, then one exact shift of the stacked array; |x| < 2^31 keeps
     x 2^31 inside the ring). Cost: one truncation, one comparison and one equality,
     batched, and one product."""
+    _needs_64_bit_ring(L, "a shift by a run-time amount")
     x, s = L.same_shape(x, s)
     onehot, wide = _amount_onehot(L, s, x.type.shape, True)
     xs = L.emit("broadcast", [x], shape=wide, dims=list(range(1, len(wide))))
@@ -224,8 +235,11 @@ def _shift_right_logical(L, eqn, x, s):
     if n is not None:
         if n >= 32:
             return zero
+        if n == 1:        # 2^31 is no int of a 32-bit ring
+            _needs_64_bit_ring(L, "a logical right shift by 1")
         return L.emit("add", [_floor_shift(L, x, n), L.emit("mul", [neg, L.const(1 << (32 - n), L.opt.int,
                                                                                     x.type.shape)])])
+    _needs_64_bit_ring(L, "a shift by a run-time amount")
     x, s = L.same_shape(x, s)
     onehot, wide = _amount_onehot(L, s, x.type.shape, False)
     pows = (2 ** (32 - np.arange(_INT_BITS + 1))).reshape([-1] + [1] * len(x.type.shape))

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
+from compiler.ir.fields import DEFAULT_FXP_BITS
 from runtime.cluster import ClusterConfig
 
 from .policy import Policy, parse_policy
@@ -176,7 +177,8 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
     driver = doc.get("driver") or {}
     spec = ClusterSpec(protocol, parties, dealer, _key(driver.get("public_key"), "driver"),
                        _path(base, driver.get("secret_key_file")),
-                       int(doc.get("field", 64)), int(doc.get("fxp_bits", 18)),
+                       int(doc.get("field", 64)),
+                       int(doc.get("fxp_bits", DEFAULT_FXP_BITS.get(doc.get("field", 64), 18))),
                        float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path,
                        float(doc.get("max_message_mb", DEFAULT_MAX_MESSAGE_MB)))
     _check(spec)

@@ -5,7 +5,7 @@ exceptions quote values (a loader's own error text, "input magnitude 1.2e14", a
 numpy message with array contents), so a node sends only:
 
   * the message of spu-lite's own errors whose text is built from public values
-    (peer failures, loader refusals, credentials, the wire format);
+    (peer failures, loader refusals, policy refusals, credentials, the wire format);
   * an exception's `public_reason` attribute when it has one (e.g. an input outside
     the fixed-point range names the input and the range, not the value);
   * otherwise the exception's type and the node's name, with a pointer to the node's
@@ -18,9 +18,11 @@ from runtime.net.auth import CredentialError
 from runtime.net.wire import WireError
 
 from .loaders import LoaderError
+from .policy import JobRefused
 
-#: exception types whose message never contains a private value
-PUBLIC_TYPES = (PeerError, LoaderError, CredentialError, WireError)
+#: exception types whose message never contains a private value (a refusal names the
+#: program's digest and the policy rule)
+PUBLIC_TYPES = (PeerError, LoaderError, CredentialError, WireError, JobRefused)
 
 
 def public_reason(e: BaseException, me: str) -> str:
