@@ -113,6 +113,7 @@ class Semi2kOT(Semi2k):
         self._answers = deque()
         self._kept_b: Dict[int, np.ndarray] = {}
         self.pools: Dict[Tuple, list] = {}
+        self.requests = 0
 
     # ---- setup ------------------------------------------------------------------------
     def setup(self) -> None:
@@ -138,10 +139,11 @@ class Semi2kOT(Semi2k):
     def offline_stats(self) -> Dict[str, float]:
         """Correlation generation so far: seconds, bytes sent and messages (this party)."""
         return {"seconds": self.source.seconds, "bytes": self.link.bytes_sent,
-                "messages": self.link.messages}
+                "messages": self.link.messages, "requests": self.requests}
 
     # ---- the dealer's interface, served locally -----------------------------------------
     def _request(self, kind, params) -> None:
+        self.requests += 1
         random_pieces, derived = self._make(kind, params)
         self.prg.push(*random_pieces)
         if self.first:

@@ -197,3 +197,23 @@ def test_party_view_is_independent_of_secrets(rank):
         views[secret] = np.concatenate([_top_bytes(p) for p in pieces])
     table = np.stack([np.bincount(views[s], minlength=256) for s in views])
     assert chi2_contingency(table).pvalue > 1e-4
+
+
+def test_precompute_for_a_program_then_run_without_ot():
+    """precompute(f, x, y) counts the program's correlations with a semi2k dry run and
+    makes them; the call then sends no OT message, and the profile says so."""
+    from spu_lite.two_party import precompute
+    rng = np.random.default_rng(9)
+    x, y = rng.uniform(-2, 2, (5, 7)), rng.uniform(-2, 2, (7, 3))
+    fn = lambda a, b: (jax.nn.relu(a @ b), a[:, :3] * b[:5], a < 0.5)
+    f = spu.jit(fn, protocol="semi2k", dealer=None)
+    counts = precompute(f, x, y)
+    assert any(isinstance(k, tuple) and k[0] == "dot" for k in counts) and MUL in counts
+    got = f(x, y)
+    off = f.cluster.last_profile.offline
+    assert off.calls > 0 and off.bytes == 0 and off.rounds == 0
+    for g, w in zip(got, fn(x, y)):
+        np.testing.assert_allclose(np.asarray(g, np.float64), np.asarray(w, np.float64), atol=1e-4)
+    f(x, y)                                                   # pools used up: made inline
+    assert f.cluster.last_profile.offline.bytes > 0
+    assert "offline" in f.cluster.last_profile.table()
