@@ -114,11 +114,12 @@ def test_dealer_keyword_is_checked():
         spu.jit(jnp.add, protocol="semi2k", dealer=None, nparties=3)
 
 
-def test_truncation_never_off_by_more_than_one_ulp(cl):
-    """2^14 products of uniform [-256, 256] encodings truncated by 18 bits: every result
-    is floor(XY / 2^18) or one more (the pairs are exact, so no probabilistic wrap)."""
+@pytest.mark.parametrize("n", [pytest.param(1 << 14), pytest.param(1 << 16, marks=pytest.mark.slow)])
+def test_truncation_never_off_by_more_than_one_ulp(cl, n):
+    """n products of uniform [-256, 256] encodings (|x y| <= 65536) truncated by 18 bits:
+    every result is floor(XY / 2^18) or one more (the pairs are exact: no probabilistic
+    wrap)."""
     rng = np.random.default_rng(12)
-    n = 1 << 14
     X = np.round(rng.uniform(-256, 256, n) * 2.0 ** 18).astype(np.int64)
     Y = np.round(rng.uniform(-256, 256, n) * 2.0 ** 18).astype(np.int64)
     sx, sy = share(cl, Ring(64).cast(X)), share(cl, Ring(64).cast(Y))
