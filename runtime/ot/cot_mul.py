@@ -29,7 +29,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..link import PeerError
+from ..link import PeerError, nbytes
 from .base_ot import BaseOtReceiver, BaseOtSender
 from .iknp import KAPPA, Hash, IknpReceiver, IknpSender
 
@@ -63,7 +63,6 @@ class OtLink:
         self.sender: Optional[IknpSender] = None
 
     def send(self, obj) -> None:
-        from ..link import nbytes
         self.bytes_sent += nbytes(obj)
         self.messages += 1
         self._send(obj)

@@ -29,6 +29,7 @@ from typing import List
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from ..link import PeerError
 from ..prg import Prg
 from ..protocols.semi2k_common import _fill
 
@@ -125,8 +126,7 @@ class IknpSender:
 
     def extend(self, u: np.ndarray, m: int):
         """The receiver's u (128, m/8) -> (q rows, first index)."""
-        if u.shape != (KAPPA, m // 8) or u.dtype != np.uint8:
-            from ..link import PeerError
+        if not isinstance(u, np.ndarray) or u.shape != (KAPPA, m // 8) or u.dtype != np.uint8:
             raise PeerError("IKNP: the peer's extension matrix has the wrong shape")
         q = _streams(self.g, m // 8)
         q ^= u * self.delta_bits[:, None]          # Delta_i u^i (bitwise: 0 or u^i)

@@ -11,16 +11,18 @@ every batch takes 2 messages each way, batches of up to 2^20 OTs.
 mul      a = a0 + a1, b = b0 + b1 uniform; c = ab = a0 b0 + a1 b1 + a0 b1 + a1 b0.
          a0 b1 (P0's bits of a0 choose, P1 corrects with b1) and a1 b0 (the mirror)
          run in the same batch. 64 OTs each way: 1368 bytes sent per party.
-square   a^2 = a0^2 + a1^2 + 2 a0 a1: one cross term (P0 receives). 64 OTs.
+square   a^2 = a0^2 + a1^2 + 2 a0 a1: one cross term. 64 OTs.
+         (One-way products -- square, b2a, trunc -- are split: P0 receives for half of
+         the elements, P1 for the other half, so both parties send about as much.)
 and      (a0 ^ a1) & (b0 ^ b1) = a0 b0 ^ a1 b1 ^ a0 b1 ^ a1 b0 bitwise: one 1-bit product
          per bit of a_i, shares mod 2 are XOR shares. 64 OTs each way per word.
 b2a      a random bit r = r0 ^ r1 = r0 + r1 - 2 r0 r1 (P_i's bit from its PRG, sent
-         packed in the online phase): one OT (P0 receives, width k) per bit.
+         packed in the online phase): one OT (width k) per bit.
 trunc    r from k random shared bits rho_j = beta0_j ^ beta1_j (arithmetic shares as in
          b2a): r = sum_j 2^j rho_j, r >> m = sum_{j>=m} 2^{j-m} rho_j, msb(r) = rho_{k-1},
          all exact (no wrap to estimate, so truncation stays exact to 1 ulp). A share of
          beta0_j beta1_j is only needed mod 2^{w_j}, w_j = k - j (+ m for j >= m).
-         k OTs per element (P0 receives): 1024 bytes from P0, ~400 from P1.
+         k OTs per element: ~720 bytes per party (1024 + ~400, split).
 dot      C = A.B = A0.B0 + A1.B1 + A0.B1 + A1.B0 over the dot_general dims. A0.B1:
          each entry A0[b, i, l] is one Gilboa product with the row vector B1[b, l, :]:
          64 OTs carrying |row| elements each. So a (M x K) . (K x N) triple costs
@@ -93,11 +95,23 @@ class OtCorrelations:
         mine, theirs = self.link.cross(x, y, n, widths, peer_shape=x.shape)
         return mine, theirs
 
-    def _one_way(self, x, y, n, widths, peer_shape):
-        """P0 receives (x), P1 sends (y): shares of x0 * y1."""
+    def _split(self, x, y, n, widths):
+        """Shares of the products of the two parties' private values, element by element:
+        x (N, L) this party's bits, y (N, L', n) its values (the same products either way
+        round). Party 0 receives for the first half of the elements, party 1 for the
+        second, so both send about the same bytes."""
+        N = x.shape[0]
+        h = N // 2
+        if h == 0:                      # one element: party 0 receives
+            if self.first:
+                return self.link.cross(x, None, n, widths)[0]
+            return self.link.cross(None, y, n, widths, peer_shape=x.shape)[1]
+        L = x.shape[1]
         if self.first:
-            return self.link.cross(x, None, n, widths)[0]
-        return self.link.cross(None, y, n, widths, peer_shape=peer_shape)[1]
+            mine, theirs = self.link.cross(x[:h], y[h:], n, widths, peer_shape=(N - h, L))
+            return np.concatenate([mine, theirs])
+        mine, theirs = self.link.cross(x[h:], y[:h], n, widths, peer_shape=(h, L))
+        return np.concatenate([theirs, mine])
 
     def _rows(self, L, n=1):
         return max(1, min(OT_BATCH // L, WORDS_BATCH // (L * n)))
@@ -128,7 +142,7 @@ class OtCorrelations:
         for lo in range(0, n, step):
             s = slice(lo, min(n, lo + step))
             x = _bits(a[s], k)
-            p = self._one_way(x, a[s].astype(np.uint64)[:, None, None], 1, widths, x.shape)
+            p = self._split(x, a[s].astype(np.uint64)[:, None, None], 1, widths)
             c[s] += (_weighted(p[:, :, 0], k) << np.uint64(1)).astype(self.dt)
         return a, c
 
@@ -158,8 +172,7 @@ class OtCorrelations:
         step = self._rows(1)
         for lo in range(0, n, step):
             s = slice(lo, min(n, lo + step))
-            p = self._one_way(beta[s, None].astype(np.uint8), beta[s, None, None], 1,
-                              [self.k], (s.stop - s.start, 1))
+            p = self._split(beta[s, None].astype(np.uint8), beta[s, None, None], 1, [self.k])
             ra[s] -= p[:, 0, 0] << np.uint64(1)
         return rb, ra.astype(self.dt)
 
@@ -175,7 +188,7 @@ class OtCorrelations:
         for lo in range(0, n, step):
             s = slice(lo, min(n, lo + step))
             beta = self._rand((s.stop - s.start, k), np.uint8) & np.uint8(1)
-            p = self._one_way(beta, beta.astype(np.uint64)[:, :, None], 1, widths, beta.shape)
+            p = self._split(beta, beta.astype(np.uint64)[:, :, None], 1, widths)
             rho = beta.astype(np.uint64) - (p[:, :, 0] << np.uint64(1))
             r[s] = _weighted(rho, k).astype(self.dt)
             s_[s] = _weighted(rho, k, shift=m, lo=m).astype(self.dt)

@@ -157,7 +157,7 @@ def test_precomputed_correlations_are_used_online(cl):
     assert set(np.unique(opened(cl, [o[0] for o in outs]).view(np.int64) - (x * x >> 4))) <= {0, 1}
     assert np.array_equal(opened(cl, [o[1] for o in outs]).view(np.int64), 2 * x * x)
     outs = run_parties(cl, lambda P, r: P.mul(sx[r], sx[r]))   # 2000 pooled + 1000 made now
-    assert [P.proto.link.messages for P in cl.parties] == [m + 1 for m in msgs]  # one OT batch
+    assert [P.proto.link.messages for P in cl.parties] == [m + 2 for m in msgs]  # one OT batch
     assert np.array_equal(opened(cl, outs).view(np.int64), x * x)
 
 
@@ -218,3 +218,19 @@ def test_precompute_for_a_program_then_run_without_ot():
     f(x, y)                                                   # pools used up: made inline
     assert f.cluster.last_profile.offline.bytes > 0
     assert "offline" in f.cluster.last_profile.table()
+
+
+def test_one_way_products_are_split_between_the_parties(cl):
+    """A truncation pair's 64 bit products: party 0 receives for half of the elements,
+    party 1 for the other half, so both send 16 bytes per OT for their half and the
+    corrections (bit j in min(64, 64 - j + m) bits, rounded to 1/2/4/8 bytes: 456 bytes
+    at m = 18) for the other half."""
+    n = 1000
+    before = [P.proto.link.bytes_sent for P in cl.parties]
+    run_parties(cl, lambda P, r: P.source.trunc(n, 18))
+    sent = [P.proto.link.bytes_sent - b for P, b in zip(cl.parties, before)]
+    j = np.arange(64)
+    w = np.minimum(64, np.where(j >= 18, 64 - j + 18, 64 - j))
+    corr = int(sum(1 if b <= 8 else 2 if b <= 16 else 4 if b <= 32 else 8 for b in w))
+    assert corr == 456
+    assert sent == [n // 2 * (64 * 16 + corr)] * 2
