@@ -127,8 +127,13 @@ class Semi2kOT(Semi2k):
         self.prg_d = None if self.first else Tape()
 
     def begin_job(self) -> None:
+        """Fresh tapes: nothing of a job that failed half-way is read by the next one
+        (a failed job breaks the cluster anyway; this keeps the tapes honest)."""
         super().begin_job()
         self._kept_b = {}
+        self._answers.clear()
+        self.prg = Tape()
+        self.prg_d = None if self.first else Tape()
 
     def end_job(self) -> None:
         self._kept_d = {}
