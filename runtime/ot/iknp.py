@@ -16,8 +16,9 @@ nothing of Delta (each u^i is one-time-padded by G(k1_i), or G(k0_i)), and the u
 uniform to S (padded by the stream S does not hold).
 Hashing breaks the correlation: the pads of OT j are H(q_j, j) and H(q_j ^ Delta, j),
 with H(x, i) = pi(pi(x) ^ i) ^ pi(x), pi = AES-128 under a fixed public key (tweakable
-circular correlation robust in the ideal-cipher model, GKWY20). Longer pads (n ring
-elements) use the tweaks (j, l), l = 0 .. ceil(n/2)-1: one AES block per 2 elements.
+circular correlation robust in the ideal-cipher model, GKWY20), and a distinct tweak i
+per OT and output block (Hash.__call__). Longer pads (n ring elements) take one AES
+block per 2 elements.
 
 Cost per OT: R sends 128 bits = 16 bytes; R computes 256 bits of AES-CTR, S 128; one
 128 x m bit transposition each; hashing 2 AES blocks per 128-bit pad (S hashes twice).
@@ -35,26 +36,36 @@ from ..protocols.semi2k_common import _fill
 
 KAPPA = 128
 _FIXED_KEY = bytes.fromhex("73 70 75 2d 6c 69 74 65 2f 69 6b 6e 70 2f 70 69".replace(" ", ""))
-_M1 = np.uint64(0x00AA00AA00AA00AA)
-_M2 = np.uint64(0x0000CCCC0000CCCC)
-_M3 = np.uint64(0x00000000F0F0F0F0)
+_SWAPS = [(np.uint64(7), np.uint64(0x00AA00AA00AA00AA)),
+          (np.uint64(14), np.uint64(0x0000CCCC0000CCCC)),
+          (np.uint64(28), np.uint64(0x00000000F0F0F0F0))]
 
 
 def transpose_bits(rows: np.ndarray) -> np.ndarray:
     """(128, M) uint8 -- bit j of row i is bit j%8 of byte j//8 -- to (8M, 2) uint64:
-    row j holds bit i of every input row i (same LSB-first layout). 8x8 bit blocks are
-    transposed inside uint64 words with three delta swaps (Hacker's Delight 7-3)."""
+    row j holds bit i of every input row i (same LSB-first layout). The bytes of 8 rows
+    are interleaved into uint64 words (8 strided copies with long inner loops), the
+    8 x 8 bit block inside each word is transposed with three delta swaps (Hacker's
+    Delight 7-3), and the words' bytes are spread to the output rows (16 copies)."""
     M = rows.shape[1]
-    w = np.ascontiguousarray(rows.reshape(16, 8, M).transpose(0, 2, 1)).view(np.uint64)
-    w = w.reshape(16, M)
-    t = (w ^ (w >> np.uint64(7))) & _M1
-    w ^= t ^ (t << np.uint64(7))
-    t = (w ^ (w >> np.uint64(14))) & _M2
-    w ^= t ^ (t << np.uint64(14))
-    t = (w ^ (w >> np.uint64(28))) & _M3
-    w ^= t ^ (t << np.uint64(28))
-    out = np.ascontiguousarray(w.view(np.uint8).reshape(16, M, 8).transpose(1, 2, 0))
-    return out.reshape(8 * M, 16).view(np.uint64)
+    X = rows.reshape(16, 8, M)
+    W8 = np.empty((16, M, 8), np.uint8)
+    for r in range(8):
+        W8[:, :, r] = X[:, r, :]
+    w = W8.view(np.uint64).reshape(16, M)
+    t = np.empty_like(w)
+    for sh, mask in _SWAPS:
+        np.right_shift(w, sh, out=t)
+        t ^= w
+        t &= mask
+        w ^= t
+        t <<= sh
+        w ^= t
+    src = w.view(np.uint8).reshape(16, 8 * M)
+    out = np.empty((8 * M, 16), np.uint8)
+    for a in range(16):
+        out[:, a] = src[a]
+    return out.view(np.uint64)
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -67,6 +78,7 @@ class Hash:
 
     def __init__(self):
         self._cipher = Cipher(algorithms.AES(_FIXED_KEY), modes.ECB())
+        self._idx = np.arange(0, dtype=np.uint64)
 
     def _pi(self, blocks: np.ndarray) -> np.ndarray:
         src = np.ascontiguousarray(blocks).view(np.uint8).reshape(-1)
@@ -76,12 +88,19 @@ class Hash:
         return out[:n].view(np.uint64).reshape(blocks.shape)
 
     def __call__(self, rows: np.ndarray, first_index: int, n: int) -> np.ndarray:
-        """rows (m, 2) uint64 -> (m, n) uint64 pads; OT j has index first_index + j."""
+        """rows (m, 2) uint64 -> (m, n) uint64 pads. OT j of a batch whose first OT has
+        the global index f gets the tweaks (j, f + l 2^40), l = 0 .. ceil(n/2) - 1:
+        distinct for every OT and block while f < 2^40 and l < 2^24."""
         m, nb = rows.shape[0], (n + 1) // 2
+        if first_index >= 1 << 40 or nb >= 1 << 24:
+            raise ValueError("IKNP: tweak space exhausted (set up a fresh link)")
+        if self._idx.size < m:
+            self._idx = np.arange(max(m, 2 * self._idx.size), dtype=np.uint64)
         px = self._pi(rows)
         tw = np.empty((m, nb, 2), np.uint64)
-        tw[:, :, 0] = px[:, None, 0] ^ np.arange(first_index, first_index + m, dtype=np.uint64)[:, None]
-        tw[:, :, 1] = px[:, None, 1] ^ np.arange(nb, dtype=np.uint64)[None, :]
+        np.bitwise_xor(px[:, None, 0], self._idx[:m, None], out=tw[:, :, 0])
+        hi = np.uint64(first_index) + (np.arange(nb, dtype=np.uint64) << np.uint64(40))
+        np.bitwise_xor(px[:, None, 1], hi[None, :], out=tw[:, :, 1])
         out = self._pi(tw)
         out ^= px[:, None, :]
         return out.reshape(m, 2 * nb)[:, :n]
