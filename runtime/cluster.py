@@ -48,6 +48,8 @@ class ClusterConfig:
             raise ValueError("aby3 runs with exactly 3 parties")
         if self.protocol == "semi2k" and n < 2:
             raise ValueError("semi2k needs at least 2 parties")
+        if self.protocol == "semi2k_ot" and n != 2:
+            raise ValueError("semi2k without a dealer (semi2k_ot) runs with exactly 2 parties")
         return n
 
 

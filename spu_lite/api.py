@@ -78,6 +78,8 @@ class JitFunction:
         self.static_argnames = _tuple(static_argnames)
         self.public_argnums = _tuple(public_argnums)
         self.keep_secret = keep_secret if keep_secret is True else _tuple(keep_secret)
+        if "dealer" in config:
+            protocol = _no_dealer(protocol, config.pop("dealer"))
         self.reveal_to = config.pop("reveal_to", None)   # a party name: outputs go only there
         cluster_kw = {k: config.pop(k) for k in list(config) if k in _CLUSTER_KEYS}
         self.config = ClusterConfig(protocol=protocol, options=dict(config), **cluster_kw)
@@ -234,13 +236,23 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
     return Compiled(program, out_tree, out_avals, leaf_vis)
 
 
+def _no_dealer(protocol: str, dealer) -> str:
+    """dealer=None: semi2k's correlations come from the two parties (semi2k_ot)."""
+    if dealer is not None or protocol not in ("semi2k", "semi2k_ot"):
+        raise ValueError('dealer=None goes with protocol="semi2k" (two parties make their own '
+                         'correlations by oblivious transfer); no other dealer value is accepted')
+    return "semi2k_ot"
+
+
 def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(),
         public_argnums=(), keep_secret=(), **config):
     """Compile `fn` to run under MPC. Usable as @jit, @jit(...) or jit(fn, ...).
 
     Args:
       protocol: "aby3" (3 parties, default), "semi2k" (N parties + dealer) or "ref2k"
-        (plaintext reference, no security).
+        (plaintext reference, no security). protocol="semi2k", dealer=None (the same as
+        protocol="semi2k_ot"): two parties and no dealer; they make semi2k's correlations
+        themselves by oblivious transfer (docs/two-party.md).
       static_argnums / static_argnames: arguments that are Python values baked into
         the program (as in jax.jit). Parameters left at their defaults are static too
         (so spu.jit(jnp.linalg.norm) keeps norm's own static defaults).
