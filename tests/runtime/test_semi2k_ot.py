@@ -236,13 +236,14 @@ def test_one_way_products_are_split_between_the_parties(cl):
 
 @pytest.mark.slow
 def test_breast_cancer_training_without_dealer_matches_plaintext_auc():
-    """The seed tutorial trained inside semi2k_ot reaches the plaintext AUC (measured:
-    0.9790 both; ~8 min on the shared 2-core machine, the OT offline phase dominating)."""
+    """The seed tutorial trained inside semi2k_ot reaches the plaintext AUC. One epoch
+    here: the OT offline phase dominates (all 10 epochs reached 0.9790 both, in ~8 min on
+    a loaded 2-core machine: a benchmark, not a test)."""
     from spu_lite import tutorials
     from spu_lite.train import Trainer
     s = tutorials.breast_cancer_mlp()
     fit = lambda protocol: Trainer(s.loss_fn, s.optimizer, protocol=protocol).fit(
-        s.params, s.x_train, s.y_train, s.epochs, s.batch_size, progress=False)
+        s.params, s.x_train, s.y_train, 1, s.batch_size, progress=False)
     (p_plain, _), (p_mpc, hist) = fit(None), fit("semi2k_ot")
     assert abs(tutorials.auc(s, p_mpc) - tutorials.auc(s, p_plain)) <= 0.005
     assert hist["loss"][-1] < hist["loss"][0]
