@@ -190,7 +190,8 @@ def test_job_log_records_failures_and_node_log_flag(tmp_path):
     """`spu-lite node --log FILE` writes the log there; a failed job is logged as failed."""
     path = make_cluster_file(tmp_path, ["alice", "bob", "carol"])
     logfile = tmp_path / "audit" / "alice-jobs.jsonl"
-    alice = subprocess.Popen(node_command(path, "alice") + ["--log", str(logfile)],
+    alice = subprocess.Popen(node_command(path, "alice", insecure_test_seed=True)
+                             + ["--log", str(logfile)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with running(path, tmp_path, names=["bob", "carol"]):
