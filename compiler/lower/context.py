@@ -14,6 +14,10 @@ import numpy as np
 from ..ir.ops import infer
 from ..ir.program import NameGen, Op, Value
 from ..ir.types import DType, Type
+from .fixed_point import scale_plan
+
+
+_CONST_ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "neg": np.negative}
 
 
 class CompileError(Exception):
@@ -169,15 +173,61 @@ class Lowerer:
                 return self.const(val.astype(np.int64), self.opt.int)
         return None
 
+    def const_value(self, v: Value, depth: int = 8) -> Optional[np.ndarray]:
+        """The value of a public value computed from constants alone (through
+        broadcasts and a few arithmetic ops: jnp.var divides by `n - ddof`), else None.
+        A scalar constant broadcast stays a scalar."""
+        op = self.producer(v)
+        if op is None or v.type.secret or depth == 0:
+            return None
+        if op.name == "constant":
+            return op.attrs["value"]
+        if op.name == "broadcast":
+            inner = self.const_value(op.inputs[0], depth - 1)
+            if inner is None or np.ndim(inner) == 0:
+                return inner
+            shape, dims = op.attrs["shape"], op.attrs["dims"]
+            keep = np.expand_dims(inner, tuple(i for i in range(len(shape)) if i not in dims))
+            return np.broadcast_to(keep, shape)
+        if op.name == "convert" and not op.inputs[0].type.dtype.is_fxp \
+                and not op.outputs[0].type.dtype.is_bool:
+            return self.const_value(op.inputs[0], depth - 1)
+        if op.name in _CONST_ARITH:
+            args = [self.const_value(x, depth - 1) for x in op.inputs]
+            if all(a is not None for a in args):
+                return _CONST_ARITH[op.name](*(np.asarray(a, np.float64) for a in args))
+        return None
+
+    def scale(self, x: Value, q, keep_range: bool = False) -> Value:
+        """x * q for a public real constant q (scalar or broadcastable to x), with q
+        encoded at fractional bits chosen by its magnitude (fixed_point.scale_plan)."""
+        x = self.to_frac(self.as_fxp(x), self.opt.fxp_bits)
+        q = np.broadcast_to(np.asarray(q, np.float64), x.type.shape)
+        plan = scale_plan(q, self.opt.fxp_bits, self.opt.field, keep_range)
+        if plan.pre_shift:
+            x = self.emit("trunc", [x], bits=plan.pre_shift)
+        c_type = self.opt.fxp.with_frac(plan.frac)
+        uniq = np.unique(plan.value)
+        c = self.const(uniq[0], c_type, x.type.shape) if uniq.size == 1 else \
+            self.emit("constant", [], value=np.ascontiguousarray(plan.value), dtype=c_type)
+        return self.emit("trunc", [self.emit("mul", [x, c])], bits=plan.final_shift)
+
     def fmul(self, a: Value, b: Value, op: str = "mul", **attrs) -> Value:
         """Fixed-point product (elementwise `mul` or `dot`): one truncation afterwards
-        when both operands are fractional, none when either is an integer."""
+        when both operands are fractional, none when either is an integer. A product of
+        a secret by a public real constant keeps the constant's relative precision
+        (Lowerer.scale)."""
         if a.type.dtype.is_fxp and b.type.dtype.is_fxp:
             ai, bi = self.int_view(a), self.int_view(b)
             if bi is not None:
                 b = bi
             elif ai is not None:
                 a = ai
+            elif op == "mul":
+                for x, c in ((a, b), (b, a)):
+                    q = self.const_value(c)
+                    if q is not None and x.type.secret and np.all(np.isfinite(q)):
+                        return self.scale(x, q)
         a = self.to_frac(a, self.opt.fxp_bits) if a.type.dtype.is_fxp else a
         b = self.to_frac(b, self.opt.fxp_bits) if b.type.dtype.is_fxp else b
         out = self.emit(op, [a, b], **attrs)

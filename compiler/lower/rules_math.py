@@ -9,12 +9,7 @@ from .input_formats import FINE_READERS
 
 
 def _public_const_value(L, v):
-    op = L.producer(v)
-    while op is not None and op.name == "broadcast":
-        op = L.producer(op.inputs[0])
-    if op is not None and op.name == "constant":
-        return op.attrs["value"]
-    return None
+    return L.const_value(v)
 
 
 @rule("div")
@@ -26,11 +21,12 @@ def _div(L, eqn, a, b):
         return L.emit("int_div", [a, b])
     c = _public_const_value(L, b)
     if c is not None and np.all(c != 0):
-        inv = L.const(1.0 / c.astype(np.float64), L.opt.fxp, ())
-        if c.ndim:
-            inv = L.emit("constant", [], value=np.broadcast_to(1.0 / c, b.type.shape).copy(),
-                         dtype=L.opt.fxp)
-        return L.fmul(L.as_fxp(a), L.broadcast_to(inv, a.type.shape))
+        inv = 1.0 / np.asarray(c, np.float64)
+        if a.type.secret:   # x / n: exact to ~2 ulps for any n (fixed_point.scale_plan)
+            return L.scale(a, inv, keep_range=True)
+        inv_c = L.const(inv, L.opt.fxp, ()) if inv.ndim == 0 else \
+            L.emit("constant", [], value=np.broadcast_to(inv, b.type.shape).copy(), dtype=L.opt.fxp)
+        return L.fmul(L.as_fxp(a), L.broadcast_to(inv_c, a.type.shape))
     sel = L.producer(b)
     if b.type.secret and sel is not None and sel.name == "select" and \
             not sel.inputs[1].type.secret and not sel.inputs[2].type.secret:
