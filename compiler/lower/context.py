@@ -14,10 +14,12 @@ import numpy as np
 from ..ir.ops import infer
 from ..ir.program import NameGen, Op, Value
 from ..ir.types import DType, Type
+from . import wide
 from .fixed_point import scale_plan
 
 
-_CONST_ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "neg": np.negative}
+_CONST_ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "neg": np.negative,
+                "less": np.less, "select": np.where}
 
 
 class CompileError(Exception):
@@ -78,6 +80,9 @@ class Lowerer:
         self.loc: Optional[str] = None
         self._const_cache: Dict[tuple, Value] = {}
         self._producer: Dict[int, Op] = {}
+        self._const_values: Dict[int, Optional[np.ndarray]] = {}
+        self.wide: Dict[int, float] = {}           # wide values and their bounds (wide.py)
+        self.scaled: Dict[int, tuple] = {}         # x * q results: (x, scalar q)
 
     # -- emission -------------------------------------------------------------------
     def emit(self, name: str, inputs: Sequence[Value], **attrs) -> Value:
@@ -173,36 +178,51 @@ class Lowerer:
                 return self.const(val.astype(np.int64), self.opt.int)
         return None
 
-    def const_value(self, v: Value, depth: int = 8) -> Optional[np.ndarray]:
+    def const_value(self, v: Value) -> Optional[np.ndarray]:
         """The value of a public value computed from constants alone (through
-        broadcasts and a few arithmetic ops: jnp.var divides by `n - ddof`), else None.
-        A scalar constant broadcast stays a scalar."""
+        broadcasts and a few arithmetic ops: jnp.var divides by `n - ddof`, optax's bias
+        correction by 1 - b^count with a constant count), else None. A scalar constant
+        broadcast stays a scalar. Evaluated in float64, memoised per value."""
+        if id(v) not in self._const_values:
+            self._const_values[id(v)] = None if v.type.secret else self._eval_const(v)
+        return self._const_values[id(v)]
+
+    def _eval_const(self, v: Value) -> Optional[np.ndarray]:
         op = self.producer(v)
-        if op is None or v.type.secret or depth == 0:
+        if op is None:
             return None
         if op.name == "constant":
             return op.attrs["value"]
         if op.name == "broadcast":
-            inner = self.const_value(op.inputs[0], depth - 1)
+            inner = self.const_value(op.inputs[0])
             if inner is None or np.ndim(inner) == 0:
                 return inner
             shape, dims = op.attrs["shape"], op.attrs["dims"]
             keep = np.expand_dims(inner, tuple(i for i in range(len(shape)) if i not in dims))
             return np.broadcast_to(keep, shape)
-        if op.name == "convert" and not op.inputs[0].type.dtype.is_fxp \
-                and not op.outputs[0].type.dtype.is_bool:
-            return self.const_value(op.inputs[0], depth - 1)
+        if op.name in ("trunc", "lshift") or (op.name == "convert" and not op.inputs[0].type.dtype.is_fxp
+                                             and not op.outputs[0].type.dtype.is_bool):
+            return self.const_value(op.inputs[0])
         if op.name in _CONST_ARITH:
-            args = [self.const_value(x, depth - 1) for x in op.inputs]
+            args = [self.const_value(x) for x in op.inputs]
             if all(a is not None for a in args):
-                return _CONST_ARITH[op.name](*(np.asarray(a, np.float64) for a in args))
+                return _CONST_ARITH[op.name](*(np.asarray(a) for a in args))
         return None
 
     def scale(self, x: Value, q, keep_range: bool = False) -> Value:
         """x * q for a public real constant q (scalar or broadcastable to x), with q
         encoded at fractional bits chosen by its magnitude (fixed_point.scale_plan)."""
-        x = self.to_frac(self.as_fxp(x), self.opt.fxp_bits)
         q = np.broadcast_to(np.asarray(q, np.float64), x.type.shape)
+        out = self._scale(x, q, keep_range)
+        u = np.unique(q)
+        if u.size == 1:
+            self.scaled[id(out)] = (x, float(u[0]))
+        return out
+
+    def _scale(self, x: Value, q: np.ndarray, keep_range: bool) -> Value:
+        if id(x) in self.wide and np.any(q):
+            return wide.scale(self, x, q)
+        x = self.to_frac(self.as_fxp(x), self.opt.fxp_bits)
         plan = scale_plan(q, self.opt.fxp_bits, self.opt.field, keep_range)
         if plan.pre_shift:
             x = self.emit("trunc", [x], bits=plan.pre_shift)

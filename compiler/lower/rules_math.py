@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import wide
 from .context import CompileError, rule
 from .input_formats import FINE_READERS
 
@@ -27,6 +28,8 @@ def _div(L, eqn, a, b):
         inv_c = L.const(inv, L.opt.fxp, ()) if inv.ndim == 0 else \
             L.emit("constant", [], value=np.broadcast_to(inv, b.type.shape).copy(), dtype=L.opt.fxp)
         return L.fmul(L.as_fxp(a), L.broadcast_to(inv_c, a.type.shape))
+    if id(b) in L.wide and b.type.secret:
+        return wide.quotient(L, a, b)
     sel = L.producer(b)
     if b.type.secret and sel is not None and sel.name == "select" and \
             not sel.inputs[1].type.secret and not sel.inputs[2].type.secret:
@@ -57,6 +60,10 @@ def _reciprocal(L, b):
 def _unary(name):
     def lower(L, eqn, x):
         x = L.as_fxp(x)
+        if name == "sqrt" and id(x) in L.wide:
+            return wide.root(L, x)
+        if name not in FINE_READERS:    # these normalise: any input scale, a wide one too
+            x, = wide.narrow(L, [x])
         if name in FINE_READERS and x.type.dtype.frac > L.opt.fxp_bits:
             # log / sqrt / rsqrt take any input scale: e.g. log(exp(x)) keeps exp's bits
             return L.emit(name, [x], frac=L.opt.fxp_bits)

@@ -4,8 +4,10 @@
     add(trunc(a), c)             -> trunc(add(a, lshift(c)))       (lshift is local, free)
     neg/reshape/transpose/slice(trunc(a)) -> trunc(op(a))
 
-A truncation is moved only when its value has no other reader and it is made in the
-same block as its reader (never into a loop body), so no work is duplicated. Values at
+A truncation is moved only when its value has no other reader, it is made in the
+same block as its reader (never into a loop body), so no work is duplicated, and it
+takes a product of two values at its result's scale back to that scale (2f -> f bits;
+the wide formats of compiler/lower/wide.py use the ring's headroom themselves). Values at
 the doubled scale fxp<k,2f> must stay below 2^(k-2f-1) in magnitude (2^27 at k=64,
 f=18): the same bound a product needs before its own truncation anyway, and an
 addition of two products at most doubles it. Truncation error stays at most 1 ulp per
@@ -49,6 +51,7 @@ def sink_truncations(p) -> bool:
     def single_trunc(v, reader):
         op = prod.get(id(v))
         if op is not None and op.name == "trunc" and n_uses.get(id(v), 0) == 1 \
+                and op.inputs[0].type.dtype.frac == 2 * op.attrs["bits"] \
                 and block_of.get(id(op)) == block_of.get(id(reader)):
             return op
         return None
