@@ -222,7 +222,22 @@ class Lowerer:
     def _scale(self, x: Value, q: np.ndarray, keep_range: bool) -> Value:
         if id(x) in self.wide and np.any(q):
             return wide.scale(self, x, q)
-        x = self.to_frac(self.as_fxp(x), self.opt.fxp_bits)
+        f = self.opt.fxp_bits
+        if keep_range and x.type.dtype.is_fxp and f < x.type.dtype.frac <= f + 8:
+            # a sum of products at f + guard bits divided by a count keeps its bits
+            # (x / 2^p) * q@(f+e-4), p = e - 5: q keeps 14 significant bits (2^-15),
+            # the ring product |x| 2^(fx+f-e+1) allows a quotient below 2^(k-fx-f-2)
+            # (2^20 at fx = 24), and the shift costs 2^-(fx-p)/n of error
+            plan = scale_plan(q, f, self.opt.field, keep_range=True)
+            e = max(0, plan.frac - f - 4)
+            p = max(0, e - 1)
+            x_pre = self.emit("trunc", [x], bits=p) if p else x
+            c_type = self.opt.fxp.with_frac(f + e)
+            uniq = np.unique(plan.value)
+            c = self.const(uniq[0], c_type, x.type.shape) if uniq.size == 1 else \
+                self.emit("constant", [], value=np.ascontiguousarray(plan.value), dtype=c_type)
+            return self.emit("trunc", [self.emit("mul", [x_pre, c])], bits=f + e - p)
+        x = self.to_frac(self.as_fxp(x), f)
         plan = scale_plan(q, self.opt.fxp_bits, self.opt.field, keep_range)
         if plan.pre_shift:
             x = self.emit("trunc", [x], bits=plan.pre_shift)

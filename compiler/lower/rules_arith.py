@@ -13,8 +13,23 @@ def _aligned(L: Lowerer, *vs):
     if any(v.type.dtype.is_fxp for v in vs):
         vs = [L.as_fxp(v) for v in vs]
         frac = max(v.type.dtype.frac for v in vs)
-        vs = [L.to_frac(v, frac) for v in vs]
+        vs = [_const_at(L, v, frac) or L.to_frac(v, frac) for v in vs]
     return vs
+
+
+def _const_at(L, v, frac):
+    """A public constant below `frac` bits encoded afresh at `frac` (not shifted: 1e-6
+    at 18 bits is 0), or None."""
+    if v.type.secret or v.type.dtype.frac >= frac:
+        return None
+    c = L.const_value(v)
+    if c is None:
+        return None
+    c = np.asarray(c, np.float64)
+    dt = v.type.dtype.with_frac(frac)
+    if c.ndim == 0:
+        return L.const(c, dt, v.type.shape)
+    return L.emit("constant", [], value=np.ascontiguousarray(np.broadcast_to(c, v.type.shape)), dtype=dt)
 
 
 @rule("add", "add_any")

@@ -15,15 +15,16 @@ import pytest
 
 import spu_lite as spu
 
-SCALES = np.array([7e-4, 1e-2, 0.1, 1.0, 5.0, 50.0])
+SCALES = np.array([7e-4, 1e-2, 0.1, 1.0, 5.0, 50.0])        # logistic: |g| 1e-4 .. 10
+MLP_SCALES = np.array([0.05, 0.1, 0.3, 1.0, 3.0, 6.0])      # MLP: |g| 2.5e-4 .. 1.6
 OPTIMIZERS = {"adam": lambda: optax.adam(1e-3), "adamw": lambda: optax.adamw(1e-3),
               "rmsprop": lambda: optax.rmsprop(1e-3)}
 
 
-def _data(n=32, seed=0):
+def _data(scales=SCALES, n=32, seed=0):
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, SCALES.size)) * SCALES
-    y = (x @ (1 / SCALES) + rng.normal(size=n) > 0).astype(np.float64)
+    x = rng.normal(size=(n, scales.size)) * scales
+    y = (x @ (1 / scales) + rng.normal(size=n) > 0).astype(np.float64)
     return x, y
 
 
@@ -56,8 +57,8 @@ def _trainer(loss_fn, make_opt, steps):
     return train
 
 
-def _compare(loss_fn, params, name, steps, protocol):
-    x, y = _data()
+def _compare(loss_fn, params, name, steps, protocol, scales=SCALES):
+    x, y = _data(scales)
     train = _trainer(loss_fn, OPTIMIZERS[name], steps)
     want = jax.tree_util.tree_leaves(jax.jit(train)(params, x, y))
     got = jax.tree_util.tree_leaves(spu.jit(train, protocol=protocol)(params, x, y))
@@ -71,13 +72,19 @@ def _logistic_params():
 
 
 def _mlp_params():
-    return MLP().init(jax.random.PRNGKey(0), np.ones((1, SCALES.size)))
+    return MLP().init(jax.random.PRNGKey(0), np.ones((1, MLP_SCALES.size)))
+
+
+def _grads(loss_fn, params, scales):
+    g = jax.grad(loss_fn)(params, *_data(scales))
+    return np.concatenate([np.abs(np.ravel(v)) for v in jax.tree_util.tree_leaves(g)])
 
 
 def test_gradients_span_the_range():
-    x, y = _data()
-    g = np.abs(jax.grad(_logistic)(_logistic_params(), x, y)["w"])
+    g = _grads(_logistic, _logistic_params(), SCALES)
     assert g.min() < 2e-4 and g.max() > 5
+    g = _grads(_mlp_loss, _mlp_params(), MLP_SCALES)
+    assert 1e-4 < g.min() < 5e-4 and g.max() > 1
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -99,4 +106,4 @@ def test_updates_match_plaintext_on_both_protocols(name, steps, protocol):
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("steps", [1, 5, 20])
 def test_flax_mlp_updates_match_plaintext(name, steps, protocol):
-    _compare(_mlp_loss, _mlp_params(), name, steps, protocol)
+    _compare(_mlp_loss, _mlp_params(), name, steps, protocol, MLP_SCALES)
