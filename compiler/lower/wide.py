@@ -26,6 +26,10 @@ Where bounds come from:
              Cauchy-Schwarz over the two averages).
 Any other reader of a wide value gets it back at f bits first (Lowerer.to_frac), and an
 addition with a value at f bits is done at f bits, so nothing else changes.
+Measured: the moment's product (1 - b)(x^2 - y) at 45 bits meets the truncation
+protocols' |x| < 2^62 at x^2 = 2^10, so updates wrap from |g| ~ 32 on (right up to 28;
+tests/e2e/test_optimizers.py). Moments are recognised in straight-line code (a Python
+loop of steps); state that arrives as an input or a loop carry stays at f bits.
 Cost: the truncations that move between formats (one per wide step, batched with the
 step's others when their shift agrees); the quotient takes an rsqrt and a product where
 plaintext divides (about the cost of the reciprocal it replaces).
@@ -39,7 +43,7 @@ import numpy as np
 
 HEAD = 8           # significant bits of a public constant multiplying a wide value
 MAX_FRAC = 56      # and at most this many fractional bits
-ROOT_FRAC = 30      # sqrt's output scale at most (runtime roots: (k - 4) / 2 at k = 64)
+ROOT_FRAC = 30     # sqrt's output scale at most (runtime roots: (k - 4) / 2 at k = 64)
 GRAD_BITS = 4      # assumed |x| < 2^4 for a value a moment averages
 RATIO_BITS = 5     # assumed |a / d| < 2^5 for a quotient by a wide value
 

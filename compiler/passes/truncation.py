@@ -17,10 +17,10 @@ Reductions are where the rule stops: reduce_sum(trunc(a)) is NOT rewritten to
 trunc(reduce_sum(a)). An accumulator of n products at 2f bits wraps once the SUM
 passes 2^(k-2f-1) (1.3e8 at the defaults) although every term and the truncated result
 would fit: the sum of squares of 1000 values up to 3000 (3.1e9) came out 1.8e8 and
-jnp.var of them negative. Truncating the elementwise products first keeps the
-accumulator at f bits (range 2^(k-f-1)); the truncations of one step still run as one
-batched round (rounds.py), so the cost is the truncation of n elements instead of one
-(aby3: one extra ring element per element sent; semi2k: none beyond the opening).
+jnp.var of them negative. The lowering truncates such products to f + 6 bits before
+the sum (rules_reduce.GUARD_BITS: range 2^(k-f-7), 2.7e11); the truncations of one step
+still run as one batched round (rounds.py), so the cost is the truncation of n
+elements instead of one (aby3: one more ring element sent per element).
 Such a truncation moves with its sum (a local op) to just before the sum's first
 reader, so that it is not fused with its product (rounds.py keeps fused pairs in
 place) and the truncations of independent sums share a round.

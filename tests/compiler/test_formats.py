@@ -197,3 +197,20 @@ def test_layernorm_of_small_deviations(protocol):
     assert np.abs(y - y0).max() < 1e-3 * np.abs(y0).max()
     assert np.abs(var / var0 - 1).max() < 1e-3
     assert "fxp<64,24>" in spu.jit(f).lower(p, x).text
+
+
+def test_moment_formats_are_visible_in_the_ir():
+    """Adam's moments, their square root and the quotient carry their formats in the
+    IR text: the square enters exactly (2f bits, lshifted), sqrt returns 30 bits, the
+    quotient is rsqrt(d)^2."""
+    import optax
+    opt = optax.adam(1e-3)
+
+    def step(g):
+        u, _ = opt.update(g, opt.init(g))
+        return u
+    text = spu.jit(step).lower(np.ones(3)).text
+    assert "secret<fxp<64,45>>" in text                 # the second moment
+    assert "sqrt(" in text and "{frac=30}" in text
+    assert "rsqrt(" in text and "{frac=17}" in text
+    assert print_program(parse_program(text)) == text
