@@ -225,12 +225,13 @@ class Lowerer:
         f = self.opt.fxp_bits
         if keep_range and x.type.dtype.is_fxp and f < x.type.dtype.frac <= f + 8:
             # a sum of products at f + guard bits divided by a count keeps its bits
-            # (x / 2^p) * q@(f+e-4), p = e - 5: q keeps 14 significant bits (2^-15),
-            # the ring product |x| 2^(fx+f-e+1) allows a quotient below 2^(k-fx-f-2)
-            # (2^20 at fx = 24), and the shift costs 2^-(fx-p)/n of error
+            # (x / 2^p) * q@(f+e'), e' = e - 4, p = e' + 1: q keeps 14 significant bits
+            # (2^-15), the ring product |x/n| 2^(fx+f-1) stays below the truncation's
+            # 2^(k-2) for a quotient below 2^21 (fx = 24), and the shift costs
+            # 2^-(fx-p)/n <= 2^-(fx+3) of error
             plan = scale_plan(q, f, self.opt.field, keep_range=True)
             e = max(0, plan.frac - f - 4)
-            p = max(0, e - 1)
+            p = e + 1
             x_pre = self.emit("trunc", [x], bits=p) if p else x
             c_type = self.opt.fxp.with_frac(f + e)
             uniq = np.unique(plan.value)
