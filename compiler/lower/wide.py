@@ -3,8 +3,8 @@
 Every value at the program's f bits (18) must stay below 2^(k-2f-1) for a product, so
 small values keep few significant bits: 1e-8 is 0.003 ulp, and Adam's second moment
 (1 - b2) g^2 rounds to 0 for |g| < 0.06. A *wide* value carries a bound B (|v| <= B,
-in Lowerer.wide) and is kept at frac_for(B) = 62 - HEAD - log2 B bits (at most
-MAX_FRAC): its ring value stays below 2^(62-HEAD), so a product by a public constant of
+in Lowerer.wide) and is kept at frac_for(B) = 61 - HEAD - log2 B bits (at most
+MAX_FRAC): its ring value stays below 2^(61-HEAD), so a product by a public constant of
 HEAD significant bits still fits the ring.
 
 Where bounds come from:
@@ -26,9 +26,9 @@ Where bounds come from:
              Cauchy-Schwarz over the two averages).
 Any other reader of a wide value gets it back at f bits first (Lowerer.to_frac), and an
 addition with a value at f bits is done at f bits, so nothing else changes.
-Measured: the moment's product (1 - b)(x^2 - y) at 45 bits meets the truncation
-protocols' |x| < 2^62 at x^2 = 2^10, so updates wrap from |g| ~ 32 on (right up to 28;
-tests/e2e/test_optimizers.py). Moments are recognised in straight-line code (a Python
+Measured: the moment's product (1 - b)(x^2 - y) at 44 bits meets the truncation
+protocols' |x| < 2^62 near x^2 = 2^11, so updates wrap now and then from |g| ~ 44 on
+(right up to 40; tests/e2e/test_optimizers.py). Moments are recognised in straight-line code (a Python
 loop of steps); state that arrives as an input or a loop carry stays at f bits.
 Cost: the truncations that move between formats (one per wide step, batched with the
 step's others when their shift agrees); the quotient takes an rsqrt and a product where
@@ -51,7 +51,7 @@ RATIO_BITS = 5     # assumed |a / d| < 2^5 for a quotient by a wide value
 def frac_for(bound: float, f: int) -> int:
     """Fractional bits of a wide value below `bound` (at least f)."""
     bits = math.log2(bound) if bound > 0 else -64.0
-    return int(max(f, min(MAX_FRAC, math.floor(62 - HEAD - bits))))
+    return int(max(f, min(MAX_FRAC, math.floor(61 - HEAD - bits))))
 
 
 def _const_bits(q: float) -> int:

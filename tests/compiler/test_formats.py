@@ -210,7 +210,7 @@ def test_moment_formats_are_visible_in_the_ir():
         u, _ = opt.update(g, opt.init(g))
         return u
     text = spu.jit(step).lower(np.ones(3)).text
-    assert "secret<fxp<64,45>>" in text                 # the second moment
+    assert "secret<fxp<64,44>>" in text                 # the second moment
     assert "sqrt(" in text and "{frac=30}" in text
     assert "rsqrt(" in text and "{frac=17}" in text
     assert print_program(parse_program(text)) == text
