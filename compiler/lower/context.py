@@ -15,6 +15,12 @@ from ..ir.ops import infer
 from ..ir.program import NameGen, Op, Value
 from ..ir.fields import ring_problem
 from ..ir.types import DType, Type
+from . import wide
+from .fixed_point import scale_plan
+
+
+_CONST_ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "neg": np.negative,
+                "less": np.less, "select": np.where}
 
 
 class CompileError(Exception):
@@ -87,6 +93,9 @@ class Lowerer:
         #: known_value(jaxpr atom) -> its value if known when compiling (literals,
         #: constants and what follows from them only), else None; set per equation
         self.known_value: Callable = lambda atom: None
+        self._const_values: Dict[int, Optional[np.ndarray]] = {}
+        self.wide: Dict[int, float] = {}           # wide values and their bounds (wide.py)
+        self.scaled: Dict[int, tuple] = {}         # x * q results: (x, scalar q)
 
     # -- nested jaxprs ----------------------------------------------------------------
     def inline(self, closed, args: Sequence[Value]) -> List[Value]:
@@ -192,15 +201,92 @@ class Lowerer:
                 return self.const(val.astype(np.int64), self.opt.int)
         return None
 
+    def const_value(self, v: Value) -> Optional[np.ndarray]:
+        """The value of a public value computed from constants alone (through
+        broadcasts and a few arithmetic ops: jnp.var divides by `n - ddof`, optax's bias
+        correction by 1 - b^count with a constant count), else None. A scalar constant
+        broadcast stays a scalar. Evaluated in float64, memoised per value."""
+        if id(v) not in self._const_values:
+            self._const_values[id(v)] = None if v.type.secret else self._eval_const(v)
+        return self._const_values[id(v)]
+
+    def _eval_const(self, v: Value) -> Optional[np.ndarray]:
+        op = self.producer(v)
+        if op is None:
+            return None
+        if op.name == "constant":
+            return op.attrs["value"]
+        if op.name == "broadcast":
+            inner = self.const_value(op.inputs[0])
+            if inner is None or np.ndim(inner) == 0:
+                return inner
+            shape, dims = op.attrs["shape"], op.attrs["dims"]
+            keep = np.expand_dims(inner, tuple(i for i in range(len(shape)) if i not in dims))
+            return np.broadcast_to(keep, shape)
+        if op.name in ("trunc", "lshift") or (op.name == "convert" and not op.inputs[0].type.dtype.is_fxp
+                                             and not op.outputs[0].type.dtype.is_bool):
+            return self.const_value(op.inputs[0])
+        if op.name in _CONST_ARITH:
+            args = [self.const_value(x) for x in op.inputs]
+            if all(a is not None for a in args):
+                return _CONST_ARITH[op.name](*(np.asarray(a) for a in args))
+        return None
+
+    def scale(self, x: Value, q, keep_range: bool = False) -> Value:
+        """x * q for a public real constant q (scalar or broadcastable to x), with q
+        encoded at fractional bits chosen by its magnitude (fixed_point.scale_plan)."""
+        q = np.broadcast_to(np.asarray(q, np.float64), x.type.shape)
+        out = self._scale(x, q, keep_range)
+        u = np.unique(q)
+        if u.size == 1:
+            self.scaled[id(out)] = (x, float(u[0]))
+        return out
+
+    def _scale(self, x: Value, q: np.ndarray, keep_range: bool) -> Value:
+        if id(x) in self.wide and np.any(q):
+            return wide.scale(self, x, q)
+        f = self.opt.fxp_bits
+        if keep_range and x.type.dtype.is_fxp and f < x.type.dtype.frac <= f + 8:
+            # a sum of products at f + guard bits divided by a count keeps its bits
+            # (x / 2^p) * q@(f+e'), e' = e - 4, p = e' + 1: q keeps 14 significant bits
+            # (2^-15), the ring product |x/n| 2^(fx+f-1) stays below the truncation's
+            # 2^(k-2) for a quotient below 2^21 (fx = 24), and the shift costs
+            # 2^-(fx-p)/n <= 2^-(fx+3) of error
+            plan = scale_plan(q, f, self.opt.field, keep_range=True)
+            e = max(0, plan.frac - f - 4)
+            p = e + 1
+            x_pre = self.emit("trunc", [x], bits=p) if p else x
+            c_type = self.opt.fxp.with_frac(f + e)
+            uniq = np.unique(plan.value)
+            c = self.const(uniq[0], c_type, x.type.shape) if uniq.size == 1 else \
+                self.emit("constant", [], value=np.ascontiguousarray(plan.value), dtype=c_type)
+            return self.emit("trunc", [self.emit("mul", [x_pre, c])], bits=f + e - p)
+        x = self.to_frac(self.as_fxp(x), f)
+        plan = scale_plan(q, self.opt.fxp_bits, self.opt.field, keep_range)
+        if plan.pre_shift:
+            x = self.emit("trunc", [x], bits=plan.pre_shift)
+        c_type = self.opt.fxp.with_frac(plan.frac)
+        uniq = np.unique(plan.value)
+        c = self.const(uniq[0], c_type, x.type.shape) if uniq.size == 1 else \
+            self.emit("constant", [], value=np.ascontiguousarray(plan.value), dtype=c_type)
+        return self.emit("trunc", [self.emit("mul", [x, c])], bits=plan.final_shift)
+
     def fmul(self, a: Value, b: Value, op: str = "mul", **attrs) -> Value:
         """Fixed-point product (elementwise `mul` or `dot`): one truncation afterwards
-        when both operands are fractional, none when either is an integer."""
+        when both operands are fractional, none when either is an integer. A product of
+        a secret by a public real constant keeps the constant's relative precision
+        (Lowerer.scale)."""
         if a.type.dtype.is_fxp and b.type.dtype.is_fxp:
             ai, bi = self.int_view(a), self.int_view(b)
             if bi is not None:
                 b = bi
             elif ai is not None:
                 a = ai
+            elif op == "mul":
+                for x, c in ((a, b), (b, a)):
+                    q = self.const_value(c)
+                    if q is not None and x.type.secret and np.all(np.isfinite(q)):
+                        return self.scale(x, q)
         a = self.to_frac(a, self.opt.fxp_bits) if a.type.dtype.is_fxp else a
         b = self.to_frac(b, self.opt.fxp_bits) if b.type.dtype.is_fxp else b
         out = self.emit(op, [a, b], **attrs)

@@ -3,32 +3,55 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import wide
 from .context import CompileError, Lowerer, rule
 
 
 def _aligned(L: Lowerer, *vs):
     """Broadcast scalar literals and bring fxp operands to a common scale."""
-    vs = L.same_shape(*vs)
+    vs = wide.narrow(L, L.same_shape(*vs))
     if any(v.type.dtype.is_fxp for v in vs):
         vs = [L.as_fxp(v) for v in vs]
         frac = max(v.type.dtype.frac for v in vs)
-        vs = [L.to_frac(v, frac) for v in vs]
+        vs = [_const_at(L, v, frac) or L.to_frac(v, frac) for v in vs]
     return vs
+
+
+def _const_at(L, v, frac):
+    """A public constant below `frac` bits encoded afresh at `frac` (not shifted: 1e-6
+    at 18 bits is 0), or None."""
+    if v.type.secret or v.type.dtype.frac >= frac:
+        return None
+    c = L.const_value(v)
+    if c is None:
+        return None
+    c = np.asarray(c, np.float64)
+    dt = v.type.dtype.with_frac(frac)
+    if c.ndim == 0:
+        return L.const(c, dt, v.type.shape)
+    return L.emit("constant", [], value=np.ascontiguousarray(np.broadcast_to(c, v.type.shape)), dtype=dt)
 
 
 @rule("add", "add_any")
 def _add(L, eqn, a, b):
-    return L.emit("add", _aligned(L, a, b))
+    a, b = L.same_shape(a, b)
+    w = wide.add(L, a, b)
+    return w if w is not None else L.emit("add", _aligned(L, a, b))
 
 
 @rule("sub")
 def _sub(L, eqn, a, b):
-    return L.emit("sub", _aligned(L, a, b))
+    a, b = L.same_shape(a, b)
+    w = wide.add(L, a, b, sub=True)
+    return w if w is not None else L.emit("sub", _aligned(L, a, b))
 
 
 @rule("neg")
 def _neg(L, eqn, a):
-    return L.emit("neg", [a])
+    out = L.emit("neg", [a])
+    if id(a) in L.wide:
+        L.wide[id(out)] = L.wide[id(a)]
+    return out
 
 
 @rule("mul")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import numpy as np
 
 from .context import CompileError, rule
-from .consts import public_const_value
 
 _INT_BITS = 31          # magnitudes of JAX's int32
 
@@ -92,7 +91,7 @@ def trunc_divmod(L, a, b):
     """(lax.div(a, b), lax.rem(a, b)) of integers, a or b secret."""
     _needs_64_bit_ring(L, "integer division and remainder (//, %, lax.div, lax.rem)")
     a, b = L.same_shape(a, b)
-    c = public_const_value(L, b)
+    c = L.const_value(b)
     abs_a, neg_a = _sign_split(L, a)
     if c is not None and not b.type.secret:
         c = np.broadcast_to(c, a.type.shape).astype(np.int64)
@@ -126,7 +125,7 @@ def _fxp_rem(L, a, b):
     f = L.opt.fxp_bits
     a, b = L.same_shape(L.to_frac(L.as_fxp(a), f), L.to_frac(L.as_fxp(b), f))
     abs_a, neg_a = _sign_split(L, a)
-    c = public_const_value(L, b)
+    c = L.const_value(b)
     if c is not None and not b.type.secret:
         c = np.abs(np.broadcast_to(c, a.type.shape).astype(np.float64))
         if np.any(c == 0):
@@ -162,7 +161,7 @@ def _rem(L, eqn, a, b):
 
 def _shift_amount(L, s):
     """The shift amount if it is one constant, else None."""
-    c = public_const_value(L, s)
+    c = L.const_value(s)
     if c is None or s.type.secret or np.unique(c).size != 1:
         return None
     return int(np.unique(c)[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.nonlinear import BY_OP, TABLE
-from .consts import public_const_value
+from . import wide
 from .context import rule
 from .rules_arith import integer_power
 from .rules_int import int_div
@@ -16,13 +16,16 @@ def _div(L, eqn, a, b):
     a, b = L.same_shape(a, b)
     if not (a.type.dtype.is_fxp or b.type.dtype.is_fxp):
         return int_div(L, a, b)
-    c = public_const_value(L, b)
+    c = L.const_value(b)
     if c is not None and np.all(c != 0):
-        inv = L.const(1.0 / c.astype(np.float64), L.opt.fxp, ())
-        if c.ndim:
-            inv = L.emit("constant", [], value=np.broadcast_to(1.0 / c, b.type.shape).copy(),
-                         dtype=L.opt.fxp)
-        return L.fmul(L.as_fxp(a), L.broadcast_to(inv, a.type.shape))
+        inv = 1.0 / np.asarray(c, np.float64)
+        if a.type.secret:   # x / n: exact to ~2 ulps for any n (fixed_point.scale_plan)
+            return L.scale(a, inv, keep_range=True)
+        inv_c = L.const(inv, L.opt.fxp, ()) if inv.ndim == 0 else \
+            L.emit("constant", [], value=np.broadcast_to(inv, b.type.shape).copy(), dtype=L.opt.fxp)
+        return L.fmul(L.as_fxp(a), L.broadcast_to(inv_c, a.type.shape))
+    if id(b) in L.wide and b.type.secret:
+        return wide.quotient(L, a, b)
     sel = L.producer(b)
     if b.type.secret and sel is not None and sel.name == "select" and \
             not sel.inputs[1].type.secret and not sel.inputs[2].type.secret:
@@ -53,6 +56,10 @@ def _reciprocal(L, b):
 def _unary(name):
     def lower(L, eqn, x):
         x = L.as_fxp(x)
+        if name == "sqrt" and id(x) in L.wide:
+            return wide.root(L, x)
+        if not BY_OP[name].any_input_scale:    # these normalise: any scale, a wide one too
+            x, = wide.narrow(L, [x])
         if BY_OP[name].any_input_scale and x.type.dtype.frac > L.opt.fxp_bits:
             # log / sqrt / rsqrt take any input scale: e.g. log(exp(x)) keeps exp's bits
             return L.emit(name, [x], frac=L.opt.fxp_bits)
@@ -96,7 +103,7 @@ def _expm1(L, eqn, x):
 def _pow(L, eqn, x, y):
     """x**y = exp(y * log(x)) for x > 0; a public integer exponent uses products,
     exponents 0.5 and -0.5 are sqrt and rsqrt."""
-    c = public_const_value(L, y)
+    c = L.const_value(y)
     if c is not None and np.unique(c).size == 1 and float(np.unique(c)[0]) in (0.5, -0.5):
         return _unary("sqrt" if float(np.unique(c)[0]) > 0 else "rsqrt")(L, eqn, x)
     if c is not None and np.all(c == np.round(c)) and np.unique(c).size == 1:

@@ -18,8 +18,23 @@ def _dot_general(L, eqn, a, b):
     return out
 
 
+GUARD_BITS = 6   # a sum of products keeps this many more fractional bits than fxp_bits
+
+
 @rule("reduce_sum")
 def _reduce_sum(L, eqn, x):
+    """A sum of elementwise products (variances, norms, sums of squares) adds the
+    products truncated to f + GUARD_BITS bits, not to f and not at 2f: the accumulator
+    (range 2^(k-f-GUARD_BITS-1), 2.7e11 at the defaults) cannot wrap the way one at 2f
+    bits did past 2^(k-2f-1) = 1.3e8, and terms as small as a variance of values with
+    std 1e-2 (1e-4) keep 2^-(f+6) of precision. The sum stays at f + GUARD_BITS bits;
+    a division by a count keeps them (Lowerer.scale), sqrt / rsqrt / log read them."""
+    op = L.producer(x)
+    f = L.opt.fxp_bits
+    if op is not None and op.name == "trunc" and op.attrs["bits"] == f and x.type.secret:
+        mul = L.producer(op.inputs[0])
+        if mul is not None and mul.name == "mul" and mul.outputs[0].type.dtype.frac == 2 * f:
+            x = L.emit("trunc", [mul.outputs[0]], bits=f - GUARD_BITS)
     return L.emit("reduce_sum", [x], axes=_ints(eqn.params["axes"]))
 
 

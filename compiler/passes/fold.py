@@ -20,6 +20,7 @@ _FOLD = {
     "not": lambda x, a: ~x,
     "trunc": lambda x, a: x,
     "lshift": lambda x, a: x if np.issubdtype(x.dtype, np.floating) else x * (1 << a["bits"]),
+    "convert": lambda x, a: x,   # int/bool -> fxp or int only (see _foldable)
 }
 _MAX_FOLDED = 1 << 16
 
@@ -44,6 +45,8 @@ def fold_constants(p) -> bool:
             return None
         if op.name not in _FOLD and op.name != "broadcast":
             return None
+        if op.name == "convert" and (op.inputs[0].type.dtype.is_fxp or op.out.type.dtype.is_bool):
+            return None   # fxp -> int rounds and -> bool compares: left to the runtime
         if op.out.type.size > max(v.type.size for v in op.inputs) or op.out.type.size > _MAX_FOLDED:
             return None   # folding must not grow constants (broadcasts stay lazy views)
         args = [const[id(v)] for v in op.inputs]

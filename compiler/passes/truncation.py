@@ -1,21 +1,38 @@
-"""Truncation placement: move truncations later so that sums of products pay one.
+"""Truncation placement: move truncations later where the range allows it.
 
     add(trunc(a), trunc(b))      -> trunc(add(a, b))
     add(trunc(a), c)             -> trunc(add(a, lshift(c)))       (lshift is local, free)
-    reduce_sum(trunc(a))         -> trunc(reduce_sum(a))           (sum of products)
     neg/reshape/transpose/slice(trunc(a)) -> trunc(op(a))
 
-A truncation is moved only when its value has no other reader and it is made in the
-same block as its reader (never into a loop body), so no work is duplicated. Values at the doubled scale fxp<k,2f> must stay below 2^(k-2f-1) in
-magnitude (2^27 at k=64, f=18): the same bound a product needs before its own
-truncation anyway. Truncation error stays at most 1 ulp per truncation left.
+A truncation is moved only when its value has no other reader, it is made in the
+same block as its reader (never into a loop body), so no work is duplicated, and it
+takes a product of two values at its result's scale back to that scale (2f -> f bits;
+the wide formats of compiler/lower/wide.py use the ring's headroom themselves). Values at
+the doubled scale fxp<k,2f> must stay below 2^(k-2f-1) in magnitude (2^27 at k=64,
+f=18): the same bound a product needs before its own truncation anyway, and an
+addition of two products at most doubles it. Truncation error stays at most 1 ulp per
+truncation left.
+
+Reductions are where the rule stops: reduce_sum(trunc(a)) is NOT rewritten to
+trunc(reduce_sum(a)). An accumulator of n products at 2f bits wraps once the SUM
+passes 2^(k-2f-1) (1.3e8 at the defaults) although every term and the truncated result
+would fit: the sum of squares of 1000 values up to 3000 (3.1e9) came out 1.8e8 and
+jnp.var of them negative. The lowering truncates such products to f + 6 bits before
+the sum (rules_reduce.GUARD_BITS: range 2^(k-f-7), 2.7e11); the truncations of one step
+still run as one batched round (rounds.py), so the cost is the truncation of n
+elements instead of one (aby3: one more ring element sent per element).
+Such a truncation moves with its sum (a local op) to just before the sum's first
+reader, so that it is not fused with its product (rounds.py keeps fused pairs in
+place) and the truncations of independent sums share a round.
+A dot product keeps its single truncation after the sum (its result must fit the
+product range; docs/fixed-point.md).
 """
 from __future__ import annotations
 
 from ..ir.ops import infer
 from .rewrite import run_on_program, uses
 
-_UNARY_SINK = ("neg", "reshape", "transpose", "slice", "reduce_sum", "cumsum")
+_UNARY_SINK = ("neg", "reshape", "transpose", "slice")
 
 
 def _block_of(ops, block_id, out):
@@ -34,6 +51,7 @@ def sink_truncations(p) -> bool:
     def single_trunc(v, reader):
         op = prod.get(id(v))
         if op is not None and op.name == "trunc" and n_uses.get(id(v), 0) == 1 \
+                and op.inputs[0].type.dtype.frac == 2 * op.attrs["bits"] \
                 and block_of.get(id(op)) == block_of.get(id(reader)):
             return op
         return None
@@ -72,10 +90,59 @@ def sink_truncations(p) -> bool:
             return [make(op, em, "trunc", [make(op, em, op.name, [x, y])], bits=bits)]
         return None
 
-    changed = False
+    changed = _truncate_next_to_sums(p)
     while run_on_program(p, fn):
         changed = True
         n_uses = uses(p.ops, p.results)
         prod = {id(o): o2 for o2 in p.walk() for o in o2.outputs}
         block_of = _block_of(p.ops, 0, {})
     return changed
+
+
+_SUMS = ("reduce_sum", "cumsum")
+
+
+def _truncate_next_to_sums(p) -> bool:
+    """Each truncation read only by a sum moves, with its sum, to just before the first
+    reader of the sum (sums are local): [mul a, mul b, trunc a, trunc b, sum a, sum b],
+    so independent sums' truncations are adjacent and share one round (rounds.py)."""
+    n_uses = uses(p.ops, p.results)
+    moved = False
+
+    def block(ops):
+        nonlocal moved
+        for op in ops:
+            for b in op.blocks:
+                block(b.ops)
+        readers = {}
+        for op in ops:
+            for v in op.inputs:
+                readers.setdefault(id(v), []).append(op)
+        pairs = []
+        for t in ops:
+            rs = readers.get(id(t.outputs[0]), [])
+            if t.name == "trunc" and t.outputs[0].type.secret and len(rs) == 1 \
+                    and rs[0].name in _SUMS and n_uses.get(id(t.outputs[0])) == 1:
+                pairs.append((t, rs[0]))
+        if not pairs:
+            return
+        movers = {id(o) for pair in pairs for o in pair}
+        rest = [o for o in ops if id(o) not in movers]
+        at = {}
+        for t, r in pairs:
+            first = next((k for k, o in enumerate(rest)
+                          if any(v is r.outputs[0] for v in o.inputs)), len(rest))
+            at.setdefault(first, []).append((t, r))
+        new = []
+        for k in range(len(rest) + 1):
+            group = at.get(k, [])
+            new.extend(t for t, _ in group)
+            new.extend(r for _, r in group)
+            if k < len(rest):
+                new.append(rest[k])
+        if [id(o) for o in new] != [id(o) for o in ops]:
+            ops[:] = new
+            moved = True
+
+    block(p.ops)
+    return moved

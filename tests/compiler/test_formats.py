@@ -112,3 +112,117 @@ def test_every_reader_of_a_finer_value(name):
     for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(g, np.float64), np.asarray(w, np.float64),
                                    atol=2e-3, rtol=2e-3)
+
+
+# -- truncation placement and products by public constants ---------------------------
+# (compiler/passes/truncation.py, compiler/lower/fixed_point.py, docs/fixed-point.md)
+
+BIG = np.random.default_rng(7).uniform(0, 3000, 1000)     # sum of squares 3.1e9 > 2^27
+
+
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_sums_of_squares_past_the_product_range(protocol):
+    """Squares are truncated before they are summed, so the accumulator has the value
+    range (2^45), not the product range (2^27): these wrapped to 1.8e8 and -5e4."""
+    f = spu.jit(lambda v: (jnp.sum(v * v), jnp.var(v), jnp.linalg.norm(v)), protocol=protocol)
+    ss, var, norm = (np.float64(np.asarray(r)) for r in f(BIG))
+    assert abs(ss / np.sum(BIG ** 2) - 1) < 1e-6
+    assert abs(var / np.var(BIG) - 1) < 1e-4     # 1/n keeps 14 bits at f + 6 (2^-15)
+    assert abs(norm / np.linalg.norm(BIG) - 1) < 1e-5
+
+
+def test_square_truncations_share_one_round():
+    """Truncating before the sum costs no round: the truncations of one step batch."""
+    f = spu.jit(lambda a, b: (jnp.sum(a * a), jnp.sum(b * b)), protocol="aby3")
+    text = f.lower(BIG, BIG).text
+    assert text.index("trunc(") < text.index("reduce_sum(")      # truncated, then summed
+    f(BIG, BIG)
+    assert spu.profile().ops["trunc"].rounds == 1
+
+
+@pytest.mark.parametrize("n", [3, 100, 10 ** 4, 10 ** 5])
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_mean_is_exact_to_ulps_at_any_length(n, protocol):
+    """1/n at 18 bits made mean(ones(10^4)) 0.9918 and mean(ones(10^5)) 1.144. The bound
+    (fixed_point.py): 2 ulps + |mean| 2^-19; 100 (times 2^-19) plus 2^-17 here."""
+    x = np.random.default_rng(n).uniform(99, 101, n)
+    got = float(np.asarray(spu.jit(jnp.mean, protocol=protocol)(x)))
+    assert abs(got - x.mean()) <= 2 * 2.0 ** -18 + x.mean() * 2.0 ** -19 + 1e-9
+    assert float(np.asarray(spu.jit(jnp.mean, protocol=protocol)(np.ones(n)))) == \
+        pytest.approx(1.0, abs=3 * 2.0 ** -18)
+
+
+def test_division_by_a_large_count_truncates_first():
+    """x / n for n >= 128: trunc(x, p) * (1/n at f + p bits), so the dividend (a sum)
+    may exceed the product range; a small n stays one product by 1/n."""
+    big = spu.jit(jnp.mean).lower(np.ones(10 ** 4)).text
+    assert "trunc(%1) {bits=13}" in big and "fxp<64,31>" in big   # p = e = 13
+    small = spu.jit(jnp.mean).lower(np.ones(3)).text
+    assert small.count("trunc(") == 1
+    x = np.full(4096, 1.5e6)                               # sum 6.1e9 >> 2^27
+    np.testing.assert_allclose(spu.jit(jnp.mean, protocol="aby3")(x), 1.5e6, rtol=1e-5)
+
+
+def test_small_constants_keep_their_relative_precision():
+    """x * 1e-4 encodes 1e-4 with 18 significant bits (at 18 fractional bits it is
+    26/2^18, 0.8% off)."""
+    x = np.array([1.0, 123.0, -5000.0, 1e5])
+    got = np.asarray(spu.jit(lambda v: v * 1e-4, protocol="semi2k")(x), np.float64)
+    np.testing.assert_allclose(got, x * 1e-4, rtol=1e-5, atol=2 * 2.0 ** -18)
+    assert "fxp<64,31>" in spu.jit(lambda v: v * 1e-4).lower(x).text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_mean_and_var_of_a_million_values(protocol):
+    x = np.random.default_rng(3).normal(100.0, 2.0, 10 ** 6)
+    mean, var = spu.jit(lambda v: (jnp.mean(v), jnp.var(v)), protocol=protocol)(x)
+    assert abs(float(mean) - x.mean()) < 1e-4
+    assert abs(float(var) / x.var() - 1) < 1e-3
+
+
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_layernorm_of_small_deviations(protocol):
+    """Inputs with std 1e-2 around 0.3: the squares (1e-4) are summed at f + 6 bits and
+    the variance stays there into rsqrt; eps = 1e-6 is encoded at that scale (at 18
+    bits it was 0). flax's default fast variance, E[x^2] - E[x]^2, cancels 0.09 - 0.09
+    and needs more bits than a product has: use_fast_variance=False (docs)."""
+    import flax.linen as nn
+    x = np.random.default_rng(0).normal(0.3, 1e-2, (8, 256))
+    ln = nn.LayerNorm(use_fast_variance=False)
+    p = ln.init(jax.random.PRNGKey(0), x)
+    f = lambda p, x: (ln.apply(p, x), jnp.var(x, axis=-1))
+    (y, var), (y0, var0) = spu.jit(f, protocol=protocol)(p, x), f(p, x)
+    y, var = np.asarray(y, np.float64), np.asarray(var, np.float64)
+    assert np.abs(y - y0).max() < 1e-3 * np.abs(y0).max()
+    assert np.abs(var / var0 - 1).max() < 1e-3
+    assert "fxp<64,24>" in spu.jit(f).lower(p, x).text
+
+
+def test_moment_formats_are_visible_in_the_ir():
+    """Adam's moments, their square root and the quotient carry their formats in the
+    IR text: the square enters exactly (2f bits, lshifted), sqrt returns 30 bits, the
+    quotient is rsqrt(d)^2."""
+    import optax
+    opt = optax.adam(1e-3)
+
+    def step(g):
+        u, _ = opt.update(g, opt.init(g))
+        return u
+    text = spu.jit(step).lower(np.ones(3)).text
+    assert "secret<fxp<64,44>>" in text                 # the second moment
+    assert "sqrt(" in text and "{frac=30}" in text
+    assert "rsqrt(" in text and "{frac=17}" in text
+    assert print_program(parse_program(text)) == text
+
+
+def test_variance_range_is_pinned():
+    """jnp.var keeps f + 6 bits through its division, so its result must stay below
+    2^21 (docs/fixed-point.md): 9.5e5 is right; between 2^21 and 2^22 the truncation
+    wraps now and then (4e6: one run in two), from 2^22 on always (9e6; spu.check
+    reports it)."""
+    f = spu.jit(jnp.var, protocol="aby3")
+    inside = np.random.default_rng(0).normal(0, 1000, 1000)
+    assert abs(float(f(inside)) / inside.var() - 1) < 1e-4
+    outside = np.random.default_rng(0).normal(0, 3000, 1000)
+    assert abs(float(f(outside)) / outside.var() - 1) > 0.5

@@ -1,0 +1,203 @@
+"""Wide formats: values whose range the compiler knows get the fractional bits it allows.
+
+Every value at the program's f bits (18) must stay below 2^(k-2f-1) for a product, so
+small values keep few significant bits: 1e-8 is 0.003 ulp, and Adam's second moment
+(1 - b2) g^2 rounds to 0 for |g| < 0.06. A *wide* value carries a bound B (|v| <= B,
+in Lowerer.wide) and is kept at frac_for(B) = 61 - HEAD - log2 B bits (at most
+MAX_FRAC): its ring value stays below 2^(61-HEAD), so a product by a public constant of
+HEAD significant bits still fits the ring.
+
+Where bounds come from:
+    moment   m' = y + c (x - y), the exponential moving average optax writes as
+             `c * x + (1 - c) * y` (0 < c <= 1/2, y zero or itself a moment): its
+             bound is (1 - c) B_y + c B_x, which from a zero start is (1 - (1-c)^t) B_x,
+             exactly what the bias correction divides by. The averaged x is ASSUMED
+             below 2^GRAD_BITS (a gradient, 16 by default) and x*x below 2^(2 GRAD_BITS):
+             this is the rule's one assumption (docs/fixed-point.md; spu.check reports
+             an overflow when it fails). x*x enters exactly (the product before its
+             truncation, 2f bits).
+    scale    a wide value times / divided by a public constant q: bound B |q|; q keeps
+             HEAD significant bits.
+    add      a wide value plus a public constant (eps, eps_root): B + |c|.
+    sqrt     sqrt of a wide value: sqrt(B) (the runtime's root takes any input scale).
+    quotient a / d with d wide: 1/d = rsqrt(d)^2 at f - 2 bits (d >= eps > 0; the
+             root normalises, so d keeps its precision), and |a / d| is ASSUMED below
+             2^RATIO_BITS (Adam's m_hat / (sqrt(v_hat) + eps) is at most ~7 by
+             Cauchy-Schwarz over the two averages).
+Any other reader of a wide value gets it back at f bits first (Lowerer.to_frac), and an
+addition with a value at f bits is done at f bits, so nothing else changes.
+Measured: the moment's product (1 - b)(x^2 - y) at 44 bits meets the truncation
+protocols' |x| < 2^62 near x^2 = 2^11, so updates wrap now and then from |g| ~ 44 on
+(right up to 40; tests/e2e/test_optimizers.py). Moments are recognised in straight-line code (a Python
+loop of steps); state that arrives as an input or a loop carry stays at f bits.
+Cost: the truncations that move between formats (one per wide step, batched with the
+step's others when their shift agrees); the quotient takes an rsqrt and a product where
+plaintext divides (about the cost of the reciprocal it replaces).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+HEAD = 8           # significant bits of a public constant multiplying a wide value
+MAX_FRAC = 56      # and at most this many fractional bits
+ROOT_FRAC = 30     # sqrt's output scale at most (runtime roots: (k - 4) / 2 at k = 64)
+GRAD_BITS = 4      # assumed |x| < 2^4 for a value a moment averages
+RATIO_BITS = 5     # assumed |a / d| < 2^5 for a quotient by a wide value
+
+
+def frac_for(bound: float, f: int) -> int:
+    """Fractional bits of a wide value below `bound` (at least f)."""
+    bits = math.log2(bound) if bound > 0 else -64.0
+    return int(max(f, min(MAX_FRAC, math.floor(61 - HEAD - bits))))
+
+
+def _const_bits(q: float) -> int:
+    """Fractional bits that give |q| HEAD significant bits (>= 0)."""
+    return max(0, HEAD - 1 - math.floor(math.log2(q)))
+
+
+def _mark(L, v, bound: float):
+    L.wide[id(v)] = float(bound)
+    return v
+
+
+def _retype(L, v, frac: int):
+    """v (a wide value) at `frac` bits: an exact lshift or a truncation."""
+    return L.to_frac(v, frac)
+
+
+def scale(L, x, q: np.ndarray):
+    """Wide x times the public constant q: x@F * q@s -> trunc to frac_for(B |q|)."""
+    f = L.opt.fxp_bits
+    qmax = float(np.abs(q).max())
+    bound = L.wide[id(x)] * qmax
+    s = _const_bits(qmax)
+    c_type = L.opt.fxp.with_frac(s)
+    uniq = np.unique(q)
+    c = L.const(uniq[0], c_type, x.type.shape) if uniq.size == 1 else \
+        L.emit("constant", [], value=np.ascontiguousarray(np.broadcast_to(q, x.type.shape)), dtype=c_type)
+    raw = L.emit("mul", [x, c])
+    return _mark(L, _retype(L, raw, frac_for(bound, f)), bound)
+
+
+def add_const(L, x, c: np.ndarray, sub: bool = False):
+    """Wide x plus (minus) a public constant, at x's scale."""
+    bound = L.wide[id(x)] + float(np.abs(c).max())
+    F = x.type.dtype.frac
+    k = L.const(np.asarray(c, np.float64), L.opt.fxp.with_frac(F))
+    k = L.broadcast_to(k, x.type.shape)
+    return _mark(L, L.emit("sub" if sub else "add", [x, k]), bound)
+
+
+def _ema_source(L, x):
+    """The averaged value as exactly as it exists, and its bound: a square's product
+    before truncation (2f bits), a wide value, or x itself under GRAD_BITS."""
+    if id(x) in L.wide:
+        return x, L.wide[id(x)]
+    op = L.producer(x)
+    if op is not None and op.name == "trunc":
+        mul = L.producer(op.inputs[0])
+        if mul is not None and mul.name == "mul" and mul.inputs[0] is mul.inputs[1] \
+                and mul.inputs[0].type.dtype.frac == L.opt.fxp_bits and id(mul.inputs[0]) not in L.wide:
+            return mul.outputs[0], 2.0 ** (2 * GRAD_BITS)
+    return L.to_frac(x, L.opt.fxp_bits), 2.0 ** GRAD_BITS
+
+
+def _zero_product(L, v) -> Optional[float]:
+    """c if public v is `c * zeros` (an optimizer's zero-initialised state), else None."""
+    op = L.producer(v)
+    if op is not None and op.name == "trunc":
+        op = L.producer(op.inputs[0])
+    if op is None or op.name != "mul" or v.type.secret:
+        return None
+    a, b = (L.const_value(u) for u in op.inputs)
+    if a is None or b is None:
+        return None
+    for c, z in ((a, b), (b, a)):
+        if np.ndim(c) == 0 and not np.any(z):
+            return float(c)
+    return None
+
+
+def moment(L, a, b):
+    """a + b as an exponential moving average, if it is one: y + c (x - y)."""
+    terms = []
+    for v in (a, b):
+        s = L.scaled.get(id(v))
+        if s is not None:
+            terms.append(("secret", s[0], s[1]))
+            continue
+        c = _zero_product(L, v)
+        if c is None:
+            return None
+        terms.append(("zero", None, c))
+    (ka, xa, ca), (kb, xb, cb) = terms
+    if abs(ca + cb - 1.0) > 1e-6 or min(ca, cb) <= 0:
+        return None
+    (kx, x, c), (ky, y, _) = sorted(terms, key=lambda t: t[2])[0], sorted(terms, key=lambda t: t[2])[1]
+    if kx != "secret" or c > 0.5 or (ky == "secret" and id(y) not in L.wide):
+        return None
+    x, bx = _ema_source(L, x)
+    by = L.wide[id(y)] if ky == "secret" else 0.0
+    f = L.opt.fxp_bits
+    F = frac_for(2 * max(bx, by), f)
+    d = L.to_frac(x, F)
+    yF = L.to_frac(y, F) if ky == "secret" else None
+    if yF is not None:
+        d = L.emit("sub", [d, yF])
+    s = _const_bits(c)
+    k = L.const(c, L.opt.fxp.with_frac(s), x.type.shape)
+    step = L.emit("trunc", [L.emit("mul", [d, k])], bits=s)
+    out = step if yF is None else L.emit("add", [yF, step])
+    return _mark(L, out, (1 - c) * by + c * bx)
+
+
+def root(L, x):
+    """sqrt of a wide value, at a fine output scale."""
+    bound = math.sqrt(L.wide[id(x)])
+    F = min(ROOT_FRAC, frac_for(bound, L.opt.fxp_bits))
+    return _mark(L, L.emit("sqrt", [x], frac=F), bound)
+
+
+def quotient(L, a, d):
+    """a / d for a wide d > 0: a * rsqrt(d)^2, the product under RATIO_BITS."""
+    f = L.opt.fxp_bits
+    r = L.emit("rsqrt", [d], frac=f - 1)
+    inv = L.emit("trunc", [L.emit("mul", [r, r])], bits=f)          # 1/d at f - 2 bits
+    fa = 62 - RATIO_BITS - 1 - inv.type.dtype.frac
+    a = L.to_frac(L.as_fxp(a), min(fa, a.type.dtype.frac) if id(a) in L.wide else f)
+    raw = L.emit("mul", [a, inv])
+    bound = 2.0 ** RATIO_BITS
+    return _mark(L, L.to_frac(raw, frac_for(bound, f)), bound)
+
+
+def add(L, a, b, sub: bool = False):
+    """a + b (a - b) when either is wide, else None: a moment, a wide value and a
+    public constant, two wide values (bounds add), or at f bits beside a value at f."""
+    if not sub:
+        m = moment(L, a, b)
+        if m is not None:
+            return m
+    wa, wb = id(a) in L.wide, id(b) in L.wide
+    if not (wa or wb) or not (a.type.dtype.is_fxp and b.type.dtype.is_fxp):
+        return None
+    if wa and wb:
+        bound = L.wide[id(a)] + L.wide[id(b)]
+        F = frac_for(bound, L.opt.fxp_bits)
+        return _mark(L, L.emit("sub" if sub else "add", [L.to_frac(a, F), L.to_frac(b, F)]), bound)
+    w, other = (a, b) if wa else (b, a)
+    c = L.const_value(other)
+    if c is not None and np.ndim(c) == 0:
+        out = add_const(L, w, c, sub=sub and not wa)
+        return out if wa or not sub else _mark(L, L.emit("neg", [out]), L.wide[id(out)])
+    f = L.opt.fxp_bits
+    a, b = (L.to_frac(v, f) if id(v) in L.wide else v for v in (a, b))
+    return None if (a.type.dtype.frac != b.type.dtype.frac) else L.emit("sub" if sub else "add", [a, b])
+
+
+def narrow(L, vs):
+    """Wide operands of any other op come back to f bits."""
+    return [L.to_frac(v, L.opt.fxp_bits) if id(v) in L.wide else v for v in vs]
