@@ -3,14 +3,15 @@ is the executing party's KernelContext and inputs are public ring arrays or Shar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 from ..protocols.base import Protocol
 
 KERNELS: Dict[str, Callable] = {}
-#: op name -> fn(K, op, trunc_op, x, y): `op` followed by the `trunc` reading only it, as
-#: one protocol call (the executor decides when a pair qualifies)
-FUSED_WITH_TRUNC: Dict[str, Callable] = {}
+#: op name -> fn(K, ops, inputs) -> [output per op]: the ops of one batch (the IR's
+#: `batch` attribute, compiler/ir/ops_fused.py) as one protocol call; inputs[i] is the
+#: list of ops[i]'s input values
+BATCHED: Dict[str, Callable] = {}
 
 
 def kernel(*names):
@@ -21,11 +22,21 @@ def kernel(*names):
     return deco
 
 
+def batched(*names):
+    def deco(fn):
+        for n in names:
+            BATCHED[n] = fn
+        return fn
+    return deco
+
+
 @dataclass
 class KernelContext:
     P: Protocol
     fxp_bits: int
     options: Dict[str, object] = field(default_factory=dict)
+    #: called as observer(op, inputs, outputs) after each op, if set
+    observer: Optional[Callable] = None
 
     @property
     def ring(self):
