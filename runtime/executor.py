@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from compiler.ir import BATCH, Block, Program, last_uses
+from compiler.ir import BATCH, BATCH_KINDS, Block, Program, last_uses
 
 from .kernels import BATCHED, KERNELS, KernelContext
 from .profile import Profile
@@ -55,7 +55,7 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
 def _call(K: KernelContext, call, ins, profile: Profile, nested) -> List:
     """One protocol call: one op, or a batch of ops; returns each op's output(s)."""
     op = call[0]
-    fn = (BATCHED if len(call) > 1 else KERNELS).get(op.name)
+    fn = BATCHED.get(BATCH_KINDS.get(op.name)) if len(call) > 1 else KERNELS.get(op.name)
     if fn is None:
         raise ExecutionError(f"no {'batched ' * (len(call) > 1)}kernel for op `{op.name}`")
     comm = K.P.comm
@@ -81,8 +81,8 @@ def _call(K: KernelContext, call, ins, profile: Profile, nested) -> List:
         db -= inner.bytes - inner0.bytes
         dr -= inner.rounds - inner0.rounds
     profile.record(op.name, dt, db, dr)
-    for _ in call[1:]:
-        profile.record(op.name, 0.0, 0, 0)
+    for other in call[1:]:
+        profile.record(other.name, 0.0, 0, 0)
     return outs
 
 

@@ -6,9 +6,12 @@ one reshare less than the pair; the other protocols run the pair). Attributes: t
 product's, plus the truncation's `bits`; type: trunc(product).
 
 Batches: an op whose attribute `batch` is n > 1 runs as one protocol call together with
-the n - 1 ops that follow it (same name, same batching attributes, none reading
-another's result): their operands are concatenated, so the n ops cost the rounds of
-one. The attribute is what the scheduler decided; the runtime only follows it.
+the n - 1 ops that follow it (the same kind in BATCH_KINDS, the same truncation amount,
+none reading another's result): their operands are concatenated, so the n ops cost the
+rounds of one. Kinds group ops that reduce to the same protocol call: `mul`, `select`
+(b + c * (a - b)) and the logic ops on 0/1 values are one ring product each; `less`
+(msb(x - y)) and `eq` (two msbs) are sign bits. The attribute is what the scheduler
+decided; the runtime only follows it.
 """
 from __future__ import annotations
 
@@ -18,6 +21,10 @@ from .ops import defop, infer
 
 FUSED = {"mul": "mul_trunc", "dot": "dot_trunc", "conv": "conv_trunc"}
 BATCH = "batch"
+#: op name -> the protocol call that a batch of such ops shares
+BATCH_KINDS = {"trunc": "trunc", "mul_trunc": "mul_trunc", "dot": "dot",
+               "mul": "product", "select": "product", "and": "product", "or": "product",
+               "xor": "product", "less": "sign", "eq": "sign"}
 
 
 def _fused_rule(product: str):

@@ -11,9 +11,11 @@ scheduling and marks the calls:
    from it to the stretch's end (ROUND_WEIGHT per interactive op, 0 per local one).
 2. List scheduling. Of the interactive ops whose inputs are ready, the one of greatest
    height (the critical path) runs next, and with it every other ready op of its
-   batching kind (`batch_key`): the same name, secret operands, the same truncation
-   amount. Local ops run just before the first call that needs them, in source order. Ops off the critical path wait for company:
-   e.g. every parameter update of a training step `p - lr * g` ends in a truncation;
+   batching kind (`batch_key`: ops that reduce to the same protocol call, e.g. `mul`
+   and `select` are one product each, `less` and `eq` sign bits; secret operands; the
+   same truncation amount). Local ops run just before the first call that needs
+   them, in source order. Ops off the critical path wait for company: e.g. every
+   parameter update of a training step `p - lr * g` ends in a truncation;
    they join the backward pass's truncations instead of taking a round each.
 3. Fusion. A batch of products of secrets (mul, dot, conv) whose results are each read
    only by a truncation, those truncations forming exactly one batch, becomes one
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from ..ir import BATCH, FUSED, Block, Op, Program
+from ..ir import BATCH, BATCH_KINDS, FUSED, Block, Op, Program
 from .rewrite import uses
 
 #: ops that never communicate, whatever their operands
@@ -55,26 +57,23 @@ def interactive(op: Op) -> bool:
     """op may communicate: it has a secret operand and is not local on shares."""
     if op.name in LOCAL or not any(v.type.secret for v in op.inputs):
         return False
-    if op.name in PRODUCTS:                       # public x secret products are local
+    if op.name in PRODUCTS + ("and", "or", "xor"):   # public x secret products are local
         return _secret(op, 0) and _secret(op, 1)
     if op.name == "select":
         return _secret(op, 0)
+    if op.name == "convert":                      # a truncation, or exact and local
+        src, dst = op.inputs[0].type.dtype, op.outputs[0].type.dtype
+        return src.is_fxp and (not dst.is_fxp or dst.frac < src.frac)
     return True
 
 
 def batch_key(op: Op) -> Optional[tuple]:
     """Ops with equal keys may run as one protocol call (runtime/kernels/batched.py);
     None: the op runs alone."""
-    if not interactive(op):
+    kind = BATCH_KINDS.get(op.name)
+    if kind is None or not interactive(op) or op.attrs.get("reuse_rhs"):
         return None
-    n = op.name
-    if n in ("trunc", "mul_trunc"):
-        return (n, op.attrs["bits"])
-    if n in ("mul", "less", "select"):
-        return (n,)
-    if n == "dot" and not op.attrs.get("reuse_rhs"):
-        return (n,)
-    return None
+    return (kind, op.attrs["bits"]) if "bits" in op.attrs else (kind,)
 
 
 def _stretches(ops: List[Op]) -> List[List[Op]]:
@@ -157,7 +156,8 @@ def _fuse(calls: List[List[Op]], n_uses: Dict[int, int]) -> List[List[Op]]:
             continue
         p = call[0]
         truncs = [reader.get(id(op.outputs[0])) for op in call]
-        fusable = (p.name in FUSED and interactive(p) and (len(call) == 1 or p.name == "mul")
+        fusable = (p.name in FUSED and interactive(p) and all(op.name == p.name for op in call)
+                   and (len(call) == 1 or p.name == "mul")
                    and all(t is not None and n_uses.get(id(op.outputs[0])) == 1
                            for op, t in zip(call, truncs)))
         if fusable:

@@ -151,3 +151,23 @@ def test_observer_sees_every_op_of_batches_and_fused_ops():
     assert all(n_in == len(op.inputs) and n_out == len(op.outputs) for op, n_in, n_out in seen)
     got = [cluster.ring.decode(o.parts[0], 18) for o in outs]
     np.testing.assert_allclose(got[1], 0.5, atol=1e-5)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_ops_of_one_kind_share_a_call(protocol):
+    """less and eq are sign bits; mul and select one product each: a batch each."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(2, 7))
+    i, j = rng.integers(0, 3, size=(2, 4)).astype(np.int32)
+    p = rng.integers(0, 2, size=7).astype(bool)
+    f = lambda a, b, i, j, p: (a < b, i == j, i * j, jnp.where(p, a, b))
+    program = spu.compile(f, a, b, i, j, p).program
+    kinds = [{op.name for op in program.ops[k:k + op.attrs[BATCH]]}
+             for k, op in enumerate(program.ops) if op.attrs.get(BATCH, 1) > 1]
+    assert sorted(map(sorted, kinds)) == [["eq", "less"], ["mul", "select"]]
+    got = spu.jit(f, protocol=protocol)(a, b, i, j, p)
+    rounds = spu.profile().total.rounds
+    spu.jit(lambda i, j, p, a, b: (i == j, jnp.where(p, a, b)), protocol=protocol)(i, j, p, a, b)
+    assert rounds == spu.profile().total.rounds
+    for g, w in zip(got, f(a, b, i, j, p)):     # exact, but inputs rounded to 2^-18
+        np.testing.assert_allclose(np.asarray(g, float), np.asarray(w, float), atol=2 ** -18)
