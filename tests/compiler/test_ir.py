@@ -22,9 +22,16 @@ def int_times_fxp(i, x):
     return i.astype(jnp.float32) * x + 2.0 * x
 
 
+def scheduled(x, w, a, b):
+    """A lone dot fused with its truncation; two products and their truncations as one
+    batch of fused products; a comparison and an equality as one batch of sign bits."""
+    return jnp.tanh(x @ w), a * b, a * a, a < b, a == b
+
+
 PROGRAMS = {
     "dense_relu": (dense_relu, (np.zeros((8, 4)), np.zeros((4, 3)), np.zeros(3))),
     "int_times_fxp": (int_times_fxp, (np.zeros(5, np.int32), np.zeros(5))),
+    "scheduled": (scheduled, (np.zeros((2, 3)), np.zeros((3, 2)), np.zeros(4), np.zeros(4))),
 }
 
 

@@ -171,3 +171,11 @@ def test_ops_of_one_kind_share_a_call(protocol):
     assert rounds == spu.profile().total.rounds
     for g, w in zip(got, f(a, b, i, j, p)):     # exact, but inputs rounded to 2^-18
         np.testing.assert_allclose(np.asarray(g, float), np.asarray(w, float), atol=2 ** -18)
+
+
+def test_cost_report_lists_the_batches():
+    from spu_lite.cost import dry_run
+    p, g = _params(0), _params(1)
+    report = dry_run(spu.compile(sgd_update, p, g).program, "aby3")
+    assert report.batches == {"trunc x6": 1}
+    assert "trunc x6" in report.table()
