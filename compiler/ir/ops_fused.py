@@ -39,12 +39,29 @@ for _product, _name in FUSED.items():
                     f"(attrs: {_product}'s and `bits`)")(_fused_rule(_product))
 
 
-def product_attrs(op) -> dict:
-    """The attributes of a fused op's product (without the truncation's `bits`)."""
-    return {k: v for k, v in op.attrs.items() if k not in ("bits", BATCH)}
-
-
 def batches(ops) -> List[Tuple[int, int]]:
     """(start, size) of every batch among `ops` (size > 1), in order."""
     return [(i, op.attrs[BATCH]) for i, op in enumerate(ops) if op.attrs.get(BATCH, 1) > 1]
 
+
+
+def batch_error(ops) -> str:
+    """Why the `batch` marks of a block's ops are not runnable ("" if they are): a batch
+    is n >= 2 ops that fit in the block, of one batching kind and truncation amount,
+    none marked again and none reading another's result."""
+    i = 0
+    while i < len(ops):
+        n = ops[i].attrs.get(BATCH, 1)
+        if type(n) is not int or n < 1 or i + n > len(ops):
+            return f"batch={n} at op {i} is not a count of the ops that follow"
+        group = ops[i:i + n]
+        kinds = {(BATCH_KINDS.get(op.name), op.attrs.get("bits")) for op in group}
+        if n > 1 and (len(kinds) > 1 or next(iter(kinds))[0] is None):
+            return f"batch at op {i} holds ops that cannot share a call"
+        if any(BATCH in op.attrs for op in group[1:]):
+            return f"batch at op {i} holds another batch"
+        made = {id(v) for op in group for v in op.outputs}
+        if n > 1 and any(id(v) in made for op in group for v in op.inputs):
+            return f"batch at op {i} reads its own results"
+        i += n
+    return ""

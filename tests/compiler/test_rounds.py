@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from compiler.ir import BATCH, parse_program, print_program
+from compiler.ir import BATCH, IRParseError, parse_program, print_program
 from runtime.cluster import ClusterConfig, InProcessCluster
 from runtime.executor import run_program
 from runtime.kernels import KernelContext
@@ -179,3 +179,37 @@ def test_cost_report_lists_the_batches():
     report = dry_run(spu.compile(sgd_update, p, g).program, "aby3")
     assert report.batches == {"trunc x6": 1}
     assert "trunc x6" in report.table()
+
+
+@pytest.mark.parametrize("edit, error", [
+    ("batch=6", "batch=9"),                      # runs past the block
+    ("batch=6", "batch=true"),                   # not a count
+    ("{batch=6, bits=18}", "{bits=18}"),         # no batch: fine, one op at a time
+])
+def test_the_parser_rejects_batch_marks_that_cannot_run(edit, error):
+    p, g = _params(0), _params(1)
+    text = spu.compile(sgd_update, p, g).text
+    bad = text.replace(edit, error, 1)
+    if "batch" in error:
+        with pytest.raises(IRParseError, match="batch"):
+            parse_program(bad)
+    else:
+        assert [op.attrs.get(BATCH, 1) for op in parse_program(bad).ops].count(6) == 0
+
+
+HEAD = ("func @f(%0: secret<fxp<64,18>>[3], %1: secret<fxp<64,18>>[3]) -> (secret<bool>[3]) "
+        "attributes {field=64, fxp_bits=18} {\n")
+
+
+@pytest.mark.parametrize("second, error", [
+    ("%3 = eq(%2, %2) : secret<bool>[3]", "reads its own results"),
+    ("%3 = mul(%0, %1) : secret<fxp<64,36>>[3]", "cannot share a call"),
+    ("%3 = eq(%0, %1) : secret<bool>[3]", None),
+])
+def test_the_parser_checks_what_a_batch_holds(second, error):
+    text = HEAD + f"  %2 = less(%0, %1) {{batch=2}} : secret<bool>[3]\n  {second}\n  return %2\n}}\n"
+    if error is None:
+        assert parse_program(text).ops[0].attrs[BATCH] == 2
+    else:
+        with pytest.raises(IRParseError, match=error):
+            parse_program(text)
