@@ -3,10 +3,11 @@
 The compiler has decided what runs as one protocol call (compiler/passes/rounds.py):
 fused ops (`mul_trunc`, ...) have their own kernels, and an op with the attribute
 `batch=n` runs with the n - 1 ops after it as one call of their batched kernel. Values
-are freed right after their last use (liveness from compiler.ir). Each call's wall
-time, bytes sent and rounds are recorded in the party's Profile under the op's name (a
-batch: n calls, the cost on the first); an op with blocks (for, while, cond) records
-only what the ops of its body do not, so the profile's totals count everything once.
+are freed right after their last use (liveness from compiler.ir, computed once per
+program). Each call's wall time, bytes sent and rounds are recorded in the party's
+Profile under the op's name (a batch: n calls, the cost on the first); an op with
+blocks (for, while, cond) records only what the ops of its body do not, so the
+profile's totals count everything once.
 If the KernelContext has an `observer`, it sees every op: observer(op, inputs, outputs).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from compiler.ir import BATCH, BATCH_KINDS, Block, Program, last_uses
+from compiler.ir import BATCH, BATCH_KINDS, Block, Program, program_last_uses
 
 from .kernels import BATCHED, KERNELS, KernelContext
 from .profile import Profile
@@ -27,14 +28,15 @@ class ExecutionError(RuntimeError):
     pass
 
 
-def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
-              outer=None) -> List:
-    """Run `block`; values of enclosing blocks that it reads (scoped CSE makes nested
-    blocks reuse them) are looked up in `outer`; its own values are freed locally."""
+def run_block(K: KernelContext, program: Program, block: Block, args: Sequence,
+              profile: Profile, outer=None) -> List:
+    """Run `block` of `program`; values of enclosing blocks that it reads (scoped CSE
+    makes nested blocks reuse them) are looked up in `outer`; its own values are freed
+    locally."""
     local: Dict[int, object] = {id(p): a for p, a in zip(block.params, args)}
     env = local if outer is None else ChainMap(local, outer)
-    nested = lambda K_, b, a, prof: run_block(K_, b, a, prof, outer=env)
-    ops, frees, i = block.ops, last_uses(block), 0
+    nested = lambda K_, b, a, prof: run_block(K_, program, b, a, prof, outer=env)
+    ops, frees, i = block.ops, program_last_uses(program, block), 0
     while i < len(ops):
         call = ops[i:i + ops[i].attrs.get(BATCH, 1)]
         ins = [[env[id(v)] for v in op.inputs] for op in call]
@@ -89,4 +91,4 @@ def _call(K: KernelContext, call, ins, profile: Profile, nested) -> List:
 def run_program(K: KernelContext, program: Program, args: Sequence, profile: Profile) -> List:
     # Ring arithmetic wraps by design: silence numpy's overflow warnings (thread-local).
     with np.errstate(over="ignore"):
-        return run_block(K, program.body, args, profile)
+        return run_block(K, program, program.body, args, profile)

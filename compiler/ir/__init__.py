@@ -5,4 +5,4 @@ from .ops_fused import BATCH, BATCH_KINDS, FUSED, batch_error, batches
 from .program import Block, Op, Program, Value, NameGen
 from .printer import print_program
 from .parser import parse_program, IRParseError
-from .liveness import last_uses
+from .liveness import last_uses, program_last_uses
