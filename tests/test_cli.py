@@ -82,7 +82,7 @@ def test_no_command_is_usage_error():
 def test_compile_prints_ir(module):
     r = run_cli("compile", f"{module}:layer", "--arg", "f32[8,4]", "--arg", "f32[4,3]")
     assert r.returncode == 0, r.stderr
-    assert "dot(" in r.stdout
+    assert "dot_trunc(" in r.stdout                 # x @ w fused with its truncation
     assert "secret<fxp<64,18>>" in r.stdout
     assert r.stdout.startswith("func @layer(")
 
@@ -111,7 +111,7 @@ def test_cost_counts_ops(module, capsys):
     assert main(["cost", f"{module}:layer", "--arg", "f32[8,4]", "--arg", "f32[4,3]"]) == 0
     out = capsys.readouterr().out
     lines = {l.split()[0] + " " + l.split()[1]: l for l in out.splitlines()[2:] if len(l.split()) >= 3}
-    assert "dot secret" in lines and lines["dot secret"].split()[2] == "1"
+    assert "dot_trunc secret" in lines and lines["dot_trunc secret"].split()[2] == "1"
     assert "total secret" in out
     assert "# communication under aby3" in out and "total (busiest party)" in out
 

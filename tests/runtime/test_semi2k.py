@@ -352,11 +352,11 @@ def test_generation_loop_masks_weights_once():
     for steps in (2, 6):
         np.testing.assert_allclose(f(w, x, steps), jax.jit(gen, static_argnums=(2,))(w, x, steps),
                                    atol=1e-4)
-        per[steps] = f.cluster.party_profiles[1].ops["dot+trunc"].bytes
+        per[steps] = f.cluster.party_profiles[1].ops["dot_trunc"].bytes
     # the weights (64 * 64 * 8 bytes) are opened once: each further iteration of the
     # product sends X - A and its truncation's opening, (2, 64) elements each
     assert per[6] - per[2] == 4 * 2 * (2 * 64 * 8)
     assert per[2] == 64 * 64 * 8 + 2 * 2 * (2 * 64 * 8)
     off = spu.jit(gen, protocol="semi2k", static_argnums=(2,), reuse_masks=False)
     off(w, x, 2)
-    assert off.cluster.party_profiles[1].ops["dot+trunc"].bytes == 2 * (64 * 64 * 8 + 2 * (2 * 64 * 8))
+    assert off.cluster.party_profiles[1].ops["dot_trunc"].bytes == 2 * (64 * 64 * 8 + 2 * (2 * 64 * 8))
