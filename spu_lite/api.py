@@ -21,7 +21,7 @@ from runtime.ring import RangeError, Ring
 from .frontend import InputError, flat_function, flatten_inputs, ir_type, split_args
 from .secret import Secret
 
-_CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout")
+_CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout", "net")
 _clusters: Dict[Tuple, InProcessCluster] = {}
 _clusters_lock = threading.Lock()
 _last_profile: Optional[Profile] = None
@@ -37,7 +37,7 @@ def set_default_cluster(cluster) -> None:
 def default_cluster(config: ClusterConfig) -> InProcessCluster:
     """The in-process cluster for a configuration (made on first use, then reused)."""
     key = (config.protocol, config.parties, config.field, config.fxp_bits, config.seed,
-           config.timeout, tuple(sorted(config.options.items())))
+           config.timeout, tuple(sorted(config.options.items())), config.net)
     with _clusters_lock:
         c = _clusters.get(key)
         if c is None or c.hub.failed.is_set():
@@ -229,7 +229,9 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
         marks one (or one leaf of a pytree) at the call site instead.
       keep_secret: True, or indices of the returned tuple, whose values are returned as
         `spu.Secret` handles that stay shared on the cluster (open with spu.reveal).
-      **config: field (64 or 32), fxp_bits (18), nparties, seed, timeout, and
+      **config: field (64 or 32), fxp_bits (18), nparties, seed, timeout,
+        net ("rtt=20ms,bw=100mbit", "lan", "wan": emulated links of the in-process
+        cluster, see runtime/link.py), and
         approximation modes of the runtime; reveal_to="bob" (networked clusters):
         outputs are revealed to that party only, the call returns a receipt.
     """

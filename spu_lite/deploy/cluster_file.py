@@ -5,6 +5,7 @@
     fxp_bits: 18              # fractional bits of fixed-point values
     timeout: 60               # seconds to wait for a peer before failing, naming it
     seed: null                # tests only: deterministic keys and shares
+    net: null                 # optional: emulated links, "rtt=20ms,bw=100mbit", "lan", "wan"
     parties:
       - name: alice
         address: alice.example.org:7001   # where the others connect
@@ -31,6 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import yaml
 
 from runtime.cluster import ClusterConfig
+from runtime.link import LinkModel
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -63,6 +65,7 @@ class ClusterSpec:
     timeout: float = DEFAULT_TIMEOUT
     seed: Optional[int] = None
     path: Optional[str] = None
+    net: Optional[str] = None          # emulated links (runtime.link.LinkModel), None: real
 
     @property
     def nparties(self) -> int:
@@ -90,7 +93,8 @@ class ClusterSpec:
 
     def config(self) -> ClusterConfig:
         return ClusterConfig(protocol=self.protocol, nparties=self.nparties, field=self.field,
-                             fxp_bits=self.fxp_bits, seed=self.seed, timeout=self.timeout)
+                             fxp_bits=self.fxp_bits, seed=self.seed, timeout=self.timeout,
+                             net=self.net)
 
 
 def _key(v, where) -> bytes:
@@ -143,7 +147,8 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
     spec = ClusterSpec(protocol, parties, dealer, _key(driver.get("public_key"), "driver"),
                        _path(base, driver.get("secret_key_file")),
                        int(doc.get("field", 64)), int(doc.get("fxp_bits", 18)),
-                       float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path)
+                       float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path,
+                       doc.get("net") or None)
     _check(spec)
     return spec
 
@@ -163,6 +168,10 @@ def _check(spec: ClusterSpec) -> None:
         raise ClusterFileError("field must be 64 or 32")
     if not spec.timeout > 0:
         raise ClusterFileError("timeout must be positive (seconds)")
+    try:
+        LinkModel.parse(spec.net)
+    except ValueError as e:
+        raise ClusterFileError(str(e)) from None
 
 
 def load(path: str) -> ClusterSpec:

@@ -36,6 +36,7 @@ from runtime.ring import Ring
 from . import loaders
 from .cluster_file import ClusterSpec, load
 from .handles import OwnedRef, PartyInput
+from .program_cache import ProgramShipping, ir_digest
 
 
 class RevealReceipt:
@@ -75,6 +76,8 @@ class NetworkCluster:
         self._released: List[str] = []          # ids of kept secrets the driver dropped
         self.last_profile: Optional[Profile] = None
         self.party_profiles: List[Profile] = []
+        self.last_phases: dict = {}            # seconds per phase of the last run (phases())
+        self._shipping = ProgramShipping()     # programs the nodes hold by digest
         if check:
             self.ping(connect_timeout or max(self.spec.timeout, 30.0))
 
@@ -100,10 +103,11 @@ class NetworkCluster:
             return InputError(str(e))
         return e
 
-    def _request(self, ranks, header, payloads, kinds, **kw):
+    def _request(self, ranks, header, payloads, kinds, per_rank=None, **kw):
         job = self._next_job()
         for r in ranks:
-            self.client.send(r, dict(header, job=job), payloads.get(r))
+            self.client.send(r, dict(header, job=job, **(per_rank(r) if per_rank else {})),
+                             payloads.get(r))
         try:
             return job, self.client.collect(job, ranks, kinds, **kw)
         except (PeerError, JobError) as e:
@@ -147,6 +151,7 @@ class NetworkCluster:
             reveal_to: Optional[str] = None, outputs=None):
         """Like InProcessCluster.run; inputs may also hold OwnedRef (party-owned).
         With reveal_to, returns a RevealReceipt instead of values."""
+        t_start = time.perf_counter()
         n = self.nparties
         keep = list(keep or [False] * len(program.results))
         if reveal_to is not None and any(keep):
@@ -167,7 +172,9 @@ class NetworkCluster:
             for r in range(n):
                 payloads[r].append(None if isinstance(x, (OwnedRef, KeptShares)) else
                                    x if isinstance(x, np.ndarray) else x[r])
-        header = {"k": "job", "program": program.text, "inputs": descs,
+        text = program.text
+        digest = ir_digest(text)
+        header = {"k": "job", "inputs": descs,
                   "options": dict(options or {}), "reveal_to": target,
                   "outputs": _output_names(program, outputs), "tag": program.name,
                   "keep": kept}
@@ -177,8 +184,21 @@ class NetworkCluster:
             if self.client.seen_down or self.session is None:
                 self.client.seen_down = False
                 self.session = f"{time.time_ns():x}"
-            job, rep = self._request(list(self.spec.endpoints()), dict(header, session=self.session),
-                                     payloads, ("done",))
+            ranks = list(self.spec.endpoints())
+            t_send = time.perf_counter()
+            try:
+                job, rep = self._request(ranks, dict(header, session=self.session), payloads,
+                                         ("done",), lambda r: self._shipping.header(
+                                             self.session, r, text, digest))
+            except JobError as e:
+                if e.etype != "ProgramNotCached":
+                    raise
+                self._shipping.forget()         # a node lost it: ship the text again
+                self.session = f"{time.time_ns():x}"
+                job, rep = self._request(ranks, dict(header, session=self.session, program=text,
+                                                     program_sha=digest), payloads, ("done",))
+            self._shipping.acknowledge(ranks, digest)
+            t_back = time.perf_counter()
         self.party_profiles = [_profile(rep[r][0].get("profile", {})) for r in range(n)]
         self.last_profile = Profile.merge_max(self.party_profiles)
         if target is not None:
@@ -192,6 +212,7 @@ class NetworkCluster:
             vals = [rep[r][1][i] for r in range(n)]
             outs.append(vals[0] if isinstance(vals[0], np.ndarray)
                         else self.proto_cls.reconstruct(vals, self.ring))
+        self.last_phases = _phases(rep, n, t_start, t_send, t_back, time.perf_counter())
         return outs
 
     def reveal_kept(self, kept: "KeptShares", ir_type) -> np.ndarray:
@@ -224,6 +245,21 @@ def _profile(d) -> Profile:
     for name, (calls, secs, nbytes, rounds) in d.items():
         p.ops[name] = OpStats(int(calls), float(secs), int(nbytes), int(rounds))
     return p
+
+
+def _phases(rep, n, t_start, t_send, t_back, t_end) -> dict:
+    """Where a run's time went, in seconds: driver-side preparation, the nodes' phases
+    (max over computing parties: setup, program load, input sharing, the run and the
+    part of it spent waiting for peers) and the rest of the round trip (requests out
+    and replies back: encoding, CURVE, transfer), then reconstruction."""
+    node = {}
+    for r in range(n):
+        for k, v in (rep[r][0].get("phases") or {}).items():
+            node[k] = max(node.get(k, 0.0), float(v))
+    wall = t_back - t_send
+    return dict({"prepare": t_send - t_start}, **node,
+                transit=max(0.0, wall - node.get("node", 0.0)),
+                reconstruct=t_end - t_back, total=t_end - t_start)
 
 
 def _output_names(program, compiled) -> List:

@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from types import SimpleNamespace
 from typing import List
 
 import numpy as np
 
-from compiler.ir import parse_program
 from runtime.link import PeerError
 from runtime.protocols.base import Share
 
-MAX_PROGRAMS = 16
-
 
 def run_job(node, h: dict, payload):
+    t0 = time.perf_counter()
     job = int(h["job"])
     node.ep.mailbox.start_job(job)
     node.transport.job = job
@@ -42,11 +41,18 @@ def run_job(node, h: dict, payload):
         return {}, None
     for kid in h.get("release") or ():
         node.kept.pop(str(kid), None)
-    program = _program(node, h["program"])
+    t1 = time.perf_counter()
+    program = node.programs.resolve(h)          # by digest; the IR text on a miss
+    t2 = time.perf_counter()
     inputs = _inputs(node, h["inputs"], payload, program)
+    t3, wait0 = time.perf_counter(), node.party.comm.wait
     node.party.options = dict(h.get("options") or {})
     outs, prof = node.party.run(program, inputs)
-    reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()}}
+    t4 = time.perf_counter()
+    reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()},
+             "phases": {"setup": t1 - t0, "program": t2 - t1, "inputs": t3 - t2,
+                        "run": t4 - t3, "run_wait": node.party.comm.wait - wait0,
+                        "node": t4 - t0}}
     keep = h.get("keep") or [None] * len(outs)
     for i, kid in enumerate(keep):
         if kid is not None and isinstance(outs[i], Share):
@@ -56,15 +62,6 @@ def run_job(node, h: dict, payload):
         return reply, [o if isinstance(o, Share) or node.rank == 0 else None for o in outs]
     reply.update(_reveal(node, job, h, program, outs, int(h["reveal_to"])))
     return reply, None
-
-
-def _program(node, text: str):
-    p = node.programs.get(text)
-    if p is None:
-        p = node.programs[text] = parse_program(text)
-        while len(node.programs) > MAX_PROGRAMS:
-            node.programs.popitem(last=False)
-    return p
 
 
 def _inputs(node, descs: List, payload, program) -> List:

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Dict, Optional
 
-from runtime.link import PeerError
+from runtime.link import LinkModel, PeerError
 from runtime.net import wire
 from runtime.net.auth import CredentialError, load_secret
 from runtime.net.endpoint import Endpoint
@@ -34,6 +34,8 @@ from runtime.protocols import get_protocol
 
 from . import handles, jobs, loaders
 from .cluster_file import ClusterSpec
+from .program_cache import ProgramCache
+from .threads import limit_blas_threads
 
 log = logging.getLogger("spu_lite.node")
 MAX_LOADED = 64
@@ -58,7 +60,8 @@ class Node:
         peers = {r: e for r, e in spec.endpoints().items() if r != self.rank}
         self.ep = Endpoint(name, self.me.listen or self.me.address, keys, peers,
                            spec.allowed_keys(), spec.timeout)
-        self.transport = NetTransport(self.ep, spec.timeout)
+        self.transport = NetTransport(self.ep, spec.timeout, LinkModel.parse(spec.net))
+        self._blas = limit_blas_threads(spec, self.rank)    # its share of this host's cores
         self.proto_cls = get_protocol(spec.protocol)
         self.party = None
         self.session = None
@@ -66,7 +69,7 @@ class Node:
         self.loaded: "OrderedDict[str, list]" = OrderedDict()
         self.kept: Dict[str, object] = {}       # id -> this party's Share of a kept secret
         self.results: Dict[str, dict] = {}
-        self.programs: "OrderedDict[str, object]" = OrderedDict()
+        self.programs = ProgramCache()         # parsed programs by sha256 of the IR text
         self.control: "queue.Queue" = queue.Queue()
         self.busy = None                       # (driver route, job id) while working
         self._last_hb = 0.0
