@@ -6,15 +6,17 @@ message is counted, and each `exchange` is one communication round. Comm also
 counts the seconds a party spends waiting in recv (a round's wait, as opposed to its
 compute), for the phase profile of networked jobs.
 
-LinkModel emulates a network on any transport (`rtt=20ms,bw=100mbit`): each directed
-link is a pipe of bandwidth `bw` with one-way latency rtt/2. The sender stamps every
-message with the time it leaves the far end of the pipe,
+LinkModel emulates a network on any transport (`rtt=20ms,bw=100mbit`): every party
+has one uplink of bandwidth `bw` (shared by its messages to all peers, like one
+network interface) and every message a one-way latency of rtt/2. The sender stamps
+each message with the time it arrives,
 
-    due = max(now, link busy until) + bytes / bw + rtt / 2
+    due = max(now, uplink busy until) + bytes / bw + rtt / 2
 
-and the receiver holds the message until then, so a round of one message each way
-costs rtt + bytes / bw on top of the real transfer. The sender never waits. Stamps
-are wall-clock times (the emulation is meant for parties on one machine).
+and the receiver holds the message until then. The sender never waits. A round in
+which the parties exchange messages at the same time thus costs rtt/2 + bytes/bw on
+top of the real transfer; a request answered by a reply costs rtt. Stamps are
+wall-clock times (the emulation is meant for parties on one machine).
 """
 from __future__ import annotations
 
@@ -78,13 +80,14 @@ class Shaper:
 
     def __init__(self, model: LinkModel, timeout: float = 60.0):
         self.model, self.timeout = model, timeout
-        self.busy: Dict[int, float] = {}
+        self.busy = 0.0                 # when this party's uplink is free again
+        self.lock = threading.Lock()
 
     def stamp(self, to: int, nbytes: int) -> float:
-        m, now = self.model, time.time()
-        out = max(now, self.busy.get(to, 0.0)) + (nbytes * 8 / m.bw if m.bw else 0.0)
-        self.busy[to] = out
-        return out + m.rtt / 2
+        m = self.model
+        with self.lock:
+            self.busy = max(time.time(), self.busy) + (nbytes * 8 / m.bw if m.bw else 0.0)
+            return self.busy + m.rtt / 2
 
     def hold(self, due: float) -> None:
         """Wait until `due`. A peer's stamp can hold a message at most for the recv
