@@ -59,9 +59,19 @@ def run_job(node, h: dict, payload):
             node.kept[str(kid)] = outs[i]          # stays here; the driver gets nothing
             outs[i] = None
     if h.get("reveal_to") is None:
-        return reply, [o if isinstance(o, Share) or node.rank == 0 else None for o in outs]
+        return reply, [_for_driver(node, o) for o in outs]
     reply.update(_reveal(node, job, h, program, outs, int(h["reveal_to"])))
     return reply, None
+
+
+def _for_driver(node, o):
+    """What the driver needs of an output: public values from party 0 only, of a
+    Share only the parts its reconstruct reads (aby3: half the bytes back)."""
+    if not isinstance(o, Share):
+        return o if node.rank == 0 else None
+    need = set(node.proto_cls.reconstruct_parts(node.rank))
+    return Share([p if i in need else p.reshape(-1)[:0] for i, p in enumerate(o.parts)],
+                 o.boolean)
 
 
 def _inputs(node, descs: List, payload, program) -> List:
