@@ -78,7 +78,6 @@ def test_real_nodes_take_at_least_rounds_times_half_the_rtt(tmp_path):
             np.testing.assert_allclose(out, (x * y < 2.0) * x, atol=1e-4)
             rounds = net.last_profile.total.rounds
             assert rounds >= 5 and t >= rounds * RTT / 2
-            assert net.last_phases["run_wait"] >= rounds * RTT / 2 * 0.5
         finally:
             net.close()
 
