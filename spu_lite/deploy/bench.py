@@ -17,6 +17,7 @@ bench_rows() is what another benchmark can call.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -150,8 +151,8 @@ def format_table(rows: List[dict]) -> str:
 
 def phases_table(rows: List[dict]) -> str:
     """Where the networked time goes (ms, last run): see driver._phases."""
-    keys = ["prepare", "setup", "program", "inputs", "run", "run_wait", "transit",
-            "reconstruct", "total"]
+    keys = ["prepare", "dispatch", "setup", "program", "inputs", "run", "run_wait", "back",
+            "transit", "reconstruct", "total"]
     lines = ["| protocol | case | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for r in rows:
         ph = r.get("phases") or {}
@@ -195,12 +196,15 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
                        f"{r['bytes']:,} |")
         out += ["", "Where the time of the last run went (ms; node phases are the max over "
                 "the computing parties; `run_wait` is the part of `run` spent waiting for "
-                "peers; `transit` is the rest of the driver's round trip: requests out and "
-                "replies back, encoding and CURVE):", "", phases_table(loop_rows), ""]
+                "peers; `transit` is the rest of the driver's round trip (encoding, CURVE, "
+                "hand-offs), `dispatch` the part until the last node started, `back` the "
+                "part after the last node finished):", "", phases_table(loop_rows), ""]
     if rows:
         out += ["## LAN and WAN, measured vs predicted", "",
                 "Node processes on this machine with emulated links (`net:` in the cluster "
-                "file; runtime/link.py). " + bench_net.__doc__.split("\n\n")[1].strip(), "",
+                "file; runtime/link.py), each next to the cost model's prediction:", "",
+                "    " + bench_net.__doc__.split("\n\n")[1].strip(), "",
+                " ".join(bench_net.__doc__.split("\n\n")[2].split()), "",
                 "Links: " + ", ".join(bench_net.link_label(l) for l in
                                       dict.fromkeys(r["link"] for r in rows)) + ".", "",
                 bench_net.markdown(rows), ""]
@@ -229,25 +233,51 @@ def main(argv=None) -> int:
     p.add_argument("--workloads", nargs="+", default=None,
                    help="with --net: ops breast_cancer mnist_step gpt2_tiny gpt2_small")
     p.add_argument("--no-loopback", action="store_true", help="skip the loopback op table")
+    p.add_argument("--json", metavar="FILE", help="also save the rows as JSON")
+    p.add_argument("--from-json", nargs="+", metavar="FILE", help="run nothing: merge rows "
+                   "saved with --json (e.g. by separate runs) and print / --doc them")
     p.add_argument("--doc", metavar="FILE", help="write the tables as markdown (e.g. "
                                                    "docs/performance-network.md)")
     a = p.parse_args(argv)
     from spu_lite import bench_net
-    loop_rows = [] if a.no_loopback else bench_rows(a.protocol, a.size, a.repeat)
+    if a.from_json:
+        loop_rows, rows, missing = [], [], []
+        for path in a.from_json:
+            with open(path) as f:
+                got = json.load(f)
+            loop_rows += got["loop_rows"]
+            rows += got["rows"]
+            missing += got["missing"]
+            argv = got["argv"] if not rows or got["rows"] else argv
+        done = {r["case"].split(" ")[0].split("_")[0] for r in rows}
+        missing = [m for m in dict.fromkeys(missing) if m.split(":")[0].split("_")[0] not in done]
+    else:
+        loop_rows, rows, missing = _run(a)
     if loop_rows:
         print(format_table(loop_rows))
+    if rows:
+        print(bench_net.format_rows(rows))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"loop_rows": loop_rows, "rows": rows, "missing": missing,
+                       "argv": argv}, f, indent=1)
+    if a.doc:
+        write_doc(a.doc, loop_rows, rows, missing, argv)
+    return 0
+
+
+def _run(a):
+    from spu_lite import bench_net
+    loop_rows = [] if a.no_loopback else bench_rows(a.protocol, a.size, a.repeat)
     rows, missing = [], []
     if a.net is not None:
         links = a.net or list(bench_net.DEFAULT_LINKS)
         names = a.workloads or list(bench_net.DEFAULT_WORKLOADS)
         rows = net_rows(a.protocol, links, names)
-        print(bench_net.format_rows(rows))
         missing = [f"{w}: not run (not in --workloads)" for w in
                    ("ops", "breast_cancer", "mnist_step", "gpt2_tiny", "gpt2_small")
                    if w not in names]
-    if a.doc:
-        write_doc(a.doc, loop_rows, rows, missing, argv)
-    return 0
+    return loop_rows, rows, missing
 
 
 if __name__ == "__main__":

@@ -114,11 +114,20 @@ class NetworkCluster:
             raise self._fail(job, e) from None
 
     def ping(self, timeout: Optional[float] = None) -> None:
-        """Check every node answers (raises PeerError naming those that do not)."""
+        """Check every node answers (raises PeerError naming those that do not). The
+        ping is repeated every 2 s: one that reaches a node still starting is lost."""
+        deadline = time.monotonic() + (timeout or self.spec.timeout)
         with self._lock:
-            self._request(list(self.spec.endpoints()), {"k": "ping"}, {}, ("pong",),
-                          timeout=timeout, silent="does not answer (not started, wrong "
-                          "address, or its keys do not match the cluster file?)")
+            while True:
+                wait = max(0.1, min(2.0, deadline - time.monotonic()))
+                try:
+                    self._request(list(self.spec.endpoints()), {"k": "ping"}, {}, ("pong",),
+                                  timeout=wait, silent="does not answer (not started, wrong "
+                                  "address, or its keys do not match the cluster file?)")
+                    return
+                except PeerError:
+                    if time.monotonic() >= deadline:
+                        raise
 
     # -- data in --------------------------------------------------------------------------
     def share(self, ring_value: np.ndarray):
@@ -185,7 +194,7 @@ class NetworkCluster:
                 self.client.seen_down = False
                 self.session = f"{time.time_ns():x}"
             ranks = list(self.spec.endpoints())
-            t_send = time.perf_counter()
+            t_send, w_send = time.perf_counter(), time.time()
             try:
                 job, rep = self._request(ranks, dict(header, session=self.session), payloads,
                                          ("done",), lambda r: self._shipping.header(
@@ -198,7 +207,7 @@ class NetworkCluster:
                 job, rep = self._request(ranks, dict(header, session=self.session, program=text,
                                                      program_sha=digest), payloads, ("done",))
             self._shipping.acknowledge(ranks, digest)
-            t_back = time.perf_counter()
+            t_back, w_back = time.perf_counter(), time.time()
         self.party_profiles = [_profile(rep[r][0].get("profile", {})) for r in range(n)]
         self.last_profile = Profile.merge_max(self.party_profiles)
         if target is not None:
@@ -212,7 +221,8 @@ class NetworkCluster:
             vals = [rep[r][1][i] for r in range(n)]
             outs.append(vals[0] if isinstance(vals[0], np.ndarray)
                         else self.proto_cls.reconstruct(vals, self.ring))
-        self.last_phases = _phases(rep, n, t_start, t_send, t_back, time.perf_counter())
+        self.last_phases = _phases(rep, n, (t_start, t_send, t_back, time.perf_counter()),
+                                   (w_send, w_back))
         return outs
 
     def reveal_kept(self, kept: "KeptShares", ir_type) -> np.ndarray:
@@ -247,18 +257,24 @@ def _profile(d) -> Profile:
     return p
 
 
-def _phases(rep, n, t_start, t_send, t_back, t_end) -> dict:
+def _phases(rep, n, ticks, walls) -> dict:
     """Where a run's time went, in seconds: driver-side preparation, the nodes' phases
     (max over computing parties: setup, program load, input sharing, the run and the
-    part of it spent waiting for peers) and the rest of the round trip (requests out
-    and replies back: encoding, CURVE, transfer), then reconstruction."""
-    node = {}
+    part of it spent waiting for peers), transit (the rest of the round trip: requests
+    out and replies back, encoding, CURVE, hand-offs), split by wall clocks into
+    dispatch (until the last node started) and return (from the last node's end; both
+    meaningful only with the nodes on this machine), then reconstruction."""
+    t_start, t_send, t_back, t_end = ticks
+    node, starts, ends = {}, [], []
     for r in range(n):
-        for k, v in (rep[r][0].get("phases") or {}).items():
+        ph = dict(rep[r][0].get("phases") or {})
+        starts.append(float(ph.pop("wall_start", walls[0])))
+        ends.append(float(ph.pop("wall_end", walls[1])))
+        for k, v in ph.items():
             node[k] = max(node.get(k, 0.0), float(v))
-    wall = t_back - t_send
     return dict({"prepare": t_send - t_start}, **node,
-                transit=max(0.0, wall - node.get("node", 0.0)),
+                transit=max(0.0, t_back - t_send - node.get("node", 0.0)),
+                dispatch=max(starts) - walls[0], back=walls[1] - max(ends),
                 reconstruct=t_end - t_back, total=t_end - t_start)
 
 

@@ -52,7 +52,8 @@ def run_job(node, h: dict, payload):
     reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()},
              "phases": {"setup": t1 - t0, "program": t2 - t1, "inputs": t3 - t2,
                         "run": t4 - t3, "run_wait": node.party.comm.wait - wait0,
-                        "node": t4 - t0}}
+                        "node": t4 - t0, "wall_start": time.time() - (t4 - t0),
+                        "wall_end": time.time()}}
     keep = h.get("keep") or [None] * len(outs)
     for i, kid in enumerate(keep):
         if kid is not None and isinstance(outs[i], Share):

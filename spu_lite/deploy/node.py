@@ -58,10 +58,10 @@ class Node:
             raise CredentialError(f"{self.me.secret_key_file} does not hold {name}'s key "
                                   f"(its public key differs from the cluster file's)")
         peers = {r: e for r, e in spec.endpoints().items() if r != self.rank}
+        self._blas = limit_blas_threads(spec, self.rank)    # its share of this host's cores
         self.ep = Endpoint(name, self.me.listen or self.me.address, keys, peers,
                            spec.allowed_keys(), spec.timeout)
         self.transport = NetTransport(self.ep, spec.timeout, LinkModel.parse(spec.net))
-        self._blas = limit_blas_threads(spec, self.rank)    # its share of this host's cores
         self.proto_cls = get_protocol(spec.protocol)
         self.party = None
         self.session = None
