@@ -1,5 +1,6 @@
 """Writes the tutorial notebooks from their cell sources (kept here as plain text so
-diffs stay readable). Run: python notebooks/make_notebooks.py"""
+diffs stay readable). Run: python notebooks/make_notebooks.py, then
+python notebooks/execute_notebooks.py to save them with their outputs."""
 import pathlib
 
 import nbformat as nbf

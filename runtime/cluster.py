@@ -14,6 +14,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from compiler.ir import Program
+from compiler.ir.fields import default_fxp_bits, ring_problem
 
 from .link import InMemoryHub, LinkModel, PeerError
 from .party import DealerParty, Party, local_prg
@@ -27,11 +28,18 @@ class ClusterConfig:
     protocol: str = "aby3"
     nparties: Optional[int] = None        # default: the protocol's own (ref2k 1, semi2k 2, aby3 3)
     field: int = 64
-    fxp_bits: int = 18
+    fxp_bits: Optional[int] = None         # default: the ring's (18 at 64 bits, 9 at 32)
     seed: Optional[int] = None             # None: fresh OS randomness for every key
     timeout: float = 60.0                  # seconds a party waits for a peer's message
     options: Dict[str, object] = dc_field(default_factory=dict)
     net: Optional[str] = None              # emulated links, e.g. "rtt=20ms,bw=100mbit" (link.py)
+
+    def __post_init__(self):
+        if self.fxp_bits is None:
+            object.__setattr__(self, "fxp_bits", default_fxp_bits(self.field))
+        problem = ring_problem(self.field, self.fxp_bits)
+        if problem:
+            raise ValueError(problem)
 
     @property
     def parties(self) -> int:
@@ -41,6 +49,8 @@ class ClusterConfig:
             raise ValueError("aby3 runs with exactly 3 parties")
         if self.protocol == "semi2k" and n < 2:
             raise ValueError("semi2k needs at least 2 parties")
+        if self.protocol == "semi2k_ot" and n != 2:
+            raise ValueError("semi2k without a dealer (semi2k_ot) runs with exactly 2 parties")
         return n
 
 

@@ -87,21 +87,37 @@ def run_block(K: KernelContext, block: Block, args: Sequence, profile: Profile,
         outs = out if isinstance(out, list) else [out]
         for v, o in zip(outputs, outs):
             local[id(v)] = np.asarray(o) if isinstance(o, np.generic) else o
+        if K.observer is not None:
+            _observe(K, op, block.ops[i + 1] if skip else None, ins, outs)
         _free(local, dead)
     return [env[id(v)] for v in block.results]
 
 
-def _run_batched(K: KernelContext, name: str, ops, local, profile: Profile, call) -> None:
+def _observe(K: KernelContext, op, fused_trunc, ins, outs) -> None:
+    """K.observer per original op: a product fused with its trunc reports the product
+    (output not made) and then the trunc (input not made)."""
+    if fused_trunc is None:
+        K.observer(op, ins, outs)
+    else:
+        K.observer(op, ins, [None])
+        K.observer(fused_trunc, [None], outs)
+
+
+def _run_batched(K: KernelContext, name: str, ops, local, profile: Profile, call,
+                 ins) -> None:
     """outs = call() for all of ops in one protocol call: recorded as len(ops) calls of
-    `name`, the measured cost on the first; each op's output stored."""
+    `name`, the measured cost on the first; each op's output stored. ins[i]: the
+    inputs of ops[i] (for K.observer)."""
     comm = K.P.comm
     t0, b0, r0 = time.perf_counter(), comm.bytes_sent, comm.rounds
     outs = call()
     profile.record(name, time.perf_counter() - t0, comm.bytes_sent - b0, comm.rounds - r0)
-    for op, o in zip(ops, outs):
+    for op, o, a in zip(ops, outs, ins):
         if op is not ops[0]:
             profile.record(name, 0.0, 0, 0)
         local[id(op.outputs[0])] = o
+        if K.observer is not None:
+            K.observer(op, a, [o])
 
 
 def _run_truncs(K: KernelContext, ops, env, local, profile: Profile) -> bool:
@@ -110,7 +126,7 @@ def _run_truncs(K: KernelContext, ops, env, local, profile: Profile) -> bool:
     if not all(isinstance(a, Share) for a in ins):
         return False
     _run_batched(K, "trunc", ops, local, profile,
-                 lambda: trunc_many(K.P, ins, ops[0].attrs["bits"]))
+                 lambda: trunc_many(K.P, ins, ops[0].attrs["bits"]), [[a] for a in ins])
     return True
 
 
@@ -119,7 +135,8 @@ def _run_dots(K: KernelContext, ops, env, local, profile: Profile) -> bool:
     items = [(env[id(op.inputs[0])], env[id(op.inputs[1])], dot_dims(op)) for op in ops]
     if not all(isinstance(x, Share) and isinstance(y, Share) for x, y, _ in items):
         return False
-    _run_batched(K, "dot", ops, local, profile, lambda: K.P.dot_many(items))
+    _run_batched(K, "dot", ops, local, profile, lambda: K.P.dot_many(items),
+                 [[x, y] for x, y, _ in items])
     return True
 
 

@@ -45,9 +45,17 @@ class Party:
         """Execute `program`; inputs are public ring arrays or this party's Shares."""
         profile = Profile()
         K = KernelContext(self.proto, program.fxp_bits, self.options)
+        stats = getattr(self.proto, "offline_stats", None)   # protocols that make correlations
+        before = stats() if stats else None
         self.proto.begin_job()
         outs = run_program(K, program, inputs, profile)
         self.proto.end_job()
+        if stats:
+            after = stats()
+            o = profile.offline
+            o.seconds, o.bytes = after["seconds"] - before["seconds"], after["bytes"] - before["bytes"]
+            o.rounds = after["messages"] - before["messages"]
+            o.calls = after["requests"] - before["requests"]
         return outs, profile
 
 

@@ -31,6 +31,10 @@ class Profile:
     def __init__(self):
         self.ops: Dict[str, OpStats] = OrderedDict()
         self.blocks: Dict[str, OpStats] = OrderedDict()
+        # correlations made by the parties themselves (semi2k_ot) during the job: seconds
+        # (already inside the ops' seconds), bytes sent and messages (counted apart from
+        # the ops' bytes and rounds); calls = 0 when the protocol makes none
+        self.offline = OpStats()
 
     def record_block(self, name: str, seconds: float, nbytes: int, rounds: int) -> None:
         _add(self.blocks, name, seconds, nbytes, rounds)
@@ -60,6 +64,10 @@ class Profile:
                     o.seconds = max(o.seconds, s.seconds)
                     o.bytes = max(o.bytes, s.bytes)
                     o.rounds = max(o.rounds, s.rounds)
+            off = getattr(p, "offline", None)
+            if off is not None:
+                for f in ("calls", "seconds", "bytes", "rounds"):
+                    setattr(out.offline, f, max(getattr(out.offline, f), getattr(off, f)))
         return out
 
     def table(self) -> str:
@@ -69,6 +77,10 @@ class Profile:
             lines.append(f"{name:<22}{s.calls:>7}{s.seconds:>10.4f}{s.bytes:>14}{s.rounds:>8}")
         t = self.total
         lines.append(f"{'total':<22}{t.calls:>7}{t.seconds:>10.4f}{t.bytes:>14}{t.rounds:>8}")
+        o = self.offline
+        if o.calls:
+            lines.append(f"{'offline (in total s)':<22}{o.calls:>7}{o.seconds:>10.4f}{o.bytes:>14}"
+                         f"{o.rounds:>8}")
         return "\n".join(lines)
 
     def __str__(self):

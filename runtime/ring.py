@@ -12,7 +12,14 @@ import numpy as np
 
 
 class RangeError(ValueError):
-    """A value cannot be represented in the configured ring / fixed-point format."""
+    """A value cannot be represented in the configured ring / fixed-point format.
+
+    str(e) may quote the value (for its owner); `public_reason` names only the rule,
+    for errors that go to other parties."""
+
+    def __init__(self, message: str, public_reason: str = ""):
+        super().__init__(message)
+        self.public_reason = public_reason or message
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,10 @@ class Ring:
             raise RangeError("input contains NaN or inf")
         limit = self.max_abs_real(frac)
         if x.size and np.max(np.abs(x)) >= limit:
-            raise RangeError(f"input magnitude {np.max(np.abs(x)):.4g} is outside the fixed-point "
-                             f"range |x| < 2^{self.bits - frac - 2} = {limit:.4g} "
-                             f"(ring {self.bits} bits, {frac} fractional bits)")
+            rule = (f"outside the fixed-point range |x| < 2^{self.bits - frac - 2} = "
+                    f"{limit:.4g} (ring {self.bits} bits, {frac} fractional bits)")
+            raise RangeError(f"input magnitude {np.max(np.abs(x)):.4g} is {rule}",
+                             f"a value is {rule}")
         return np.asarray(np.round(x * float(2 ** frac)).astype(np.int64).astype(self.sdtype)).view(self.dtype)
 
     def encode_int(self, x) -> np.ndarray:

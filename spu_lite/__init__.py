@@ -13,6 +13,7 @@ from runtime.link import PeerError
 from runtime.ring import RangeError
 
 from .api import Compiled, JitFunction, compile, jit, profile
+from .check import check
 from .frontend import InputError, Public, public
 from .secret import Secret, reveal
 from .deploy import init, party          # networked clusters: spu.init(cluster=...), spu.party
@@ -21,4 +22,4 @@ __version__ = "0.1.0"
 
 __all__ = ["jit", "compile", "profile", "public", "Public", "Secret", "reveal", "Compiled", "JitFunction",
            "CompileError", "InputError", "RangeError", "PeerError", "__version__"]
-__all__ += ["init", "party"]
+__all__ += ["init", "party", "check"]

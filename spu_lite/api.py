@@ -18,7 +18,9 @@ from runtime.cluster import ClusterConfig, InProcessCluster
 from runtime.profile import Profile
 from runtime.ring import RangeError, Ring
 
-from .frontend import InputError, flat_function, flatten_inputs, ir_type, split_args
+from . import trace_errors
+from .codec import InputError, decode, encode, jax_dtype
+from .frontend import flat_function, flatten_inputs, ir_type, is_prng_key, split_args
 from .secret import Secret
 
 _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout", "net")
@@ -76,6 +78,8 @@ class JitFunction:
         self.static_argnames = _tuple(static_argnames)
         self.public_argnums = _tuple(public_argnums)
         self.keep_secret = keep_secret if keep_secret is True else _tuple(keep_secret)
+        if "dealer" in config:
+            protocol = _no_dealer(protocol, config.pop("dealer"))
         self.reveal_to = config.pop("reveal_to", None)   # a party name: outputs go only there
         cluster_kw = {k: config.pop(k) for k in list(config) if k in _CLUSTER_KEYS}
         self.config = ClusterConfig(protocol=protocol, options=dict(config), **cluster_kw)
@@ -99,17 +103,10 @@ class JitFunction:
                tuple(sorted((i, _hashable(v)) for i, v in static.items())))
         return names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key
 
-    def _compile(self, names, static, dyn, treedef, leaves, leaf_vis, refine=True) -> Compiled:
-        flat_fn = flat_function(self.fn, names, static, dyn, treedef)
-        specs = [jax.ShapeDtypeStruct(l.shape, _jax_dtype(np.dtype(l.dtype))) for l in leaves]
-        closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
-        out_avals, out_tree = jax.tree_util.tree_flatten(out_shape)
-        in_types = [ir_type(l, v, self.options.field, self.options.fxp_bits)
-                    for l, v in zip(leaves, leaf_vis)]
-        program = compile_jaxpr(closed, in_types, self.options,
-                                name=getattr(self.fn, "__name__", "main"),
-                                refine=[refine and not isinstance(l, Secret) for l in leaves])
-        return Compiled(program, out_tree, out_avals, leaf_vis)
+    def _compile(self, names, static, dyn, treedef, leaves, leaf_vis, leaf_names,
+                 refine=True) -> Compiled:
+        return compile_leaves(self.fn, names, static, dyn, treedef, leaves, leaf_vis,
+                              self.options, refine, leaf_names=leaf_names)
 
     def _out_of_fine_range(self, compiled, leaves, owned) -> bool:
         """Whether a plaintext input with a finer format than fxp_bits exceeds its range
@@ -125,9 +122,9 @@ class JitFunction:
         return False
 
     def lower(self, *args, **kwargs) -> Compiled:
-        names, static, dyn, treedef, leaves, leaf_vis, _, key = self._prepare(args, kwargs)
+        names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = self._prepare(args, kwargs)
         if key not in self._cache:
-            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis)
+            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names)
         return self._cache[key]
 
     # -- run ---------------------------------------------------------------------------
@@ -140,7 +137,7 @@ class JitFunction:
         args, kwargs, owned = _expand_party_inputs(cluster, args, kwargs)
         names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = self._prepare(args, kwargs)
         if key not in self._cache:
-            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis)
+            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names)
         compiled = self._cache[key]
         if self._out_of_fine_range(compiled, leaves, owned):
             # an input too large for the finer input format (input_formats.py): the
@@ -148,7 +145,7 @@ class JitFunction:
             key = key + ("coarse",)
             if key not in self._cache:
                 self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis,
-                                                 refine=False)
+                                                 leaf_names, refine=False)
             compiled = self._cache[key]
         inputs = []
         for leaf, vis, where, param in zip(leaves, leaf_vis, leaf_names, compiled.program.params):
@@ -163,7 +160,7 @@ class JitFunction:
                                      f"it cannot be public")
                 inputs.append(owned[id(leaf)])
             else:
-                inputs.append(_encode(cluster.ring, leaf, param.type.dtype.frac, where))
+                inputs.append(encode(cluster.ring, leaf, param.type.dtype.frac, where))
         inputs = [cluster.share(x) if vis == "secret" and isinstance(x, np.ndarray) else x
                   for x, vis in zip(inputs, leaf_vis)]
         keep = self._kept_leaves(compiled)
@@ -182,7 +179,7 @@ class JitFunction:
             if k and r.type.secret:
                 flat.append(Secret(o, r.type, aval.shape, aval.dtype, cluster))
             else:
-                flat.append(_decode(cluster.ring, o, r.type, aval))
+                flat.append(decode(cluster.ring, o, r.type, aval))
         return jax.tree_util.tree_unflatten(compiled.out_tree, flat)
 
     def _kept_leaves(self, compiled: "Compiled"):
@@ -215,13 +212,47 @@ def _expand_party_inputs(cluster, args, kwargs):
         raise InputError(str(e)) from None
 
 
+def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: CompileOptions,
+                   refine: bool = True, opt: bool = True, leaf_names=None) -> Compiled:
+    """Trace `fn` on the flat input leaves (from frontend.split_args / flatten_inputs)
+    and compile it: what spu.jit and `spu-lite compile` share. Secret handles keep
+    their format; other inputs may be refined (compiler/lower/input_formats.py)."""
+    flat_fn = flat_function(fn, names, static, dyn, treedef)
+    specs = [jax.ShapeDtypeStruct(l.shape, jax_dtype(l.dtype)) for l in leaves]
+    try:
+        closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
+    except jax.errors.ConcretizationTypeError as e:
+        names_ = leaf_names or [f"leaf {i}" for i in range(len(leaves))]
+        raise trace_errors.explain(e, fn, names_, leaf_vis) from None
+    out_avals, out_tree = jax.tree_util.tree_flatten(out_shape)
+    returned_keys = [i for i, a in enumerate(out_avals) if is_prng_key(a)]
+    if returned_keys:
+        raise CompileError(f"`{getattr(fn, '__name__', 'the function')}` returns a PRNG key "
+                           f"(output {returned_keys[0]}): keys are public and fixed when compiling; "
+                           f"return jax.random.key_data(key) or keep the key outside spu.jit")
+    in_types = [ir_type(l, v, options.field, options.fxp_bits) for l, v in zip(leaves, leaf_vis)]
+    program = compile_jaxpr(closed, in_types, options, name=getattr(fn, "__name__", "main"),
+                            opt=opt, refine=[refine and not isinstance(l, Secret) for l in leaves])
+    return Compiled(program, out_tree, out_avals, leaf_vis)
+
+
+def _no_dealer(protocol: str, dealer) -> str:
+    """dealer=None: semi2k's correlations come from the two parties (semi2k_ot)."""
+    if dealer is not None or protocol not in ("semi2k", "semi2k_ot"):
+        raise ValueError('dealer=None goes with protocol="semi2k" (two parties make their own '
+                         'correlations by oblivious transfer); no other dealer value is accepted')
+    return "semi2k_ot"
+
+
 def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(),
         public_argnums=(), keep_secret=(), **config):
     """Compile `fn` to run under MPC. Usable as @jit, @jit(...) or jit(fn, ...).
 
     Args:
       protocol: "aby3" (3 parties, default), "semi2k" (N parties + dealer) or "ref2k"
-        (plaintext reference, no security).
+        (plaintext reference, no security). protocol="semi2k", dealer=None (the same as
+        protocol="semi2k_ot"): two parties and no dealer; they make semi2k's correlations
+        themselves by oblivious transfer (docs/two-party.md).
       static_argnums / static_argnames: arguments that are Python values baked into
         the program (as in jax.jit). Parameters left at their defaults are static too
         (so spu.jit(jnp.linalg.norm) keeps norm's own static defaults).
@@ -229,9 +260,9 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
         marks one (or one leaf of a pytree) at the call site instead.
       keep_secret: True, or indices of the returned tuple, whose values are returned as
         `spu.Secret` handles that stay shared on the cluster (open with spu.reveal).
-      **config: field (64 or 32), fxp_bits (18), nparties, seed, timeout,
-        net ("rtt=20ms,bw=100mbit", "lan", "wan": emulated links of the in-process
-        cluster, see runtime/link.py), and
+      **config: field (64 or 32), fxp_bits (default 18 at field 64, 9 at 32;
+        docs/rings.md), nparties, seed, timeout, net ("rtt=20ms,bw=100mbit", "lan",
+        "wan": emulated links of the in-process cluster, see runtime/link.py), and
         approximation modes of the runtime; reveal_to="bob" (networked clusters):
         outputs are revealed to that party only, the call returns a receipt.
     """
@@ -267,31 +298,3 @@ def _hashable(v):
         return v
     except TypeError:
         return repr(v)
-
-
-def _jax_dtype(dt):
-    if dt == np.float64:
-        return np.float32 if not jax.config.jax_enable_x64 else dt
-    if dt == np.int64:
-        return np.int32 if not jax.config.jax_enable_x64 else dt
-    return dt
-
-
-def _encode(ring: Ring, leaf: np.ndarray, frac: int, where: str) -> np.ndarray:
-    try:
-        if leaf.dtype == np.bool_ or np.issubdtype(leaf.dtype, np.integer):
-            return ring.encode_int(leaf)
-        return ring.encode(leaf, frac)
-    except (RangeError, TypeError) as e:
-        raise InputError(f"input {where}: {e}") from None
-
-
-def _decode(ring: Ring, value: np.ndarray, type, aval) -> np.ndarray:
-    dt = type.dtype
-    if dt.is_fxp:
-        out = ring.decode(value, dt.frac)
-    elif dt.is_int:
-        out = ring.decode_int(value)
-    else:
-        out = ring.decode_int(value) != 0
-    return np.asarray(out).astype(aval.dtype).reshape(aval.shape)

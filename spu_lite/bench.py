@@ -37,6 +37,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import spu_reference as SPU
+
 DEFAULT_PROTOCOLS = ("aby3", "semi2k")
 DESCRIPTION = """\
 Run op cases (mul, matmul, comparison, relu, exp, reciprocal, sigmoid, softmax)
@@ -82,7 +84,7 @@ def case(name: str, spu: Optional[Dict[str, float]] = None, description: str = "
 
 
 # ---- the op cases of shared/anchors/README.md ---------------------------------------------
-# SPU 0.9.5 seconds, medians of 3 end-to-end runs, FM64, 18 fractional bits.
+# SPU's seconds: spu_lite/spu_reference.py.
 
 def _n(n: int, scale: float) -> int:
     return max(1, int(round(n * scale)))
@@ -138,25 +140,25 @@ def _softmax(x):
 
 M1, K128 = 1 << 20, 1 << 17
 
-register_case("mul_1M", _mul, _two_vectors(M1), {"aby3": 0.385, "semi2k": 0.276},
+register_case("mul_1M", _mul, _two_vectors(M1), SPU.OP_SECONDS["mul_1M"],
               "x*y, fxp, 2^20 elements")
 register_case("matmul_512", _matmul,
               lambda s, rng: (_uniform((_n(512, s),) * 2, -1, 1, rng),
                               _uniform((_n(512, s),) * 2, -1, 1, rng)),
-              {"aby3": 0.255, "semi2k": 0.214}, "512x512 @ 512x512 (quick: 32x32)")
-register_case("less_1M", _less, _two_vectors(M1), {"aby3": 1.961, "semi2k": 1.110},
+              SPU.OP_SECONDS["matmul_512"], "512x512 @ 512x512 (quick: 32x32)")
+register_case("less_1M", _less, _two_vectors(M1), SPU.OP_SECONDS["less_1M"],
               "x<y, 2^20 elements")
-register_case("relu_1M", _relu, _one_vector(M1), {"aby3": 1.889, "semi2k": 1.157},
+register_case("relu_1M", _relu, _one_vector(M1), SPU.OP_SECONDS["relu_1M"],
               "jax.nn.relu, 2^20 elements")
-register_case("exp_128k", _exp, _one_vector(K128), {"aby3": 0.129, "semi2k": 0.119},
+register_case("exp_128k", _exp, _one_vector(K128), SPU.OP_SECONDS["exp_128k"],
               "jnp.exp, x in [-4, 4], 2^17 elements")
 register_case("reciprocal_128k", _reciprocal, _one_vector(K128, 0.5, 8.0),
-              {"aby3": 0.731, "semi2k": 0.616}, "1/x, x in [0.5, 8], 2^17 elements")
+              SPU.OP_SECONDS["reciprocal_128k"], "1/x, x in [0.5, 8], 2^17 elements")
 register_case("sigmoid_128k", _sigmoid, _one_vector(K128, -8.0, 8.0),
-              {"aby3": 0.918, "semi2k": 0.812}, "jax.nn.sigmoid, x in [-8, 8], 2^17 elements")
+              SPU.OP_SECONDS["sigmoid_128k"], "jax.nn.sigmoid, x in [-8, 8], 2^17 elements")
 register_case("softmax_128x1024", _softmax,
               lambda s, rng: (_uniform((_n(128, s), 1024), -8, 8, rng),),
-              {"aby3": 1.209, "semi2k": 1.002}, "softmax over the last axis of 128x1024")
+              SPU.OP_SECONDS["softmax_128x1024"], "softmax over the last axis of 128x1024")
 
 
 # ---- running -----------------------------------------------------------------------------

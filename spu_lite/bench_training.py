@@ -3,14 +3,17 @@
     python -m spu_lite.bench_training [--protocol aby3 semi2k] [--repeat 3]
     spu-lite bench-train ...
 
-- breast_cancer: the whole 10-epoch training inside MPC, compile included (SPU aby3: 30 s),
+- breast_cancer: the whole 10-epoch training inside MPC, compile included (SPU's figure:
+  spu_lite/spu_reference.py),
   with test AUC of MPC vs plaintext.
 - mnist_step: one SGD step of the 784-128-64-10 network on a batch of 64, compile excluded
-  (SPU: aby3 0.54 s, semi2k 0.51 s; target <= 0.3 s), median of --repeat runs.
+  median of --repeat runs.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 from typing import List, Optional, Sequence
@@ -20,9 +23,10 @@ import numpy as np
 
 from . import tutorials
 from .api import jit
+from .spu_reference import TRAINING_SECONDS
 from .train import Trainer, make_epoch
 
-SPU_SECONDS = {"breast_cancer": {"aby3": 30.0}, "mnist_step": {"aby3": 0.54, "semi2k": 0.51}}
+SPU_SECONDS = TRAINING_SECONDS
 
 
 def breast_cancer(protocol: str) -> dict:
@@ -84,8 +88,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--protocol", nargs="+", default=["aby3", "semi2k"])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", metavar="FILE", default=None,
+                    help="also write {meta, rows} as JSON to FILE (python -m "
+                         "spu_lite.docs_figures training FILE puts it into docs/performance.md)")
     args = ap.parse_args(argv)
-    print(format_rows(run(args.protocol, args.repeat)))
+    rows = run(args.protocol, args.repeat)
+    print(format_rows(rows))
+    if args.json:
+        meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "repeat": args.repeat,
+                "protocols": list(args.protocol), "cpus": os.cpu_count()}
+        with open(args.json, "w") as fh:
+            json.dump({"meta": meta, "rows": rows}, fh, indent=2)
     return 0
 
 

@@ -3,11 +3,15 @@
     spu-lite compile FILE.py:FUNC --arg f32[8,4] --arg f32[4,3] [--public 1] [--static N=V]
                      [--field 64] [--fxp-bits 18] [--no-opt]     print the IR
     spu-lite cost    FILE.py:FUNC --arg ... [--protocol aby3]     op counts; bytes, rounds per op
+    spu-lite check   FILE.py:FUNC --data inputs.npz | --arg f32[8,4] [--range LO,HI]
+                                                                  plaintext fixed-point run: overflows,
+                                                                  domains, error against float JAX
     spu-lite bench   [--protocol aby3 semi2k] [--cases ...] [--repeat 3] [--quick] [--json F]
     spu-lite precision [...]                                      accuracy of the nonlinear ops
     spu-lite bench-train [--protocol aby3 semi2k]                 training benchmarks vs SPU
     spu-lite node --cluster cluster.yaml --party alice            run one party of a deployment
     spu-lite cluster up|keygen|check ...                          try a cluster on this machine
+    spu-lite approve --cluster cluster.yaml --party alice         review programs a node refused
     spu-lite demo    [--protocol aby3]                            a small end-to-end run
 
 Exit codes: 0 success, 1 the command failed (compile error, missing file, ...),
@@ -32,6 +36,7 @@ PROG = "spu-lite"
 PROTOCOLS = ("ref2k", "semi2k", "aby3")
 
 
+from . import check_cli
 from .cli_compile import (  # noqa: F401 (re-exported for tests and users)
     ARG_GRAMMAR, CliError, _describe, cmd_compile, cmd_cost, compile_target, format_op_counts,
     load_function, op_counts, parse_arg_spec, parse_static, parse_target, _fxp_bits)
@@ -145,8 +150,8 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=PROTOCOLS, default="aby3",
                    help="target protocol (default aby3); the IR is the same for every protocol")
     p.add_argument("--field", type=int, choices=(32, 64), default=64, help="ring bits (default 64)")
-    p.add_argument("--fxp-bits", type=_fxp_bits, default=18,
-                   help="fractional bits of fixed-point values (default 18)")
+    p.add_argument("--fxp-bits", type=_fxp_bits, default=None,
+                   help="fractional bits of fixed-point values (default 18 at 64 bits, 9 at 32)")
     p.add_argument("--no-opt", action="store_true", help="print the IR before optimisation passes")
 
 
@@ -177,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile_args(p)
     p.add_argument("--counts-only", action="store_true", help="only count ops (no dry run)")
 
+    p = sub.add_parser("check", help="find overflows, out-of-domain inputs and imprecise outputs",
+                       description="Compile FUNC as spu.jit would and run it in plaintext fixed "
+                                   "point on example inputs (nothing leaves the process); report "
+                                   "overflows, inputs outside an approximation's domain, and each "
+                                   "output's error against float JAX. Exit code 3 when there are "
+                                   "findings.",
+                       epilog="example: spu-lite check model.py:predict --arg f32[8,4] "
+                              "--arg f32[4,3] --range=-3,3")
+    check_cli.add_arguments(p)
+
     p = sub.add_parser("bench", help="benchmark ops against plaintext JAX and SecretFlow SPU",
                        description=bench.DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -196,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
     p.add_argument("--show-ir", action="store_true", help="also print the compiled IR")
     from .deploy import cli as deploy_cli
-    deploy_cli.add_subcommands(sub)       # node, cluster up / keygen / check
+    deploy_cli.add_subcommands(sub)       # node, cluster up / keygen / check, approve
     return parser
 
 
@@ -236,11 +251,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_compile(args)
         if args.command == "cost":
             return cmd_cost(args)
+        if args.command == "check":
+            return check_cli.cmd_check(args)
         if args.command == "bench":
             return cmd_bench(args, parser.commands["bench"])
         if args.command == "demo":
             return cmd_demo(args)
-        if args.command in ("node", "cluster"):
+        if args.command in ("node", "cluster", "approve"):
             from .deploy import cli as deploy_cli
             return deploy_cli.dispatch(args)
         return _fail(None, f"unknown command {args.command!r}")  # pragma: no cover

@@ -15,6 +15,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from compiler import CompileError, CompileOptions
+from compiler.ir.fields import default_fxp_bits, ring_problem
+
+from .api import compile_leaves
+from .codec import InputError
+from .cost import dry_run
+from .frontend import Public, flatten_inputs, split_args
+
 PROG = "spu-lite"
 
 class CliError(Exception):
@@ -141,21 +149,10 @@ def _describe(e: BaseException, user_file: Optional[str] = None) -> str:
 
 # ---- compiling ---------------------------------------------------------------------------
 
-def _jax_dtype(dt: np.dtype):
-    import jax
-    if not jax.config.jax_enable_x64:
-        if dt == np.float64:
-            return np.dtype(np.float32)
-        if dt == np.int64:
-            return np.dtype(np.int32)
-    return dt
-
-
 def _bind_inputs(fn, specs: Sequence[Tuple[np.dtype, Tuple[int, ...]]], public: Sequence[str],
                  statics: Sequence[Tuple[str, Any]]) -> Dict[str, Any]:
     """Keyword arguments for fn: zeros of each --arg spec for its non-static parameters in
     order, statics as given, public ones wrapped in spu.public."""
-    from .frontend import Public
 
     try:
         sig = inspect.signature(fn)
@@ -194,15 +191,14 @@ def _bind_inputs(fn, specs: Sequence[Tuple[np.dtype, Tuple[int, ...]]], public: 
     return kwargs
 
 
-def compile_target(fn, specs, public=(), statics=(), field: int = 64, fxp_bits: int = 18,
-                   opt: bool = True, user_file: Optional[str] = None):
-    """Trace and compile fn for the given --arg specs; returns the compiler Program."""
-    import jax
-
-    from compiler import CompileError, CompileOptions, compile_jaxpr
-
-    from .frontend import InputError, flat_function, flatten_inputs, ir_type, split_args
-
+def compile_target(fn, specs, public=(), statics=(), field: int = 64,
+                   fxp_bits: Optional[int] = None, opt: bool = True,
+                   user_file: Optional[str] = None):
+    """Trace and compile fn for the given --arg specs (as spu.jit does); returns the
+    compiler Program. fxp_bits None: the ring's default (compiler/ir/fields.py)."""
+    fxp_bits = default_fxp_bits(field) if fxp_bits is None else fxp_bits
+    if ring_problem(field, fxp_bits):
+        raise CliError(ring_problem(field, fxp_bits))
     kwargs = _bind_inputs(fn, specs, public, statics)
     static_names = tuple(n for n, _ in statics)
     try:
@@ -210,20 +206,14 @@ def compile_target(fn, specs, public=(), statics=(), field: int = 64, fxp_bits: 
         leaves, leaf_vis, _, treedef = flatten_inputs(dyn, vis, names)
     except InputError as e:
         raise CliError(str(e)) from None
-    flat_fn = flat_function(fn, names, static, dyn, treedef)
-    avals = [jax.ShapeDtypeStruct(l.shape, _jax_dtype(l.dtype)) for l in leaves]
     try:
-        closed = jax.make_jaxpr(flat_fn)(*avals)
+        return compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis,
+                              CompileOptions(field, fxp_bits), opt=opt).program
+    except CompileError as e:
+        raise CliError(" ".join(str(e).split())) from None
     except Exception as e:  # noqa: BLE001 - the user's code failed to trace
         raise CliError(f"tracing {getattr(fn, '__name__', 'the function')} failed: "
                        f"{_describe(e, user_file)}") from None
-    options = CompileOptions(field, fxp_bits)
-    in_types = [ir_type(l, v, field, fxp_bits) for l, v in zip(leaves, leaf_vis)]
-    try:
-        return compile_jaxpr(closed, in_types, options, name=getattr(fn, "__name__", "main"), opt=opt,
-                             refine=[True] * len(in_types))
-    except CompileError as e:
-        raise CliError(" ".join(str(e).split())) from None
 
 
 def _compile_from_args(args):
@@ -277,7 +267,6 @@ def cmd_cost(args) -> int:
     print(f"# ops of @{program.name} by output visibility (loop bodies counted once)")
     print(format_op_counts(op_counts(program)))
     if not getattr(args, "counts_only", False):
-        from .cost import dry_run
         report = dry_run(program, args.protocol)
         print(f"\n# communication under {args.protocol}, measured by a dry run on random inputs "
               f"(loop bodies counted per iteration; bytes of the busiest party)")

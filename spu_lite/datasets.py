@@ -31,17 +31,24 @@ def breast_cancer(test_size: float = 0.2, random_state: int = 42):
     return x_tr.astype(np.float32), x_te.astype(np.float32), col(y_tr), col(y_te)
 
 
-def digits_28x28(test_size: float = 0.2, random_state: int = 0):
-    """(x_train, x_test, y_train, y_test): images [n, 784] in [0, 1], labels int."""
+def digits(test_size: float = 0.25, random_state: int = 0):
+    """sklearn's 8x8 digits: (x_train, x_test, y_train, y_test), images flattened to
+    [n, 64] in [0, 1] (float32), labels int32, a stratified split."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
-    d = load_digits()
-    img = d.images / 16.0
-    up = np.kron(img, np.ones((1, 3, 3)))                     # 8x8 -> 24x24
-    up = np.pad(up, ((0, 0), (2, 2), (2, 2)))                 # -> 28x28
-    x = up.reshape(len(up), -1).astype(np.float32)
-    return train_test_split(x, d.target, test_size=test_size, random_state=random_state,
-                            stratify=d.target)
+    x, y = load_digits(return_X_y=True)
+    return train_test_split((x / 16.0).astype(np.float32), y.astype(np.int32),
+                            test_size=test_size, stratify=y, random_state=random_state)
+
+
+def digits_28x28(test_size: float = 0.2, random_state: int = 0):
+    """An MNIST-shaped stand-in: the digits upsampled x3 and padded to 28x28.
+    (x_train, x_test, y_train, y_test): images [n, 784] in [0, 1], labels int."""
+    def mnist_shaped(x):
+        up = np.kron(x.reshape(-1, 8, 8), np.ones((1, 3, 3), np.float32))   # 8x8 -> 24x24
+        return np.pad(up, ((0, 0), (2, 2), (2, 2))).reshape(len(x), -1)      # -> 28x28
+    x_tr, x_te, y_tr, y_te = digits(test_size, random_state)
+    return mnist_shaped(x_tr), mnist_shaped(x_te), y_tr, y_te
 
 
 def load_idx(path: str) -> np.ndarray:

@@ -11,11 +11,8 @@ import numpy as np
 
 from compiler.ir import DType, Type, PUBLIC, SECRET
 
+from .codec import InputError
 from .secret import Secret
-
-
-class InputError(ValueError):
-    """An input spu-lite refuses before any share is made."""
 
 
 class Public:
@@ -57,8 +54,36 @@ class Signature:
     static: Dict[int, Any]
 
 
+class ArgName(str):
+    """A readable argument name (`x`, `args[1]`, `kwargs['lr']`) that also says which
+    parameter it fills: `param`, and `key` (an index into *args, a name in **kwargs,
+    or None for an ordinary parameter)."""
+
+    def __new__(cls, label: str, param: str, key=None):
+        s = super().__new__(cls, label)
+        s.param, s.key = param, key
+        return s
+
+
+def _arg_names(sig, bound) -> List[Tuple[ArgName, Any]]:
+    """(name, value) per argument in positional order; *args and **kwargs are spread
+    out one entry per element, so jnp.add(x, y) has the two arguments args[0], args[1]."""
+    out = []
+    for name, v in bound.arguments.items():
+        kind = sig.parameters[name].kind
+        if kind == inspect.Parameter.VAR_POSITIONAL:
+            out += [(ArgName(f"{name}[{j}]", name, j), a) for j, a in enumerate(v)]
+        elif kind == inspect.Parameter.VAR_KEYWORD:
+            out += [(ArgName(k, name, k), a) for k, a in v.items()]
+        else:
+            out.append((ArgName(name, name), v))
+    return out
+
+
 def split_args(fn, args, kwargs, static_argnums, static_argnames, public_argnums):
-    """Bind args to fn's parameters, separate static ones, mark public ones."""
+    """Bind args to fn's parameters, separate static ones, mark public ones. Argument i
+    is the i-th positional argument of the call (elements of *args included), then
+    the keyword ones."""
     sig = inspect.signature(fn)
     try:
         bound = sig.bind(*args, **kwargs)
@@ -66,17 +91,13 @@ def split_args(fn, args, kwargs, static_argnums, static_argnames, public_argnums
         raise InputError(f"bad arguments for {getattr(fn, '__name__', 'function')}: {e}") from None
     given = set(bound.arguments)
     bound.apply_defaults()
-    names = list(bound.arguments)
+    entries = _arg_names(sig, bound)
+    names = [n for n, _ in entries]
     static, dyn, vis = {}, [], []
-    for i, name in enumerate(names):
-        v = bound.arguments[name]
-        param = sig.parameters[name]
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise InputError("*args/**kwargs parameters are not supported by spu.jit; "
-                             "pass a tuple or dict instead")
+    for i, (name, v) in enumerate(entries):
         # Defaults the caller did not pass stay Python values (e.g. jnp.round's decimals,
         # jnp.linalg.norm's axis), as JAX's own jitted functions expect.
-        if i in static_argnums or name in static_argnames or name not in given:
+        if i in static_argnums or name in static_argnames or name.param not in given:
             static[i] = v
             continue
         is_public = isinstance(v, Public) or i in public_argnums
@@ -85,18 +106,28 @@ def split_args(fn, args, kwargs, static_argnums, static_argnames, public_argnums
     return names, static, dyn, vis
 
 
+def _is_rng_counter(x) -> bool:
+    """The counter of a flax nnx random stream (nnx.Rngs holds a key and a counter)."""
+    t = type(x)
+    return t.__name__ == "RngCount" and t.__module__.startswith("flax.")
+
+
 def _is_leaf(x):
-    return isinstance(x, (Secret, Public))
+    return isinstance(x, (Secret, Public)) or _is_rng_counter(x)
 
 
 def flatten_inputs(dyn, vis, names):
     """Flat leaves (numpy arrays, or Secret handles) with their visibility and a
     readable name each (`params['w']`); `spu.public` may also mark single leaves."""
-    leaves, leaf_vis, leaf_names = [], [], []
+    leaves, leaf_vis, leaf_names, keys = [], [], [], []
     for (i, v), vv in zip(dyn, vis):
         flat, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=_is_leaf)
         for path, leaf in flat:
             where = names[i] + jax.tree_util.keystr(path)
+            key = leaf.value if isinstance(leaf, Public) else leaf
+            if is_prng_key(key) or _is_rng_counter(key):   # public and fixed when compiling
+                keys.append((len(leaves) + len(keys), key))
+                continue
             if isinstance(leaf, Secret):
                 leaves.append(leaf)
                 leaf_vis.append(SECRET)
@@ -108,7 +139,46 @@ def flatten_inputs(dyn, vis, names):
                 leaf_vis.append(vv)
             leaf_names.append(where)
     treedef = jax.tree_util.tree_structure(tuple(v for _, v in dyn), is_leaf=_is_leaf)
-    return leaves, leaf_vis, leaf_names, treedef
+    return leaves, leaf_vis, leaf_names, InputTree(treedef, tuple(keys))
+
+
+def is_prng_key(x) -> bool:
+    """A typed PRNG key (jax.random.key, the keys in flax nnx's Rngs)."""
+    dt = getattr(x, "dtype", None)
+    return dt is not None and jax.dtypes.issubdtype(dt, jax.dtypes.prng_key)
+
+
+class InputTree:
+    """The structure of the dynamic arguments, plus the typed PRNG keys (and flax nnx
+    random-stream counters) among their leaves: (flat position, key). They are public
+    inputs fixed when compiling: the program is traced with them as constants (a draw
+    from one becomes a public constant, see compiler/lower/lower.py: dropout's mask is
+    public), and is compiled again for other keys."""
+
+    def __init__(self, treedef, keys):
+        self.treedef, self.keys = treedef, keys
+        self._id = (treedef, tuple((pos, _key_id(k)) for pos, k in keys))
+
+    def __eq__(self, other):
+        return isinstance(other, InputTree) and self._id == other._id
+
+    def __hash__(self):
+        return hash(self._id)
+
+    def unflatten(self, leaves):
+        """The arguments, with fresh copies of the keys and counters (a module that
+        draws numbers advances its counter; the caller's stays as it was)."""
+        leaves = list(leaves)
+        for pos, k in self.keys:
+            leaves.insert(pos, jax.tree_util.tree_map(lambda a: a, k))
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+def _key_id(k):
+    if is_prng_key(k):
+        return str(k.dtype), k.shape, np.asarray(jax.random.key_data(k)).tobytes()
+    v = np.asarray(jax.tree_util.tree_leaves(k)[0])       # an nnx counter's value
+    return "counter", v.shape, v.tobytes()
 
 
 def ir_type(leaf: np.ndarray, vis: str, field: int, fxp_bits: int) -> Type:
@@ -130,10 +200,19 @@ def flat_function(fn, names, static, dyn, treedef):
     sig = inspect.signature(fn)
 
     def flat_fn(*flat_leaves):
-        dyn_vals = jax.tree_util.tree_unflatten(treedef, flat_leaves)
-        values = dict((names[i], v) for i, v in static.items())
-        values.update((names[i], v) for i, v in zip(positions, dyn_vals))
-        bound = inspect.BoundArguments(sig, {n: values[n] for n in names})
+        dyn_vals = treedef.unflatten(flat_leaves)
+        values = dict((i, v) for i, v in static.items())
+        values.update(zip(positions, dyn_vals))
+        arguments = {}
+        for i, n in enumerate(names):
+            if n.key is None:
+                arguments[n.param] = values[i]
+            elif isinstance(n.key, int):
+                arguments.setdefault(n.param, []).append(values[i])
+            else:
+                arguments.setdefault(n.param, {})[n.key] = values[i]
+        arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in arguments.items()}
+        bound = inspect.BoundArguments(sig, arguments)
         return fn(*bound.args, **bound.kwargs)
 
     return flat_fn

@@ -18,19 +18,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-# SPU 0.9.5, aby3, FM64, 18 fractional bits (shared/anchors/README.md)
-SPU_MAX_ABS: Dict[str, float] = {
-    "exp": 1.70, "log": 1.5e-4, "reciprocal": 2.1e-4, "rsqrt": 7.6e-4, "sqrt": 4.1e-4,
-    "sigmoid": 9.5e-4, "tanh": 4.9e-3, "erf": 4.9e-4, "gelu": 4.1e-4, "softmax": 1.6e-3,
-}
-SPU_MAX_REL: Dict[str, float] = {
-    "exp": 0.128, "log": 0.075, "reciprocal": 3.7e-4, "rsqrt": 3.7e-4, "sqrt": 9.2e-5,
-    "sigmoid": 0.276, "tanh": 0.016,
-}
-SPU_MEAN_ABS: Dict[str, float] = {
-    "exp": 0.087, "log": 3.5e-6, "reciprocal": 1.6e-6, "rsqrt": 1.7e-5, "sqrt": 9.8e-5,
-    "sigmoid": 3.2e-4, "tanh": 2.3e-3, "erf": 2.2e-4, "gelu": 9.0e-5,
-}
+from .spu_reference import MAX_ABS as SPU_MAX_ABS, MAX_REL as SPU_MAX_REL, MEAN_ABS as SPU_MEAN_ABS
 
 
 def _cases():

@@ -11,6 +11,8 @@ from typing import Any, List
 import jax
 import numpy as np
 
+from .codec import decode
+
 
 class Secret:
     """A secret-shared array held by the parties of one cluster (never in the clear
@@ -45,11 +47,10 @@ def reveal(tree):
     def open_one(x):
         if not isinstance(x, Secret):
             return x
-        from .api import _decode
         c = x.cluster
         if hasattr(x.shares, "reveal"):          # kept at networked parties
             ring_value = x.shares.reveal(x.ir_type)
         else:                                    # in-process: the parties' Shares
             ring_value = c.proto_cls.reconstruct(x.shares, c.ring)
-        return _decode(c.ring, ring_value, x.ir_type, jax.ShapeDtypeStruct(x.shape, x.dtype))
+        return decode(c.ring, ring_value, x.ir_type, jax.ShapeDtypeStruct(x.shape, x.dtype))
     return jax.tree_util.tree_map(open_one, tree, is_leaf=is_secret_handle)

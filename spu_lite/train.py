@@ -4,7 +4,7 @@ of each epoch is revealed (for the progress bar and the history).
 
     trainer = spu.train.Trainer(loss_fn, optax.sgd(0.01), protocol="aby3")
     params, history = trainer.fit(params, x, y, epochs=10, batch_size=10)
-    history.plot()
+    history.plot("loss")
 
 `loss_fn(params, x, y) -> scalar` is ordinary JAX. The same Trainer runs in plaintext
 with protocol=None, so plaintext and MPC results can be put side by side.
@@ -12,38 +12,15 @@ with protocol=None, so plaintext and MPC results can be put side by side.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Optional
 
 import jax
 import numpy as np
 import optax
 
 from .api import jit
+from .history import EpochRecord, History
 from .secret import reveal
-
-
-@dataclass
-class History:
-    """Per-epoch records: loss, seconds, and whatever `evaluate` returned."""
-    records: List[Dict[str, float]] = field(default_factory=list)
-
-    def append(self, **values):
-        self.records.append(values)
-
-    def __getitem__(self, key) -> List[float]:
-        return [r[key] for r in self.records if key in r]
-
-    def plot(self, keys=("loss",), ax=None, label: Optional[str] = None):
-        """Plot the given series against epochs (matplotlib)."""
-        import matplotlib.pyplot as plt
-        ax = ax or plt.gca()
-        for k in keys:
-            ys = self[k]
-            ax.plot(range(1, len(ys) + 1), ys, marker="o", label=f"{label} {k}" if label else k)
-        ax.set_xlabel("epoch")
-        ax.legend()
-        return ax
 
 
 def batches(x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -54,14 +31,24 @@ def batches(x: np.ndarray, batch_size: int) -> np.ndarray:
     return np.asarray(x[: nb * batch_size]).reshape((nb, batch_size) + x.shape[1:])
 
 
+def train_step(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
+    """step((params, opt_state), (x, y)) -> ((params, opt_state), loss): one optimizer
+    step, in the form jax.lax.scan takes. The one training loop of spu-lite: the
+    Trainer scans it over an epoch's batches under MPC, a federation's data owners
+    (spu_lite.fl.LocalTrainer) over sampled minibatches in plaintext."""
+    def step(carry, batch):
+        p, s = carry
+        loss, grads = jax.value_and_grad(loss_fn)(p, *batch)
+        updates, s = optimizer.update(grads, s, p)
+        return (optax.apply_updates(p, updates), s), loss
+    return step
+
+
 def make_epoch(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
     """epoch(params, opt_state, xb, yb) -> (params, opt_state, mean loss), a scan over batches."""
+    step = train_step(loss_fn, optimizer)
+
     def epoch(params, opt_state, xb, yb):
-        def step(carry, batch):
-            p, s = carry
-            loss, grads = jax.value_and_grad(loss_fn)(p, *batch)
-            updates, s = optimizer.update(grads, s, p)
-            return (optax.apply_updates(p, updates), s), loss
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (xb, yb))
         return params, opt_state, losses.mean()
     return epoch
@@ -86,15 +73,16 @@ class Trainer:
         when the model owner is entitled to the model)."""
         xb, yb = batches(x, batch_size), batches(y, batch_size)
         opt_state = self.optimizer.init(params)
-        history = History()
+        history = History(self.protocol or "plaintext", unit="epoch")
         bar = _progress(epochs, progress, self.protocol)
         for e in range(epochs):
             t0 = time.perf_counter()
             params, opt_state, loss = self.epoch(params, opt_state, xb, yb)
-            record = {"epoch": e + 1, "loss": float(loss), "seconds": time.perf_counter() - t0}
+            record = EpochRecord(e + 1, {"loss": float(loss)},
+                                 {"total": time.perf_counter() - t0})
             if evaluate is not None and reveal_params:
-                record.update(evaluate(reveal(params)))
-            history.append(**record)
+                record.metrics.update(evaluate(reveal(params)))
+            history.append(record)
             bar.set_postfix(loss=f"{float(loss):.4f}")
             bar.update(1)
         bar.close()

@@ -112,8 +112,10 @@ CASES = [
 
 
 def reference(case: Case, inputs):
-    """Plaintext JAX result as float64 numpy."""
-    out = case.fn(*[jnp.asarray(x) for x in inputs])
+    """Plaintext JAX result as float64 numpy (on copies: a flax nnx module that draws
+    random numbers advances its own counter)."""
+    out = case.fn(*[jnp.asarray(x) if isinstance(x, np.ndarray) else jax.tree_util.tree_map(lambda a: a, x)
+                    for x in inputs])
     return jax.tree_util.tree_map(lambda o: np.asarray(o, dtype=np.float64), out)
 CASES.append(Case("loop_reads_outer_value",
                   lambda x: jax.lax.fori_loop(0, 3, lambda i, c: c * 0.5 + 1.0, x * 0.5), args(u(4))))
@@ -203,4 +205,164 @@ CASES += [
     Case("grouped_conv_grads", jax.grad(lambda x, w: jnp.sum(_gconv(x, w, 2) ** 2), argnums=(0, 1)),
          args(u(2, 4, 4, 4, lo=-1, hi=1), u(3, 3, 2, 4, lo=-1, hi=1)), atol=256 * ULP),
     Case("reshape_with_dimensions", lambda x: jax.lax.reshape(x, (4, 3), dimensions=(1, 0)), args(u(3, 4))),
+]
+
+# Functions taking *args: every jnp ufunc, called as users call it (spu.jit(jnp.add)).
+CASES += [
+    Case("ufunc_add", jnp.add, args(u(4, 5), u(5))),
+    Case("ufunc_subtract", jnp.subtract, args(u(4, 5), u(4, 5))),
+    Case("ufunc_multiply", jnp.multiply, args(u(4, 5), u(4, 5))),
+    Case("ufunc_negative", jnp.negative, args(u(7))),
+    Case("ufunc_maximum", jnp.maximum, args(u(9), u(9))),
+    Case("ufunc_minimum", jnp.minimum, args(u(9), u(9))),
+    Case("ufunc_logical_and", jnp.logical_and, args(u(9), u(9))),
+    Case("ufunc_logical_or", jnp.logical_or, args(u(9), u(9))),
+    Case("ufunc_logical_xor", jnp.logical_xor, args(u(9), u(9))),
+    Case("ufunc_add_reduce", jnp.add.reduce, args(u(4, 5))),
+    Case("var_args_lambda", lambda *xs: xs[0] * xs[1] + xs[2], args(u(6), u(6), u(6))),
+]
+
+# PRNG keys in the inputs are public and fixed when compiling (a draw is a public constant),
+# also the key and counter of a flax nnx random stream: dropout as the flax docs write it.
+from flax import nnx  # noqa: E402
+
+
+class _DropoutMLP(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.linear = nnx.Linear(3, 4, rngs=rngs)
+        self.dropout = nnx.Dropout(0.5, rngs=rngs)
+
+    def __call__(self, x):
+        return self.dropout(nnx.relu(self.linear(x)))
+
+
+def _dropout_mlp(train):
+    def make(r):
+        m = _DropoutMLP(nnx.Rngs(int(r.integers(100))))
+        m.train() if train else m.eval()
+        return [m, r.uniform(-2, 2, (5, 3))]
+    return make
+
+
+CASES += [
+    Case("prng_key_argument", lambda k, x: x * jax.random.uniform(k, x.shape),
+         lambda r: [jax.random.key(int(r.integers(100))), r.uniform(-4, 4, (4, 3))]),
+    Case("prng_key_in_pytree", lambda p, x: x + jax.random.normal(p["key"], x.shape) * p["scale"],
+         lambda r: [{"key": jax.random.key(5), "scale": r.uniform(0, 1, ())}, r.uniform(-4, 4, (6,))]),
+    Case("nnx_dropout_eval", lambda m, x: m(x), _dropout_mlp(False), atol=32 * ULP),
+    Case("nnx_dropout_train", lambda m, x: m(x), _dropout_mlp(True), atol=32 * ULP),
+]
+
+# The nonlinear functions, one row each from their table (compiler/ir/nonlinear.py): inputs
+# over the interval their error was measured on, tolerance the documented error there.
+from compiler.ir.nonlinear import BY_OP  # noqa: E402
+
+
+def _on(op, n=41, lo=None, hi=None):
+    row = BY_OP[op]
+    lo, hi = row.measured if lo is None else (lo, hi)
+    return args(lambda r: np.concatenate([[lo, hi], r.uniform(lo, hi, n - 2)]))
+
+
+def _row(name, fn, op, rel=1e-5, **kw):
+    return Case(name, fn, _on(op, **kw), atol=BY_OP[op].abs_err, rtol=rel)
+
+
+CASES += [
+    _row("exp", jnp.exp, "exp", rel=3.6e-6),
+    _row("log", jnp.log, "log"),
+    _row("log1p", jnp.log1p, "log1p"),
+    _row("reciprocal", lambda x: 1.0 / x, "reciprocal", rel=4e-4),
+    _row("reciprocal_negative", lambda x: 1.0 / -x, "reciprocal", rel=4e-4),
+    _row("sqrt", jnp.sqrt, "sqrt"),
+    _row("rsqrt", jax.lax.rsqrt, "rsqrt"),
+    _row("sigmoid", jax.nn.sigmoid, "logistic"),
+    _row("tanh", jnp.tanh, "tanh"),
+    _row("erf", jax.scipy.special.erf, "erf"),
+    _row("erfc", jax.scipy.special.erfc, "erf"),
+    _row("sin", jnp.sin, "sin"),
+    _row("cos", jnp.cos, "cos"),
+    _row("sin_small", jnp.sin, "sin", lo=-4.0, hi=4.0),
+    _row("exp2", jnp.exp2, "exp", lo=-8.0, hi=4.0, rel=1e-5),
+    _row("expm1", jnp.expm1, "exp", lo=-4.0, hi=4.0, rel=1e-5),
+    _row("pow_secret_exponent", lambda x: jnp.power(x, 1.5), "log", lo=0.5, hi=20.0, rel=1e-4),
+    # gelu = x/2 (1 + tanh(...)) or x/2 (1 + erf(x/sqrt 2)): |x|/2 times their error
+    Case("gelu_tanh", jax.nn.gelu, args(u(41, lo=-6, hi=6)), atol=3e-5),
+    Case("gelu_erf", lambda x: jax.nn.gelu(x, approximate=False), args(u(41, lo=-6, hi=6)), atol=3e-5),
+    Case("silu", jax.nn.silu, args(u(41, lo=-6, hi=6)), atol=3e-5),
+    Case("softplus", jax.nn.softplus, args(u(41, lo=-6, hi=6)), atol=2e-4),
+    Case("softmax", lambda x: jax.nn.softmax(x, axis=-1), args(u(4, 10)), atol=1e-5),
+    Case("log_softmax", lambda x: jax.nn.log_softmax(x, axis=-1), args(u(4, 10)), atol=2e-4),
+    Case("logsumexp", lambda x: jax.nn.logsumexp(x, axis=-1), args(u(4, 10)), atol=2e-4),
+    Case("layer_norm_rsqrt", lambda x: (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-5),
+         args(u(4, 16)), atol=2e-3),
+]
+
+# jnp.prod (a tree of products) and scatter with set / mul / min / max: at indices fixed in
+# the program (duplicates in order), at one secret or public index, at promised-unique
+# secret indices.
+_dup = jnp.array([0, 2, 2, 7])            # 7 is out of bounds: dropped, as in JAX
+CASES += [
+    Case("prod_axis", lambda x: jnp.prod(x, axis=1), args(u(4, 5, lo=-2, hi=2)), atol=64 * ULP, rtol=1e-4),
+    Case("prod_all", jnp.prod, args(u(3, 4, lo=0.5, hi=1.5)), atol=64 * ULP, rtol=1e-4),
+    Case("prod_axes_0_2_odd", lambda x: jnp.prod(x, axis=(0, 2)), args(u(3, 2, 3, lo=-1.5, hi=1.5)),
+         atol=64 * ULP, rtol=1e-4),
+    Case("prod_ints", lambda a: jnp.prod(a, axis=0), args(ints(5, 3, lo=-4, hi=5)), atol=0),
+    Case("cumprod", lambda x: jnp.cumprod(x, axis=1), args(u(3, 7, lo=0.5, hi=1.5)), atol=64 * ULP, rtol=1e-4),
+    Case("cumprod_reverse_ints", lambda a: jax.lax.cumprod(a, axis=0, reverse=True), args(ints(5, 2, lo=-3, hi=4)),
+         atol=0),
+    Case("cummax_cummin", lambda x: (jax.lax.cummax(x, axis=0, reverse=True), jax.lax.cummin(x, axis=1)),
+         args(u(5, 6))),
+    Case("prod_bools", lambda x: jnp.all(x > 0, axis=1) & jnp.prod(x > -1, axis=1).astype(bool),
+         args(u(4, 6))),
+    Case("scatter_set", lambda x, v: x.at[_dup].set(v), args(u(5, 3), u(4, 3))),
+    Case("scatter_mul", lambda x, v: x.at[_dup].multiply(v), args(u(5, 3), u(4, 3)), atol=32 * ULP),
+    Case("scatter_min", lambda x, v: x.at[_dup].min(v), args(u(5, 3), u(4, 3))),
+    Case("scatter_max", lambda x, v: x.at[_dup].max(v), args(u(5, 3), u(4, 3))),
+    Case("scatter_set_ints", lambda a, b: a.at[1:3].set(b), args(ints(5), ints(2))),
+    Case("scatter_set_at_secret", lambda x, i, v: x.at[i].set(v), args(u(5, 3), _pos(3), u(3))),
+    Case("scatter_mul_at_secret", lambda x, i, v: x.at[i].multiply(v), args(u(5, 3), _pos(1), u(3)),
+         atol=32 * ULP),
+    Case("scatter_max_at_secret", lambda x, i, v: x.at[i].max(v), args(u(5, 3), _pos(4), u(3))),
+    Case("scatter_min_at_secret_unique", lambda x, i, v: x.at[i].min(v, unique_indices=True),
+         args(u(6, 2), lambda r: np.array([4, 0, 2], np.int32), u(3, 2))),
+]
+
+# Integer floor division and remainder on secrets (by a constant: one truncation and
+# comparisons; by a secret: long division), bitwise ops through boolean shares, shifts.
+_i32_edges = lambda r: np.concatenate([r.integers(-1000, 1000, 12), [2 ** 31 - 1, -2 ** 31 + 1, 0, -7]]).astype(np.int32)
+_divisors = lambda r: np.concatenate([r.integers(1, 40, 8), -r.integers(1, 40, 6), [1, -2 ** 31 + 1]]).astype(np.int32)
+CASES += [
+    Case("floordiv_const", lambda a: a // 7, args(_i32_edges), atol=0),
+    Case("floordiv_negative_const", lambda a: a // -3, args(_i32_edges), atol=0),
+    Case("remainder_const", lambda a: a % 7, args(_i32_edges), atol=0),
+    Case("jnp_mod_const_array", lambda a: jnp.mod(a, jnp.array([3, 5, 7, 11] * 4)), args(_i32_edges), atol=0),
+    Case("lax_div_rem_const", lambda a: (jax.lax.div(a, 6), jax.lax.rem(a, 6)), args(_i32_edges), atol=0),
+    Case("floordiv_secret", lambda a, b: a // b, args(_i32_edges, _divisors), atol=0),
+    Case("remainder_secret", lambda a, b: a % b, args(_i32_edges, _divisors), atol=0),
+    Case("divmod_secret", lambda a, b: jnp.divmod(a, b), args(ints(8, lo=-500, hi=500), ints(8, lo=1, hi=20)),
+         atol=0),
+    Case("bitwise_and_or_xor", lambda a, b: (a & b, a | b, a ^ b), args(_i32_edges, _i32_edges), atol=0),
+    Case("bitwise_with_constant", lambda a: (a & 0xF0, a | 5, a ^ -1), args(_i32_edges), atol=0),
+    Case("bitwise_not", lambda a: ~a, args(_i32_edges), atol=0),
+    Case("ufunc_bitwise", jnp.bitwise_xor, args(ints(6), ints(6)), atol=0),
+    Case("shift_left", lambda a: a << 3, args(ints(9, lo=-10 ** 6, hi=10 ** 6)), atol=0),
+    Case("shift_right_arithmetic", lambda a: a >> 3, args(_i32_edges), atol=0),
+    Case("shift_right_logical", lambda a: jax.lax.shift_right_logical(a, 4), args(_i32_edges), atol=0),
+    Case("shifts_by_secret_amounts", lambda a, s: (a << s, a >> s, jax.lax.shift_right_logical(a, s)),
+         args(_i32_edges, lambda r: np.array([0, 1, 2, 3, 5, 8, 13, 21, 30, 31, 32, 40, 3, 31, 1, 33], np.int32)),
+         atol=0),
+]
+
+# Remainders of floats (jnp % and fmod): exact at the rounded inputs (inputs here are
+# multiples of 2^-6 and 2^-4, so float32 and fixed point hold them exactly); a divisor's
+# own rounding is multiplied by the quotient.
+_grid = lambda step, lo, hi, n: (lambda r: np.round(r.uniform(lo, hi, n) / step) * step)
+_signed_divisor = lambda r: np.round(r.uniform(0.5, 10, 16) * 16) / 16 * np.where(r.uniform(size=16) < 0.5, -1, 1)
+CASES += [
+    Case("float_mod_const", lambda a: a % 3.5, args(_grid(2 ** -6, -100, 100, 16))),
+    Case("float_fmod_const", lambda a: jnp.fmod(a, -2.25), args(_grid(2 ** -6, -100, 100, 16))),
+    Case("float_mod_one", lambda a: a % 1.0, args(u(16, lo=-50, hi=50))),
+    Case("float_mod_secret", lambda a, b: a % b, args(_grid(2 ** -6, -100, 100, 16), _signed_divisor)),
+    Case("float_fmod_secret", lambda a, b: jnp.fmod(a, b), args(_grid(2 ** -6, -100, 100, 16), _signed_divisor)),
 ]

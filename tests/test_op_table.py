@@ -26,6 +26,23 @@ def protocol(request):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_op_matches_plaintext(case, protocol):
+    _check(case, protocol)
+
+
+# semi2k without a dealer (correlations by oblivious transfer): the whole table, its
+# core rows in the quick suite and the rest marked slow (the table takes ~1 min there)
+CORE_WITHOUT_DEALER = {"add", "sub", "mul", "square", "matmul", "batched_matmul", "dense_relu",
+                       "mean", "less", "equal", "relu", "max_axis", "argmax", "where",
+                       "int_arith", "sort", "grad_mlp", "cond_secret"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=() if c.name in CORE_WITHOUT_DEALER
+                                               else pytest.mark.slow) for c in CASES])
+def test_op_matches_plaintext_without_dealer(case):
+    _check(case, "semi2k_ot")
+
+
+def _check(case, protocol):
     rng = np.random.default_rng(zlib.crc32(case.name.encode()))   # the same inputs every run
     inputs = case.make(rng)
     want = reference(case, inputs)

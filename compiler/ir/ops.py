@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .nonlinear import TABLE as NONLINEAR_TABLE
 from .types import DType, Type, join_vis, PUBLIC
 
 
@@ -183,15 +184,17 @@ for _n, _a in [("and", 2), ("or", 2), ("xor", 2), ("not", 1)]:
 def _bitwise(name, arity):
     def rule(ts, attrs):
         for t in ts:
-            if t.secret:
-                raise IRTypeError(f"{name}: bitwise ops on secret integers are not supported")
+            if t.dtype.is_fxp:
+                raise IRTypeError(f"{name} takes integers, got {t}")
         _same_shape(name, ts)
-        return [ts[0]]
+        _same_dtype(name, ts)
+        return [ts[0].replace(vis=_vis(ts))]
     return rule
 
 
 for _n, _a in [("bit_and", 2), ("bit_or", 2), ("bit_xor", 2), ("bit_not", 1)]:
-    defop(_n, _a, f"bitwise {_n[4:]} of public integers")(_bitwise(_n, _a))
+    defop(_n, _a, f"bitwise {_n[4:]} of integers (secret ones through boolean shares)")(
+        _bitwise(_n, _a))
 
 
 @defop("select", 3, "pred ? on_true : on_false (pred bool)")
@@ -380,7 +383,9 @@ def _reveal(ts, attrs):
 
 # ---- nonlinear functions (fixed-point approximations live in runtime/fxp) -------------
 
-NONLINEAR = ("exp", "log", "log1p", "reciprocal", "sqrt", "rsqrt", "logistic", "tanh", "erf")
+NONLINEAR = tuple(row.op for row in NONLINEAR_TABLE)
+
+
 def _nonlinear_type(ts, attrs):
     """Same type as the input, except `frac`: the output's fractional bits, if given."""
     t = ts[0]
@@ -391,8 +396,9 @@ def _nonlinear_type(ts, attrs):
     return [t]
 
 
-for _n in NONLINEAR:
-    defop(_n, 1, f"{_n}(x), fxp in and out (out at `frac` bits if given)")(_nonlinear_type)
+for _row in NONLINEAR_TABLE:
+    defop(_row.op, 1, f"{_row.op}(x), fxp in and out (out at `frac` bits if given); "
+                      f"error {_row.error}")(_nonlinear_type)
 
 
 def op_names() -> List[str]:

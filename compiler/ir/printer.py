@@ -22,10 +22,14 @@ import base64
 import json
 import math
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .program import Block, Op, Program
 from .types import DType
+
+if TYPE_CHECKING:                       # annotations only: program.py imports this module
+    from .program import Block, Op, Program
 
 _ARRAY_CODES = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32",
                 "bool": "bool", "uint64": "u64", "uint32": "u32"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from .printer import print_program
 from .types import Type
 
 
@@ -71,7 +72,6 @@ class Program:
 
     @property
     def text(self) -> str:
-        from .printer import print_program
         return print_program(self)
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..ir.ops import infer
 from ..ir.program import NameGen, Op, Value
+from ..ir.fields import ring_problem
 from ..ir.types import DType, Type
 
 
@@ -24,6 +25,11 @@ class CompileError(Exception):
 class CompileOptions:
     field: int = 64
     fxp_bits: int = 18
+
+    def __post_init__(self):
+        problem = ring_problem(self.field, self.fxp_bits)    # compiler/ir/fields.py
+        if problem:
+            raise CompileError(problem)
 
     @property
     def fine_frac(self) -> int:
@@ -67,13 +73,30 @@ def rule(*names: str):
 
 
 class Lowerer:
-    def __init__(self, options: CompileOptions, names: Optional[NameGen] = None):
+    def __init__(self, options: CompileOptions, names: Optional[NameGen] = None,
+                 lower_eqns: Optional[Callable] = None):
+        """`lower_eqns(L, jaxpr, consts, args)` lowers a nested jaxpr (lower.py's walk,
+        handed in so that rules can inline calls without importing it)."""
         self.opt = options
         self.names = names or NameGen()
+        self._lower_eqns = lower_eqns
         self.ops: List[Op] = []
         self.loc: Optional[str] = None
         self._const_cache: Dict[tuple, Value] = {}
         self._producer: Dict[int, Op] = {}
+        #: known_value(jaxpr atom) -> its value if known when compiling (literals,
+        #: constants and what follows from them only), else None; set per equation
+        self.known_value: Callable = lambda atom: None
+
+    # -- nested jaxprs ----------------------------------------------------------------
+    def inline(self, closed, args: Sequence[Value]) -> List[Value]:
+        """Lower the closed jaxpr `closed` into this lowerer's ops, its invars bound to
+        `args`; returns its outputs (calls, custom derivatives, loop and branch bodies)."""
+        return self._lower_eqns(self, closed.jaxpr, closed.consts, args)
+
+    def sub(self) -> "Lowerer":
+        """A lowerer for a nested block: same options, names and inline hook."""
+        return Lowerer(self.opt, self.names, self._lower_eqns)
 
     # -- emission -------------------------------------------------------------------
     def emit(self, name: str, inputs: Sequence[Value], **attrs) -> Value:

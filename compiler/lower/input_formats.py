@@ -9,15 +9,17 @@ error). A parameter whose every reader is one of them is therefore encoded with
 return fxp_bits. Any other reader (a product, an addition, a program output) keeps the
 parameter at fxp_bits, so nothing else changes. The caller says which parameters may
 be refined (fresh inputs, not kept Secret handles whose scale is fixed).
-Range: a 26-bit input must satisfy |x| < 2^37 (checked at encoding, like any input).
+Range: a 26-bit input must satisfy |x| < 2^36 = 2^(64 - 26 - 2) (checked at encoding,
+like any input).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+from ..ir.nonlinear import TABLE
 from ..ir.program import Program
 
-FINE_READERS = ("log", "log1p", "sqrt", "rsqrt")
+FINE_READERS = tuple(row.op for row in TABLE if row.any_input_scale)   # log, log1p, sqrt, rsqrt
 
 
 def refine_inputs(program: Program, refine: Sequence[bool], fxp_bits: int, fine_frac: int) -> None:

@@ -14,6 +14,7 @@ from .input_formats import refine_inputs
 from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control  # noqa: F401
 from . import rules_conv  # noqa: F401 (registers rules)
 from . import rules_extra  # noqa: F401 (registers rules)
+from . import rules_int, rules_prod, rules_scatter  # noqa: F401 (registers rules)
 
 
 def _loc(eqn) -> str:
@@ -99,6 +100,7 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
                     "e.g. a PRNG key, that depends on an input)")
             raise CompileError(f"unsupported primitive `{name}` at {L.loc}{hint}")
         ins = [read(a) for a in eqn.invars]
+        L.known_value = lambda atom: (None if (v := concrete(atom)) is _UNKNOWN else np.asarray(v))
         try:
             outs = RULES[name](L, eqn, *ins)
         except CompileError as e:
@@ -119,7 +121,7 @@ def lower_jaxpr(closed_jaxpr, in_types: Sequence[Type], options: CompileOptions,
                 name: str = "main", refine: Optional[Sequence[bool]] = None) -> Program:
     """Lower a ClosedJaxpr with the given (flat) parameter types to a Program.
     refine[i]: parameter i may get a finer input format (see input_formats)."""
-    L = Lowerer(options)
+    L = Lowerer(options, lower_eqns=lower_eqns)
     params = [Value(L.names(), t) for t in in_types]
     outs = lower_eqns(L, closed_jaxpr.jaxpr, closed_jaxpr.consts, params)
     L.loc = None

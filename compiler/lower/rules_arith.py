@@ -46,8 +46,11 @@ def _square(L, eqn, a):
 
 @rule("integer_pow")
 def _integer_pow(L, eqn, x):
+    return integer_power(L, x, eqn.params["y"])
+
+
+def integer_power(L, x, y: int):
     """x**y by repeated squaring: about 2*log2(y) products; negative y via reciprocal."""
-    y = eqn.params["y"]
     if y == 0:
         return L.const(1.0 if x.type.dtype.is_fxp else 1, x.type.dtype, x.type.shape)
     result, base, n = None, x, abs(y)
@@ -159,38 +162,13 @@ def _logic(name_bool, name_bits):
         xs = L.same_shape(*xs)
         if all(x.type.dtype.is_bool for x in xs):
             return L.emit(name_bool, xs)
-        if any(x.type.secret for x in xs):
-            raise CompileError(f"bitwise `{eqn.primitive.name}` on secret integers is not supported")
-        return L.emit(name_bits, xs)
+        return L.emit(name_bits, xs)          # integers, secret ones included
     return lower
 
 
 for _jax, _b, _i in [("and", "and", "bit_and"), ("or", "or", "bit_or"),
                      ("xor", "xor", "bit_xor"), ("not", "not", "bit_not")]:
     rule(_jax)(_logic(_b, _i))
-
-
-@rule("shift_left")
-def _shift_left(L, eqn, x, s):
-    amount = _static_int(L, s, "shift amount")
-    return L.emit("lshift", [x], bits=amount)
-
-
-@rule("shift_right_arithmetic")
-def _shift_right(L, eqn, x, s):
-    return L.emit("arshift", [x], bits=_static_int(L, s, "shift amount"))
-
-
-def _static_int(L, v, what):
-    op = L.producer(v)
-    while op is not None and op.name == "broadcast":
-        op = L.producer(op.inputs[0])
-    if op is None or op.name != "constant":
-        raise CompileError(f"{what} must be a constant")
-    vals = np.unique(op.attrs["value"])
-    if len(vals) != 1:
-        raise CompileError(f"{what} must be one constant")
-    return int(vals[0])
 
 
 @rule("convert_element_type")

@@ -8,28 +8,24 @@ from typing import List, Sequence
 from ..ir.program import Block, Value
 from ..ir.types import PUBLIC, SECRET, Type
 from .context import CompileError, Lowerer, rule
-
-
-def _inline(L, closed, args):
-    from .lower import lower_eqns
-    return lower_eqns(L, closed.jaxpr, closed.consts, args)
+from .rules_arith import select
 
 
 @rule("pjit", "jit", "closed_call", "core_call")
 def _call(L, eqn, *args):
     jaxpr = eqn.params.get("jaxpr") or eqn.params.get("call_jaxpr")
-    return _inline(L, jaxpr, args)
+    return L.inline(jaxpr, args)
 
 
 @rule("custom_jvp_call")
 def _custom_jvp(L, eqn, *args):
-    return _inline(L, eqn.params["call_jaxpr"], args)
+    return L.inline(eqn.params["call_jaxpr"], args)
 
 
 @rule("custom_vjp_call", "custom_vjp_call_jaxpr")
 def _custom_vjp(L, eqn, *args):
     closed = eqn.params.get("call_jaxpr") or eqn.params.get("fun_jaxpr")
-    return _inline(L, closed, args)
+    return L.inline(closed, args)
 
 
 @rule("checkpoint", "remat", "remat2")
@@ -37,7 +33,7 @@ def _checkpoint(L, eqn, *args):
     from jax.extend.core import ClosedJaxpr
     jaxpr = eqn.params["jaxpr"]
     closed = jaxpr if hasattr(jaxpr, "consts") else ClosedJaxpr(jaxpr, ())
-    return _inline(L, closed, args)
+    return L.inline(closed, args)
 
 
 # ---- regions ----------------------------------------------------------------------------
@@ -48,10 +44,10 @@ def _canonical(L: Lowerer, v: Value) -> Value:
 
 def _block(L: Lowerer, closed, param_types: Sequence[Type]):
     """Lower a closed jaxpr into a Block with fresh params of the given types."""
-    sub = Lowerer(L.opt, L.names)
+    sub = L.sub()
     sub.loc = L.loc
     params = [Value(L.names(), t) for t in param_types]
-    outs = [_canonical(sub, v) for v in _inline(sub, closed, params)]
+    outs = [_canonical(sub, v) for v in sub.inline(closed, params)]
     return Block(params, sub.ops, outs)
 
 
@@ -78,7 +74,7 @@ def _carry_fixpoint(L, n_fixed, fixed, carry, lower_body, carry_out_slice):
 
 
 def _seal_results(L, block: Block, start: int, vis: List[str]):
-    sub = Lowerer(L.opt, L.names)
+    sub = L.sub()
     sub.ops = block.ops
     for i, s in enumerate(vis):
         block.results[start + i] = _seal(sub, block.results[start + i], s)
@@ -125,7 +121,6 @@ def _while(L, eqn, *args):
 
 @rule("cond")
 def _cond(L, eqn, index, *ops):
-    from .rules_arith import select
     branches = eqn.params["branches"]
     if not index.type.secret:
         blocks = [_block(L, br, [v.type for v in ops]) for br in branches]
@@ -136,7 +131,7 @@ def _cond(L, eqn, index, *ops):
         return L.emit_multi("cond", [index, *ops], blocks=blocks,
                             out_types=[v.type for v in blocks[0].results])
     # secret predicate: evaluate every branch, then select (no branch is skipped)
-    outs = [[_canonical(L, v) for v in _inline(L, br, ops)] for br in branches]
+    outs = [[_canonical(L, v) for v in L.inline(br, ops)] for br in branches]
     result = outs[0]
     for i, branch_outs in enumerate(outs[1:], start=1):
         if index.type.dtype.is_bool:

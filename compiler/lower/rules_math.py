@@ -1,30 +1,22 @@
 """Lowering rules: division and the nonlinear functions (evaluated by the runtime's
-fixed-point approximations, one IR op each)."""
+fixed-point approximations, one IR op each: the rows of compiler/ir/nonlinear.py)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .context import CompileError, rule
-from .input_formats import FINE_READERS
-
-
-def _public_const_value(L, v):
-    op = L.producer(v)
-    while op is not None and op.name == "broadcast":
-        op = L.producer(op.inputs[0])
-    if op is not None and op.name == "constant":
-        return op.attrs["value"]
-    return None
+from ..ir.nonlinear import BY_OP, TABLE
+from .consts import public_const_value
+from .context import rule
+from .rules_arith import integer_power
+from .rules_int import int_div
 
 
 @rule("div")
 def _div(L, eqn, a, b):
     a, b = L.same_shape(a, b)
     if not (a.type.dtype.is_fxp or b.type.dtype.is_fxp):
-        if a.type.secret or b.type.secret:
-            raise CompileError("integer division of secret values is not supported")
-        return L.emit("int_div", [a, b])
-    c = _public_const_value(L, b)
+        return int_div(L, a, b)
+    c = public_const_value(L, b)
     if c is not None and np.all(c != 0):
         inv = L.const(1.0 / c.astype(np.float64), L.opt.fxp, ())
         if c.ndim:
@@ -61,15 +53,16 @@ def _reciprocal(L, b):
 def _unary(name):
     def lower(L, eqn, x):
         x = L.as_fxp(x)
-        if name in FINE_READERS and x.type.dtype.frac > L.opt.fxp_bits:
+        if BY_OP[name].any_input_scale and x.type.dtype.frac > L.opt.fxp_bits:
             # log / sqrt / rsqrt take any input scale: e.g. log(exp(x)) keeps exp's bits
             return L.emit(name, [x], frac=L.opt.fxp_bits)
         return L.emit(name, [L.to_frac(x, L.opt.fxp_bits)])
     return lower
 
 
-for _p in ("log", "log1p", "sqrt", "rsqrt", "logistic", "tanh", "erf"):
-    rule(_p)(_unary(_p))
+for _row in TABLE:
+    if _row.primitive is not None and _row.op != "exp":     # exp: its own rule below
+        rule(_row.primitive)(_unary(_row.op))
 
 
 @rule("exp")
@@ -103,14 +96,10 @@ def _expm1(L, eqn, x):
 def _pow(L, eqn, x, y):
     """x**y = exp(y * log(x)) for x > 0; a public integer exponent uses products,
     exponents 0.5 and -0.5 are sqrt and rsqrt."""
-    c = _public_const_value(L, y)
+    c = public_const_value(L, y)
     if c is not None and np.unique(c).size == 1 and float(np.unique(c)[0]) in (0.5, -0.5):
         return _unary("sqrt" if float(np.unique(c)[0]) > 0 else "rsqrt")(L, eqn, x)
     if c is not None and np.all(c == np.round(c)) and np.unique(c).size == 1:
-        from .rules_arith import _integer_pow
-
-        class _E:
-            params = {"y": int(np.unique(c)[0])}
-        return _integer_pow(L, _E, L.as_fxp(x))
+        return integer_power(L, L.as_fxp(x), int(np.unique(c)[0]))
     x, y = L.same_shape(L.as_fxp(x), L.as_fxp(y))
     return _exp(L, eqn, L.fmul(y, L.emit("log", [L.to_frac(x, L.opt.fxp_bits)])))

@@ -129,7 +129,12 @@ def _gather(L, eqn, x, idx):
 
 @rule("scatter-add", "scatter_add")
 def _scatter_add(L, eqn, x, idx, upd):
-    dn = eqn.params["dimension_numbers"]
+    return scatter_add(L, eqn.params, x, idx, upd)
+
+
+def scatter_add(L, params, x, idx, upd):
+    """x with upd added at idx (jax scatter `params`); secret indices along one axis."""
+    dn = params["dimension_numbers"]
     op = "scatter_add"
     if idx.type.secret:           # the gradient of a gather at secret indices
         axes = _ints(dn.scatter_dims_to_operand_dims)
@@ -148,7 +153,7 @@ def _scatter_add(L, eqn, x, idx, upd):
                   scatter_dims_to_operand_dims=_ints(dn.scatter_dims_to_operand_dims),
                   operand_batching_dims=_ints(dn.operand_batching_dims),
                   scatter_indices_batching_dims=_ints(dn.scatter_indices_batching_dims),
-                  mode=_mode(eqn.params))
+                  mode=_mode(params))
 
 
 @rule("dynamic_slice")

@@ -86,11 +86,10 @@ def _exp_squaring(P: Protocol, x: Share, f: int, fo: int) -> Share:
     exactly 0.
     Domain (k = 64): -4e9 < x <= 16; beyond 16 the squarings overflow (undefined; the
     "accurate" mode goes to 22.18).
-    Error: 8e-6 relative (the polynomial's 2.4e-7, times 32) + about 2^-18 e^(x/2)
+    Error: 3.6e-6 relative (the polynomial's error amplified by the squarings; at most
+    2.4e-7 times 32 a priori, 3.6e-6 tested: test_exp_error_model) + about 2^-18 e^(x/2)
     (the last squaring's input e^(x/2) is at scale 19 so that e^16 fits) + one output
-    ulp. Measured on [-8, 4] (f = 18, fo = 26, aby3, semi2k): max abs err 1.6e-4 (1.0e-4
-    of it the 2^-19 rounding of the input at x = 4), max rel err 2.2e-4 (SPU: 1.70,
-    0.128).
+    ulp. Measured figures against float64 and SPU: docs/precision.md.
     Cost: the guard: 7 AND rounds (aby3; semi2k 6) on words of 2 elements + 1 bit
     conversion; polynomial: 3 products, 4 truncations; 5 squarings (fused mul_trunc);
     1 product with the guard. aby3: 26 rounds, 304 bytes per element (busiest party);
@@ -203,9 +202,9 @@ def log(P: Protocol, x: Share, frac: int, options, out_frac: int = None) -> Shar
     x at scale f, ln x at scale fo (out_frac, default f).
     Domain: every positive valid x (e up to k - 3). x = 0 is read as one ulp (ln 2^-f);
     x < 0: undefined (garbage). Error: 1 output ulp against ln(x rounded to 2^-f).
-    Measured on [0.01, 100] (k = 64): with the input at f = 26 (what the compiler gives
-    an input read only by log), max abs err 4.0e-6 (SPU: 1.5e-4); with f = 18, 1.7e-4,
-    all but 4e-6 of it the rounding of the input at x = 0.01 (2^-19 / 0.01).
+    With the input at f = 26 (what the compiler gives an input read only by log) the
+    approximation's error dominates; with f = 18 the rounding of the input does at
+    x = 0.01 (2^-19 / 0.01). Measured figures: docs/precision.md.
     Cost: normalize (a2b, 6-round OR, 7 bit conversions), 10 products, 6 truncations;
     aby3: 26 rounds, 592 bytes per element; semi2k: 25 rounds, 489 bytes."""
     k, dt, f = P.ring.bits, P.ring.dtype, frac

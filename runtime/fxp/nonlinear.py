@@ -1,4 +1,6 @@
-"""Fixed-point approximations of nonlinear functions: the registry the IR kernels use.
+"""Fixed-point approximations of nonlinear functions: the registry the IR kernels use,
+built from the one table of them (compiler/ir/nonlinear.py: op, implementation, domain
+and documented error).
 
 Every function takes (P, x, frac, options): x a secret Share holding round(v 2^frac) in
 Z_2^k, options the runtime config of spu.jit(..., **config); it returns a Share at the
@@ -13,13 +15,14 @@ over the kernel interface and the helpers of runtime/fxp, so every protocol runs
     reciprocal.py   reciprocal                           normalise + Goldschmidt
     roots.py        rsqrt, sqrt                          normalise (even exponent) + Goldschmidt
     activations.py  logistic (sigmoid), tanh, erf        sign/|x| bits + e^-|x| or piecewise polynomials
+    trig.py         sin, cos                             reduction to turns + one polynomial
     helpers         bits.py (a2b, OR trees, positions), narrow.py (sign of a small value on
                     packed words), normalize.py, poly.py, batch.py
 
 Accuracy at k = 64, f = 18 (the defaults): about one unit in the last place of the
 output against float64 at the rounded input, for every input in each function's domain
-(exp: 3.6e-6 relative; see the docstrings; `spu-lite precision` prints the table next
-to SPU's figures).
+(exp: 3.6e-6 relative; see the docstrings). Measured figures next to SPU's:
+docs/precision.md, written by `spu-lite precision`.
 
 Options (spu.jit keywords), with their defaults:
     exp_mode      "squaring" (default, 64-bit ring): (p(x/32))^32 with a guard that
@@ -33,16 +36,19 @@ Options (spu.jit keywords), with their defaults:
 """
 from __future__ import annotations
 
-from . import activations, exp_log, reciprocal, roots
+from typing import Callable, Dict
 
-FUNCTIONS = {
-    "exp": exp_log.exp,
-    "log": exp_log.log,
-    "log1p": exp_log.log1p,
-    "reciprocal": reciprocal.reciprocal,
-    "rsqrt": roots.rsqrt,
-    "sqrt": roots.sqrt,
-    "logistic": activations.sigmoid,
-    "tanh": activations.tanh,
-    "erf": activations.erf,
-}
+from compiler.ir.nonlinear import TABLE
+
+from . import activations, exp_log, reciprocal, roots, trig
+
+_MODULES = {"activations": activations, "exp_log": exp_log, "reciprocal": reciprocal,
+            "roots": roots, "trig": trig}
+
+
+def _implementation(path: str) -> Callable:
+    module, name = path.split(".")
+    return getattr(_MODULES[module], name)
+
+
+FUNCTIONS: Dict[str, Callable] = {row.op: _implementation(row.fxp) for row in TABLE}

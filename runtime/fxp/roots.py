@@ -58,10 +58,9 @@ def rsqrt(P: Protocol, x: Share, frac: int, options, out_frac: int = None) -> Sh
     """1/sqrt(x) for x > 0 (normalise to an even exponent, cubic start, two Goldschmidt
     steps); x at scale f, the result at scale out_frac (default f). Domain: every
     positive valid x; x = 0 is read as one ulp (gives 2^(f/2)); x < 0: undefined.
-    Error: 3e-8 relative + 1 output ulp against rsqrt(x rounded to 2^-f). Measured on
-    [0.01, 100] (k = 64): input at f = 26 (an input read only by roots and log), max
-    abs err 3.8e-6 (SPU: 7.6e-4); at f = 18, 8.4e-4, all but 4e-6 of it the rounding
-    of the input at x = 0.01 (500 * 2^-19).
+    Error: 3e-8 relative + 1 output ulp against rsqrt(x rounded to 2^-f). At f = 18
+    the rounding of the input dominates near x = 0.01 (500 * 2^-19), hence the 26-bit
+    format of an input read only by roots and log. Measured figures: docs/precision.md.
     Cost: normalize (a2b, 6-round OR, 6 bit conversions), 18 products, 12 truncations;
     aby3: 34 rounds, 712 bytes per element; semi2k: 33 rounds, 665 bytes."""
     return _root(P, x, frac, True, frac if out_frac is None else out_frac)

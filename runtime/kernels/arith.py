@@ -123,26 +123,6 @@ def _not(K, op, a):
     return B.add(K.P, B.neg(K.P, a), np.ones(a.shape, K.ring.dtype))
 
 
-@kernel("bit_and")
-def _bit_and(K, op, a, b):
-    return a & b
-
-
-@kernel("bit_or")
-def _bit_or(K, op, a, b):
-    return a | b
-
-
-@kernel("bit_xor")
-def _bit_xor(K, op, a, b):
-    return a ^ b
-
-
-@kernel("bit_not")
-def _bit_not(K, op, a):
-    return ~a
-
-
 @kernel("int_div")
 def _int_div(K, op, a, b):
     x, y = K.ring.decode_int(a), K.ring.decode_int(b)

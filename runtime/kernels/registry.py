@@ -3,7 +3,7 @@ is the executing party's KernelContext and inputs are public ring arrays or Shar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 from ..protocols.base import Protocol
 
@@ -26,6 +26,10 @@ class KernelContext:
     P: Protocol
     fxp_bits: int
     options: Dict[str, object] = field(default_factory=dict)
+    #: fn(op, inputs, outputs) called by the executor after each op (spu.check's
+    #: plaintext simulation); None in normal runs. inputs / outputs are lists of the
+    #: op's values (an entry is None where a fused or batched call never made it)
+    observer: Optional[Callable] = None
 
     @property
     def ring(self):

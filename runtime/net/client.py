@@ -8,6 +8,7 @@ usually name the same party) are appended.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Dict, Iterable, Optional, Tuple
 
@@ -19,13 +20,16 @@ from . import wire
 from .auth import curve_client, require_curve
 from .endpoint import WireDump
 
+log = logging.getLogger("spu_lite.net")
+
 
 class JobError(RuntimeError):
     """A node failed a job with an error of its own (not a peer failure)."""
 
-    def __init__(self, message: str, etype: str = "RuntimeError"):
+    def __init__(self, message: str, etype: str = "RuntimeError", reasons=None):
         super().__init__(message)
         self.etype = etype
+        self.reasons = dict(reasons or {})     # node name -> its own failure reason
 
 
 class DriverClient:
@@ -88,8 +92,14 @@ class DriverClient:
                 except zmq.Again:
                     break
                 self.dump.write("recv", frames)
-                h = wire.header_of(frames)
-                yield "msg", r, h, wire.decode(h, frames)
+                try:
+                    h = wire.header_of(frames)
+                    msg = "msg", r, h, wire.decode(h, frames)
+                except wire.WireError as e:             # a node's reply may be hostile too
+                    log.warning("driver: dropped a malformed reply from %s: %s",
+                                self.name(r), e)
+                    continue
+                yield msg
 
     def drain(self) -> None:
         """Consume whatever arrived while idle (stale replies, connection events)."""
@@ -144,7 +154,8 @@ class DriverClient:
         msg = f"job {job} failed: " + "; ".join(parts)
         own = [h for h in fails.values() if not h.get("peer")]
         if own and not culprits:
-            return JobError(msg, str(own[0].get("etype", "RuntimeError")))
+            return JobError(msg, str(own[0].get("etype", "RuntimeError")),
+                            {self.name(r): str(h.get("reason")) for r, h in fails.items()})
         return PeerError(msg)
 
     def _close_socks(self) -> None:

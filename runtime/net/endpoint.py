@@ -6,6 +6,13 @@
     DEALER  one per peer, CURVE client (this party's key pair, the peer's public key
             as server key): outbound data to that peer. Used only under `send_lock`.
 
+Anything received may be hostile, even from an authenticated peer or the driver: a
+message larger than `max_message_bytes` (libzmq's ZMQ_MAXMSGSIZE also caps each
+frame, disconnecting a sender that exceeds it), one that does not follow the wire
+format (wire.WireError), or one whose handling raises anything at all is dropped and
+logged with its sender; the io thread never dies of a message. The mailbox bounds
+what is kept for later jobs.
+
 The io thread owns the ROUTER and the DEALERs' monitor sockets: it files peer data
 into the Mailbox, hands driver requests to `on_control`, sends replies queued with
 `reply` (woken through a pipe), calls `tick` about every 50 ms, and reports a peer
@@ -25,24 +32,29 @@ from zmq.utils.monitor import recv_monitor_message
 
 from ..link import PeerError
 from . import wire
-from .auth import ClusterAuthenticator, curve_client, curve_server, require_curve
+from .auth import (ClusterAuthenticator, curve_client, curve_server, open_private,
+                   require_curve)
 from .mailbox import Mailbox
 
 log = logging.getLogger("spu_lite.net")
 DUMP_ENV = "SPU_LITE_WIRE_DUMP"
+DEFAULT_MAX_MESSAGE = 1024 << 20
+LOG_FIRST, LOG_EVERY = 100, 1000
 
 
 class WireDump:
     """Debug hook: with SPU_LITE_WIRE_DUMP=DIR set, append the plaintext of every frame
     this party sends / receives (i.e. before CURVE encryption / after decryption) to
-    DIR/NAME.sent / DIR/NAME.recv. For tests that check what a party gets to see."""
+    DIR/NAME.sent / DIR/NAME.recv (mode 0600: they hold plaintext shares). For tests
+    that check what a party gets to see."""
 
     def __init__(self, name: str):
         d = os.environ.get(DUMP_ENV)
         self.files = None
         if d:
             os.makedirs(d, exist_ok=True)
-            self.files = {k: open(os.path.join(d, f"{name}.{k}"), "ab") for k in ("sent", "recv")}
+            self.files = {k: open_private(os.path.join(d, f"{name}.{k}"), append=True)
+                          for k in ("sent", "recv")}
             self.lock = threading.Lock()
 
     def write(self, kind: str, frames) -> None:
@@ -58,13 +70,17 @@ class WireDump:
 class Endpoint:
     def __init__(self, name: str, bind: str, keys: Tuple[bytes, bytes],
                  peers: Dict[int, Tuple[str, str, bytes]], allowed: Dict[bytes, str],
-                 timeout: float):
+                 timeout: float, max_message_bytes: int = DEFAULT_MAX_MESSAGE):
         require_curve()
         self.name, self.bind, self.keys, self.timeout = name, bind, keys, timeout
+        self.max_message = int(max_message_bytes)
+        self.dropped = 0                               # malformed or oversized messages
+        self._dropped_from: Dict[str, int] = {}
         self.peers = dict(peers)                       # rank -> (name, address, public key)
         self.rank_of = {n: r for r, (n, _, _) in self.peers.items()}
         self.allowed = dict(allowed)                   # public key -> name
-        self.mailbox = Mailbox({r: n for r, (n, _, _) in self.peers.items()})
+        self.mailbox = Mailbox({r: n for r, (n, _, _) in self.peers.items()},
+                               max_future_bytes=2 * self.max_message)
         self.send_lock = threading.Lock()
         self.dump = WireDump(name)
         self.on_control: Callable = lambda route, header, frames: None
@@ -77,6 +93,7 @@ class Endpoint:
         self.router = self.ctx.socket(zmq.ROUTER)
         curve_server(self.router, *keys)
         self.router.linger = 0
+        self.router.maxmsgsize = self.max_message
         try:
             self.router.bind(f"tcp://{bind}")
         except zmq.ZMQError as e:
@@ -165,20 +182,42 @@ class Endpoint:
             sender = frames[1].get("User-Id")
             self.dump.write("recv", frames[1:])
             try:
-                self._dispatch(sender, frames[0].bytes, frames[1:])
-            except wire.WireError as e:
-                log.warning("%s: bad message from %s: %s", self.name, sender, e)
+                size = sum(len(f) for f in frames[1:])
+                if size > self.max_message:       # always logged: costs the sender the bytes
+                    self._drop(sender, f"a message of {size} bytes, which exceeds the cap of "
+                                       f"{self.max_message} (max_message_mb)", always=True)
+                    continue
+                self._dispatch(sender, frames[0].bytes, frames[1:], size)
+            except Exception as e:  # noqa: BLE001 - anything received may be hostile
+                self._drop(sender, f"a malformed message ({type(e).__name__}: {str(e)[:200]})")
 
-    def _dispatch(self, sender: str, route: bytes, frames) -> None:
+    def _drop(self, sender: str, what: str, always: bool = False) -> None:
+        """Count and log a dropped message: the first LOG_FIRST per sender, then every
+        LOG_EVERY-th (a hostile sender cannot flood the log)."""
+        self.dropped += 1
+        n = self._dropped_from[sender] = self._dropped_from.get(sender, 0) + 1
+        if always or n <= LOG_FIRST or n % LOG_EVERY == 0:
+            log.warning("%s: dropped %s from %s (%d dropped from it so far)", self.name, what,
+                        sender, n)
+
+    def _dispatch(self, sender: str, route: bytes, frames, size: int) -> None:
         header = wire.header_of(frames)
         kind = header.get("k")
+        if not isinstance(kind, str):
+            raise wire.WireError("header has no kind")
         if sender in self.rank_of:
             r = self.rank_of[sender]
             if kind == "d":
-                self.mailbox.put(r, int(header["job"]), wire.decode(header, frames))
+                job = wire.job_id(header)
+                if not self.mailbox.put(r, job, wire.decode(header, frames), size):
+                    if job > self.mailbox.job:
+                        self._drop(sender, "data for a later job (over the mailbox bound, "
+                                           "or too far ahead)")
             elif kind == "abort":
-                self.mailbox.abort(int(header["job"]), str(header.get("reason")))
+                self.mailbox.abort(wire.job_id(header), str(header.get("reason"))[:1000])
         elif sender == "driver":
+            if kind != "ping":
+                wire.job_id(header)
             self.on_control(route, header, frames)
 
     def _flush_outbox(self, poller) -> None:

@@ -12,6 +12,14 @@ them from the clock), which gives simple rules:
 * if the next message from a peer is already of a newer job, that peer abandoned the
   current one: waiting longer would hang, so recv fails at once.
 
+Messages of later jobs are bounded (a peer could otherwise make this party keep
+anything it sends "for later" forever): at most MAX_FUTURE messages and
+`max_future_bytes` bytes per peer; beyond that they are dropped (put returns False,
+the endpoint logs it), and at most MAX_EARLY_ABORTS aborts of later jobs are kept.
+Job ids are the driver's clock in microseconds, so a job id more than HORIZON_US
+ahead of this party's clock cannot come from an honest driver: such messages and
+aborts are dropped at once (they would otherwise fail every job until then).
+
 recv waits at most `timeout` seconds and otherwise raises PeerError naming the peer;
 `abort` (a peer's or the driver's abort message, or a dropped connection) wakes every
 waiting recv of that job with the reason.
@@ -25,12 +33,22 @@ from typing import Dict, Optional
 
 from ..link import PeerError
 
+MAX_FUTURE = 4096                  # messages of later jobs kept per peer
+MAX_EARLY_ABORTS = 64
+HORIZON_US = 24 * 3600 * 10 ** 6     # clock skew tolerated between driver and node
+
+
+def _too_far(job: int) -> bool:
+    return job > time.time_ns() // 1000 + HORIZON_US
+
 
 class Mailbox:
-    def __init__(self, names: Dict[int, str]):
+    def __init__(self, names: Dict[int, str], max_future_bytes: int = 1 << 30):
         self.names = dict(names)
         self.cv = threading.Condition()
         self.boxes: Dict[int, deque] = {r: deque() for r in names}
+        self.max_future_bytes = max_future_bytes
+        self._future: Dict[int, list] = {r: [0, 0] for r in names}   # [messages, bytes]
         self.job = 0
         self.reason: Optional[str] = None
         self._early_aborts: Dict[int, str] = {}
@@ -41,16 +59,29 @@ class Mailbox:
             self.job = job
             self.reason = self._early_aborts.pop(job, None)
             self._early_aborts = {j: r for j, r in self._early_aborts.items() if j > job}
-            for box in self.boxes.values():
+            for r, box in self.boxes.items():
                 while box and box[0][0] < job:
                     box.popleft()
+                later = [m for m in box if m[0] > job]
+                self._future[r] = [len(later), sum(m[2] for m in later)]
 
-    def put(self, frm: int, job: int, payload) -> None:
+    def put(self, frm: int, job: int, payload, nbytes: int = 0) -> bool:
+        """File a message; False if it was dropped (stale, or over the bound on
+        messages of later jobs)."""
         with self.cv:
             if job < self.job or frm not in self.boxes:
-                return                              # stale: an earlier job
-            self.boxes[frm].append((job, payload))
+                return False                        # stale: an earlier job
+            if job > self.job:
+                if _too_far(job):
+                    return False
+                f = self._future[frm]
+                if f[0] >= MAX_FUTURE or f[1] + nbytes > self.max_future_bytes:
+                    return False
+                f[0] += 1
+                f[1] += nbytes
+            self.boxes[frm].append((job, payload, nbytes))
             self.cv.notify_all()
+            return True
 
     def abort(self, job: Optional[int], reason: str) -> None:
         """Fail `job` (None: the current one) with `reason` at every waiting recv."""
@@ -59,7 +90,8 @@ class Mailbox:
                 if self.reason is None:
                     self.reason = reason
                 self.cv.notify_all()
-            elif job > self.job:
+            elif job > self.job and not _too_far(job) and (
+                    job in self._early_aborts or len(self._early_aborts) < MAX_EARLY_ABORTS):
                 self._early_aborts.setdefault(job, reason)
 
     def recv(self, frm: int, timeout: float):

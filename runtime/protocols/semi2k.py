@@ -147,7 +147,7 @@ class Semi2k(Protocol):
         op = np.bitwise_xor if xor else np.add
         outs = []
         for idx, m in enumerate(mine):
-            acc = op(m, got[0][idx])
+            acc = np.asarray(op(m, got[0][idx]))     # 0-d inputs give a scalar, not an array
             for g in got[1:]:
                 op(acc, g[idx], out=acc)
             outs.append(acc)

@@ -2,6 +2,9 @@
 add_subcommands / dispatch, and runnable alone: python -m spu_lite.deploy.cli ...
 
     spu-lite node --cluster cluster.yaml --party alice [--loader NAME=MODULE:FUNC ...]
+                  [--log FILE]                 the job log (default STATE_DIR/jobs.jsonl)
+    spu-lite approve --cluster cluster.yaml --party alice [DIGEST] [--approve|--deny] [--ir]
+                                               review programs alice's node refused
     spu-lite cluster up cluster.yaml [--parties alice bob]
     spu-lite cluster keygen DIR --parties alice bob carol [--dealer dave] [--base-port 7100]
     spu-lite cluster check cluster.yaml        ping every node as the driver
@@ -14,7 +17,7 @@ import os
 import sys
 from typing import List, Optional
 
-COMMANDS = ("node", "cluster")
+COMMANDS = ("node", "cluster", "approve")
 
 
 def add_subcommands(subparsers) -> None:
@@ -24,12 +27,31 @@ def add_subcommands(subparsers) -> None:
     node.add_argument("--loader", action="append", default=[], metavar="NAME=MODULE:FUNC",
                       help="register a named input loader (repeatable)")
     node.add_argument("--log-level", default="INFO")
+    node.add_argument("--insecure-test-seed", action="store_true",
+                      help="accept `seed:` from the cluster file (predictable keys and "
+                           "shares: tests only)")
+    node.add_argument("--log", metavar="FILE",
+                      help="append the job log here (default: STATE_DIR/jobs.jsonl)")
+
+    ap = subparsers.add_parser("approve", help="review and approve or deny the programs a "
+                                               "node refused (its pending programs)")
+    ap.add_argument("--cluster", required=True, help="the cluster file (YAML)")
+    ap.add_argument("--party", required=True, help="the node whose programs to review")
+    ap.add_argument("digest", nargs="?", help="a pending program (a prefix of its digest); "
+                                              "without it, list them")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--approve", action="store_true", help="approve without asking")
+    how.add_argument("--deny", action="store_true", help="deny without asking")
+    ap.add_argument("--ir", action="store_true", help="also print the program's IR")
+    ap.add_argument("--no-cost", action="store_true", help="skip the cost dry run")
 
     cl = subparsers.add_parser("cluster", help="start a cluster locally, or make keys for one")
     sub = cl.add_subparsers(dest="cluster_cmd", required=True)
     up = sub.add_parser("up", help="start every party of a cluster file here (subprocesses)")
     up.add_argument("cluster")
     up.add_argument("--parties", nargs="+", help="only these parties")
+    up.add_argument("--insecure-test-seed", action="store_true",
+                    help="start the nodes with --insecure-test-seed (tests only)")
     kg = sub.add_parser("keygen", help="key pairs and a cluster.yaml on 127.0.0.1")
     kg.add_argument("dir")
     kg.add_argument("--parties", nargs="+", required=True)
@@ -39,8 +61,11 @@ def add_subcommands(subparsers) -> None:
     kg.add_argument("--protocol", choices=("aby3", "semi2k", "ref2k"))
     kg.add_argument("--timeout", type=float, default=60.0)
     kg.add_argument("--seed", type=int, help="deterministic keys and shares (tests only!)")
-    kg.add_argument("--no-trust-driver-code", action="store_true",
-                    help="parties accept only named loaders, no code from the driver")
+    kg.add_argument("--trust-driver-code", action="store_true",
+                    help="write `trust_driver_code: true`: parties run loader code the "
+                         "driver sends (default: only named loaders)")
+    kg.add_argument("--force", action="store_true",
+                    help="replace existing key files and cluster.yaml")
     kg.add_argument("--keys-only", action="store_true",
                     help="only write DIR/NAME.key(_secret) for each name and print the public "
                          "keys (what one organisation does for itself)")
@@ -55,18 +80,21 @@ def dispatch(args) -> int:
     try:
         if args.command == "node":
             return _node(args)
+        if args.command == "approve":
+            return _approve(args)
         if args.cluster_cmd == "up":
             from .launcher import cluster_up
-            return cluster_up(args.cluster, args.parties)
+            return cluster_up(args.cluster, args.parties, args.insecure_test_seed)
         if args.cluster_cmd == "keygen" and args.keys_only:
             from .keygen import keygen_one
             for name in args.parties:
-                print(f"{name}: public_key: \"{keygen_one(args.dir, name)}\"")
+                print(f"{name}: public_key: \"{keygen_one(args.dir, name, args.force)}\"")
             return 0
         if args.cluster_cmd == "keygen":
             from .keygen import keygen
             path = keygen(args.dir, args.parties, args.dealer, args.base_port, args.host,
-                          args.protocol, args.timeout, args.seed, not args.no_trust_driver_code)
+                          args.protocol, args.timeout, args.seed, args.trust_driver_code,
+                          force=args.force)
             print(path)
             return 0
         if args.cluster_cmd == "check":
@@ -100,7 +128,37 @@ def _node(args) -> int:
         extra[name] = target
     sys.path.insert(0, os.getcwd())          # loaders from the node's working directory
     from .node import run_node
-    run_node(args.cluster, args.party, extra)
+    run_node(args.cluster, args.party, extra, args.insecure_test_seed, args.log)
+    return 0
+
+
+def _approve(args) -> int:
+    from .approvals import ApprovalStore, show, summary_line
+    from .cluster_file import load
+    spec = load(args.cluster)
+    me = spec.parties[spec.rank(args.party)]
+    store = ApprovalStore(me.state_dir)
+    if not args.digest:
+        pending = store.pending()
+        print(f"{len(pending)} program(s) pending at {args.party} (policy {me.policy}):")
+        for rec in pending:
+            print("  " + summary_line(rec))
+        if pending:
+            print(f"review one: spu-lite approve --cluster {args.cluster} --party "
+                  f"{args.party} DIGEST")
+        return 0
+    rec = store.find(args.digest)
+    print(show(rec, spec.protocol, with_ir=args.ir, with_cost=not args.no_cost))
+    decision = "approve" if args.approve else "deny" if args.deny else None
+    if decision is None and sys.stdin.isatty():
+        answer = input("approve this program? [y/N] ").strip().lower()
+        decision = "approve" if answer in ("y", "yes") else "deny"
+    if decision is None:
+        print("no decision recorded (add --approve or --deny)")
+        return 0
+    store.record(rec, decision)
+    print(f"{'approved' if decision == 'approve' else 'denied'}: {rec['digest'][:12]} at "
+          f"{args.party} (recorded in {store.decisions_path})")
     return 0
 
 

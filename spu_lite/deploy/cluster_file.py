@@ -4,7 +4,9 @@
     field: 64                 # ring bits, 64 or 32
     fxp_bits: 18              # fractional bits of fixed-point values
     timeout: 60               # seconds to wait for a peer before failing, naming it
-    seed: null                # tests only: deterministic keys and shares
+    seed: null                # tests only: deterministic keys and shares (a node
+                              # refuses it unless started with --insecure-test-seed)
+    max_message_mb: 1024      # optional: larger messages (peers, driver) are dropped
     net: null                 # optional: emulated links, "rtt=20ms,bw=100mbit", "lan", "wan"
     parties:
       - name: alice
@@ -12,9 +14,12 @@
         listen: 0.0.0.0:7001              # optional: where this node binds (default address)
         public_key: "z85 key, 40 chars"
         secret_key_file: keys/alice.key_secret   # read only by alice's own node
-        trust_driver_code: false          # optional: run loaders the driver ships
+        trust_driver_code: false          # optional, a YAML boolean: run loaders the driver ships
         loaders: {patients: "hospital_io:load_patients"}   # optional: named loaders
         output_dir: results/alice         # optional: where outputs revealed to alice go
+        policy: allowlist                 # optional: which jobs alice runs (policy.py):
+                                          #   allowlist (default), log, {rules: [...]}
+        state_dir: state/alice            # optional: pending programs, decisions, job log
     dealer: dave              # semi2k only
     driver:
       public_key: "..."
@@ -31,10 +36,14 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
+from compiler.ir.fields import DEFAULT_FXP_BITS
 from runtime.cluster import ClusterConfig
 from runtime.link import LinkModel
 
+from .policy import Policy, parse_policy
+
 DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_MESSAGE_MB = 1024.0     # a job carries all its inputs: big models need room
 
 
 class ClusterFileError(ValueError):
@@ -51,6 +60,8 @@ class PartySpec:
     trust_driver_code: bool = False
     loaders: Dict[str, str] = field(default_factory=dict)
     output_dir: Optional[str] = None
+    policy: Policy = field(default_factory=Policy)
+    state_dir: Optional[str] = None
 
 
 @dataclass
@@ -65,7 +76,12 @@ class ClusterSpec:
     timeout: float = DEFAULT_TIMEOUT
     seed: Optional[int] = None
     path: Optional[str] = None
+    max_message_mb: float = DEFAULT_MAX_MESSAGE_MB
     net: Optional[str] = None          # emulated links (runtime.link.LinkModel), None: real
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * 2 ** 20)
 
     @property
     def nparties(self) -> int:
@@ -104,11 +120,27 @@ def _key(v, where) -> bytes:
     return k
 
 
+def _bool(v, where: str) -> bool:
+    """A YAML boolean (true/false/yes/no unquoted); anything else, e.g. the string
+    "false" (which Python's bool() would take for True), is an error."""
+    if not isinstance(v, bool):
+        raise ClusterFileError(f"{where} must be a YAML boolean (true or false, unquoted), "
+                               f"not {v!r}")
+    return v
+
+
 def _path(base: str, p):
     if not p:
         return None
     p = os.path.expanduser(str(p))
     return p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
+
+
+def _policy(v, name: str) -> Policy:
+    try:
+        return parse_policy(v, name)
+    except ValueError as e:
+        raise ClusterFileError(str(e)) from None
 
 
 def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec:
@@ -130,9 +162,12 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
             raise ClusterFileError(f"{name}: loaders must map names to 'module:function'")
         parties.append(PartySpec(name, str(e["address"]), _key(e.get("public_key"), name),
                                  _path(base, e.get("secret_key_file")), e.get("listen"),
-                                 bool(e.get("trust_driver_code", False)),
+                                 _bool(e.get("trust_driver_code", False),
+                                       f"{name}: trust_driver_code"),
                                  {str(k): str(v) for k, v in loaders.items()},
-                                 _path(base, e.get("output_dir"))))
+                                 _path(base, e.get("output_dir")),
+                                 _policy(e.get("policy"), name),
+                                 _path(base, e.get("state_dir") or os.path.join("state", name))))
     names = [p.name for p in parties]
     if len(set(names)) != len(names):
         raise ClusterFileError("party names must be unique")
@@ -146,8 +181,10 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
     driver = doc.get("driver") or {}
     spec = ClusterSpec(protocol, parties, dealer, _key(driver.get("public_key"), "driver"),
                        _path(base, driver.get("secret_key_file")),
-                       int(doc.get("field", 64)), int(doc.get("fxp_bits", 18)),
+                       int(doc.get("field", 64)),
+                       int(doc.get("fxp_bits", DEFAULT_FXP_BITS.get(doc.get("field", 64), 18))),
                        float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path,
+                       float(doc.get("max_message_mb", DEFAULT_MAX_MESSAGE_MB)),
                        doc.get("net") or None)
     _check(spec)
     return spec
@@ -168,6 +205,10 @@ def _check(spec: ClusterSpec) -> None:
         raise ClusterFileError("field must be 64 or 32")
     if not spec.timeout > 0:
         raise ClusterFileError("timeout must be positive (seconds)")
+    if not 0 < spec.max_message_mb <= 2 ** 20:
+        raise ClusterFileError("max_message_mb must be positive (megabytes)")
+    if spec.seed is not None and (isinstance(spec.seed, bool) or not isinstance(spec.seed, int)):
+        raise ClusterFileError(f"seed must be an integer or null, not {spec.seed!r}")
     try:
         LinkModel.parse(spec.net)
     except ValueError as e:

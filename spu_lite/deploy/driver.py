@@ -4,11 +4,16 @@ Same interface (share / run / last_profile / party_profiles / ring / nparties /
 config), so spu.jit runs on it unchanged: `spu.init(cluster="cluster.yaml")` makes it
 the default, or `spu.jit(f, cluster=NetworkCluster("cluster.yaml"))`.
 
-What the driver sends: the program as IR text, public inputs, and each party's own
-shares of driver-held secret inputs (dealt with the same PRG as InProcessCluster, so a
-seeded cluster gives bit-identical results). Party-owned inputs are referred to by
-handle; their owners share them (jobs.py). What it receives: every party's output
-shares (or, with reveal_to, only a receipt), per-party profiles, heartbeats.
+What the driver sends: the program as IR text (to the computing parties only: the
+semi2k dealer gets the job id and session, nothing else), public inputs, and each
+party's own shares of driver-held secret inputs (dealt with the same PRG as
+InProcessCluster, so a seeded cluster gives bit-identical results). Party-owned
+inputs are referred to by handle; their owners share them (jobs.py). What it receives:
+every party's output shares (or, with reveal_to, only a receipt), per-party profiles,
+heartbeats.
+
+Consent: every node judges each job under its own policy (policy.py); if one refuses,
+none runs it, and `run` raises JobRefused naming every party that refused and why.
 
 Sessions: protocol keys are set up on the first job and again after any failure or
 any node reconnect (a new session id), so a restarted node can serve the next job.
@@ -36,6 +41,7 @@ from runtime.ring import Ring
 from . import loaders
 from .cluster_file import ClusterSpec, load
 from .handles import OwnedRef, PartyInput
+from .policy import JobRefused
 from .program_cache import ProgramShipping, ir_digest
 
 
@@ -98,16 +104,23 @@ class NetworkCluster:
                 pass
         self.client.reset()
         self.session, self.epoch = None, self.epoch + 1
+        if isinstance(e, JobError) and e.etype == "JobRefused":
+            why = next(w for w in e.reasons.values() if w.startswith("JobRefused: "))
+            return JobRefused(f"job {job}: {why[len('JobRefused: '):]}")
         if isinstance(e, JobError) and e.etype in ("InputError", "RangeError"):
             from spu_lite.frontend import InputError
             return InputError(str(e))
         return e
 
-    def _request(self, ranks, header, payloads, kinds, per_rank=None, **kw):
+    def _request(self, ranks, header, payloads, kinds, only=None, per_rank=None, **kw):
+        """Send `header` (or only[r] to rank r; per_rank(r) adds to the header) to every
+        rank and collect the replies."""
         job = self._next_job()
         for r in ranks:
-            self.client.send(r, dict(header, job=job, **(per_rank(r) if per_rank else {})),
-                             payloads.get(r))
+            h = (only or {}).get(r)
+            if h is None:
+                h = dict(header, **(per_rank(r) if per_rank else {}))
+            self.client.send(r, dict(h, job=job), payloads.get(r))
         try:
             return job, self.client.collect(job, ranks, kinds, **kw)
         except (PeerError, JobError) as e:
@@ -193,11 +206,13 @@ class NetworkCluster:
             if self.client.seen_down or self.session is None:
                 self.client.seen_down = False
                 self.session = f"{time.time_ns():x}"
+            # the dealer (rank n) gets no program: the job id and session are all it needs
             ranks = list(self.spec.endpoints())
             t_send, w_send = time.perf_counter(), time.time()
             try:
                 job, rep = self._request(ranks, dict(header, session=self.session), payloads,
-                                         ("done",), lambda r: self._shipping.header(
+                                         ("done",), only={n: {"k": "job", "session": self.session}},
+                                         per_rank=lambda r: self._shipping.header(
                                              self.session, r, text, digest))
             except JobError as e:
                 if e.etype != "ProgramNotCached":
@@ -205,8 +220,9 @@ class NetworkCluster:
                 self._shipping.forget()         # a node lost it: ship the text again
                 self.session = f"{time.time_ns():x}"
                 job, rep = self._request(ranks, dict(header, session=self.session, program=text,
-                                                     program_sha=digest), payloads, ("done",))
-            self._shipping.acknowledge(ranks, digest)
+                                                     program_sha=digest), payloads, ("done",),
+                                         only={n: {"k": "job", "session": self.session}})
+            self._shipping.acknowledge(range(n), digest)
             t_back, w_back = time.perf_counter(), time.time()
         self.party_profiles = [_profile(rep[r][0].get("profile", {})) for r in range(n)]
         self.last_profile = Profile.merge_max(self.party_profiles)

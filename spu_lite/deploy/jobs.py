@@ -1,23 +1,36 @@
 """What a node does for one job.
 
-1. Make the job current (messages of other jobs are kept apart) and, on a new
-   session, set up fresh protocol state with the peers.
-2. Inputs: public arrays and this party's shares come with the job from the driver.
+1. Make the job current (messages of other jobs are kept apart).
+2. Consent (policy.py): judge the job as this party sees it under its own policy, then
+   tell every other computing party the verdict together with a fingerprint of the job
+   (one small message each way). The job runs only if every computing party allowed
+   it and all were sent the same job: a party that refuses stops its data from being
+   read, and the others stop too, so no subset of parties can open a secret to the
+   driver on its own. Refused programs are recorded as pending for the operator.
+3. On a new session, set up fresh protocol state with the peers.
+4. Inputs: public arrays and this party's shares come with the job from the driver.
    Party-owned inputs: their owner encodes each one, deals shares with its own PRG
    (Protocol.deal) and sends every computing party its share in one message; the
    others receive them. The plaintext stays at the owner.
-3. Run the program (runtime.party.Party, the same code as in-process).
-4. Outputs: by default every party returns its shares to the driver (party 0 also
+5. Run the program (runtime.party.Party, the same code as in-process).
+6. Outputs: by default every party returns its shares to the driver (party 0 also
    the public outputs), which reconstructs them. Outputs the driver asked to keep
-   (keep_secret) stay at the parties under an id (`node.kept`); later jobs name them
-   as inputs ["k", id], and the driver's releases (ids of handles it dropped) ride
-   on the next job. With `reveal_to`, the parties send
+   (keep_secret) stay at the parties under an id (`node.kept`, with their origin in
+   `node.kept_origin`: the digest of the job that made them and whose data went in);
+   later jobs name them as inputs ["k", id], and the driver's releases (ids of handles
+   it dropped) ride on the next job. With `reveal_to`, the parties send
    their output shares to that party only; it reconstructs and decodes them, keeps
    them in `node.results`, writes OUTPUT_DIR/TAG-JOB.npz, and the driver receives
    only a receipt (names, shapes, dtypes, path).
+7. Every job, served, refused or failed, is one line of the node's job log (joblog.py).
+
+The semi2k dealer gets only the job id and session (the driver sends it no program):
+it answers P_0's requests, which carry kinds and shapes only.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import time
@@ -27,7 +40,13 @@ from typing import List
 import numpy as np
 
 from runtime.link import PeerError
+from runtime.net.auth import open_private
 from runtime.protocols.base import Share
+from spu_lite.codec import decode, encode
+
+from .policy import JobRefused, decide, owners_of, view_of_job
+
+MAX_REASON = 500
 
 
 def run_job(node, h: dict, payload):
@@ -35,34 +54,126 @@ def run_job(node, h: dict, payload):
     job = int(h["job"])
     node.ep.mailbox.start_job(job)
     node.transport.job = job
-    node.ensure_session(str(h["session"]))
     if node.is_dealer:
-        node.party.serve_job()
-        return {}, None
-    for kid in h.get("release") or ():
-        node.kept.pop(str(kid), None)
-    t1 = time.perf_counter()
-    program = node.programs.resolve(h)          # by digest; the IR text on a miss
-    t2 = time.perf_counter()
+        return _serve_as_dealer(node, h, job)
+    t0, view, outcome, why = time.perf_counter(), None, "failed", ""
+    record = {}
+    try:
+        for kid in h.get("release") or ():
+            node.kept.pop(str(kid), None)
+            node.kept_origin.pop(str(kid), None)
+        t1 = time.perf_counter()
+        program, ir_hash = node.programs.resolve(h)     # by digest; the IR text on a miss
+        t2 = time.perf_counter()
+        view = view_of_job(node, h, h["program"], program, ir_hash)
+        why = _consent(node, h, job, view, ir_hash)
+        node.ensure_session(str(h["session"]))
+        t3 = time.perf_counter()
+        reply, out, record = _run(node, job, h, payload, program, view)
+        t4 = time.perf_counter()
+        reply["phases"].update(program=t2 - t1, setup=t3 - t2, node=t4 - t0,
+                               wall_start=time.time() - (t4 - t0), wall_end=time.time())
+        outcome = "ok"
+        return reply, out
+    except JobRefused as e:
+        outcome, why = "refused", str(e)
+        raise
+    except Exception as e:
+        why = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        node.joblog.append(
+            kind="job", job=job, digest=view.digest if view else None,
+            program=view.name if view else None, inputs=view.inputs if view else None,
+            outputs=[{"name": o[0], "to": to} for o, to in zip(h.get("outputs") or (),
+                                                                 view.outputs)]
+            if view else None, seconds=round(time.perf_counter() - t0, 6),
+            outcome=outcome, reason=why, **record)
+
+
+def _run(node, job: int, h: dict, payload, program, view):
+    t0 = time.perf_counter()
     inputs = _inputs(node, h["inputs"], payload, program)
-    t3, wait0 = time.perf_counter(), node.party.comm.wait
+    t1, wait0 = time.perf_counter(), node.party.comm.wait
     node.party.options = dict(h.get("options") or {})
     outs, prof = node.party.run(program, inputs)
-    t4 = time.perf_counter()
     reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()},
-             "phases": {"setup": t1 - t0, "program": t2 - t1, "inputs": t3 - t2,
-                        "run": t4 - t3, "run_wait": node.party.comm.wait - wait0,
-                        "node": t4 - t0, "wall_start": time.time() - (t4 - t0),
-                        "wall_end": time.time()}}
+             "phases": {"inputs": t1 - t0, "run": time.perf_counter() - t1,
+                        "run_wait": node.party.comm.wait - wait0}}
+    record = {"bytes": prof.total.bytes, "rounds": prof.total.rounds}
     keep = h.get("keep") or [None] * len(outs)
+    owners = owners_of(node, h)
     for i, kid in enumerate(keep):
         if kid is not None and isinstance(outs[i], Share):
             node.kept[str(kid)] = outs[i]          # stays here; the driver gets nothing
+            node.kept_origin[str(kid)] = {"digest": view.digest, "index": i, "owners": owners}
             outs[i] = None
     if h.get("reveal_to") is None:
-        return reply, [_for_driver(node, o) for o in outs]
+        return reply, [_for_driver(node, o) for o in outs], record
     reply.update(_reveal(node, job, h, program, outs, int(h["reveal_to"])))
-    return reply, None
+    return reply, None, record
+
+
+def _serve_as_dealer(node, h: dict, job: int):
+    t0, before, outcome, why = time.perf_counter(), None, "failed", ""
+    try:
+        node.ensure_session(str(h["session"]))
+        before = node.party.dealer.requests_served
+        node.party.serve_job()
+        outcome = "ok"
+        return {}, None
+    except Exception as e:
+        why = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        served = node.party.dealer.requests_served - before if before is not None else 0
+        node.joblog.append(kind="dealer", job=job, requests=served,
+                           seconds=round(time.perf_counter() - t0, 6), outcome=outcome,
+                           reason=why)
+
+
+def _fingerprint(h: dict, ir_hash: str) -> bytes:
+    """What every computing party must have been sent alike (their payloads differ)."""
+    same = {k: h.get(k) for k in ("inputs", "options", "reveal_to", "outputs", "keep", "tag")}
+    same["ir"] = ir_hash
+    return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).digest()
+
+
+def _consent(node, h: dict, job: int, view, ir_hash: str) -> str:
+    """Judge the job under this party's policy and exchange verdicts with the other
+    computing parties; returns why this party allowed it, or raises JobRefused naming
+    every party that refused (the same message at every party)."""
+    decisions = node.approvals.decisions()
+    ok, why = decide(node.me.policy, view, decisions)
+    if not ok and decisions.get(view.digest) != "deny":
+        node.approvals.add_pending(view, job, why)
+        why += f"; its operator can review it with `spu-lite approve --party {node.name}`"
+    fp, n, names = _fingerprint(h, ir_hash), node.spec.nparties, node.spec.names
+    mine = json.dumps({"ok": ok, "why": why[:MAX_REASON]}).encode()
+    for r in range(n):
+        if r != node.rank:
+            node.transport.send(r, (fp, mine))
+    verdicts, mismatch = {node.rank: (ok, why)}, []
+    for r in range(n):
+        if r == node.rank:
+            continue
+        got = node.transport.recv(r)
+        try:
+            if not isinstance(got, tuple) or len(got) != 2:
+                raise TypeError
+            v = json.loads(got[1])
+            verdicts[r] = (bool(v["ok"]), str(v["why"])[:MAX_REASON])
+        except (TypeError, ValueError, KeyError):
+            raise PeerError(f"party {names[r]!r} sent a malformed consent message") from None
+        if got[0] != fp:
+            mismatch.append(names[r])
+    refused = [f"{names[r]} ({w})" for r, (o, w) in sorted(verdicts.items()) if not o]
+    if refused:
+        raise JobRefused("refused by " + "; ".join(refused))
+    if mismatch:
+        raise JobRefused(f"the driver sent {', '.join(mismatch)} a different job than "
+                         f"{node.name}: refused")
+    return why
 
 
 def _for_driver(node, o):
@@ -79,7 +190,6 @@ def _inputs(node, descs: List, payload, program) -> List:
     """descs[i]: "p" public array, "s" this party's Share (both in payload[i]),
     ["o", owner rank, handle, leaf] for a party-owned input, or ["k", id] for a secret
     kept at the parties by an earlier job."""
-    from spu_lite.api import _encode
     vals = list(payload or [None] * len(descs))
     for i, d in enumerate(descs):
         if isinstance(d, list) and d[0] == "k":
@@ -97,7 +207,7 @@ def _inputs(node, descs: List, payload, program) -> List:
             if leaves is None:
                 raise RuntimeError(f"{node.name} holds no input {handle[:8]} (restarted?)")
             frac = program.params[i].type.dtype.frac      # the program's input format
-            x = _encode(ring, leaves[int(leaf)], frac, f"input owned by {node.name}")
+            x = encode(ring, leaves[int(leaf)], frac, f"owned by {node.name}")
             shares = node.proto_cls.deal(x, n, node.owner_prg, ring)
             vals[i] = shares[rank]
             for r in out:
@@ -117,7 +227,6 @@ def _inputs(node, descs: List, payload, program) -> List:
 
 def _reveal(node, job: int, h: dict, program, outs: List, target: int) -> dict:
     """Send output shares to `target` only; there, reconstruct, decode and store."""
-    from spu_lite.api import _decode
     secret = [i for i, o in enumerate(outs) if isinstance(o, Share)]
     n, ring = node.spec.nparties, node.party.ctx.ring
     if node.rank != target:
@@ -131,12 +240,13 @@ def _reveal(node, job: int, h: dict, program, outs: List, target: int) -> dict:
     values = {}
     for (name, dt, shape), o, res in zip(h["outputs"], outs, program.results):
         aval = SimpleNamespace(dtype=np.dtype(dt), shape=tuple(shape))
-        values[name] = _decode(ring, o, res.type, aval)
+        values[name] = decode(ring, o, res.type, aval)
     tag = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{h.get('tag') or 'job'}-{job}")
     out_dir = node.me.output_dir or os.path.join("spu-out", node.name)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.abspath(os.path.join(out_dir, f"{tag}.npz"))
-    np.savez(path, **values)
+    with open_private(path) as f:          # mode 0600: the revealed values are private
+        np.savez(f, **values)
     node.results[tag] = values
     if node.on_result is not None:
         node.on_result(tag, values)

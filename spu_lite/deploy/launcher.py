@@ -53,17 +53,19 @@ def free_ports(n: int) -> List[int]:
             s.close()
 
 
-def node_command(cluster: str, name: str) -> List[str]:
+def node_command(cluster: str, name: str, insecure_test_seed: bool = False) -> List[str]:
     return [sys.executable, "-m", "spu_lite.deploy.cli", "node", "--cluster", cluster,
-            "--party", name]
+            "--party", name] + (["--insecure-test-seed"] if insecure_test_seed else [])
 
 
 class Launcher:
     """Start, kill, restart and stop the nodes of a cluster file."""
 
     def __init__(self, cluster: str, names: Optional[List[str]] = None,
-                 env: Optional[Dict[str, str]] = None, log_dir: Optional[str] = None):
+                 env: Optional[Dict[str, str]] = None, log_dir: Optional[str] = None,
+                 insecure_test_seed: bool = False):
         self.cluster = os.path.abspath(cluster)
+        self.insecure_test_seed = insecure_test_seed
         self.names = names or [p.name for p in load(self.cluster).parties]
         self.env = dict(os.environ, **(env or {}), **{LAUNCHER_PID_ENV: str(os.getpid())})
         self.log_dir = log_dir
@@ -76,7 +78,7 @@ class Launcher:
                 os.makedirs(self.log_dir, exist_ok=True)
                 out = open(os.path.join(self.log_dir, f"{n}.log"), "ab")
             self.procs[n] = subprocess.Popen(
-                node_command(self.cluster, n), env=self.env, stdout=out,
+                node_command(self.cluster, n, self.insecure_test_seed), env=self.env, stdout=out,
                 stderr=subprocess.STDOUT if out else None)   # no preexec_fn: see die_with_launcher
         return self
 
@@ -117,9 +119,10 @@ class Launcher:
         self.stop()
 
 
-def cluster_up(cluster: str, names: Optional[List[str]] = None) -> int:
+def cluster_up(cluster: str, names: Optional[List[str]] = None,
+               insecure_test_seed: bool = False) -> int:
     """Run the nodes until Ctrl-C / SIGTERM or until one of them exits."""
-    launcher = Launcher(cluster, names)
+    launcher = Launcher(cluster, names, insecure_test_seed=insecure_test_seed)
     stopping = []
     handler = lambda *_: stopping.append(1)
     signal.signal(signal.SIGTERM, handler)

@@ -6,7 +6,8 @@ at a time:
 
     ping  -> pong                      (liveness; answered by the io thread)
     load  -> loaded {metadata}         run a loader for a party-owned input (loaders.py)
-    job   -> done {profile, outputs} | fail {reason}   (jobs.py)
+    job   -> done {profile, outputs} | fail {reason}   (jobs.py; only if the node's
+                                       policy and every other party's allow it)
     abort                              fail the named job at once
     free                               forget a loaded input
 
@@ -18,6 +19,7 @@ the next job (the driver starts a new session after any failure).
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -33,7 +35,11 @@ from runtime.party import DealerParty, Party, local_prg
 from runtime.protocols import get_protocol
 
 from . import handles, jobs, loaders
+from .approvals import ApprovalStore
+from .errors import public_reason
 from .cluster_file import ClusterSpec
+from .joblog import JobLog
+from .policy import JobRefused
 from .program_cache import ProgramCache
 from .threads import limit_blas_threads
 
@@ -43,7 +49,9 @@ MAX_LOADED = 64
 
 class Node:
     def __init__(self, spec: ClusterSpec, name: str, loaders_extra: Optional[Dict[str, str]] = None,
-                 on_result: Optional[Callable[[str, dict], None]] = None):
+                 on_result: Optional[Callable[[str, dict], None]] = None,
+                 insecure_test_seed: bool = False, log_path: Optional[str] = None):
+        _startup_checks(spec, name, insecure_test_seed)
         self.spec = spec
         self.rank = spec.rank(name)
         self.me = spec.parties[self.rank]
@@ -60,7 +68,7 @@ class Node:
         peers = {r: e for r, e in spec.endpoints().items() if r != self.rank}
         self._blas = limit_blas_threads(spec, self.rank)    # its share of this host's cores
         self.ep = Endpoint(name, self.me.listen or self.me.address, keys, peers,
-                           spec.allowed_keys(), spec.timeout)
+                           spec.allowed_keys(), spec.timeout, spec.max_message_bytes)
         self.transport = NetTransport(self.ep, spec.timeout, LinkModel.parse(spec.net))
         self.proto_cls = get_protocol(spec.protocol)
         self.party = None
@@ -68,6 +76,11 @@ class Node:
         self.owner_prg = None
         self.loaded: "OrderedDict[str, list]" = OrderedDict()
         self.kept: Dict[str, object] = {}       # id -> this party's Share of a kept secret
+        self.kept_origin: Dict[str, dict] = {}  # id -> {digest, index, owners} (policy.py)
+        self.load_origin: Dict[str, str] = {}   # handle -> the loader that made it
+        state = self.me.state_dir or os.path.join("spu-state", name)
+        self.approvals = ApprovalStore(state)
+        self.joblog = JobLog(log_path or os.path.join(state, "jobs.jsonl"), name)
         self.results: Dict[str, dict] = {}
         self.programs = ProgramCache()         # parsed programs by sha256 of the IR text
         self.control: "queue.Queue" = queue.Queue()
@@ -132,9 +145,11 @@ class Node:
 
     def _failed(self, route, job: int, e: Exception, in_job: bool) -> None:
         peer = isinstance(e, PeerError)
-        reason = str(e) if peer else f"{type(e).__name__}: {e}"
-        log.warning("%s: job %d failed: %s", self.name, job, reason, exc_info=not peer)
-        if in_job:
+        reason = public_reason(e, self.name)      # the full text stays in this log
+        refused = isinstance(e, JobRefused)
+        log.warning("%s: job %d %s: %s: %s", self.name, job, "refused" if refused else "failed",
+                    type(e).__name__, e, exc_info=not (peer or refused))
+        if in_job and not refused:      # a refusal: every party knows, no state was touched
             msg = wire.encode({"k": "abort", "job": job, "reason": f"{self.name}: {reason}"})
             for r in self.ep.peers:
                 self.ep.send_peer(r, msg, nowait=True)
@@ -162,11 +177,21 @@ class Node:
         self.session = session
 
     def _load(self, header: dict, payload) -> dict:
-        value = loaders.run(header, payload, self.loaders, self.me.trust_driver_code, self.name)
+        source = "driver code" if header.get("pickled") else str(header.get("name"))
+        try:
+            value = loaders.run(header, payload, self.loaders, self.me.trust_driver_code,
+                                self.name)
+        except Exception as e:
+            self.joblog.append(kind="load", job=header.get("job"), loader=source,
+                               outcome="failed", reason=f"{type(e).__name__}: {e}")
+            raise
         meta, leaves = handles.describe(value)
-        self.loaded[str(header["handle"])] = leaves
+        handle = str(header["handle"])
+        self.loaded[handle], self.load_origin[handle] = leaves, source
         while len(self.loaded) > MAX_LOADED:
-            self.loaded.popitem(last=False)
+            self.load_origin.pop(self.loaded.popitem(last=False)[0], None)
+        self.joblog.append(kind="load", job=header.get("job"), loader=source,
+                           leaves=len(leaves), outcome="ok")
         return {"meta": meta}
 
     def stop(self) -> None:
@@ -177,11 +202,29 @@ class Node:
         self.ep.close()
 
 
-def run_node(cluster_path: str, name: str, loaders_extra=None) -> None:
+def _startup_checks(spec: ClusterSpec, name: str, insecure_test_seed: bool) -> None:
+    """A seeded cluster file makes every key and share predictable: refused unless the
+    operator asked for it explicitly. Running driver code is allowed but said loudly."""
+    if spec.seed is not None and not insecure_test_seed:
+        raise CredentialError(f"{name}: the cluster file sets `seed: {spec.seed}`, which makes "
+                              f"every key and share predictable (tests only); remove it, or "
+                              f"start the node with --insecure-test-seed")
+    if spec.seed is not None:
+        log.warning("%s: INSECURE: seeded keys and shares (--insecure-test-seed); never use "
+                    "this with real data", name)
+    me = spec.parties[spec.rank(name)]
+    if me.trust_driver_code:
+        log.warning("%s: trust_driver_code is on: this node runs loader code the driver "
+                    "sends (arbitrary code with this node's rights)", name)
+
+
+def run_node(cluster_path: str, name: str, loaders_extra=None,
+             insecure_test_seed: bool = False, log_path: Optional[str] = None) -> None:
     """Start a node and serve until SIGINT/SIGTERM."""
     import signal
     from .cluster_file import load
-    node = Node(load(cluster_path), name, loaders_extra)
+    node = Node(load(cluster_path), name, loaders_extra, insecure_test_seed=insecure_test_seed,
+                log_path=log_path)
     stop = lambda *_: node.stop()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

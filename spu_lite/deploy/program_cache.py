@@ -15,6 +15,8 @@ from typing import Dict, Set, Tuple
 
 from compiler.ir import Program, parse_program
 
+from .policy import ir_sha256
+
 MAX_PROGRAMS = 16
 
 
@@ -27,15 +29,17 @@ def ir_digest(text: str) -> str:
 
 
 class ProgramCache:
-    """digest -> (IR text, parsed Program), least recently used out beyond `size`."""
+    """digest -> (IR text, parsed Program, sha256 of the canonical IR for consent's
+    policy), least recently used out beyond `size`."""
 
     def __init__(self, size: int = MAX_PROGRAMS):
         self.size = size
-        self.items: "OrderedDict[str, Tuple[str, Program]]" = OrderedDict()
+        self.items: "OrderedDict[str, Tuple[str, Program, str]]" = OrderedDict()
 
-    def resolve(self, header: dict) -> Program:
-        """The job's program. Fills header["program"] with the IR text when the job
-        named it by digest only, so whatever reads the header sees the same text."""
+    def resolve(self, header: dict) -> Tuple[Program, str]:
+        """The job's (program, ir_sha256). Fills header["program"] with the IR text
+        when the job named it by digest only, so whatever reads the header (the
+        consent policy) sees the same text."""
         text = header.get("program")
         sha = str(header.get("program_sha") or "")
         if text is not None:
@@ -44,17 +48,17 @@ class ProgramCache:
                 raise ValueError("the program text does not match its digest")
             hit = self.items.get(digest)
             if hit is None:
-                hit = self.items[digest] = (text, parse_program(text))
+                hit = self.items[digest] = (text, parse_program(text), ir_sha256(text))
                 while len(self.items) > self.size:
                     self.items.popitem(last=False)
             self.items.move_to_end(digest)
-            return hit[1]
+            return hit[1], hit[2]
         hit = self.items.get(sha)
         if hit is None:
             raise ProgramNotCached(f"program {sha[:12]} is not cached here")
         self.items.move_to_end(sha)
         header["program"] = hit[0]
-        return hit[1]
+        return hit[1], hit[2]
 
 
 class ProgramShipping:

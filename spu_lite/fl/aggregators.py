@@ -22,11 +22,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from .clipping import clip_trees, scale_tree
+from .clipping import MAX_CLIP, MIN_CLIP, RSQRT_BOUND, clip_trees, scale_tree
 from .dp import DPConfig
 
-#: updates whose norm is at least this are refused when clipping (keeps the sum of
-#: squares below 2^24, inside the range of a fixed-point product before truncation)
+#: in-process data owners refuse updates whose norm is at least this when clipping
+#: (clipping itself holds for any representable norm; the bound saves rungs, see
+#: clipping.py)
 MAX_NORM_WHEN_CLIPPING = 4096.0
 
 
@@ -53,8 +54,9 @@ class Aggregator:
             if clip_norm is not None and clip_norm != dp.clip_norm:
                 raise ValueError(f"clip_norm={clip_norm} contradicts dp.clip_norm={dp.clip_norm}")
             clip_norm = dp.clip_norm
-        if clip_norm is not None and not clip_norm > 0:
-            raise ValueError("clip_norm must be positive")
+        if clip_norm is not None and not MIN_CLIP <= clip_norm <= MAX_CLIP:
+            raise ValueError(f"clip_norm must be in [2^-6, 2^11] (fixed-point clipping), "
+                             f"not {clip_norm}")
         self.clip_norm = clip_norm
         self.dp = dp
         if clip_norm is not None:
@@ -70,8 +72,11 @@ class Aggregator:
         """list of payloads -> list of clipped payloads (identity without clip_norm)."""
         if self.clip_norm is None:
             return list
-        rsqrt = backend.rsqrt((MAX_NORM_WHEN_CLIPPING / self.clip_norm) ** 2)
-        return lambda trees: clip_trees(list(trees), self.clip_norm, rsqrt)
+        rsqrt = backend.rsqrt(RSQRT_BOUND)
+        # in-process owners refuse norms >= max_norm (validation.py), so fewer rungs do;
+        # a backend whose owners do not (networked nodes) clips any representable norm
+        bound = getattr(backend, "validated_norm", self.max_norm)
+        return lambda trees: clip_trees(list(trees), self.clip_norm, rsqrt, bound)
 
     def _program(self, backend, key: str, make: Callable, keep_secret=()):
         """The compiled program `key` of this aggregator on `backend` (made once)."""

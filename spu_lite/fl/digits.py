@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import datasets
+
 
 @dataclass
 class DigitsTask:
@@ -39,13 +41,7 @@ def digits_task(n_owners: int = 3, test_size: float = 0.25, non_iid: Optional[fl
 
     non_iid: None for a uniform random (IID) split, else the concentration alpha of
     a Dirichlet label skew (smaller: more skewed; 0.5 is strongly non-IID)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)
-    y = y.astype(np.int32)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_size, stratify=y,
-                                              random_state=seed)
+    x_tr, x_te, y_tr, y_te = datasets.digits(test_size, random_state=seed)
     rng = np.random.default_rng(seed)
     if non_iid is None:
         parts = np.array_split(rng.permutation(len(x_tr)), n_owners)

@@ -7,11 +7,18 @@ Semantics (Mean aggregator, payload="update"):
     SUM of the clipped updates, inside MPC, before anything is revealed; the revealed
     mean is  (sum_i clip(u_i) + N(0, sigma^2 I)) / n,  so the noise std on the mean is
         noise_multiplier * clip_norm / n_updates.
-  * nobody knows the total noise: each of the m noise contributors (the computing
-    parties) draws its own Gaussian of variance sigma^2 / (m - t) from its own PRG and
-    secret-shares it as an input; the parties add the m shares under MPC. t is
-    `collusion_threshold`: any t contributors that pool their draws still leave at
-    least sigma^2 of unknown noise (t = 0 gives exactly sigma^2 in total).
+  * on real nodes (spu_lite.fl.NetworkFederation) nobody knows the total noise: each of
+    the m noise contributors (the computing parties) draws its own Gaussian of variance
+    sigma^2 / (m - t) in its own process and secret-shares it as an input; the parties
+    add the m shares under MPC. t is `collusion_threshold`: any t contributors that
+    pool their draws still leave at least sigma^2 of unknown noise (t = 0 gives
+    exactly sigma^2 in total).
+  * in-process (spu_lite.fl.Federation) the same arithmetic runs, each contributor with
+    its own PRG, but every draw is made by the coordinator's thread in the one Python
+    process that also holds the data owners' plaintext and every party's shares: the
+    simulation separates what each role is HANDED (the model owner gets only the
+    aggregate), not what the process could read. It is for measuring accuracy and
+    cost, not a trust boundary (docs/security.md, "Hardening").
   * the guarantee is user-level (one data owner's whole contribution to a round may be
     added or removed) and holds per round whatever the number of participants,
     because the sensitivity of the clipped sum is C. Over `rounds` rounds in which
@@ -86,10 +93,12 @@ def gaussian(prg: Prg, shape, std: float) -> np.ndarray:
 
 
 class NoiseContributor:
-    """One source of distributed noise (in a deployment: one computing party).
+    """One source of distributed noise, in-process (on real nodes each node draws its
+    own with the `spu_lite.gaussian_noise` loader instead).
 
     Draws its Gaussian from its own PRG and secret-shares it through the same input
-    channel data owners use, so its draw is never seen by anyone else."""
+    channel data owners use, so no other role is handed the draw; but `contribute`
+    runs in the caller's thread, so the draw exists in that process's memory."""
 
     def __init__(self, name: str, prg: Prg):
         self.name = name

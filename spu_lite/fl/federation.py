@@ -16,9 +16,16 @@ Each round:
 The Federation is the coordinator of the computing parties: it handles secret
 handles and public metadata, and hands the model owner nothing but the aggregate.
 protocol=None runs plaintext FedAvg (a trusted server) for comparison.
+
+In-process, every role is an object of one Python process: data owners' plaintext,
+every party's shares and PRG keys, and the DP noise draws (made by this coordinator's
+thread) all live in the same memory. The simulation separates what each role is
+handed, not what the process can read; the separation the README promises holds on
+real nodes (NetworkFederation). See docs/security.md, "Hardening".
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import warnings
@@ -33,6 +40,8 @@ from .dp import epsilon as dp_epsilon
 from .history import History, RoundRecord
 from .owners import DataOwner, ModelOwner, SharedUpdate
 from .validation import UpdateError, check_structure
+
+log = logging.getLogger("spu_lite.fl.owner")
 
 
 class Federation:
@@ -127,7 +136,9 @@ class Federation:
                     raise
                 dropped[owner.name] = f"malformed update: {e}"
             except Exception as e:  # noqa: BLE001 - a failing data owner drops out
-                dropped[owner.name] = f"raised {type(e).__name__}: {e}"
+                # its text may quote the owner's data: the model owner sees only the type
+                log.warning("data owner %r raised %s: %s", owner.name, type(e).__name__, e)
+                dropped[owner.name] = f"raised {type(e).__name__}"
         for name, why in dropped.items():
             warnings.warn(f"round {self.round}: data owner {name!r} dropped out ({why}); the "
                           f"round continues with {len(shared)} of {len(self.data_owners)} "

@@ -19,6 +19,16 @@ node draws its share with the built-in `spu_lite.gaussian_noise` loader and shar
 itself, so nobody knows the total noise), WeightedMean (each owner also shares its
 example count, through a second loader), and Custom(payload="update").
 
+Consent (spu_lite/deploy/policy.py): every round runs the same programs -- the secure
+sum, whose result stays secret-shared at the nodes, then its opening to the driver --
+with the same digests, whatever the model and the loader arguments. A data owner whose
+policy is `rules: [outputs-only-to-me]` runs the sum; the opening reads a kept secret
+made from its update, so the first round is refused and recorded as pending until its
+operator approves it (`spu-lite approve`). From then on the node reveals exactly that
+aggregate and nothing else: the same opening applied to any other kept secret (say,
+one owner's update alone) has another digest and is refused
+(tests/e2e/test_consent_fl.py).
+
 A node-side loader looks like
 
     def local_update(params_json, shard, n_shards, steps, lr):
@@ -68,6 +78,8 @@ def params_from_json(obj) -> object:
 class NetworkBackend:
     """The computing nodes of a networked cluster, for spu_lite.fl aggregators."""
     secure = True
+    validated_norm = None     # owners' nodes check range and finiteness, not the norm:
+                              # clipping covers every representable norm (clipping.py)
 
     def __init__(self, cluster):
         self.cluster = cluster

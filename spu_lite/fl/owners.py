@@ -10,6 +10,7 @@ revealed aggregate (`receive_aggregate`) -- never an individual update.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ import numpy as np
 from runtime.prg import Prg, derive_key, new_key
 
 from .trainer import LocalTrainer
-from .validation import check_structure, validate_count, validate_update
+from .validation import UpdateError, check_structure, validate_count, validate_update
+
+log = logging.getLogger("spu_lite.fl.owner")
 
 
 def _to_numpy(tree):
@@ -93,8 +96,13 @@ class DataOwner:
         t0 = time.perf_counter()
         value = self.local_update(global_params, payload)
         t1 = time.perf_counter()
-        value = validate_update(self.name, value, global_params, max_abs, max_norm, what=payload)
-        count = validate_count(self.name, self.num_examples) if weighted else None
+        try:
+            value = validate_update(self.name, value, global_params, max_abs, max_norm,
+                                    what=payload)
+            count = validate_count(self.name, self.num_examples) if weighted else None
+        except UpdateError as e:
+            log.warning("%s", e.detail)        # the detail stays with this owner
+            raise
         shared = channel.share(value, self._prg)
         weight = channel.share_int(count, self._prg) if weighted else None
         del value

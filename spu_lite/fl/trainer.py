@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..train import train_step
+
 
 class LocalTrainer:
     """`steps` minibatch steps of `optimizer` on `loss_fn`.
@@ -40,13 +42,11 @@ class LocalTrainer:
 
     def _train(self, params, x, y, key, batch_size):
         opt_state = self.optimizer.init(params)
+        train = train_step(self.loss_fn, self.optimizer)
 
         def step(carry, k):
-            p, s = carry
             idx = jax.random.randint(k, (batch_size,), 0, x.shape[0])
-            loss, grads = jax.value_and_grad(self.loss_fn)(p, x[idx], y[idx])
-            updates, s = self.optimizer.update(grads, s, p)
-            return (optax.apply_updates(p, updates), s), loss
+            return train(carry, (x[idx], y[idx]))
 
         (params, _), losses = jax.lax.scan(step, (params, opt_state),
                                            jax.random.split(key, self.steps))

@@ -5,6 +5,11 @@ shapes, not a float array, NaN or inf, outside the fixed-point range) is refused
 with an `UpdateError` naming the owner and the offending leaf. The data owner runs
 these checks on its plaintext update, so nothing malformed is ever secret-shared;
 the federation re-checks the public metadata (structure and shapes) of what arrives.
+
+An UpdateError's message names the owner, the leaf and the rule it breaks, never a
+value computed from the update (no magnitude, norm or count of bad entries): it
+reaches the model owner as a drop reason. The detail is in `e.detail`, which the data
+owner logs locally (logger `spu_lite.fl.owner`).
 """
 from __future__ import annotations
 
@@ -15,11 +20,15 @@ import numpy as np
 
 
 class UpdateError(ValueError):
-    """A data owner's update was refused (raised before any share of it is made)."""
+    """A data owner's update was refused (raised before any share of it is made).
 
-    def __init__(self, owner: str, message: str):
+    str(e): public (owner, leaf, rule); e.detail: the same with the offending value,
+    for the owner's own log only."""
+
+    def __init__(self, owner: str, message: str, detail: Optional[str] = None):
         super().__init__(f"data owner {owner!r}: {message}")
         self.owner = owner
+        self.detail = f"data owner {owner!r}: {detail or message}"
 
 
 def _structure(tree) -> Any:
@@ -64,21 +73,25 @@ def validate_update(owner: str, update, reference, max_abs: float,
         try:
             a = np.asarray(leaf)
         except Exception as e:  # noqa: BLE001 - any conversion failure is the owner's problem
-            raise UpdateError(owner, f"{where} is not an array: {e}") from None
+            raise UpdateError(owner, f"{where} is not an array",
+                              f"{where} is not an array: {e}") from None
         if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
             raise UpdateError(owner, f"{where} has dtype {a.dtype}; expected a real array")
         if not np.all(np.isfinite(a)):
             bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
-            raise UpdateError(owner, f"{where} contains {bad} NaN or inf value(s)")
+            raise UpdateError(owner, f"{where} contains NaN or inf values",
+                              f"{where} contains {bad} NaN or inf value(s)")
         if a.size and np.max(np.abs(a)) >= max_abs:
-            raise UpdateError(owner, f"{where} has magnitude {np.max(np.abs(a)):.4g}, outside the "
-                                     f"fixed-point range |x| < {max_abs:.4g}")
+            rule = f"outside the fixed-point range |x| < {max_abs:.4g}"
+            raise UpdateError(owner, f"{where} has values {rule}",
+                              f"{where} has magnitude {np.max(np.abs(a)):.4g}, {rule}")
         out.append(a.astype(np.float32))
     if max_norm is not None:
         norm = float(np.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in out)))
         if norm >= max_norm:
-            raise UpdateError(owner, f"{what} has L2 norm {norm:.4g}; norms must stay below "
-                                     f"{max_norm:.4g} so that clipping under MPC stays in range")
+            rule = f"norms must stay below {max_norm:.4g}"
+            raise UpdateError(owner, f"{what} breaks the L2 norm bound ({rule})",
+                              f"{what} has L2 norm {norm:.4g}; {rule}")
     return jax.tree_util.tree_unflatten(_structure(update), out)
 
 
@@ -87,7 +100,9 @@ def validate_count(owner: str, n) -> int:
     try:
         value = int(n)
     except (TypeError, ValueError):
-        raise UpdateError(owner, f"example count {n!r} is not an integer") from None
+        raise UpdateError(owner, "example count is not an integer",
+                          f"example count {n!r} is not an integer") from None
     if value != n or value <= 0:
-        raise UpdateError(owner, f"example count {n!r} must be a positive integer")
+        raise UpdateError(owner, "example count must be a positive integer",
+                          f"example count {n!r} must be a positive integer")
     return value

@@ -26,7 +26,10 @@ def make_cluster_file(tmp_path, parties, dealer=None, timeout=5.0, seed=7, trust
 
 @contextlib.contextmanager
 def running(path, tmp_path, env=None, names=None):
-    launcher = Launcher(path, names=names, env=env, log_dir=str(tmp_path / "logs"))
+    with open(path) as f:
+        seeded = yaml.safe_load(f).get("seed") is not None
+    launcher = Launcher(path, names=names, env=env, log_dir=str(tmp_path / "logs"),
+                        insecure_test_seed=seeded)
     try:
         launcher.start()
         yield launcher

@@ -232,7 +232,8 @@ def test_cluster_up_stops_every_node(tmp_path, sig):
     import subprocess
     import sys
     path = make_cluster_file(tmp_path, ["alice", "bob"], dealer="dave")
-    up = subprocess.Popen([sys.executable, "-m", "spu_lite.deploy.cli", "cluster", "up", path])
+    up = subprocess.Popen([sys.executable, "-m", "spu_lite.deploy.cli", "cluster", "up", path,
+                           "--insecure-test-seed"])          # the test cluster is seeded
     try:
         net = NetworkCluster(path)
         x = np.arange(4.0)

@@ -118,8 +118,8 @@ def test_progress_and_history():
     _, hist = Trainer(s.loss_fn, s.optimizer, protocol="semi2k").fit(
         s.params, s.x_train[:40], s.y_train[:40], epochs=2, batch_size=10, evaluate=evaluate,
         progress=True)
-    assert [r["epoch"] for r in hist.records] == [1, 2]
-    assert all(0 <= a <= 1 for a in hist["auc"]) and len(hist["seconds"]) == 2
+    assert [r.epoch for r in hist.records] == [1, 2]
+    assert all(0 <= a <= 1 for a in hist["auc"]) and len(hist["seconds.total"]) == 2
     import matplotlib
     matplotlib.use("Agg")
     assert hist.plot(["loss"]) is not None

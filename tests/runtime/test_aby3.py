@@ -1,5 +1,6 @@
-"""aby3: every kernel against plaintext, exact truncation, communication counts, and
-the statistical independence of a party's view from the secret."""
+"""aby3's own facts: the replicated share layout, communication counts, and the
+statistical independence of a party's view from the secret. The kernels against
+plaintext: test_kernels.py (every protocol)."""
 
 import numpy as np
 import pytest
@@ -12,7 +13,6 @@ from runtime.protocols.aby3 import Aby3
 from runtime.protocols.base import Share
 
 from .harness import run_parties, share
-from runtime.ring_linalg import ring_dot_general
 
 try:
     from scipy.stats import chi2
@@ -50,18 +50,6 @@ def rand_ring(rng, shape, field=64):
     return rng.integers(0, np.iinfo(dt).max, shape, dtype=dt, endpoint=True)
 
 
-def signed_values(rng, n, k, limit_bits):
-    """Signed test values |x| < 2^limit_bits, with edge values, as ring elements."""
-    lim = 1 << limit_bits
-    v = rng.integers(-lim + 1, lim, n, dtype=np.int64) if k == 64 else \
-        rng.integers(-lim + 1, lim, n).astype(np.int64)
-    edges = [0, 1, -1, 2, -2, lim - 1, -lim + 1, -lim, lim // 2, -lim // 2,
-             lim // 2 - 1, -lim // 2 + 1, lim // 2 + 1, -lim // 2 - 1, (1 << 18) - 1, -(1 << 18)]
-    v[:len(edges)] = edges
-    sdt = np.int64 if k == 64 else np.int32
-    return v.astype(sdt).view(np.uint64 if k == 64 else np.uint32)
-
-
 # --------------------------------------------------------------------------------------
 # registry, dealing, reveal
 
@@ -86,96 +74,8 @@ def test_deal_reconstruct_reveal_layout():
         assert np.array_equal(o, x)
 
 
-def test_local_ops():
-    c = cluster_for()
-    rng = np.random.default_rng(2)
-    x, y, p = (rand_ring(rng, (40,)) for _ in range(3))
-    sx, sy = share(c, x), share(c, y)
-    res = run_parties(c, lambda P, r: (P.add(sx[r], sy[r]), P.neg(sx[r]), P.add_public(sx[r], p),
-                                       P.mul_public(sx[r], p), P.add_public(sx[r], p[0])))
-    for j, want in enumerate([x + y, -x, x + p, x * p, x + p[0]]):
-        assert np.array_equal(opened(c, [r[j] for r in res]), want)
-
-
 # --------------------------------------------------------------------------------------
-# mul, dot, trunc
-
-
-@pytest.mark.parametrize("field", [64, 32])
-def test_mul(field):
-    c = cluster_for(field)
-    rng = np.random.default_rng(3)
-    k = field
-    x = signed_values(rng, 3000, k, k - 3)
-    y = rand_ring(rng, (3000,), field)
-    sx, sy = share(c, x), share(c, y)
-    res = run_parties(c, lambda P, r: P.mul(sx[r], sy[r]))
-    assert np.array_equal(opened(c, res), x * y)
-    # 2-D, and one share broadcast against another of equal shape
-    x2, y2 = rand_ring(rng, (7, 9), field), rand_ring(rng, (7, 9), field)
-    s2x, s2y = share(c, x2), share(c, y2)
-    res = run_parties(c, lambda P, r: P.mul(s2x[r], s2y[r]))
-    assert np.array_equal(opened(c, res), x2 * y2)
-
-
-@pytest.mark.parametrize("shapes,dims", [
-    (((6, 5), (5, 4)), ((1,), (0,), (), ())),
-    (((3, 6, 5), (3, 5, 4)), ((2,), (1,), (0,), (0,))),
-    (((5,), (5, 4)), ((0,), (0,), (), ())),
-    (((5,), (5,)), ((0,), (0,), (), ())),
-    (((2, 3, 5), (5, 2, 4)), ((2,), (0,), (0,), (1,))),
-    (((64, 700), (700, 33)), ((1,), (0,), (), ())),
-])
-def test_dot(shapes, dims):
-    c = cluster_for()
-    rng = np.random.default_rng(4)
-    a, b = rand_ring(rng, shapes[0]), rand_ring(rng, shapes[1])
-    sa, sb = share(c, a), share(c, b)
-    res = run_parties(c, lambda P, r: P.dot(sa[r], sb[r], dims))
-    want = ring_dot_general(a, b, dims, 64)
-    assert res[0].shape == np.shape(want)
-    assert np.array_equal(opened(c, res), want)
-
-
-@pytest.mark.parametrize("field,f", [(64, 18), (64, 1), (64, 40), (64, 62), (32, 8), (32, 18)])
-def test_trunc_exact_to_one_ulp(field, f):
-    c = cluster_for(field)
-    rng = np.random.default_rng(5 + f)
-    k = field
-    x = signed_values(rng, 20000, k, k - 2)           # the whole documented range
-    sx = share(c, x)
-    res = run_parties(c, lambda P, r: P.trunc(sx[r], f))
-    sdt = np.int64 if k == 64 else np.int32
-    got = opened(c, res).view(sdt).astype(np.int64)
-    want = x.view(sdt).astype(np.int64) >> f          # floor
-    d = got - want
-    assert d.min() >= 0 and d.max() <= 1, (d.min(), d.max())
-
-
-def test_trunc_near_edges_of_ring():
-    c = cluster_for()
-    vals = np.array([(1 << 61) - 1, -(1 << 61), (1 << 61) + 12345, -(1 << 61) - 777,
-                     (1 << 62) - 1, -(1 << 62), 5, -5], np.int64)
-    x = np.repeat(vals, 500).view(np.uint64)
-    sx = share(c, x)
-    res = run_parties(c, lambda P, r: P.trunc(sx[r], 18))
-    d = opened(c, res).view(np.int64) - (x.view(np.int64) >> 18)
-    assert d.min() >= 0 and d.max() <= 1
-
-
-@pytest.mark.parametrize("f", [1, 18, 40])
-def test_mul_trunc_is_trunc_of_the_product(f):
-    """The fused multiply-truncate: floor or floor + 1 of the exact product, like
-    trunc(mul(x, y)), for products anywhere in |xy| < 2^62 (and squares)."""
-    c = cluster_for()
-    rng = np.random.default_rng(21)
-    x = rng.integers(-2 ** 30, 2 ** 30, 4000).astype(np.int64)
-    y = rng.integers(-2 ** 31, 2 ** 31, 4000).astype(np.int64)
-    sx, sy = share(c, x.view(np.uint64)), share(c, y.view(np.uint64))
-    res = run_parties(c, lambda P, r: (P.mul_trunc(sx[r], sy[r], f), P.mul_trunc(sx[r], sx[r], f)))
-    for j, want in enumerate([x * y, x * x]):
-        d = opened(c, [r[j] for r in res]).view(np.int64) - (want >> f)
-        assert d.min() >= 0 and d.max() <= 1
+# fixed-point products end to end (the kernels themselves: test_kernels.py)
 
 
 def test_fixed_point_products_never_off_by_more_than_one_ulp():
@@ -195,64 +95,6 @@ def test_fixed_point_products_never_off_by_more_than_one_ulp():
     assert np.count_nonzero(np.abs(err) > 2 * ulp) == 0
     assert np.abs(err).max() < ulp * (1 + 1e-6)          # construction: floor or floor + 1
     assert abs(err.mean()) < 0.01 * ulp                    # unbiased (stochastic rounding)
-
-
-@pytest.mark.parametrize("shape", [(), (0,), (3, 0)])
-def test_scalar_and_empty_shapes(shape):
-    c = cluster_for()
-    rng = np.random.default_rng(12)
-    x, y = rand_ring(rng, shape), rand_ring(rng, shape)
-    sx, sy = share(c, x), share(c, y)
-    res = run_parties(c, lambda P, r: (P.reveal(sx[r]), P.mul(sx[r], sy[r]), P.trunc(sx[r], 18),
-                                       P.and_(sx[r], sy[r]), P.b2a_bit(sx[r]), less(P, sx[r], sy[r])))
-    assert all(np.shape(r[0]) == shape for r in res) and np.array_equal(res[0][0], x)
-    for j in range(1, 6):
-        assert np.shape(opened(c, [r[j] for r in res])) == shape
-    assert np.array_equal(opened(c, [r[1] for r in res]), x * y)
-
-
-# --------------------------------------------------------------------------------------
-# boolean: and_, xor, b2a_bit, msb / less
-
-
-def test_and_xor_boolean_addends():
-    c = cluster_for()
-    rng = np.random.default_rng(7)
-    x, y, p = (rand_ring(rng, (1000,)) for _ in range(3))
-    bx, by = bshare(c, x, rng), bshare(c, y, rng)
-    res = run_parties(c, lambda P, r: (P.and_(bx[r], by[r]), P.xor(bx[r], by[r]),
-                                       P.xor_public(bx[r], p), P.and_public(bx[r], p)))
-    for j, want in enumerate([x & y, x ^ y, x ^ p, x & p]):
-        assert np.array_equal(opened(c, [r[j] for r in res]), want)
-    sx = share(c, x)
-    adds = run_parties(c, lambda P, r: P.boolean_addends(sx[r]))
-    total = sum(opened(c, [adds[r][j] for r in range(3)]) for j in range(len(adds[0])))
-    assert np.array_equal(total, x)
-
-
-def test_b2a_bit():
-    c = cluster_for()
-    rng = np.random.default_rng(8)
-    bits = rng.integers(0, 2, 5000).astype(np.uint64)
-    bb = bshare(c, bits, rng)
-    bb = [s.map(lambda t: t & np.uint64(1)) for s in bb]
-    res = run_parties(c, lambda P, r: P.b2a_bit(bb[r]))
-    assert np.array_equal(opened(c, res), bits)
-
-
-@pytest.mark.parametrize("field", [64, 32])
-def test_msb_and_less(field):
-    c = cluster_for(field)
-    rng = np.random.default_rng(9)
-    k = field
-    x = signed_values(rng, 4000, k, k - 3)
-    y = signed_values(rng, 4000, k, k - 3)[::-1].copy()
-    sx, sy = share(c, x), share(c, y)
-    res = run_parties(c, lambda P, r: (msb(P, sx[r]), less(P, sx[r], sy[r])))
-    sdt = np.int64 if k == 64 else np.int32
-    xs, ys = x.view(sdt), y.view(sdt)
-    assert np.array_equal(opened(c, [r[0] for r in res]), (xs < 0).astype(x.dtype))
-    assert np.array_equal(opened(c, [r[1] for r in res]), (xs < ys).astype(x.dtype))
 
 
 # --------------------------------------------------------------------------------------

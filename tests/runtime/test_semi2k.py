@@ -1,5 +1,5 @@
-"""semi2k: correctness of every kernel against plaintext, exact truncation, costs, and
-the views of a computing party and of the dealer."""
+"""semi2k's own facts: broadcasting products, the keystream, costs, and the views of a
+computing party and of the dealer. The kernels against plaintext: test_kernels.py."""
 
 import numpy as np
 import pytest
@@ -49,41 +49,7 @@ def cl(request):
 
 
 # --------------------------------------------------------------------------------------
-# correctness of the kernels (n = 2 and n = 3)
-
-
-def test_deal_reconstruct_reveal(cl):
-    rng = np.random.default_rng(1)
-    x = rand_ring(rng, (5, 7))
-    sh = share(cl, x)
-    assert np.array_equal(opened(cl, sh), x)
-    outs = run_parties(cl, lambda P, r: P.reveal(sh[r]))
-    for o in outs:
-        assert np.array_equal(o, x)
-
-
-def test_linear_ops(cl):
-    rng = np.random.default_rng(2)
-    x, y, p = (rand_ring(rng, (6,)) for _ in range(3))
-    sx, sy = share(cl, x), share(cl, y)
-
-    def fn(P, r):
-        return (P.add(sx[r], sy[r]), P.neg(sx[r]), P.add_public(sx[r], p),
-                P.mul_public(sx[r], p), P.add_public(sx[r], p.reshape(1, 6).repeat(2, 0)))
-
-    outs = run_parties(cl, fn)
-    got = [opened(cl, [o[i] for o in outs]) for i in range(5)]
-    for g, want in zip(got, [x + y, -x, x + p, x * p, np.broadcast_to(x + p, (2, 6))]):
-        assert np.array_equal(g, want)
-
-
-def test_mul_and_square(cl):
-    rng = np.random.default_rng(3)
-    x, y = rand_ring(rng, (1000,)), rand_ring(rng, (1000,))
-    sx, sy = share(cl, x), share(cl, y)
-    outs = run_parties(cl, lambda P, r: (P.mul(sx[r], sy[r]), P.mul(sx[r], sx[r])))
-    assert np.array_equal(opened(cl, [o[0] for o in outs]), x * y)
-    assert np.array_equal(opened(cl, [o[1] for o in outs]), x * x)
+# semi2k-only kernel facts (the kernels against plaintext: test_kernels.py)
 
 
 def test_mul_broadcast_and_empty(cl):
@@ -110,72 +76,10 @@ def test_fast_keystream_matches_prg():
     assert np.array_equal(np.concatenate([a.view(np.uint8).ravel(), b.view(np.uint8)]), want)
 
 
-@pytest.mark.parametrize("xs,ys,dims", [
-    ((7, 5), (5, 3), ((1,), (0,), (), ())),                 # plain matmul
-    ((4, 6), (3, 6), ((1,), (1,), (), ())),                 # x @ y.T
-    ((2, 4, 5), (2, 5, 3), ((2,), (1,), (0,), (0,))),       # batched
-    ((5, 2, 4), (3, 5, 2), ((0,), (1,), (1,), (2,))),       # batch not leading
-    ((40, 70), (70, 30), ((1,), (0,), (), ())),             # big enough for the BLAS path
-])
-def test_dot(cl, xs, ys, dims):
-    rng = np.random.default_rng(4)
-    x, y = rand_ring(rng, xs), rand_ring(rng, ys)
-    sx, sy = share(cl, x), share(cl, y)
-    outs = run_parties(cl, lambda P, r: P.dot(sx[r], sy[r], dims))
-    assert np.array_equal(opened(cl, outs), ring_dot_general(x, y, dims, 64))
-
-
-@pytest.mark.parametrize("bits", [1, 13, 18, 36, 62])
-def test_trunc_exact_to_one_ulp(cl, bits):
-    rng = np.random.default_rng(5 + bits)
-    k = 64
-    lim = 1 << (k - 2)
-    vals = np.concatenate([rng.integers(-lim + 1, lim, 20000, dtype=np.int64),
-                           rng.integers(-1 << 30, 1 << 30, 20000, dtype=np.int64),
-                           np.array([0, 1, -1, lim - 1, -lim + 1, 1 << bits, -(1 << bits)])])
-    x = Ring(64).cast(vals)
-    sx = share(cl, x)
-    outs = run_parties(cl, lambda P, r: P.trunc(sx[r], bits))
-    got = Ring(64).signed(opened(cl, outs))
-    diff = got - (vals >> bits)
-    assert set(np.unique(diff)) <= {0, 1}
-
-
 def test_trunc_rejects_large_shift(cl):
     sx = share(cl, np.zeros(3, np.uint64))
     with pytest.raises(ValueError):
         cl.parties[0].proto.trunc(sx[0], 63)
-
-
-def test_and_and_b2a_bit(cl):
-    rng = np.random.default_rng(6)
-    x, y = rand_ring(rng, (3, 500)), rand_ring(rng, (3, 500))
-    bits = rand_ring(rng, (3, 500)) & np.uint64(1)
-    sx, sy, sb = bshare(cl, x, rng), bshare(cl, y, rng), bshare(cl, bits, rng)
-
-    def fn(P, r):
-        z = P.and_(sx[r], sy[r])
-        return z, P.b2a_bit(sb[r]), P.reveal(z), P.xor_public(sx[r], y)
-
-    outs = run_parties(cl, fn)
-    assert np.array_equal(opened(cl, [o[0] for o in outs]), x & y)
-    assert outs[0][0].boolean
-    assert np.array_equal(opened(cl, [o[1] for o in outs]), bits)
-    assert not outs[0][1].boolean
-    for o in outs:
-        assert np.array_equal(o[2], x & y)
-    assert np.array_equal(opened(cl, [o[3] for o in outs]), x ^ y)
-
-
-def test_boolean_addends_sum(cl):
-    rng = np.random.default_rng(7)
-    x = rand_ring(rng, (50,))
-    sx = share(cl, x)
-    outs = run_parties(cl, lambda P, r: [P.reveal(a) for a in P.boolean_addends(sx[r])])
-    total = np.zeros_like(x)
-    for a in outs[0]:
-        total += a
-    assert np.array_equal(total, x)
 
 
 @pytest.mark.parametrize("n", [2, 3])

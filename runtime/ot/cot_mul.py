@@ -1,0 +1,135 @@
+"""Products of private values between two parties by oblivious transfer: Gilboa's
+multiplication (CRYPTO 1999) on correlated OTs, as MASCOT (Keller, Orsini, Scholl,
+CCS 2016) uses it for triples, over IKNP (iknp.py).
+
+OtLink.cross: the receiver holds choice bits x[e, j] (e an element, j a bit position),
+the sender holds ring vectors y[e, j, :] (n elements); they end with additive shares of
+x[e, j] * y[e, j, :] mod 2^{w_j}, where w_j is a width the caller gives per position.
+Per OT (one x bit): IKNP gives the sender pads m0 = H(q), m1 = H(q ^ Delta) and the
+receiver H(t) = m_x. The sender sends the correction
+    u = y + m0 - m1  (mod 2^w; only the low w bits travel)
+and keeps -m0; the receiver computes H(t) + x u, which is m0 for x = 0 and
+m1 + y + m0 - m1 = m0 + y for x = 1: the two shares sum to x y. u is one-time-padded by
+m1 - m0 (m1 = H(q ^ Delta) is pseudo-random to a receiver with x = 0, and m0 to one with
+x = 1), so the receiver learns nothing of y; the sender sees only IKNP's uniform u.
+Gilboa: with x = the bits of a private a, y_j = b for every j and w_j = k - j,
+    sum_j 2^j (share_j) = shares of sum_j 2^j a_j b = a b  (mod 2^k)
+(the top j bits of a share of a_j b are multiplied away by 2^j, so they need not be
+sent). One product of k-bit values: k OTs, 16 k bytes from the receiver (IKNP) and
+sum_j (k - j) bits, rounded up to 1/2/4/8 bytes per position (344 bytes at k = 64),
+from the sender. Rounds: two messages (receiver's u matrix, sender's corrections);
+both directions of a pair of cross products run in the same two messages.
+
+The link is set up with 128 base OTs per direction (base_ot.py), 2 rounds, once.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..link import PeerError, nbytes
+from .base_ot import BaseOtReceiver, BaseOtSender
+from .iknp import KAPPA, Hash, IknpReceiver, IknpSender
+
+_CLASSES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
+
+
+def _classes(widths):
+    """Bit positions grouped by the narrowest unsigned dtype that holds their width."""
+    widths = np.asarray(widths)
+    out, lo = [], 0
+    for bits, dt in _CLASSES:
+        idx = np.nonzero((widths > lo) & (widths <= bits))[0]
+        if idx.size:
+            out.append((idx, dt))
+        lo = bits
+    return out
+
+
+class OtLink:
+    """Both IKNP directions between this party and its one peer.
+
+    send(obj) / recv() move arrays to and from the peer; bytes and messages are counted
+    here (offline traffic), not in the online round count."""
+
+    def __init__(self, send, recv):
+        self._send, self._recv = send, recv
+        self.bytes_sent = 0
+        self.messages = 0
+        self.hash = Hash()
+        self.receiver: Optional[IknpReceiver] = None
+        self.sender: Optional[IknpSender] = None
+
+    def send(self, obj) -> None:
+        self.bytes_sent += nbytes(obj)
+        self.messages += 1
+        self._send(obj)
+
+    def recv(self):
+        return self._recv()
+
+    def setup(self) -> None:
+        """128 base OTs each way (Chou-Orlandi): 3 messages per party."""
+        delta = np.unpackbits(np.frombuffer(os.urandom(KAPPA // 8), np.uint8))
+        bs, br = BaseOtSender(), BaseOtReceiver(delta)
+        self.send(np.frombuffer(bs.A, np.uint8).copy())
+        a_peer = self._points(self.recv(), 1)[0]
+        self.send(np.frombuffer(b"".join(br.points(a_peer)), np.uint8).copy())
+        pairs = bs.keys(self._points(self.recv(), KAPPA))
+        self.receiver = IknpReceiver(pairs)
+        self.sender = IknpSender(delta, br.keys())
+
+    @staticmethod
+    def _points(raw, count):
+        if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.size != 33 * count:
+            raise PeerError("base OT: malformed message from the peer")
+        b = raw.tobytes()
+        return [b[33 * i:33 * (i + 1)] for i in range(count)]
+
+    def cross(self, x: Optional[np.ndarray], y: Optional[np.ndarray], n: int, widths,
+              peer_shape: Optional[Tuple[int, int]] = None):
+        """One batch of OT products (see the module docstring).
+
+        x: (N, L) 0/1 uint8 if this party receives in this batch, else None.
+        y: (N', L', n) uint64 (broadcastable to (N', L', n)) if the peer receives, else None;
+           peer_shape = (N', L') then.
+        widths: (L,) bit widths (the same list for both directions).
+        Returns (share of x*y_peer (N, L, n) or None, share of x_peer*y (N', L', n) or None).
+        Both parties' shares of one product sum to it mod 2^{w_j}."""
+        mine = theirs = None
+        classes = _classes(widths)
+        if x is not None:
+            N, L = x.shape
+            m = N * L
+            mp = -(-m // 8) * 8
+            xs = np.zeros(mp, np.uint8)
+            xs[:m] = x.reshape(-1)
+            u, t, first = self.receiver.extend(xs)
+            self.send(u)
+        if y is not None:
+            Np, Lp = peer_shape
+            mq = Np * Lp
+            q, firstq = self.sender.extend(self.recv(), -(-mq // 8) * 8)
+            q = q[:mq]
+            m0 = self.hash(q, firstq, n)
+            m1 = self.hash(q ^ self.sender.delta, firstq, n)
+            m1 -= m0
+            corr = np.broadcast_to(y, (Np, Lp, n)) - m1.reshape(Np, Lp, n)
+            self.send(tuple(np.ascontiguousarray(corr[:, idx, :]).astype(dt) for idx, dt in classes))
+            theirs = (np.uint64(0) - m0).reshape(Np, Lp, n)
+        if x is not None:
+            got = self.recv()
+            if not isinstance(got, tuple) or len(got) != len(classes):
+                raise PeerError("OT product: malformed corrections from the peer")
+            u = np.empty((N, L, n), np.uint64)
+            for (idx, dt), part in zip(classes, got):
+                if not isinstance(part, np.ndarray) or part.dtype != dt \
+                        or part.shape != (N, idx.size, n):
+                    raise PeerError("OT product: malformed corrections from the peer")
+                u[:, idx, :] = part
+            mine = self.hash(t[:m], first, n).reshape(N, L, n)
+            u *= x[:, :, None]
+            mine += u
+        return mine, theirs

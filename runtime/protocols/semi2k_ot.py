@@ -1,0 +1,244 @@
+"""semi2k_ot: two-party semi2k with no dealer. The online protocol is semi2k's own
+(semi2k.py: Beaver products, matrix triples, exact truncation pairs, AND triples, bit
+injection); the correlations it asks the dealer for are made by the two computing
+parties themselves with oblivious transfer (semi2k_ot_source.py, runtime/ot).
+
+How it plugs in. Semi2k reads its random pieces (a_i, b_i, r_i, ...) from a keystream
+self.prg, P_1 reads its derived pieces (c_1, ...) from self.prg_d, and P_0 receives its
+derived pieces from the dealer after sending a request (kind, shape). Here every
+request is served locally at the moment it is made: both parties (SPMD, same requests
+in the same order) run the OT construction for that request, then put their pieces on
+tapes in exactly the layout in which semi2k reads them (elementwise kinds in blocks of
+BLOCK, the pieces of a block side by side; dots and bit injections piece after piece).
+self.prg and self.prg_d are those tapes: semi2k's reads copy from them instead of
+running AES. P_0's derived pieces go to the queue that _answer reads.
+
+Correlations can also be made before a job (precompute): pools of elementwise
+correlations by kind (and shift, for truncation pairs) and dot triples by shape; a
+request takes from the pool first and makes only what is missing.
+
+Security: semi-honest, against the other party. Each party's view of the offline phase
+is OT messages (IKNP's u matrix: uniform; Gilboa corrections: padded by hashes the
+receiver cannot compute); the online view is semi2k's (openings padded by correlations
+no party knows in full). Randomness: os.urandom keys, AES-CTR (runtime.prg).
+Costs: online exactly semi2k's for two parties, without the dealer's messages; offline
+per correlation in semi2k_ot_source.py. Offline traffic is counted apart from online
+(offline_stats: bytes, messages, seconds).
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Dict, Tuple
+
+import numpy as np
+
+from ..link import PeerError
+from ..ot.cot_mul import OtLink
+from ..prg import Prg, new_key
+from .semi2k import Semi2k
+from .semi2k_common import (AND, B2A, BLOCK, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
+                            _blocks, _size)
+from .semi2k_ot_source import OtCorrelations
+
+
+class _TapeCipher:
+    """Stands in for an AES-CTR encryptor: 'encrypting' n bytes yields the next n bytes
+    of the tape (what _fill and Prg.bytes ask of a keystream)."""
+
+    def __init__(self):
+        self.chunks = deque()       # uint8 arrays
+        self.pos = 0                # read position in chunks[0]
+
+    def push(self, arr: np.ndarray) -> None:
+        if arr.size:
+            self.chunks.append(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+
+    def update_into(self, data, out) -> int:
+        out = np.frombuffer(out, np.uint8) if not isinstance(out, np.ndarray) else out
+        n, off = len(data), 0
+        while off < n:
+            if not self.chunks:
+                raise PeerError("semi2k_ot: correlation tape ran dry (requests out of step)")
+            c = self.chunks[0]
+            take = min(n - off, c.size - self.pos)
+            out[off:off + take] = c[self.pos:self.pos + take]
+            off, self.pos = off + take, self.pos + take
+            if self.pos == c.size:
+                self.chunks.popleft()
+                self.pos = 0
+        return n
+
+    def update(self, data) -> bytes:
+        out = np.empty(len(data), np.uint8)
+        self.update_into(data, out)
+        return out.tobytes()
+
+
+class Tape(Prg):
+    """A Prg whose bytes are pieces put on it beforehand (see the module docstring)."""
+
+    def __init__(self):              # no key: nothing is generated
+        self._enc = _TapeCipher()
+
+    def push(self, *arrays) -> None:
+        for a in arrays:
+            self._enc.push(a)
+
+    @property
+    def empty(self) -> bool:
+        return not self._enc.chunks
+
+
+def _interleave(arrays, n):
+    """Pieces of elementwise correlations in semi2k's block layout: for each block of
+    BLOCK elements, the block of every array, in order."""
+    out = []
+    for lo, hi in _blocks(n):
+        out += [a[lo:hi] for a in arrays]
+    return out
+
+
+class Semi2kOT(Semi2k):
+    name = "semi2k_ot"
+    default_parties = 2
+    needs_dealer = False
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        if self.n != 2:
+            raise ValueError("semi2k_ot (no dealer) runs with exactly 2 parties")
+        self.peer = 1 - self.rank
+        self.link = None
+        self.source = None
+        self._answers = deque()
+        self._kept_b: Dict[int, np.ndarray] = {}
+        self.pools: Dict[Tuple, list] = {}
+        self.requests = 0
+
+    # ---- setup ------------------------------------------------------------------------
+    def setup(self) -> None:
+        """128 base OTs each way (Chou-Orlandi), then IKNP is ready; private PRG for the
+        random pieces."""
+        tr = self.comm.transport
+        self.link = OtLink(lambda obj: tr.send(self.peer, obj), lambda: tr.recv(self.peer))
+        self.link.setup()
+        self.source = OtCorrelations(self.link, self.rank, self.ring, Prg(new_key()))
+        self.prg = Tape()
+        self.prg_d = None if self.first else Tape()
+
+    def begin_job(self) -> None:
+        """Fresh tapes: nothing of a job that failed half-way is read by the next one
+        (a failed job breaks the cluster anyway; this keeps the tapes honest)."""
+        super().begin_job()
+        self._kept_b = {}
+        self._answers.clear()
+        self.prg = Tape()
+        self.prg_d = None if self.first else Tape()
+
+    def end_job(self) -> None:
+        self._kept_d = {}
+        self._kept_b = {}
+        if not self.prg.empty or self._answers or (self.prg_d is not None and not self.prg_d.empty):
+            raise PeerError("semi2k_ot: correlations left over at the end of a job")
+
+    def offline_stats(self) -> Dict[str, float]:
+        """Correlation generation so far: seconds, bytes sent and messages (this party)."""
+        return {"seconds": self.source.seconds, "bytes": self.link.bytes_sent,
+                "messages": self.link.messages, "requests": self.requests}
+
+    # ---- the dealer's interface, served locally -----------------------------------------
+    def _request(self, kind, params) -> None:
+        self.requests += 1
+        random_pieces, derived = self._make(kind, params)
+        self.prg.push(*random_pieces)
+        if self.first:
+            self._answers.append(derived[0] if len(derived) == 1 else tuple(derived))
+        elif kind == TRUNC:
+            self.prg_d.push(*_interleave(derived, derived[0].size))
+        else:
+            self.prg_d.push(*derived)
+
+    def _answer(self):
+        return self._answers.popleft()
+
+    def _make(self, kind, params):
+        """(random pieces in read order, derived pieces) of one request."""
+        if kind in (MUL, AND):
+            a, b, c = self._take(kind, _size(params[0]))
+            return _interleave((a, b), a.size), [c]
+        if kind == SQUARE:
+            a, c = self._take(kind, _size(params[0]))
+            return [a], [c]
+        if kind == TRUNC:
+            r, s, w = self._take((TRUNC, params[1]), _size(params[0]))
+            return [r], [s, w]
+        if kind == B2A:
+            rb, ra = self._take(kind, _size(params[0]))
+            return [rb], [ra.reshape(params[0])]
+        if kind in (DOT, DOT_KEEP):
+            a, b, c = self._take_dot(params[:3])
+            if kind == DOT_KEEP:
+                self._kept_b[params[3]] = b
+            return [a, b], [c]
+        if kind == DOT_REUSE:
+            b = self._kept_b.get(params[3])
+            if b is None:
+                raise PeerError("semi2k_ot: no kept B for a reused dot")
+            a, _, c = self.source.dot(*params[:3], b=b)
+            return [a], [c]
+        raise PeerError(f"semi2k_ot: unknown correlation kind {kind}")
+
+    # ---- pools (precompute) ---------------------------------------------------------------
+    def _generate(self, key, n):
+        kind = key[0] if isinstance(key, tuple) else key
+        if kind == MUL:
+            return self.source.mul(n)
+        if kind == AND:
+            return self.source.and_(n)
+        if kind == SQUARE:
+            return self.source.square(n)
+        if kind == B2A:
+            return self.source.b2a(n)
+        if kind == TRUNC:
+            return self.source.trunc(n, key[1])
+        raise ValueError(f"semi2k_ot: cannot pool correlation kind {kind}")
+
+    def _pooled(self, key, n):
+        """n fresh correlations in pool form (b2a: unpacked bits)."""
+        made = list(self._generate(key, n))
+        if key == B2A:
+            made[0] = np.unpackbits(made[0], count=n)
+        return made
+
+    def _take(self, key, n):
+        """n elementwise correlations: from the pool first, the rest made now."""
+        pool = self.pools.get(key)
+        have = 0 if pool is None else pool[0].shape[0]
+        if have == 0:
+            return self._generate(key, n)
+        use = min(have, n)
+        head = [p[:use] for p in pool]
+        self.pools[key] = [p[use:] for p in pool]
+        if use < n:
+            head = [np.concatenate([h, r]) for h, r in zip(head, self._pooled(key, n - use))]
+        if key == B2A:
+            head[0] = np.packbits(head[0])
+        return tuple(head)
+
+    def _take_dot(self, params):
+        key = ("dot",) + tuple(params)
+        pool = self.pools.get(key)
+        if pool:
+            return pool.pop()
+        return self.source.dot(*params)
+
+    def precompute(self, counts) -> None:
+        """Make correlations before a job. counts: {MUL: n, SQUARE: n, AND: n, B2A: n,
+        (TRUNC, m): n, ("dot", xs, ys, dims): count}; every party must pass the same."""
+        for key, n in counts.items():
+            if isinstance(key, tuple) and key[0] == "dot":
+                self.pools.setdefault(key, []).extend(self.source.dot(*key[1:]) for _ in range(n))
+                continue
+            made = self._pooled(key, n)
+            old = self.pools.get(key)
+            self.pools[key] = made if not old else [np.concatenate([o, p]) for o, p in zip(old, made)]

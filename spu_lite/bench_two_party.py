@@ -1,0 +1,89 @@
+"""Benchmark of semi2k without a dealer (semi2k_ot): offline (OT) and online cost of
+mul and matmul, next to SPU CHEETAH's figures (shared/anchors/README.md).
+
+    python -m spu_lite.bench_two_party [--mul 16 20] [--matmul 128] [--repeat 1]
+
+Per case: precompute the correlations of one call (spu_lite.two_party.precompute:
+timed, bytes sent by the busiest party), then one call end to end (share inputs, run,
+reconstruct: timed, online bytes). The machine's load average is printed with the
+table: the OT work is CPU-bound and the in-process parties share the cores.
+matmul sizes whose matrix triple needs more than --max-ot-gb of OT traffic are not run;
+their offline bytes are printed from the formula of semi2k_ot_source.py.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import spu_lite as spu
+
+from .two_party import precompute
+
+CHEETAH = {"mul_1M": 6.73, "matmul_512": 18.0, "less_1M": 18.8, "relu_1M": 26.9,
+           "exp_128k": 8.07, "softmax_128x1024": 49.4}      # seconds, anchors README
+
+
+def _offline_bytes(f):
+    return max(P.proto.offline_stats()["bytes"] for P in f.cluster.parties)
+
+
+def run_case(name, fn, args):
+    f = spu.jit(fn, protocol="semi2k", dealer=None)
+    b0 = _offline_bytes(f)
+    t0 = time.perf_counter()
+    precompute(f, *args)
+    t_off = time.perf_counter() - t0
+    b_off = _offline_bytes(f) - b0
+    t0 = time.perf_counter()
+    f(*args)
+    t_on = time.perf_counter() - t0
+    prof = f.cluster.last_profile
+    assert prof.offline.bytes == 0, "the online phase made correlations"
+    return {"case": name, "offline_s": t_off, "online_s": t_on, "offline_bytes": b_off,
+            "online_bytes": prof.total.bytes}
+
+
+def matmul_triple_bytes(n: int) -> int:
+    """Offline bytes per party of one n x n x n matrix triple (both cross terms):
+    64 n^2 OTs at 16 bytes plus corrections of n elements each (43/8 bytes per
+    element-bit on average, the 1/2/4/8-byte classes of widths 64 .. 1)."""
+    return 64 * n * n * 16 + n * n * n * 344
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mul", type=int, nargs="*", default=[16], help="log2 sizes of mul")
+    ap.add_argument("--matmul", type=int, nargs="*", default=[128], help="square sizes")
+    ap.add_argument("--max-ot-gb", type=float, default=4.0)
+    a = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    rows = []
+    for lg in a.mul:
+        n = 1 << lg
+        x, y = rng.uniform(-4, 4, n), rng.uniform(-4, 4, n)
+        rows.append((run_case(f"mul_2^{lg}", lambda p, q: p * q, (x, y)), n, "mul_1M", 1 << 20))
+    for n in a.matmul:
+        if matmul_triple_bytes(n) > a.max_ot_gb * 2 ** 30:
+            print(f"matmul_{n}: not run; one matrix triple by OT needs "
+                  f"{matmul_triple_bytes(n) / 2 ** 30:.1f} GiB per party (lattice HE needed)")
+            continue
+        x, y = rng.uniform(-1, 1, (n, n)), rng.uniform(-1, 1, (n, n))
+        rows.append((run_case(f"matmul_{n}", lambda p, q: p @ q, (x, y)), 1, "matmul_512", 1))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'case':<14}{'offline s':>10}{'online s':>10}{'total s':>9}{'offline MB':>12}"
+          f"{'online MB':>11}{'B/elem':>10}   CHEETAH")
+    for r, count, ref, ref_n in rows:
+        tot = r["offline_s"] + r["online_s"]
+        per = r["offline_bytes"] / count if count > 1 else float("nan")
+        scale = f"{CHEETAH[ref]:.2f} s for {ref}" + (
+            f" (~{CHEETAH[ref] * count / ref_n:.2f} s pro rata)" if count > 1 else "")
+        print(f"{r['case']:<14}{r['offline_s']:>10.2f}{r['online_s']:>10.3f}{tot:>9.2f}"
+              f"{r['offline_bytes'] / 1e6:>12.1f}{r['online_bytes'] / 1e6:>11.2f}{per:>10.0f}   {scale}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

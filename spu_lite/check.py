@@ -1,0 +1,185 @@
+"""spu.check: run a program's compiled fixed-point version in plaintext on the user's
+own example inputs and say where it goes wrong.
+
+    report = spu.check(fn, x, w)          # the same keywords as spu.jit
+    print(report)                          # findings, then each output's error
+    assert report.ok
+
+The program is the one spu.jit compiles (same passes, formats, approximations); it runs
+on the ref2k protocol through the real executor, in this process, with an observer on
+every op (spu_lite/check_observer.py): ref2k holds exactly the ring values the secure
+protocols hold in shares, so what overflows or leaves a domain here does so under
+aby3 and semi2k too. No party, no network, nothing leaves the process. The plain JAX
+function runs on the same inputs; an output further from it than the tolerance is a
+"precision" finding. spu.check raises only if the program does not compile.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import jax
+import numpy as np
+
+from runtime.cluster import ClusterConfig, InProcessCluster
+from runtime.executor import ExecutionError, run_program
+from runtime.kernels import KernelContext
+from runtime.profile import Profile
+
+from . import api
+from .check_observer import Finding, Observer, source_of
+from .codec import InputError, decode, encode
+from .frontend import Public
+
+#: precision threshold: an output element is wrong when |got - want| > atol + rtol |want|,
+#: with atol = ATOL_ULPS ulps of fxp_bits (2.4e-4 at 18 bits) unless given
+ATOL_ULPS = 64
+RTOL = 1e-3
+
+
+@dataclass
+class OutputError:
+    name: str                 # "out[0]", ... (flattened output leaves)
+    max_abs_err: float
+    max_rel_err: float
+    max_abs: float            # largest |value| of the float JAX output
+    tolerance_exceeded: int   # elements beyond atol + rtol |want|
+
+
+@dataclass
+class Report:
+    findings: List[Finding]
+    outputs: List[OutputError]
+    field: int
+    fxp_bits: int
+    atol: float
+    rtol: float
+    ops_run: int = 0
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def __str__(self) -> str:
+        lines = [f"spu.check: {len(self.findings)} finding(s); ring {self.field} bits, "
+                 f"{self.fxp_bits} fractional bits, {self.ops_run} ops run in plaintext "
+                 f"fixed point"]
+        if self.findings:
+            lines.append(f"{'kind':<10}{'op':<14}{'source':<24}detail")
+            lines += [str(f) for f in self.findings]
+        lines.append("")
+        lines.append(f"{'output':<10}{'max abs err':>12}{'max rel err':>12}{'max |value|':>12}"
+                     f"   vs float JAX (tolerance {self.atol:.2g} + {self.rtol:.2g} |value|)")
+        for o in self.outputs:
+            lines.append(f"{o.name:<10}{o.max_abs_err:>12.3g}{o.max_rel_err:>12.3g}"
+                         f"{o.max_abs:>12.4g}" + ("   EXCEEDED" if o.tolerance_exceeded else ""))
+        lines += self.notes
+        lines.append("")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwargs) -> Report:
+    """Compile fn as spu.jit(fn, **jit_kwargs) would and run it in plaintext fixed
+    point on args; return a Report (see the module docstring). atol / rtol: the
+    precision threshold (default 64 ulps of fxp_bits, and 1e-3)."""
+    jit_kwargs.pop("protocol", None)         # the IR is the same for every protocol
+    jf = api.jit(fn, protocol="ref2k", **jit_kwargs)
+    cfg = jf.config
+    atol = ATOL_ULPS * 2.0 ** -cfg.fxp_bits if atol is None else atol
+    report = Report([], [], cfg.field, cfg.fxp_bits, atol, rtol)
+    names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = jf._prepare(args, {})
+    compiled = jf.lower(*args)
+    if jf._out_of_fine_range(compiled, leaves, {}):
+        compiled = jf._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names,
+                               refine=False)
+    cluster = InProcessCluster(ClusterConfig(protocol="ref2k", field=cfg.field,
+                                             fxp_bits=cfg.fxp_bits, options=cfg.options))
+    where = f"<{getattr(fn, '__name__', 'fn')}>"
+    observer = Observer(cfg.field, cfg.fxp_bits, cfg.options, where)
+    got = _run(cluster, compiled, leaves, leaf_names, observer, report)
+    report.findings = observer.findings + report.findings
+    report.ops_run = observer.ops_seen
+    if got is not None:
+        plain = [a if i in jf.static_argnums else
+                 jax.tree_util.tree_map(jax.numpy.asarray, a.value if isinstance(a, Public) else a)
+                 for i, a in enumerate(args)]
+        want = jax.tree_util.tree_leaves(fn(*plain))
+        made_at = {id(v): op.loc for op in compiled.program.ops for v in op.outputs}
+        _compare(report, got, want, [source_of(made_at.get(id(r)), where)
+                                     for r in compiled.program.results],
+                 [observer.derived_from_finding(r) for r in compiled.program.results])
+    return report
+
+
+def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[list]:
+    """The program on ref2k with the observer; its flat outputs as float arrays, or
+    None when it cannot run (an input out of range, a kernel failure)."""
+    ring, program = cluster.ring, compiled.program
+    inputs = []
+    for leaf, where, param in zip(leaves, leaf_names, program.params):
+        try:
+            x = encode(ring, np.asarray(leaf), param.type.dtype.frac, where)
+        except InputError as e:
+            report.findings.append(Finding("overflow", "input", where, str(e), int(np.size(leaf)),
+                                           float(np.max(np.abs(np.asarray(leaf, np.float64))))))
+            continue
+        if param.type.dtype.is_int and np.size(leaf) and \
+                np.max(np.abs(np.asarray(leaf, np.int64))) >= 2 ** (ring.bits - 2):
+            top = int(np.max(np.abs(np.asarray(leaf, np.int64))))
+            report.findings.append(Finding(
+                "overflow", "input", where, f"integers up to |{top}|: comparisons (max, <, ==, "
+                f"division) need |a| < 2^{ring.bits - 2} in a {ring.bits}-bit ring",
+                int(np.sum(np.abs(np.asarray(leaf, np.int64)) >= 2 ** (ring.bits - 2))), float(top)))
+        inputs.append(cluster.share(x)[0] if param.type.secret else x)
+    if len(inputs) < len(program.params):
+        return None
+    party = cluster.parties[0]
+    K = KernelContext(party.proto, program.fxp_bits, party.options, observer=observer)
+    party.proto.begin_job()
+    try:
+        outs = run_program(K, program, inputs, Profile())
+    except ExecutionError as e:   # e.g. a kernel's numpy OverflowError: "op `x` (loc) failed"
+        m = re.match(r"op `([^`]*)` \((.*?)\) failed", str(e))
+        op, loc = (m.group(1), m.group(2)) if m else ("run", None)
+        report.findings.append(Finding("overflow", op, source_of(loc, observer.fallback_source),
+                                       f"the program failed here: {e}"))
+        return None
+    finally:
+        party.proto.end_job()
+    flat = []
+    for o, r, aval in zip(outs, program.results, compiled.out_avals):
+        o = cluster.proto_cls.reconstruct([o], ring) if not isinstance(o, np.ndarray) else o
+        flat.append(np.asarray(decode(ring, o, r.type, aval), np.float64))
+    return flat
+
+
+def _compare(report: Report, got, want, sources, explained) -> None:
+    """Each output against float JAX where float JAX is finite; a "precision" finding
+    for an output beyond the tolerance that no finding above already explains."""
+    for i, (g, w, source, known) in enumerate(zip(got, want, sources, explained)):
+        w = np.asarray(w, np.float64)
+        finite = np.isfinite(w)
+        g, w = np.broadcast_to(g, w.shape)[finite], w[finite]
+        err = np.abs(g - w)
+        name = f"out[{i}]"
+        if not err.size:
+            report.outputs.append(OutputError(name, 0.0, 0.0, 0.0, 0))
+            continue
+        rel = err / np.maximum(np.abs(w), report.atol)     # relative where |value| > atol
+        bad = ~(err <= report.atol + report.rtol * np.abs(w))
+        n = int(bad.sum())
+        report.outputs.append(OutputError(name, float(err.max()), float(rel.max()),
+                                          float(np.max(np.abs(w))), n))
+        if (~finite).any():
+            report.notes.append(f"{name}: {int((~finite).sum())} element(s) of float JAX are "
+                                f"nan/inf, not compared")
+        if n and not known:
+            j = int(np.argmax(np.where(bad, err, -1.0)))
+            report.findings.append(Finding(
+                "precision", name, source, f"{n} of {err.size} element(s) off by more than "
+                f"{report.atol:.2g} + {report.rtol:.2g} |value|: up to {err.max():.4g} "
+                f"(got {g.flat[j]:.6g}, float JAX {w.flat[j]:.6g})", n, float(err.max())))

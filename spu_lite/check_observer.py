@@ -1,0 +1,202 @@
+"""What spu.check looks at while the compiled program runs in plaintext fixed point.
+
+The executor calls `Observer(op, inputs, outputs)` after every op (KernelContext.observer);
+the values are ref2k ring arrays, i.e. exactly the fixed-point numbers the secure
+protocols hold in shares. Two kinds of findings come from here:
+
+- "overflow": a value whose ring magnitude reaches 2^(k-2). Both truncation protocols
+  (aby3_convert.trunc, semi2k.trunc) are exact only for |x| < 2^(k-2) before the shift,
+  and comparisons need the same headroom (x - y must not wrap), so this is the limit of
+  every fixed-point value: real |v| < 2^(k-2-frac). A product is still at 2f fractional
+  bits before its truncation, hence |x y| < 2^(k-2-2f) = 2^26 at k = 64, f = 18. For
+  products, dots, sums and shifts the true value is recomputed in float64 from the
+  op's inputs, so a product that already wrapped in the ring is still caught.
+- "domain": an input of exp, log, reciprocal, ... outside the approximation's stated
+  domain (runtime/fxp/domains.py).
+"""
+from __future__ import annotations
+
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from compiler.ir.fields import value_limit
+from runtime.fxp.domains import domains
+from runtime.protocols.base import Share
+from runtime.ring import Ring
+
+
+@dataclass
+class Finding:
+    kind: str                  # "overflow", "domain" or "precision"
+    op: str                    # the IR op (or "input", an output's name)
+    source: str                # "file.py:LINE" of the user's code
+    detail: str                # what was seen, with magnitudes
+    count: int = 0             # offending elements (over all executions of the op)
+    magnitude: float = 0.0     # the largest offending |value| seen
+
+    def __str__(self) -> str:
+        return f"{self.kind:<10}{self.op:<14}{self.source:<24}{self.detail}"
+
+
+_LOC = re.compile(r"^(.*?):(\d+)(?::\d+)?")
+
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def source_of(loc: Optional[str], fallback: str = "?") -> str:
+    """'/path/model.py:12:8 (f)' -> 'model.py:12'; `fallback` where there is no line
+    of the user's (a library function like jnp.exp checked directly)."""
+    m = _LOC.match(loc or "")
+    if not m or os.path.dirname(os.path.abspath(m.group(1))) == _OWN_DIR:
+        return fallback
+    return f"{os.path.basename(m.group(1))}:{m.group(2)}"
+
+
+def _ring_value(x) -> Optional[np.ndarray]:
+    if x is None:
+        return None
+    return x.parts[0] if isinstance(x, Share) else np.asarray(x)
+
+
+def _float_dot(a: np.ndarray, b: np.ndarray, attrs) -> np.ndarray:
+    """dot_general of the IR `dot` in float64 (batch, lhs free, rhs free)."""
+    lc, rc, lb, rb = (list(attrs[k]) for k in ("lhs_contract", "rhs_contract",
+                                               "lhs_batch", "rhs_batch"))
+    letters = iter(string.ascii_letters)
+    la = [next(letters) for _ in range(a.ndim)]
+    ra = [next(letters) for _ in range(b.ndim)]
+    for i, j in zip(lc + lb, rc + rb):
+        ra[j] = la[i]
+    out = [la[i] for i in lb] + [la[i] for i in range(a.ndim) if i not in lc + lb] \
+        + [ra[j] for j in range(b.ndim) if j not in rc + rb]
+    return np.einsum(f"{''.join(la)},{''.join(ra)}->{''.join(out)}", a, b)
+
+
+class Observer:
+    """Collects overflow and domain findings; merged per (kind, op, source)."""
+
+    def __init__(self, field: int, fxp_bits: int, options: Optional[dict] = None,
+                 fallback_source: str = "?"):
+        self.fallback_source = fallback_source
+        self.ring = Ring(field)
+        self.field, self.fxp_bits, self.options = field, fxp_bits, dict(options or {})
+        self._found: Dict[Tuple[str, str, str], Finding] = {}
+        self._details: Dict[Tuple[str, str, str], object] = {}
+        self._flagged = set()          # values computed from a reported value
+        self.ops_seen = 0
+
+    @property
+    def findings(self) -> List[Finding]:
+        return list(self._found.values())
+
+    def derived_from_finding(self, value) -> bool:
+        """Whether an IR value was computed from one a finding is about."""
+        return id(value) in self._flagged
+
+    # -- decoding ---------------------------------------------------------------------
+    def real(self, x, value) -> Optional[np.ndarray]:
+        """The real numbers an IR value holds (None if not made or not numeric)."""
+        r = _ring_value(x)
+        if r is None or r.dtype.kind not in "ui":
+            return None
+        dt = value.type.dtype
+        if dt.is_fxp:
+            return self.ring.decode(r.astype(self.ring.dtype, copy=False), dt.frac)
+        if dt.is_int:
+            return self.ring.decode_int(r.astype(self.ring.dtype, copy=False)).astype(np.float64)
+        return None
+
+    # -- the hook ---------------------------------------------------------------------
+    def __call__(self, op, inputs, outputs) -> None:
+        self.ops_seen += 1
+        if any(id(v) in self._flagged for v in op.inputs) or self._body_flagged(op):
+            # garbage in, garbage out: only the first op that went wrong is reported
+            self._flagged.update(id(v) for v in op.outputs)
+            return
+        src = source_of(op.loc, self.fallback_source)
+        with np.errstate(all="ignore"):
+            if op.name in _DOMAIN_OPS and inputs and inputs[0] is not None:
+                self._domain(op, inputs[0], src)
+            self._overflow(op, inputs, outputs, src)
+
+    def _body_flagged(self, op) -> bool:
+        """A loop or branch whose body computed a reported value."""
+        return any(id(v) in self._flagged for b in op.blocks for o in b.ops for v in o.outputs)
+
+    def _domain(self, op, x, src) -> None:
+        fo = op.outputs[0].type.dtype.frac if op.outputs[0].type.dtype.is_fxp else None
+        dom = domains(self.field, self.fxp_bits, self.options, exp_frac=fo)[op.name]
+        v = self.real(x, op.inputs[0])
+        if v is None or not v.size:
+            return
+        bad = dom.outside_mask(v)
+        n = int(bad.sum())
+        if n:
+            seen = v[bad]
+            self._add("domain", op, src, n, float(np.max(np.abs(seen))),
+                      lambda cnt: f"{cnt} input(s) outside {dom} (seen {seen.min():.4g} .. "
+                                  f"{seen.max():.4g}): {dom.outside}")
+
+    def _true_value(self, op, inputs, outputs) -> Optional[np.ndarray]:
+        """The exact real result of the op, from its inputs where the ring may have
+        wrapped (products, dots, sums, shifts); else the output as computed."""
+        name = op.name
+        ins = [self.real(x, v) for x, v in zip(inputs, op.inputs)] if inputs else []
+        if name in ("mul", "add", "sub") and len(ins) == 2 and all(a is not None for a in ins):
+            a, b = ins
+            return a * b if name == "mul" else (a + b if name == "add" else a - b)
+        if name == "dot" and len(ins) == 2 and all(a is not None for a in ins):
+            return _float_dot(ins[0], ins[1], op.attrs)
+        if name == "reduce_sum" and ins and ins[0] is not None:
+            return ins[0].sum(axis=tuple(op.attrs["axes"]))
+        if name == "cumsum" and ins and ins[0] is not None:
+            ax, x = op.attrs["axis"], ins[0]
+            return np.flip(np.cumsum(np.flip(x, ax), axis=ax), ax) if op.attrs["reverse"] \
+                else np.cumsum(x, axis=ax)
+        if name in ("lshift", "neg") and ins and ins[0] is not None:
+            return ins[0]
+        if name == "trunc":         # its input, at the finer scale, must be in range
+            return None
+        return self.real(outputs[0], op.outputs[0]) if outputs and len(op.outputs) == 1 else None
+
+    def _overflow(self, op, inputs, outputs, src) -> None:
+        if not op.outputs or not op.outputs[0].type.dtype.is_fxp:
+            return
+        if op.name == "trunc":
+            v, frac = self.real(inputs[0], op.inputs[0]), op.inputs[0].type.dtype.frac
+        else:
+            v, frac = self._true_value(op, inputs, outputs), op.outputs[0].type.dtype.frac
+        if v is None or not np.size(v):
+            return
+        v = np.abs(np.asarray(v, np.float64))
+        real_limit = value_limit(self.field, frac)        # 2^(k-2-frac)
+        bad = ~(v < real_limit)
+        n = int(bad.sum())
+        if n:
+            top = float(np.max(v[bad]))
+            what = "before its truncation " if frac > self.fxp_bits else ""
+            self._add("overflow", op, src, n, top,
+                      lambda cnt: f"{cnt} value(s) {what}up to |{top:.4g}|, at {frac} fractional "
+                                  f"bits the limit is 2^{self.field - 2 - frac} = {real_limit:.4g}")
+
+    def _add(self, kind, op, src, n, mag, detail) -> None:
+        """Merge into the finding of (kind, op name, source); detail(count) describes
+        the largest magnitude seen."""
+        key = (kind, op.name, src)
+        f = self._found.get(key)
+        if f is None:
+            f = self._found[key] = Finding(kind, op.name, src, "", 0, 0.0)
+        f.count += n
+        if mag >= f.magnitude or key not in self._details:
+            f.magnitude, self._details[key] = mag, detail
+        f.detail = self._details[key](f.count)
+        self._flagged.update(id(v) for v in op.outputs)
+
+
+_DOMAIN_OPS = frozenset(domains())

@@ -1,0 +1,81 @@
+"""Correlations ahead of a job, for semi2k without a dealer (protocol="semi2k",
+dealer=None, i.e. semi2k_ot): the offline phase on its own.
+
+    f = spu.jit(fn, protocol="semi2k", dealer=None)
+    spu_lite.two_party.precompute(f, x, y)     # OT work now: pools on both parties
+    f(x, y)                                    # the online phase takes from the pools
+
+How many: the online protocol is semi2k's, whose requests (kind and shape, never data)
+depend only on the program. correlation_counts runs the program once on random inputs
+under semi2k with a dealer (cheap, as `spu-lite cost` does) and counts what the dealer
+was asked for. Elementwise correlations pool by kind (and shift); dot triples by shape.
+Dots that reuse a kept operand (loop-invariant weights) are made during the job.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Dict
+
+import numpy as np
+
+from compiler.ir import Program
+from runtime.cluster import ClusterConfig, InProcessCluster
+from runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
+                                             _decode_request, _size)
+
+from .cost import _random_input
+
+
+def correlation_counts(program: Program, seed: int = 0) -> Dict:
+    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, ("dot", xs, ys, dims): count}
+    that one run of `program` asks for."""
+    cluster = InProcessCluster(ClusterConfig(protocol="semi2k", field=program.field,
+                                             fxp_bits=program.fxp_bits, seed=seed))
+    transport = cluster.dealer.comm.transport
+    inner, log = transport.recv, []
+
+    def recording_recv(frm):
+        msg = inner(frm)
+        log.append(_decode_request(msg))
+        return msg
+
+    transport.recv = recording_recv
+    rng = np.random.default_rng(seed)
+    cluster.run(program, [_random_input(cluster, p.type, rng) for p in program.params])
+    counts: Counter = Counter()
+    for kind, params in log:
+        if kind in (MUL, SQUARE, AND, B2A):
+            counts[kind] += _size(params[0])
+        elif kind == TRUNC:
+            counts[(TRUNC, params[1])] += _size(params[0])
+        elif kind in (DOT, DOT_KEEP):
+            counts[("dot",) + tuple(params[:3])] += 1
+    return dict(counts)
+
+
+def precompute(f, *args, times: int = 1) -> Dict:
+    """Make the correlations of `times` calls of f(*args) now, on f's in-process
+    two-party cluster. Returns the counts made."""
+    cluster = f.cluster
+    if not isinstance(cluster, InProcessCluster) or cluster.config.protocol != "semi2k_ot":
+        raise ValueError('precompute needs spu.jit(..., protocol="semi2k", dealer=None) '
+                         "on an in-process cluster")
+    counts = {k: v * times for k, v in correlation_counts(f.lower(*args).program).items()}
+    errors = []
+
+    def run(party):
+        try:
+            party.proto.precompute(counts)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            errors.append(e)
+            cluster.hub.fail(type(e).__name__)
+
+    threads = [threading.Thread(target=run, args=(p,), daemon=True) for p in cluster.parties]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return counts

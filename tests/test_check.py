@@ -1,0 +1,169 @@
+"""spu.check and `spu-lite check`: findings at the user's lines, a clean program is ok."""
+import inspect
+import os
+import subprocess
+import sys
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spu_lite as spu
+
+from tests.op_table import CASES
+
+HERE = os.path.basename(__file__)
+
+
+def risky(x, y, w):
+    big = x * y                    # MARK overflow
+    e = jnp.exp(w)                 # MARK exp
+    l = jnp.log(w)                 # MARK log
+    return big.sum(), e, l
+
+
+def clean(x, w):
+    return jax.nn.sigmoid(x @ w), jnp.exp(-jnp.abs(x)).mean()
+
+
+def tiny_scale(x):
+    return x * 1e-6                # MARK precision
+
+
+def line_of(fn, mark):
+    src, start = inspect.getsourcelines(fn)
+    return f"{HERE}:{start + next(i for i, s in enumerate(src) if f'MARK {mark}' in s)}"
+
+
+RISKY_INPUTS = (np.array([2e4, 1.0, 3.0]), np.array([2e4, 2.0, -1.0]),
+                np.array([0.5, 20.0, 0.0, -1.0]))
+
+
+def test_overflow_and_domains_found_at_their_lines():
+    report = spu.check(risky, *RISKY_INPUTS)
+    assert not report.ok
+    got = sorted((f.kind, f.op, f.source) for f in report.findings)
+    assert got == sorted([("overflow", "mul", line_of(risky, "overflow")),
+                          ("domain", "exp", line_of(risky, "exp")),
+                          ("domain", "log", line_of(risky, "log"))])
+    by_op = {f.op: f for f in report.findings}
+    assert by_op["mul"].magnitude == pytest.approx(4e8) and "2^26" in by_op["mul"].detail
+    assert by_op["exp"].count == 1 and by_op["log"].count == 2      # 0 and -1
+    assert [o.name for o in report.outputs] == ["out[0]", "out[1]", "out[2]"]
+    assert "overflow" in str(report) and line_of(risky, "log") in str(report)
+
+
+def test_clean_program_is_ok_with_small_errors():
+    rng = np.random.default_rng(0)
+    report = spu.check(clean, rng.normal(size=(6, 4)), rng.normal(size=(4, 3)))
+    assert report.ok, str(report)
+    assert len(report.outputs) == 2
+    assert all(o.max_abs_err < 1e-4 for o in report.outputs)
+
+
+def test_precision_finding_against_float_jax():
+    x = np.linspace(100.0, 1000.0, 7)          # x * 1e-6: the constant rounds at 2^-18
+    report = spu.check(tiny_scale, x)
+    assert [(f.kind, f.op, f.source) for f in report.findings] == \
+        [("precision", "out[0]", line_of(tiny_scale, "precision"))]
+    assert report.findings[0].magnitude > 1e-4
+    # the threshold is configurable
+    assert spu.check(tiny_scale, x, atol=1e-2).ok
+
+
+@pytest.mark.parametrize("fn, x, op", [
+    (lambda x: x * 1.5, np.full(50, 4.6e7), "mul"),               # 6.9e7: past 2^26
+    (lambda x: x @ jnp.ones((4,)), np.full((3, 4), 1e13), "dot"),  # accepted input
+    (lambda x: x * x, np.array([2e4, 3.0]), "mul"),
+])
+def test_silent_overflows_of_the_issue_are_found(fn, x, op):
+    report = spu.check(fn, x)
+    assert [(f.kind, f.op) for f in report.findings] == [("overflow", op)], str(report)
+
+
+def test_division_by_zero_is_a_domain_finding():
+    report = spu.check(lambda x, y: x / y, np.ones(3), np.array([1.0, 0.0, 2.0]))
+    assert [(f.kind, f.op, f.count) for f in report.findings] == [("domain", "reciprocal", 1)]
+
+
+def test_input_out_of_range_is_reported_not_raised():
+    report = spu.check(lambda x: x + 1.0, np.array([1e15]))
+    assert [(f.kind, f.op) for f in report.findings] == [("overflow", "input")]
+
+
+def test_cli_check_reports_findings_with_exit_code_3(tmp_path):
+    data = tmp_path / "inputs.npz"
+    np.savez(data, x=RISKY_INPUTS[0], y=RISKY_INPUTS[1], w=RISKY_INPUTS[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run([sys.executable, "-m", "spu_lite", "check", f"{__file__}:risky",
+                        "--data", str(data)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 3, r.stderr
+    for mark in ("overflow", "exp", "log"):
+        assert line_of(risky, mark) in r.stdout
+    r = subprocess.run([sys.executable, "-m", "spu_lite", "check", f"{__file__}:clean",
+                        "--arg", "f32[5,4]", "--arg", "f32[4,3]", "--range=-2,2"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 finding(s)" in r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_no_finding_on_the_op_table(case):
+    """Every op-table case is correct under MPC: spu.check must find nothing in it."""
+    inputs = case.make(np.random.default_rng(zlib.crc32(case.name.encode())))
+    report = spu.check(case.fn, *inputs)
+    assert report.ok, str(report)
+
+
+def test_masked_softmax_in_a_32_bit_ring():
+    """-inf masks stand for -2^(k-3-f) in a small ring: exact zeros out of exp at 9
+    fractional bits (the domain table's second interval), garbage at 6, found."""
+    mask = np.tril(np.ones((6, 6), bool))
+    fn = lambda x: jax.nn.softmax(jnp.where(mask, x, -jnp.inf))
+    x = np.random.default_rng(0).uniform(-4, 4, (6, 6))
+    assert spu.check(fn, x, field=32).ok
+    got = spu.jit(fn, protocol="aby3", field=32, seed=1)(x)
+    np.testing.assert_allclose(got, fn(x), atol=0.01)
+    report = spu.check(fn, x, field=32, fxp_bits=6)
+    assert [(f.kind, f.op) for f in report.findings] == [("domain", "exp")]
+    assert np.abs(spu.jit(fn, protocol="aby3", field=32, fxp_bits=6, seed=1)(x) - fn(x)).max() > 0.5
+
+
+def repeated_squares(x):
+    return jax.lax.fori_loop(0, 5, lambda i, c: c * c, x)   # MARK loop
+
+
+def test_overflow_inside_a_loop_is_one_finding_at_its_line():
+    report = spu.check(repeated_squares, np.array([3.0, 1.1]))      # 3^32 = 1.9e15
+    assert [(f.kind, f.op, f.source, f.count) for f in report.findings] == \
+        [("overflow", "mul", line_of(repeated_squares, "loop"), 1)]
+
+
+def test_executor_reports_every_op_once_to_the_observer():
+    """Fused products, batched truncations and dot groups are reported per original op."""
+    from runtime.cluster import ClusterConfig, InProcessCluster
+    from runtime.executor import run_program
+    from runtime.kernels import KernelContext
+    from runtime.profile import Profile
+
+    def fn(x, w, v):
+        return (x @ w) * 0.5, (x @ v) * 0.25, x * x
+    rng = np.random.default_rng(0)
+    args = [rng.normal(size=s) for s in ((3, 4), (4, 2), (4, 5))]
+    program = spu.compile(fn, *args).program
+    cluster = InProcessCluster(ClusterConfig(protocol="ref2k"))
+    party = cluster.parties[0]
+    seen = []
+    K = KernelContext(party.proto, program.fxp_bits, {},
+                      observer=lambda op, ins, outs: seen.append((op, len(ins), len(outs))))
+    inputs = [cluster.share(cluster.ring.encode(a, p.type.dtype.frac))[0]
+              for a, p in zip(args, program.params)]
+    run_program(K, program, inputs, Profile())
+    # each op exactly once (a dot group's later dots are reported when they run, early)
+    assert sorted(id(op) for op, _, _ in seen) == sorted(id(op) for op in program.ops)
+    names = {op.name for op, _, _ in seen}
+    assert {"dot", "trunc", "mul"} <= names
+    assert all(n_in == len(op.inputs) and n_out == len(op.outputs) for op, n_in, n_out in seen)

@@ -1,0 +1,94 @@
+"""How user code meets spu.jit: functions taking *args, PRNG keys in the inputs, and
+Python-level uses of secrets reported in the user's terms (function, argument, line)."""
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spu_lite as spu
+
+
+def branchy(x, params):
+    if params["b"].sum() > 0:           # a Python branch on a secret
+        return x
+    return -x
+
+
+def test_python_if_on_a_secret_names_function_argument_and_line():
+    line = inspect.getsourcelines(branchy)[1] + 1
+    with pytest.raises(spu.CompileError) as e:
+        spu.jit(branchy, protocol="ref2k")(np.ones(3), {"a": np.ones(2), "b": np.ones(2)})
+    msg = str(e.value)
+    assert "`branchy`" in msg and "argument `params['b']`" in msg
+    assert f"test_user_code.py:{line}" in msg
+    assert "jnp.where" in msg and "lax.cond" in msg and "secret value" in msg
+    assert "flat_fn" not in msg and "flat_leaves" not in msg
+
+
+def test_python_if_on_a_public_input_suggests_static_arguments():
+    def f(x, n):
+        while n > 0:
+            x, n = x * 2.0, n - 1
+        return x
+    with pytest.raises(spu.CompileError, match=r"argument `n`.*static_argnums"):
+        spu.jit(f, protocol="ref2k")(np.ones(2), spu.public(np.int32(2)))
+    np.testing.assert_allclose(spu.jit(f, protocol="ref2k", static_argnums=1)(np.ones(2), 2), 4.0)
+
+
+def test_int_of_a_secret_is_explained():
+    def f(x):
+        return jnp.zeros(3)[int(x[0])]
+    with pytest.raises(spu.CompileError, match=r"int\(\).*argument `x`"):
+        spu.jit(f, protocol="ref2k")(np.ones(2))
+
+
+def test_jnp_ufuncs_and_var_args_are_plain_arguments():
+    """jnp ufuncs take *args: each element is one argument, positional index as in
+    jax.jit (static_argnums, public_argnums), and **kwargs entries by name."""
+    x, y = np.arange(4.0), np.ones(4)
+    np.testing.assert_allclose(spu.jit(jnp.add, protocol="ref2k")(x, y), x + y)
+
+    def g(a, *rest, scale=1.0, **kw):
+        return (a + sum(rest)) * scale + kw["b"]
+    np.testing.assert_allclose(spu.jit(g, protocol="ref2k")(x, y, y, scale=2.0, b=y), (x + 2) * 2 + 1)
+    h = spu.jit(lambda *a: a[0] * a[1], protocol="ref2k", static_argnums=1)
+    np.testing.assert_allclose(h(x, 3), 3 * x)
+    assert "public" in spu.compile(jnp.multiply, x, y, public_argnums=1).text.split("\n")[0]
+
+
+def test_nnx_random_stream_of_the_caller_is_left_as_it_was():
+    from flax import nnx
+    model = nnx.Dropout(0.5, rngs=nnx.Rngs(0))
+    x = np.ones((2, 8))
+    f = spu.jit(lambda m, x: m(x), protocol="ref2k")
+    first = f(model, x)
+    np.testing.assert_array_equal(f(model, x), first)          # same key, same counter
+    assert int(jax.tree_util.tree_leaves(model)[0]) == 0       # the caller's counter
+    np.testing.assert_allclose(first, nnx.clone(model)(x), atol=1e-5)
+
+
+def test_returning_a_prng_key_is_a_clear_error():
+    with pytest.raises(spu.CompileError, match="returns a PRNG key.*key_data"):
+        spu.jit(lambda k, x: (x, jax.random.split(k)[0]), protocol="ref2k")(jax.random.key(0), np.ones(2))
+
+
+def test_a_draw_from_a_key_made_of_secret_data_is_a_compile_error():
+    """A raw uint32 key (jax.random.PRNGKey) is an ordinary int array, secret by default."""
+    with pytest.raises(spu.CompileError, match="random_.*random numbers under MPC"):
+        spu.jit(lambda k, x: x * jax.random.uniform(k, x.shape), protocol="ref2k")(
+            np.asarray(jax.random.PRNGKey(0)), np.ones(3))
+
+
+def test_scatter_set_at_a_public_index_given_at_run_time():
+    x, v = np.arange(6.0).reshape(3, 2), np.array([-1.0, -2.0])
+    f = spu.jit(lambda x, i, v: x.at[i].set(v), protocol="aby3")
+    np.testing.assert_allclose(f(x, spu.public(np.int32(1)), v), np.asarray(jnp.asarray(x).at[1].set(v)))
+    assert spu.profile().total.rounds == 0          # public index: local work only
+
+
+def test_scatter_at_several_run_time_indices_needs_a_uniqueness_promise():
+    f = lambda x, i, v: x.at[i].set(v)
+    with pytest.raises(spu.CompileError, match=r"`scatter`.*unique_indices=True.*at .*test_user_code.py"):
+        spu.jit(f, protocol="ref2k")(np.ones((4, 2)), np.array([0, 2], np.int32), np.ones((2, 2)))
