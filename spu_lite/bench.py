@@ -360,6 +360,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write {meta, rows} as JSON to FILE")
     p.add_argument("--seed", type=int, default=0, help="seed of the input data (default: 0)")
     p.add_argument("--list", action="store_true", help="list the registered cases and exit")
+    p.add_argument("--net", nargs="*", default=None, metavar="LINK",
+                   help="emulated links (lan, wan, rtt=20ms,bw=100mbit; none given: lan wan): "
+                        "run bench_net's workloads (--workloads) on the in-process cluster, "
+                        "measured next to the cost model's prediction")
+    p.add_argument("--workloads", nargs="+", default=None, metavar="W",
+                   help="with --net: ops breast_cancer mnist_step gpt2_tiny gpt2_small")
 
 
 def _positive_int(s: str) -> int:
@@ -376,6 +382,9 @@ def run_from_args(args, parser: argparse.ArgumentParser) -> int:
     """Run the benchmark for parsed arguments; returns the exit code."""
     from runtime.protocols import PROTOCOL_NAMES
 
+    if args.net is not None:
+        from . import bench_net
+        return bench_net.main_in_process(args.protocol, args.net, args.workloads)
     if args.list:
         for c in CASES.values():
             spu = ", ".join(f"{k} {v:g} s" for k, v in c.spu.items()) or "no SPU figure"
