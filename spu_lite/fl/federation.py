@@ -20,8 +20,8 @@ protocol=None runs plaintext FedAvg (a trusted server) for comparison.
 In-process, every role is an object of one Python process: data owners' plaintext,
 every party's shares and PRG keys, and the DP noise draws (made by this coordinator's
 thread) all live in the same memory. The simulation separates what each role is
-handed, not what the process can read; the separation the README promises holds on
-real nodes (NetworkFederation). See docs/security.md, "Hardening".
+handed, not what the process can read; the separation docs/federated.md describes
+holds on real nodes (NetworkFederation). See docs/security.md, "Hardening".
 """
 from __future__ import annotations
 
