@@ -19,9 +19,9 @@ import pytest
 import zmq
 
 import spu_lite as spu
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.link import PeerError
-from runtime.ring import Ring
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.link import PeerError
+from spu_lite.runtime.ring import Ring
 from spu_lite.deploy import cluster_file, party
 from spu_lite.deploy.driver import NetworkCluster
 from spu_lite.frontend import InputError
@@ -273,8 +273,8 @@ def _ppid(pid) -> int:
 # ---- fast checks, no processes -------------------------------------------------------
 
 def test_wire_round_trip_and_no_copy_for_contiguous_arrays():
-    from runtime.net import wire
-    from runtime.protocols.base import Share
+    from spu_lite.runtime.net import wire
+    from spu_lite.runtime.protocols.base import Share
     big = np.arange(1 << 14, dtype=np.uint64)
     payload = (big, Share([big[:3], big[3:6]], True), b"k", None,
                [np.float32(2.5), np.zeros((0, 2)), big.reshape(128, 128)[:, ::2]])
@@ -290,7 +290,7 @@ def test_wire_round_trip_and_no_copy_for_contiguous_arrays():
 
 
 def test_mailbox_drops_stale_keeps_future_and_names_silent_peers():
-    from runtime.net.mailbox import Mailbox
+    from spu_lite.runtime.net.mailbox import Mailbox
     mb = Mailbox({1: "bob", 2: "carol"})
     mb.start_job(10)
     mb.put(1, 9, "stale")
@@ -369,7 +369,7 @@ def test_kept_secrets_stay_at_the_parties_between_jobs(tmp_path, names, dealer):
 @pytest.mark.slow
 def test_secure_training_on_real_nodes_matches_the_in_process_cluster(tmp_path):
     """The Trainer over real nodes: parameters stay at the parties between epochs."""
-    from spu_lite import tutorials
+    from spu_lite.examples import tutorials
     from spu_lite.train import Trainer
     s = tutorials.breast_cancer_mlp()
     x, y = s.x_train[:100], s.y_train[:100]
