@@ -13,8 +13,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from compiler.ir import Program
-from compiler.ir.fields import default_fxp_bits, ring_problem
+from spu_lite.compiler.ir import Program
+from spu_lite.compiler.ir.fields import default_fxp_bits, ring_problem
 
 from .link import InMemoryHub, LinkModel, PeerError
 from .party import DealerParty, Party, local_prg

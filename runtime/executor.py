@@ -18,7 +18,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from compiler.ir import BATCH, BATCH_KINDS, Block, Program, program_last_uses
+from spu_lite.compiler.ir import BATCH, BATCH_KINDS, Block, Program, program_last_uses
 
 from .kernels import BATCHED, KERNELS, KernelContext
 from .profile import Profile

@@ -12,11 +12,11 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import jax
 import numpy as np
 
-from compiler import CompileError, CompileOptions, compile_jaxpr
-from compiler.ir import Program
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.profile import Profile
-from runtime.ring import RangeError, Ring
+from spu_lite.compiler import CompileError, CompileOptions, compile_jaxpr
+from spu_lite.compiler.ir import Program
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.profile import Profile
+from spu_lite.runtime.ring import RangeError, Ring
 
 from . import trace_errors
 from .codec import InputError, decode, encode, jax_dtype

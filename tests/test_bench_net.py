@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.link import LinkModel
-from spu_lite import bench_net
+from spu_lite.runtime.link import LinkModel
+from spu_lite.tools import bench_net
 
 
 def test_prediction_is_compute_plus_latency_per_round_plus_bytes_over_bandwidth():

@@ -146,10 +146,10 @@ def test_overflow_inside_a_loop_is_one_finding_at_its_line():
 
 def test_executor_reports_every_op_once_to_the_observer():
     """Fused products, batched truncations and dot groups are reported per original op."""
-    from runtime.cluster import ClusterConfig, InProcessCluster
-    from runtime.executor import run_program
-    from runtime.kernels import KernelContext
-    from runtime.profile import Profile
+    from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+    from spu_lite.runtime.executor import run_program
+    from spu_lite.runtime.kernels import KernelContext
+    from spu_lite.runtime.profile import Profile
 
     def fn(x, w, v):
         return (x @ w) * 0.5, (x @ v) * 0.25, x * x

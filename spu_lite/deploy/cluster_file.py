@@ -36,9 +36,9 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-from compiler.ir.fields import DEFAULT_FXP_BITS
-from runtime.cluster import ClusterConfig
-from runtime.link import LinkModel
+from spu_lite.compiler.ir.fields import DEFAULT_FXP_BITS
+from spu_lite.runtime.cluster import ClusterConfig
+from spu_lite.runtime.link import LinkModel
 
 from .policy import Policy, parse_policy
 
@@ -192,7 +192,7 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
 
 def _check(spec: ClusterSpec) -> None:
     try:
-        from runtime.protocols import get_protocol
+        from spu_lite.runtime.protocols import get_protocol
         cls = get_protocol(spec.protocol)
         spec.config().parties
     except ValueError as e:

@@ -29,14 +29,14 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from compiler.ir import Program, Value
-from runtime.link import PeerError
-from runtime.net.auth import CredentialError, load_secret
-from runtime.net.client import DriverClient, JobError
-from runtime.party import local_prg
-from runtime.profile import OpStats, Profile
-from runtime.protocols import get_protocol
-from runtime.ring import Ring
+from spu_lite.compiler.ir import Program, Value
+from spu_lite.runtime.link import PeerError
+from spu_lite.runtime.net.auth import CredentialError, load_secret
+from spu_lite.runtime.net.client import DriverClient, JobError
+from spu_lite.runtime.party import local_prg
+from spu_lite.runtime.profile import OpStats, Profile
+from spu_lite.runtime.protocols import get_protocol
+from spu_lite.runtime.ring import Ring
 
 from . import loaders
 from .cluster_file import ClusterSpec, load

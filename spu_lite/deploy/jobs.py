@@ -39,9 +39,9 @@ from typing import List
 
 import numpy as np
 
-from runtime.link import PeerError
-from runtime.net.auth import open_private
-from runtime.protocols.base import Share
+from spu_lite.runtime.link import PeerError
+from spu_lite.runtime.net.auth import open_private
+from spu_lite.runtime.protocols.base import Share
 from spu_lite.codec import decode, encode
 
 from .policy import JobRefused, decide, owners_of, view_of_job

@@ -26,13 +26,13 @@ import time
 from collections import OrderedDict
 from typing import Callable, Dict, Optional
 
-from runtime.link import LinkModel, PeerError
-from runtime.net import wire
-from runtime.net.auth import CredentialError, load_secret
-from runtime.net.endpoint import Endpoint
-from runtime.net.transport import NetTransport
-from runtime.party import DealerParty, Party, local_prg
-from runtime.protocols import get_protocol
+from spu_lite.runtime.link import LinkModel, PeerError
+from spu_lite.runtime.net import wire
+from spu_lite.runtime.net.auth import CredentialError, load_secret
+from spu_lite.runtime.net.endpoint import Endpoint
+from spu_lite.runtime.net.transport import NetTransport
+from spu_lite.runtime.party import DealerParty, Party, local_prg
+from spu_lite.runtime.protocols import get_protocol
 
 from . import handles, jobs, loaders
 from .approvals import ApprovalStore

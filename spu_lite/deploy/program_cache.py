@@ -13,7 +13,7 @@ import hashlib
 from collections import OrderedDict
 from typing import Dict, Set, Tuple
 
-from compiler.ir import Program, parse_program
+from spu_lite.compiler.ir import Program, parse_program
 
 from .policy import ir_sha256
 

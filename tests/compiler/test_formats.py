@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from compiler.ir import parse_program, print_program
+from spu_lite.compiler.ir import parse_program, print_program
 
 
 def param_fracs(fn, *args, **kw):

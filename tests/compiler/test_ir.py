@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from compiler.ir import (DType, IRParseError, OPS, Type, parse_program, parse_type, print_program,
+from spu_lite.compiler.ir import (DType, IRParseError, OPS, Type, parse_program, parse_type, print_program,
                          SECRET, PUBLIC, fxp)
 from tests.op_table import CASES
 
@@ -108,7 +108,7 @@ def test_large_constants_round_trip_exactly():
 
 
 def test_every_op_has_a_kernel():
-    from runtime.kernels import KERNELS
+    from spu_lite.runtime.kernels import KERNELS
     missing = sorted(set(OPS) - set(KERNELS))
     assert missing == [], f"IR ops without a runtime kernel: {missing}"
 

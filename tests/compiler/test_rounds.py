@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from compiler.ir import BATCH, IRParseError, parse_program, print_program
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.executor import run_program
-from runtime.kernels import KernelContext
-from runtime.profile import Profile
+from spu_lite.compiler.ir import BATCH, IRParseError, parse_program, print_program
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.executor import run_program
+from spu_lite.runtime.kernels import KernelContext
+from spu_lite.runtime.profile import Profile
 
 PROTOCOLS = ["aby3", "semi2k", "ref2k"]
 
@@ -121,7 +121,7 @@ def test_independent_dots_share_a_round(protocol):
 def test_training_step_needs_fewer_rounds():
     """The breast-cancer MLP step: its parameter updates and the backward pass's weight
     gradients share rounds."""
-    from spu_lite import tutorials
+    from spu_lite.examples import tutorials
     s = tutorials.breast_cancer_mlp()
     x, y = s.x_train[:10], s.y_train[:10]
 
@@ -176,7 +176,7 @@ def test_ops_of_one_kind_share_a_call(protocol):
 
 
 def test_cost_report_lists_the_batches():
-    from spu_lite.cost import dry_run
+    from spu_lite.tools.cost import dry_run
     p, g = _params(0), _params(1)
     report = dry_run(spu.compile(sgd_update, p, g).program, "aby3")
     assert report.batches == {"trunc x6": 1}

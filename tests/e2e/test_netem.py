@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from runtime.link import LinkModel
+from spu_lite.runtime.link import LinkModel
 from spu_lite.deploy import cluster_file
 from spu_lite.deploy.driver import NetworkCluster
 

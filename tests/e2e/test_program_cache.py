@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from compiler.ir import parse_program
+from spu_lite.compiler.ir import parse_program
 from spu_lite.deploy import program_cache
 from spu_lite.deploy.driver import NetworkCluster
 from spu_lite.deploy.program_cache import (ProgramCache, ProgramNotCached, ProgramShipping,

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.fxp.compare import less, msb
-from runtime.protocols import get_protocol
-from runtime.protocols.aby3 import Aby3
-from runtime.protocols.base import Share
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.fxp.compare import less, msb
+from spu_lite.runtime.protocols import get_protocol
+from spu_lite.runtime.protocols.aby3 import Aby3
+from spu_lite.runtime.protocols.base import Share
 
 from .harness import run_parties, share
 

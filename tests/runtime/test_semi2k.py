@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.protocols import get_protocol
-from runtime.protocols.base import Share
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.protocols import get_protocol
+from spu_lite.runtime.protocols.base import Share
 
 from .harness import run_parties, share
-from runtime.protocols.semi2k import Semi2k
-from runtime.ring import Ring
-from runtime.ring_linalg import ring_dot_general
+from spu_lite.runtime.protocols.semi2k import Semi2k
+from spu_lite.runtime.ring import Ring
+from spu_lite.runtime.ring_linalg import ring_dot_general
 
 # --------------------------------------------------------------------------------------
 # helpers
@@ -66,8 +66,8 @@ def test_mul_broadcast_and_empty(cl):
 
 
 def test_fast_keystream_matches_prg():
-    from runtime.prg import Prg
-    from runtime.protocols.semi2k import _fill, uniform
+    from spu_lite.runtime.prg import Prg
+    from spu_lite.runtime.protocols.semi2k import _fill, uniform
     key = bytes(range(16))
     p, q = Prg(key), Prg(key)
     a = uniform(p, (3, 5), np.uint64)

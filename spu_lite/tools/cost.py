@@ -17,9 +17,9 @@ from typing import Dict, List
 
 import numpy as np
 
-from compiler.ir import Program, batches
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.profile import OpStats, Profile
+from spu_lite.compiler.ir import Program, batches
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.profile import OpStats, Profile
 
 DATA_DEPENDENT = ("while", "cond")     # ops whose path a public value decides
 

@@ -2,7 +2,7 @@
 
     spu-lite bench [--protocol aby3 semi2k] [--cases mul_1M matmul_512 ...]
                    [--repeat 3] [--quick] [--json FILE]
-    python -m spu_lite.bench ...            (same flags)
+    python -m spu_lite.tools.bench ...            (same flags)
 
 For every case and protocol: compile once (timed separately), warm up once, then run
 `--repeat` times end to end -- make shares of the inputs, run the program on the
@@ -15,7 +15,7 @@ reported as `error: <message>` in its row; the run goes on.
 
 Cases live in a registry so other workloads can be added:
 
-    from spu_lite.bench import register_case
+    from spu_lite.tools.bench import register_case
     register_case("my_case", fn, make_inputs, spu={"aby3": 1.0}, description="...")
 
 `make_inputs(scale, rng)` returns the tuple of positional arguments; `scale` is 1.0,
@@ -84,7 +84,7 @@ def case(name: str, spu: Optional[Dict[str, float]] = None, description: str = "
 
 
 # ---- the op cases of shared/anchors/README.md ---------------------------------------------
-# SPU's seconds: spu_lite/spu_reference.py.
+# SPU's seconds: spu_lite/tools/spu_reference.py.
 
 def _n(n: int, scale: float) -> int:
     return max(1, int(round(n * scale)))
@@ -380,7 +380,7 @@ def _positive_int(s: str) -> int:
 
 def run_from_args(args, parser: argparse.ArgumentParser) -> int:
     """Run the benchmark for parsed arguments; returns the exit code."""
-    from runtime.protocols import PROTOCOL_NAMES
+    from spu_lite.runtime.protocols import PROTOCOL_NAMES
 
     if args.net is not None:
         from . import bench_net
@@ -415,7 +415,7 @@ def run_from_args(args, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def make_parser(prog: str = "python -m spu_lite.bench") -> argparse.ArgumentParser:
+def make_parser(prog: str = "python -m spu_lite.tools.bench") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
@@ -433,5 +433,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     # run the registry of the imported module (cases registered elsewhere land there)
-    from spu_lite.bench import main as _main
+    from spu_lite.tools.bench import main as _main
     sys.exit(_main())

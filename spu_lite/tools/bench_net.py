@@ -28,11 +28,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from runtime.link import PRESETS, LinkModel
+from spu_lite.runtime.link import PRESETS, LinkModel
 
-from . import cost, tutorials
-from .api import jit
-from .train import batches, make_epoch
+from . import cost
+from ..examples import tutorials
+from ..api import jit
+from ..train import batches, make_epoch
 
 DEFAULT_LINKS = ("lan", "wan")
 DEFAULT_WORKLOADS = ("ops", "breast_cancer", "mnist_step", "gpt2_tiny")
@@ -70,7 +71,7 @@ def _epoch_item(name: str, s, protocol: str, n: Optional[int], calls: int, repea
 
 
 def _gpt2(config: str, protocol: str) -> List[Item]:
-    from .models.gpt2 import CONFIGS, private_generate, random_params
+    from ..models.gpt2 import CONFIGS, private_generate, random_params
     cfg = CONFIGS[config]
     params = random_params(cfg, 0)
     prompt = np.random.default_rng(1).integers(0, cfg.vocab_size, 16).astype(np.int32)
@@ -195,8 +196,8 @@ def markdown(rows: List[dict]) -> str:
 def in_process_link(protocol: str) -> Callable[[Optional[str]], None]:
     """use_link for the in-process cluster: a cluster with emulated links becomes the
     default of spu.jit."""
-    from runtime.cluster import ClusterConfig, InProcessCluster
-    from . import api
+    from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+    from .. import api
 
     def use(spec):
         api.set_default_cluster(None if spec is None else
@@ -207,7 +208,7 @@ def in_process_link(protocol: str) -> Callable[[Optional[str]], None]:
 def main_in_process(protocols: Sequence[str], links: Sequence[str],
                     names: Optional[Sequence[str]]) -> int:
     """`spu-lite bench --net ...`: the workloads on the in-process cluster."""
-    from . import api
+    from .. import api
     rows: List[dict] = []
     try:
         for protocol in protocols:

@@ -24,11 +24,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from compiler.ir.fields import value_limit
-from compiler.ir.ops_fused import FUSED
-from runtime.fxp.domains import domains
-from runtime.protocols.base import Share
-from runtime.ring import Ring
+from spu_lite.compiler.ir.fields import value_limit
+from spu_lite.compiler.ir.ops_fused import FUSED
+from spu_lite.runtime.fxp.domains import domains
+from spu_lite.runtime.protocols.base import Share
+from spu_lite.runtime.ring import Ring
 
 
 @dataclass
