@@ -23,7 +23,7 @@ import re
 import sys
 from typing import Iterable, List, Optional, Sequence
 
-DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
+DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs"
 PAGES = {"bench": DOCS / "performance.md", "training": DOCS / "performance.md",
          "precision": DOCS / "precision.md"}
 
