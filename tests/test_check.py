@@ -169,3 +169,10 @@ def test_executor_reports_every_op_once_to_the_observer():
     names = {op.name for op, _, _ in seen}
     assert {"dot", "trunc", "mul"} <= names
     assert all(n_in == len(op.inputs) and n_out == len(op.outputs) for op, n_in, n_out in seen)
+
+
+def test_a_library_function_checked_directly_names_no_line_of_spu_lite():
+    """spu.check(jnp.exp, ...): the finding names the function, not a line of spu-lite's
+    own tracing code (spu_lite/frontend.py)."""
+    report = spu.check(jnp.exp, np.array([30.0, 1.0]))
+    assert [(f.kind, f.op, f.source) for f in report.findings] == [("domain", "exp", "<exp>")]

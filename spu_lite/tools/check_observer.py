@@ -47,7 +47,7 @@ class Finding:
 _LOC = re.compile(r"^(.*?):(\d+)(?::\d+)?")
 
 
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # spu_lite/
 
 
 def source_of(loc: Optional[str], fallback: str = "?") -> str:
