@@ -58,6 +58,31 @@ def gaussian_noise(shapes, std: float):
     return make(shapes)
 
 
+VALIDATED_UPDATE = "spu_lite.validated_update"
+
+
+def validated_update(table: Dict[str, str], me: str, loader: str, params_json, max_abs: float,
+                     max_norm=None, **kwargs):
+    """Built in: run this node's own update loader `loader` (registered by its operator)
+    on the global model and `kwargs`, then check the update exactly as an in-process data
+    owner does (spu_lite/fl/validation.py): the model's structure and shapes, finite,
+    |x| < max_abs, L2 norm below max_norm if set. A refusal names the rule only; the
+    value goes to this node's log (logger spu_lite.fl.owner)."""
+    import logging
+
+    from spu_lite.fl.params_json import params_from_json
+    from spu_lite.fl.validation import UpdateError, validate_update
+
+    params = params_from_json(params_json)
+    update = named(loader, table, me)(params_json, **kwargs)
+    try:
+        return validate_update(me, update, params, float(max_abs),
+                               None if max_norm is None else float(max_norm))
+    except UpdateError as e:
+        logging.getLogger("spu_lite.fl.owner").warning("%s", e.detail)
+        raise
+
+
 def import_function(spec: str) -> Callable:
     mod, sep, fn = spec.partition(":")
     if not sep:
@@ -104,6 +129,9 @@ def run(header: dict, payload, table: Dict[str, str], trusted: bool, me: str):
         import cloudpickle
         fn, args, kwargs = cloudpickle.loads(payload)
     else:
-        fn = named(str(header.get("name")), table, me)
+        name = str(header.get("name"))
         args, kwargs = header.get("args") or [], header.get("kwargs") or {}
+        if name == VALIDATED_UPDATE:      # needs this node's own loader table
+            return validated_update(table, me, *args, **kwargs)
+        fn = named(name, table, me)
     return fn(*args, **kwargs)

@@ -73,10 +73,9 @@ class Aggregator:
         if self.clip_norm is None:
             return list
         rsqrt = backend.rsqrt(RSQRT_BOUND)
-        # in-process owners refuse norms >= max_norm (validation.py), so fewer rungs do;
-        # a backend whose owners do not (networked nodes) clips any representable norm
-        bound = getattr(backend, "validated_norm", self.max_norm)
-        return lambda trees: clip_trees(list(trees), self.clip_norm, rsqrt, bound)
+        # owners refuse norms >= max_norm (validation.py; on networked nodes through the
+        # built-in spu_lite.validated_update loader), so fewer rungs do
+        return lambda trees: clip_trees(list(trees), self.clip_norm, rsqrt, self.max_norm)
 
     def _program(self, backend, key: str, make: Callable, keep_secret=()):
         """The compiled program `key` of this aggregator on `backend` (made once)."""

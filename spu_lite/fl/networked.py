@@ -46,19 +46,13 @@ import numpy as np
 
 from ..api import jit
 from ..deploy.handles import party
+from ..deploy.loaders import VALIDATED_UPDATE
 from ..frontend import public
 from .aggregators import Aggregator, Mean
 from .backends import _precise_factors, _scale_by_factors
 from .dp import epsilon as dp_epsilon
 from .history import History, RoundRecord
-
-
-def params_to_json(tree) -> object:
-    """A pytree of arrays as JSON-able nested dicts/lists (`{"__array__": ..., "dtype": ...}`)."""
-    if isinstance(tree, dict):
-        return {str(k): params_to_json(v) for k, v in tree.items()}
-    a = np.asarray(tree)
-    return {"__array__": a.tolist(), "dtype": a.dtype.name}
+from .params_json import params_from_json, params_to_json  # noqa: F401 (re-exported)
 
 
 def _shapes(tree) -> object:
@@ -68,22 +62,15 @@ def _shapes(tree) -> object:
     return [int(d) for d in np.shape(tree)]
 
 
-def params_from_json(obj) -> object:
-    """Inverse of params_to_json."""
-    if isinstance(obj, dict) and "__array__" in obj:
-        return np.asarray(obj["__array__"], dtype=obj["dtype"])
-    return {k: params_from_json(v) for k, v in obj.items()}
-
 
 class NetworkBackend:
     """The computing nodes of a networked cluster, for spu_lite.fl aggregators."""
     secure = True
-    validated_norm = None     # owners' nodes check range and finiteness, not the norm:
-                              # clipping covers every representable norm (clipping.py)
 
     def __init__(self, cluster):
         self.cluster = cluster
         self.nparties = cluster.nparties
+        self.max_abs = cluster.ring.max_abs_real(cluster.spec.fxp_bits) / 4   # room for sums
         self._scale = self.compile(_scale_by_factors)
 
     def compile(self, fn: Callable, keep_secret=()) -> Callable:
@@ -145,8 +132,11 @@ class NetworkFederation:
     def run_round(self, params, index: int) -> tuple:
         t0 = time.perf_counter()
         as_json = params_to_json(params)
-        updates = [party(name)(self.loader)(as_json, shard=i, n_shards=len(self.owners),
-                                            **self.loader_args)
+        # each owner's node runs its own loader and validates the update as an in-process
+        # owner does (range with headroom for the sum, the norm bound if any) before sharing
+        updates = [party(name)(VALIDATED_UPDATE)(self.loader, as_json, self.backend.max_abs,
+                                                 self.aggregator.max_norm, shard=i,
+                                                 n_shards=len(self.owners), **self.loader_args)
                    for i, name in enumerate(self.owners)]
         noise = []
         if self._noise:          # each node's share of N(0, sigma^2), drawn and shared there

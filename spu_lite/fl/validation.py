@@ -27,6 +27,7 @@ class UpdateError(ValueError):
 
     def __init__(self, owner: str, message: str, detail: Optional[str] = None):
         super().__init__(f"data owner {owner!r}: {message}")
+        self.public_reason = str(self)      # what a node may send (deploy/errors.py)
         self.owner = owner
         self.detail = f"data owner {owner!r}: {detail or message}"
 

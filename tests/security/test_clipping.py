@@ -78,12 +78,10 @@ def test_clip_norm_limits_are_pinned():
 
 
 def test_rungs_follow_the_norm_bound():
-    """In-process owners refuse norms >= 4096: one rung above the first suffices; any
-    representable update (networked owners) needs more."""
+    """Owners refuse norms >= 4096 (in-process and on nodes): one rung above the first
+    suffices; clipping without that bound (clip_trees' default) takes more."""
     assert clipping.rungs_needed(4096.0, 1.0) == 1
     assert clipping.rungs_needed(2.0 ** 44 * 2 ** 10, 1.0) == 6
-    from spu_lite.fl.networked import NetworkBackend
-    assert NetworkBackend.validated_norm is None
 
 
 LOADER = '''
@@ -97,12 +95,14 @@ def update(params, shard, n_shards, norm):
 
 
 @pytest.mark.slow
-def test_networked_owners_large_updates_are_clipped(tmp_path):
-    """On real nodes nothing refuses a large norm: an honest update of norm 1e6 (and
-    one of 20000) is clipped to C under MPC, so the mean stays within the DP bound."""
+def test_networked_owners_validate_and_clip_like_in_process_ones(tmp_path):
+    """A data owner's node checks its update as an in-process owner does: a norm of
+    20000 is refused (the driver learns the rule, not the norm); an honest norm of 3000
+    is clipped to C under MPC, so the mean stays within the DP bound."""
     from spu_lite.deploy.driver import NetworkCluster
     from spu_lite.fl.networked import NetworkFederation
-    from tests.e2e.netcluster import make_cluster_file, running
+    from spu_lite.runtime.net.client import JobError
+    from tests.e2e.netcluster import log_of, make_cluster_file, running
 
     (tmp_path / "big_site.py").write_text(LOADER)
 
@@ -113,16 +113,22 @@ def test_networked_owners_large_updates_are_clipped(tmp_path):
                              edit=edit)
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
     params = {"w": np.zeros((4, 3), np.float32), "b": np.zeros(3, np.float32)}
-    norms = [1e6, 20000.0, 0.5]
+    norms = [3000.0, 0.5, 20000.0]
     with running(path, tmp_path, env=env):
         net = NetworkCluster(path)
         try:
             fed = NetworkFederation(net, ["alice", "bob", "carol"], "up",
                                     aggregator=Mean(clip_norm=1.0))
             fed.loader_args = {"norm": norms}
-            new, _ = fed.run_round(params, 1)
+            with pytest.raises(JobError, match="L2 norm bound") as err:
+                fed.run_round(params, 1)
+            assert "20000" not in str(err.value)
+            norms[2] = 1.0
+            fed.loader_args = {"norm": norms}
+            new, _ = fed.run_round(params, 2)
         finally:
             net.close()
+    assert "L2 norm 2e+04" in log_of(tmp_path, "carol")     # the detail stays with carol
     ups = []
     for shard, n in enumerate(norms):
         rng = np.random.default_rng(shard)
