@@ -2,8 +2,6 @@
 aggregate its operator agreed to."""
 from __future__ import annotations
 
-import os
-
 import jax
 import pytest
 
@@ -15,9 +13,9 @@ from spu_lite.deploy.policy import JobRefused
 from spu_lite.fl import digits as D
 from spu_lite.fl.networked import NetworkFederation, params_to_json
 
-from .netcluster import make_cluster_file, running
+from .netcluster import running
 from .test_consent import _approve
-from .test_fl_network import LOADER
+from .test_fl_network import fl_site
 
 OWNERS = ["alice", "bob", "carol"]
 
@@ -28,16 +26,7 @@ def test_owners_reveal_only_the_aggregate_they_approved(tmp_path):
     secret-shared, runs); opening it to the model owner needs each operator's approval,
     given once with `spu-lite approve` and valid for every later round. An identical
     opening program applied to one owner's update is refused."""
-    (tmp_path / "fl_site.py").write_text(LOADER)
-    dumps = tmp_path / "updates"
-    dumps.mkdir()
-
-    def edit(doc):
-        for entry in doc["parties"]:
-            entry["loaders"] = {"fl_update": "fl_site:update"}
-            entry["policy"] = {"rules": ["outputs-only-to-me"]}
-    path = make_cluster_file(tmp_path, OWNERS, trust=False, edit=edit)
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()]), "FL_DUMP": str(dumps)}
+    path, env, dumps = fl_site(tmp_path, OWNERS, policy={"rules": ["outputs-only-to-me"]})
     task = D.digits_task(n_owners=3, seed=0)
     params = D.init_mlp(jax.random.PRNGKey(0))
     with running(path, tmp_path, env=env):

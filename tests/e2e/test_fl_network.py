@@ -39,6 +39,25 @@ def count(shard, n_shards, round):     # shards are equal; declared counts diffe
 '''
 
 
+def fl_site(tmp_path, parties, loaders=("fl_update",), **entry):
+    """Cluster file of real nodes whose parties register LOADER's functions (fl_site.py,
+    on the nodes' path) under `loaders`, plus cluster-file keys `entry` for each party.
+    Returns (path, env for the nodes, the folder where owners dump their updates)."""
+    (tmp_path / "fl_site.py").write_text(LOADER)
+    dumps = tmp_path / "updates"
+    dumps.mkdir()
+    funcs = {"fl_update": "fl_site:update", "fl_count": "fl_site:count"}
+
+    def edit(doc):
+        for e in doc["parties"]:
+            e["loaders"] = {name: funcs[name] for name in loaders}
+            e.update(entry)
+    path = make_cluster_file(tmp_path, parties, trust=False, edit=edit)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()]), "FL_DUMP": str(dumps)}
+    return path, env, dumps
+
+
+
 def test_builtin_noise_loader():
     """spu_lite.gaussian_noise: noise shaped like the JSON shapes, fresh per call, bad
     arguments refused."""
@@ -62,16 +81,9 @@ def test_params_json_round_trip():
 
 @pytest.mark.slow
 def test_networked_secure_fedavg_learns_and_the_model_owner_sees_only_the_mean(tmp_path):
-    (tmp_path / "fl_site.py").write_text(LOADER)
-    dumps, wire = tmp_path / "updates", tmp_path / "wire"
-    dumps.mkdir()
-
-    def edit(doc):
-        for entry in doc["parties"]:
-            entry["loaders"] = {"fl_update": "fl_site:update"}
-    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], trust=False, edit=edit)
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()]), "FL_DUMP": str(dumps),
-           "SPU_LITE_WIRE_DUMP": str(wire)}
+    path, env, dumps = fl_site(tmp_path, ["alice", "bob", "carol"])
+    wire = tmp_path / "wire"
+    env["SPU_LITE_WIRE_DUMP"] = str(wire)
     os.environ["SPU_LITE_WIRE_DUMP"] = str(wire)
     task = D.digits_task(n_owners=3, seed=0)
     params = D.init_mlp(jax.random.PRNGKey(0))
@@ -132,15 +144,7 @@ def test_networked_dp_noise_is_drawn_at_the_nodes(tmp_path):
     plus noise of std noise_multiplier * clip_norm / n per coordinate."""
     from spu_lite.fl.dp import DPConfig
 
-    (tmp_path / "fl_site.py").write_text(LOADER)
-    dumps = tmp_path / "updates"
-    dumps.mkdir()
-
-    def edit(doc):
-        for entry in doc["parties"]:
-            entry["loaders"] = {"fl_update": "fl_site:update"}
-    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], trust=False, edit=edit)
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()]), "FL_DUMP": str(dumps)}
+    path, env, dumps = fl_site(tmp_path, ["alice", "bob", "carol"])
     params = D.init_mlp(jax.random.PRNGKey(0))
     clip, z = 2.0, 1.0
     with running(path, tmp_path, env=env):
@@ -168,15 +172,8 @@ def test_networked_weighted_mean(tmp_path):
     (two loaders); the driver obtains sum_i n_i u_i / sum_i n_i."""
     from spu_lite.fl.aggregators import WeightedMean
 
-    (tmp_path / "fl_site.py").write_text(LOADER)
-    dumps = tmp_path / "updates"
-    dumps.mkdir()
-
-    def edit(doc):
-        for entry in doc["parties"]:
-            entry["loaders"] = {"fl_update": "fl_site:update", "fl_count": "fl_site:count"}
-    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], trust=False, edit=edit)
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()]), "FL_DUMP": str(dumps)}
+    path, env, dumps = fl_site(tmp_path, ["alice", "bob", "carol"],
+                               loaders=("fl_update", "fl_count"))
     params = D.init_mlp(jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="weight_loader"):
         NetworkFederation(None, ["alice", "bob"], "fl_update", aggregator=WeightedMean())
