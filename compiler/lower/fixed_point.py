@@ -15,8 +15,9 @@ keeps f significant bits (relative error <= 2^-(f+1)) whatever its size.
         product range, for one more truncation (one more round).
         Error: 2 ulps + |x q| 2^-(f+1).
 
-A power of two q = +-2^-s is encoded as +-1 at s bits: the ring product is x itself, so
-x keeps its whole range (|x| < 2^(k-f-2)), and the truncation by s is exact to 1 ulp.
+A power of two q = +-2^-s is exact at max(f, s) bits: the ring product is |x| 2^(2f-s)
+(so |x| < 2^(k-2f-1+s)), or x itself for s > f (x keeps its whole range), and the
+truncation is by f, batched with the step's others, or by s.
 
 A product by |q| >= 2^-7 (e <= 6: learning rates down to 1/128) keeps q at f bits and the
 usual truncation by f, which the runtime batches with the other truncations of a step
@@ -49,9 +50,9 @@ class ScalePlan:
 def scale_plan(q: np.ndarray, f: int, field: int, keep_range: bool) -> ScalePlan:
     shift = _power_of_two_shift(q)
     if shift is not None and not keep_range:
-        # q = +-2^-s: encoded as +-1 at s bits, the product is x itself and the
-        # truncation by s exact (1 ulp): no range lost, e.g. clipping's scale ladder
-        return ScalePlan(0, shift, q)
+        # q = +-2^-s is exact at max(f, s) bits: the ring product is |x| 2^(2f-s) (or x
+        # itself past f), never more than x alone needs, e.g. clipping's scale ladder
+        return ScalePlan(0, max(f, shift), q)
     m = float(np.abs(q).max()) if q.size else 0.0
     e = 0 if m == 0.0 or m >= 0.5 else int(np.floor(-np.log2(m)))
     e = min(e, field // 2 + 14 - f)
