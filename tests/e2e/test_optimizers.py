@@ -14,6 +14,8 @@ import optax
 import pytest
 
 import spu_lite as spu
+from compiler.lower.wide import PrecisionWarning
+from spu_lite.train import make_epoch
 
 SCALES = np.array([7e-4, 1e-2, 0.1, 1.0, 5.0, 50.0])        # logistic: |g| 1e-4 .. 10
 MLP_SCALES = np.array([0.05, 0.1, 0.3, 1.0, 3.0, 6.0])      # MLP: |g| 2.5e-4 .. 1.6
@@ -128,3 +130,27 @@ def test_gradient_limit_of_the_moment_formats(name, protocol):
     np.testing.assert_allclose(got, two_steps(g), rtol=1e-2)
     bad = np.asarray(spu.jit(two_steps, protocol="ref2k")(np.array([64.0])), np.float64)
     assert abs(bad[0] / two_steps(np.array([64.0]))[0] - 1) > 0.5
+
+
+# ---- optimizer state that arrives from outside the program ------------------------------
+
+def _epoch_args(name="adam", batches=4):
+    """spu.train's epoch (a lax.scan of optax steps) on the logistic data, its state from
+    opt.init outside the program: moments and count arrive as secret inputs."""
+    opt = OPTIMIZERS[name]()
+    x, y = _data()
+    epoch = make_epoch(_logistic, opt)
+    params = _logistic_params()
+    return epoch, (params, opt.init(params), x.reshape(batches, -1, SCALES.size),
+                   y.reshape(batches, -1))
+
+
+def test_secret_count_is_warned_and_checked():
+    """With optax's count secret the bias correction divides the second moment by a
+    secret, which takes it back to f bits: a compile-time warning names the line, and
+    spu.check reports the wildly wrong outputs as "precision" findings."""
+    epoch, args = _epoch_args()
+    with pytest.warns(PrecisionWarning, match=r"train\.py:\d+.*public_count"):
+        report = spu.check(epoch, *args)
+    assert not report.ok
+    assert any(f.kind == "precision" and f.op == "out[1]" for f in report.findings), str(report)
