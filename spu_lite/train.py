@@ -30,7 +30,7 @@ def public_count(opt_state):
     the number of steps taken), so every party may see it; kept secret, the bias
     correction 1 - b^count divides the moments by a secret, which takes them back to f
     bits (docs/fixed-point.md). Pass the state through it on every call:
-    `step(params, spu.train.public_count(opt_state), x, y)`."""
+    `step(params, public_count(opt_state), x, y)`."""
     def mark(path, leaf):
         last = path[-1] if path else None
         if getattr(last, "name", None) == "count" and not isinstance(leaf, Public):

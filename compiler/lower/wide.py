@@ -29,7 +29,11 @@ addition with a value at f bits is done at f bits, so nothing else changes.
 Measured: the moment's product (1 - b)(x^2 - y) at 44 bits meets the truncation
 protocols' |x| < 2^62 near x^2 = 2^11, so updates wrap now and then from |g| ~ 44 on
 (right up to 40; tests/e2e/test_optimizers.py). Moments are recognised in straight-line code (a Python
-loop of steps); state that arrives as an input or a loop carry stays at f bits.
+loop of steps); state that arrives as a loop carry or an input gets a *state format*
+(state_frac: rules_control's carry fixpoint, spu_lite/optim_state.py for optax state),
+and what cannot be kept wide is a PrecisionWarning (warn_narrow).
+    public   a wide value divided by a public non-constant d (optax's bias correction
+             with a public count): 1/d in the clear at HEAD bits (by_public).
 Cost: the truncations that move between formats (one per wide step, batched with the
 step's others when their shift agrees); the quotient takes an rsqrt and a product where
 plaintext divides (about the cost of the reciprocal it replaces).
@@ -54,7 +58,7 @@ class PrecisionWarning(UserWarning):
 
 
 WORKAROUND = ("keep the optimizer state inside one spu.jit (a Python loop of steps), or "
-              "pass optax's step count public (spu.train.public_count); see "
+              "pass optax's step count public (spu_lite.train.public_count); see "
               "docs/fixed-point.md, 'Where the compiler sees the loop'")
 
 
