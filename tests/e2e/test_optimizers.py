@@ -178,6 +178,29 @@ def test_epoch_scan_keeps_moments_wide():
     assert np.all(np.abs(u - u_want) <= 0.05 * np.abs(u_want)), (u, u_want)
 
 
+def test_fori_loop_of_steps_matches_plaintext():
+    """opt.init inside the program and a lax.fori_loop of steps: the count is public from
+    its constant start, the moments are carries at state formats, nothing is warned."""
+    opt = optax.adam(1e-3)
+    x, y = _data()
+
+    def train(params, x, y):
+        def body(i, carry):
+            p, st = carry
+            u, st = opt.update(jax.grad(_logistic)(p, x, y), st, p)
+            return optax.apply_updates(p, u), st
+        return jax.lax.fori_loop(0, 5, body, (params, opt.init(params)))[0]
+    p0 = dict(_logistic_params(), b=np.array(0.1))
+    want = jax.jit(train)(p0, x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        got = spu.jit(train, protocol="aby3")(p0, x, y)
+    for g, w, w0 in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want),
+                        jax.tree_util.tree_leaves(p0)):
+        u_g, u_w = np.asarray(g, np.float64) - w0, np.asarray(w, np.float64) - w0
+        assert np.all(np.abs(u_g - u_w) <= 0.05 * np.abs(u_w)), (u_g, u_w)
+
+
 @pytest.mark.parametrize("name", ["adam", "rmsprop"])
 def test_kept_secret_step_loop_matches_plaintext(name):
     """The loop users write: one spu.jit step per batch, params and opt_state kept secret
