@@ -28,8 +28,8 @@ on shares and reveal only the result.""",
 import numpy as np
 import jax, jax.numpy as jnp
 import spu_lite as spu
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.ring import Ring
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.ring import Ring
 """,
     """md:
 ## Sharing a value
@@ -116,7 +116,7 @@ import time
 import numpy as np
 import matplotlib.pyplot as plt
 import spu_lite as spu
-from spu_lite import tutorials
+from spu_lite.examples import tutorials
 from spu_lite.train import Trainer
 
 EPOCHS = 3          # the tutorial uses 10; kept small so the test suite runs this quickly
@@ -160,14 +160,14 @@ MNIST = [
 
 MLP 784-128-64-10 with relu, MSE on one-hot labels, SGD 0.02, batch 64, over 640
 training images. MNIST cannot be downloaded here, so the images are sklearn's bundled
-8x8 digits upsampled x3 and padded to 28x28 (`spu_lite.datasets.digits_28x28`); with
-the real files, `spu_lite.datasets.load_mnist(directory)` reads the standard idx files.""",
+8x8 digits upsampled x3 and padded to 28x28 (`spu_lite.examples.datasets.digits_28x28`); with
+the real files, `spu_lite.examples.datasets.load_mnist(directory)` reads the standard idx files.""",
     """
 import time
 import numpy as np
 import matplotlib.pyplot as plt
 import spu_lite as spu
-from spu_lite import tutorials
+from spu_lite.examples import tutorials
 from spu_lite.train import Trainer
 
 EPOCHS = 3          # the tutorial uses 10; kept small so the test suite runs this quickly

@@ -13,10 +13,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from compiler.ir import Program
-from compiler.ir.fields import default_fxp_bits, ring_problem
+from spu_lite.compiler.ir import Program
+from spu_lite.compiler.ir.fields import default_fxp_bits, ring_problem
 
-from .link import InMemoryHub, PeerError
+from .link import InMemoryHub, LinkModel, PeerError
 from .party import DealerParty, Party, local_prg
 from .profile import Profile
 from .protocols import get_protocol
@@ -32,6 +32,7 @@ class ClusterConfig:
     seed: Optional[int] = None             # None: fresh OS randomness for every key
     timeout: float = 60.0                  # seconds a party waits for a peer's message
     options: Dict[str, object] = dc_field(default_factory=dict)
+    net: Optional[str] = None              # emulated links, e.g. "rtt=20ms,bw=100mbit" (link.py)
 
     def __post_init__(self):
         if self.fxp_bits is None:
@@ -91,7 +92,7 @@ class InProcessCluster:
         n = config.parties
         ranks = list(range(n + (1 if self.proto_cls.needs_dealer else 0)))
         self.names = {r: (f"P{r}" if r < n else "dealer") for r in ranks}
-        self.hub = InMemoryHub(ranks)
+        self.hub = InMemoryHub(ranks, LinkModel.parse(config.net))
         tr = lambda r: self.hub.transport(r, self.names, config.timeout)
         self.parties = [Party(r, config.protocol, n, tr(r), config.field, config.fxp_bits,
                               config.seed, config.options) for r in range(n)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from compiler.ir import Program
+from spu_lite.compiler.ir import Program
 
 from .alloc import tune_allocator
 from .executor import run_program

@@ -8,12 +8,12 @@
 
     f(x, w)                       # shares x and w, computes on shares, reveals the result
 """
-from compiler import CompileError
-from runtime.link import PeerError
-from runtime.ring import RangeError
+from spu_lite.compiler import CompileError
+from spu_lite.runtime.link import PeerError
+from spu_lite.runtime.ring import RangeError
 
 from .api import Compiled, JitFunction, compile, jit, profile
-from .check import check
+from .tools.check import check
 from .frontend import InputError, Public, public
 from .secret import Secret, reveal
 from .deploy import init, party          # networked clusters: spu.init(cluster=...), spu.party

@@ -12,11 +12,11 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import jax
 import numpy as np
 
-from compiler import CompileError, CompileOptions, compile_jaxpr
-from compiler.ir import Program
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.profile import Profile
-from runtime.ring import RangeError, Ring
+from spu_lite.compiler import CompileError, CompileOptions, compile_jaxpr
+from spu_lite.compiler.ir import Program
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.profile import Profile
+from spu_lite.runtime.ring import RangeError, Ring
 
 from . import trace_errors
 from .codec import InputError, decode, encode, jax_dtype
@@ -24,7 +24,7 @@ from .optim_state import moment_formats
 from .frontend import flat_function, flatten_inputs, ir_type, is_prng_key, split_args
 from .secret import Secret
 
-_CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout")
+_CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout", "net")
 _clusters: Dict[Tuple, InProcessCluster] = {}
 _clusters_lock = threading.Lock()
 _last_profile: Optional[Profile] = None
@@ -40,7 +40,7 @@ def set_default_cluster(cluster) -> None:
 def default_cluster(config: ClusterConfig) -> InProcessCluster:
     """The in-process cluster for a configuration (made on first use, then reused)."""
     key = (config.protocol, config.parties, config.field, config.fxp_bits, config.seed,
-           config.timeout, tuple(sorted(config.options.items())))
+           config.timeout, tuple(sorted(config.options.items())), config.net)
     with _clusters_lock:
         c = _clusters.get(key)
         if c is None or c.hub.failed.is_set():
@@ -267,7 +267,8 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
       keep_secret: True, or indices of the returned tuple, whose values are returned as
         `spu.Secret` handles that stay shared on the cluster (open with spu.reveal).
       **config: field (64 or 32), fxp_bits (default 18 at field 64, 9 at 32;
-        docs/rings.md), nparties, seed, timeout, and
+        docs/rings.md), nparties, seed, timeout, net ("rtt=20ms,bw=100mbit", "lan",
+        "wan": emulated links of the in-process cluster, see runtime/link.py), and
         approximation modes of the runtime; reveal_to="bob" (networked clusters):
         outputs are revealed to that party only, the call returns a receipt.
     """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from runtime.ring import RangeError, Ring
+from spu_lite.runtime.ring import RangeError, Ring
 
 
 class InputError(ValueError):

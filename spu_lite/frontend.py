@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import jax
 import numpy as np
 
-from compiler.ir import DType, Type, PUBLIC, SECRET
+from spu_lite.compiler.ir import DType, Type, PUBLIC, SECRET
 
 from .codec import InputError
 from .secret import Secret

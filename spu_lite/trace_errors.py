@@ -14,7 +14,7 @@ from typing import Sequence
 
 import jax
 
-from compiler import CompileError
+from spu_lite.compiler import CompileError
 
 _JAX_DIR = os.path.dirname(jax.__file__)
 _OWN_DIRS = tuple(os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep + d + os.sep

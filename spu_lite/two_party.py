@@ -19,12 +19,12 @@ from typing import Dict
 
 import numpy as np
 
-from compiler.ir import Program
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
+from spu_lite.compiler.ir import Program
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
                                              _decode_request, _size)
 
-from .cost import _random_input
+from .tools.cost import _random_input
 
 
 def correlation_counts(program: Program, seed: int = 0) -> Dict:

@@ -255,7 +255,7 @@ CASES += [
 
 # The nonlinear functions, one row each from their table (compiler/ir/nonlinear.py): inputs
 # over the interval their error was measured on, tolerance the documented error there.
-from compiler.ir.nonlinear import BY_OP  # noqa: E402
+from spu_lite.compiler.ir.nonlinear import BY_OP  # noqa: E402
 
 
 def _on(op, n=41, lo=None, hi=None):

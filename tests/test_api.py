@@ -64,7 +64,7 @@ def test_public_inputs():
 
 def test_compile_returns_ir_text():
     c = spu.compile(lambda x, w: x @ w, np.zeros((8, 4)), jax.ShapeDtypeStruct((4, 3), jnp.float32))
-    assert "dot(%0, %1)" in c.text and "secret<fxp<64,36>>[8,3]" in c.text
+    assert "dot_trunc(%0, %1)" in c.text and "secret<fxp<64,18>>[8,3]" in c.text
 
 
 def test_profile_is_available_and_printable():

@@ -1,12 +1,18 @@
-"""Dependencies point one way: spu_lite -> compiler; spu_lite -> runtime -> compiler.ir."""
+"""Dependencies point one way: spu_lite -> compiler; spu_lite -> runtime -> compiler.ir.
+
+compiler/ and runtime/ sit at the top of the repository and install as spu_lite.compiler
+and spu_lite.runtime (pyproject.toml's package-dir), so every import names them so.
+"""
 import ast
 import pathlib
+import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+FOLDERS = {"spu_lite": "spu_lite", "compiler": "spu_lite.compiler", "runtime": "spu_lite.runtime"}
 
 
-def _imports(pkg):
-    for path in (ROOT / pkg).rglob("*.py"):
+def _imports(folder):
+    for path in (ROOT / folder).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 yield path, node.module
@@ -15,34 +21,54 @@ def _imports(pkg):
                     yield path, a.name
 
 
-def test_runtime_imports_neither_frontend_nor_compiler_passes():
-    bad = [(str(p.relative_to(ROOT)), m) for p, m in _imports("runtime")
-           if m.startswith("spu_lite") or (m.startswith("compiler") and not m.startswith("compiler.ir"))]
+def _ours(module):
+    return module.split(".")[0] in ("spu_lite", "compiler", "runtime")
+
+
+def test_runtime_imports_only_itself_and_the_ir():
+    bad = [(str(p.relative_to(ROOT)), m) for p, m in _imports("runtime") if _ours(m)
+           and not m.startswith(("spu_lite.runtime", "spu_lite.compiler.ir"))]
     assert bad == []
 
 
 def test_compiler_imports_nothing_of_ours_but_itself():
-    bad = [(str(p.relative_to(ROOT)), m) for p, m in _imports("compiler")
-           if m.split(".")[0] in ("spu_lite", "runtime")]
+    bad = [(str(p.relative_to(ROOT)), m) for p, m in _imports("compiler") if _ours(m)
+           and not m.startswith("spu_lite.compiler")]
     assert bad == []
 
 
+def test_imports_use_the_installed_names():
+    """`import compiler` works only from a source checkout; installed, it is spu_lite.compiler."""
+    bad = [(str(p.relative_to(ROOT)), m) for folder in ("spu_lite", "compiler", "runtime", "tests")
+           for p, m in _imports(folder) if m.split(".")[0] in ("compiler", "runtime")]
+    assert bad == []
+
+
+def test_every_package_is_installed_under_spu_lite():
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert cfg["package-dir"] == {v: k for k, v in FOLDERS.items()}
+    found = {FOLDERS[d.relative_to(ROOT).parts[0]] + "".join(
+        "." + part for part in d.relative_to(ROOT).parts[1:])
+        for folder in FOLDERS for d in [ROOT / folder, *(ROOT / folder).rglob("*")]
+        if d.is_dir() and (d / "__init__.py").exists()}
+    assert sorted(cfg["packages"]) == sorted(found)
+
+
 def test_modules_stay_small():
-    big = [(str(p.relative_to(ROOT)), n) for pkg in ("spu_lite", "compiler", "runtime")
+    big = [(str(p.relative_to(ROOT)), n) for pkg in FOLDERS
            for p in (ROOT / pkg).rglob("*.py") if (n := len(p.read_text().splitlines())) > 450]
     assert big == [], "split these modules: one idea per file"
 
 
 # ---- no import cycles, function-level imports included ---------------------------------
-PACKAGES = ("spu_lite", "compiler", "runtime")
-
-
 def _module_name(path) -> str:
+    """The installed name: compiler/ir/program.py is spu_lite.compiler.ir.program."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = FOLDERS[parts[0]].split(".") + parts[1:]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+MODULES = {_module_name(p): p for folder in FOLDERS for p in (ROOT / folder).rglob("*.py")}
 
 
 def _project_module(name):
@@ -113,7 +139,7 @@ def test_cycle_finder_finds_cycles():
 
 def test_import_graph_sees_function_level_and_relative_imports():
     g = import_graph()
-    assert "compiler.ir.printer" in g["compiler.ir.program"]          # top level, relative
+    assert "spu_lite.compiler.ir.printer" in g["spu_lite.compiler.ir.program"]  # relative
     assert "spu_lite.deploy.handles" in g["spu_lite.api"]              # inside a function
 
 

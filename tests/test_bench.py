@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from spu_lite import bench
+from spu_lite.tools import bench
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANCHORS = os.path.join(REPO, "..", "shared", "anchors", "README.md")
@@ -96,7 +96,7 @@ def test_json_output(tmp_path, capsys):
 
 def test_module_entry_point_lists_cases():
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-m", "spu_lite.bench", "--list"], cwd=REPO, env=env,
+    r = subprocess.run([sys.executable, "-m", "spu_lite.tools.bench", "--list"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     for name in OP_CASES:

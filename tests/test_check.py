@@ -28,8 +28,8 @@ def clean(x, w):
     return jax.nn.sigmoid(x @ w), jnp.exp(-jnp.abs(x)).mean()
 
 
-def tiny_scale(x):
-    return x * 1e-6                # MARK precision
+def tiny_divisor(x, y):
+    return x / y                   # MARK precision
 
 
 def line_of(fn, mark):
@@ -64,13 +64,15 @@ def test_clean_program_is_ok_with_small_errors():
 
 
 def test_precision_finding_against_float_jax():
-    x = np.linspace(100.0, 1000.0, 7)          # x * 1e-6: the constant rounds at 2^-18
-    report = spu.check(tiny_scale, x)
+    # 1 / y of a secret y near 1e-4: the reciprocal's input has 26 significant ulps,
+    # so the quotient is ~1.3% off (x / 1e-4 = 9865.6 instead of 10000)
+    x, y = np.linspace(1.0, 2.0, 7), np.linspace(1e-4, 2e-4, 7)
+    report = spu.check(tiny_divisor, x, y)
     assert [(f.kind, f.op, f.source) for f in report.findings] == \
-        [("precision", "out[0]", line_of(tiny_scale, "precision"))]
-    assert report.findings[0].magnitude > 1e-4
+        [("precision", "out[0]", line_of(tiny_divisor, "precision"))]
+    assert report.findings[0].magnitude > 10
     # the threshold is configurable
-    assert spu.check(tiny_scale, x, atol=1e-2).ok
+    assert spu.check(tiny_divisor, x, y, rtol=0.05).ok
 
 
 @pytest.mark.parametrize("fn, x, op", [
@@ -144,10 +146,10 @@ def test_overflow_inside_a_loop_is_one_finding_at_its_line():
 
 def test_executor_reports_every_op_once_to_the_observer():
     """Fused products, batched truncations and dot groups are reported per original op."""
-    from runtime.cluster import ClusterConfig, InProcessCluster
-    from runtime.executor import run_program
-    from runtime.kernels import KernelContext
-    from runtime.profile import Profile
+    from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+    from spu_lite.runtime.executor import run_program
+    from spu_lite.runtime.kernels import KernelContext
+    from spu_lite.runtime.profile import Profile
 
     def fn(x, w, v):
         return (x @ w) * 0.5, (x @ v) * 0.25, x * x

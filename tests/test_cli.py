@@ -18,7 +18,7 @@ def run_cli(*args, cwd=None, timeout=120):
 
 
 def protocol_available(name):
-    from runtime.protocols import get_protocol
+    from spu_lite.runtime.protocols import get_protocol
     try:
         get_protocol(name)
         return True
@@ -51,7 +51,7 @@ def test_help_of_every_command(capsys):
     for cmd in ("compile", "cost", "bench", "precision", "demo"):
         assert cmd in r.stdout
     # every subcommand's help, in-process (the same parser) to keep the suite fast
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     for cmd in ("compile", "cost", "bench", "demo", "precision"):
         assert main([cmd, "--help"]) == 0, cmd
         assert "usage: spu-lite" in capsys.readouterr().out
@@ -63,7 +63,7 @@ def test_help_of_a_subcommand_as_subprocess():
 
 
 def test_subcommand_help_lists_flags(capsys):
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     assert main(["compile", "--help"]) == 0
     out = capsys.readouterr().out
     for flag in ("--arg", "--public", "--static", "--protocol", "--field", "--fxp-bits", "--no-opt"):
@@ -75,27 +75,27 @@ def test_subcommand_help_lists_flags(capsys):
 
 
 def test_no_command_is_usage_error():
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     assert main([]) == 2
 
 
 def test_compile_prints_ir(module):
     r = run_cli("compile", f"{module}:layer", "--arg", "f32[8,4]", "--arg", "f32[4,3]")
     assert r.returncode == 0, r.stderr
-    assert "dot(" in r.stdout
+    assert "dot_trunc(" in r.stdout                 # x @ w fused with its truncation
     assert "secret<fxp<64,18>>" in r.stdout
     assert r.stdout.startswith("func @layer(")
 
 
 def test_compile_options_in_process(module, capsys):
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     rc = main(["compile", f"{module}:layer", "--arg", "f32[8,4]", "--arg", "f32[4,3]",
                "--public", "1", "--field", "32", "--fxp-bits", "12", "--no-opt"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "public<fxp<32,12>>[4,3]" in out and "secret<fxp<32,12>>[8,4]" in out
     # the printed IR parses back (it is the format parties receive)
-    from compiler.ir import parse_program
+    from spu_lite.compiler.ir import parse_program
     assert parse_program(out).text == out
     # static and public by name; integer inputs
     assert main(["compile", f"{module}:scaled", "--arg", "i32[5]", "--static", "k=3"]) == 0
@@ -107,11 +107,11 @@ def test_compile_options_in_process(module, capsys):
 
 
 def test_cost_counts_ops(module, capsys):
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     assert main(["cost", f"{module}:layer", "--arg", "f32[8,4]", "--arg", "f32[4,3]"]) == 0
     out = capsys.readouterr().out
     lines = {l.split()[0] + " " + l.split()[1]: l for l in out.splitlines()[2:] if len(l.split()) >= 3}
-    assert "dot secret" in lines and lines["dot secret"].split()[2] == "1"
+    assert "dot_trunc secret" in lines and lines["dot_trunc secret"].split()[2] == "1"
     assert "total secret" in out
     assert "# communication under aby3" in out and "total (busiest party)" in out
 
@@ -124,7 +124,7 @@ def test_cost_dry_run_is_what_a_real_run_sends():
     import numpy as np
 
     import spu_lite as spu
-    from spu_lite.cost import dry_run
+    from spu_lite.tools.cost import dry_run
 
     def fn(x, w):
         h = jnp.maximum(x @ w, 0.0)
@@ -146,7 +146,7 @@ def test_cost_dry_run_is_what_a_real_run_sends():
 
 
 def test_unsupported_primitive_names_primitive_and_line(tmp_path):
-    from compiler.lower import RULES
+    from spu_lite.compiler.lower import RULES
     candidates = {
         "nextafter": "jax.lax.nextafter(y, y + 1.0)",
         "cumprod": "jax.lax.cumprod(y)",
@@ -176,14 +176,14 @@ def test_bad_arg_spec_is_usage_error(module):
 
 @pytest.mark.parametrize("spec", ["f16[2]", "f32", "f32[a]", "f32[2,,3]", "[2]"])
 def test_bad_arg_specs_in_process(spec, module, capsys):
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     assert main(["compile", f"{module}:layer", "--arg", spec]) == 2
     assert "invalid spec" in capsys.readouterr().err
 
 
 def test_arg_spec_grammar():
     import numpy as np
-    from spu_lite.cli import parse_arg_spec
+    from spu_lite.tools.cli import parse_arg_spec
     assert parse_arg_spec("f32[8,4]") == (np.dtype(np.float32), (8, 4))
     assert parse_arg_spec("i32[]") == (np.dtype(np.int32), ())
     assert parse_arg_spec("bool[ 3 ]") == (np.dtype(np.bool_), (3,))
@@ -199,7 +199,7 @@ def test_arg_spec_grammar():
     (["{m}:layer", "--arg", "f32[8,4]", "--arg", "f32[4,3]", "--public", "5"], "--public 5"),
 ])
 def test_compile_errors_are_one_line(args, message, module, capsys):
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     args = [a.replace("{m}", str(module)) for a in args]
     assert main(["compile", *args]) == 1
     err = capsys.readouterr().err.strip()
@@ -208,13 +208,13 @@ def test_compile_errors_are_one_line(args, message, module, capsys):
 
 
 def test_bad_target_is_usage_error(module, capsys):
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     assert main(["compile", str(module), "--arg", "f32[2]"]) == 2
     assert "FILE.py:FUNC" in capsys.readouterr().err
 
 
 def test_import_error_of_user_file(tmp_path, capsys):
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     p = tmp_path / "broken.py"
     p.write_text("import jax\nraise RuntimeError('boom')\n")
     assert main(["compile", f"{p}:f", "--arg", "f32[2]"]) == 1
@@ -233,7 +233,7 @@ def test_bench_quick_ref2k():
 
 
 def test_bench_unknown_case_is_usage_error(capsys):
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     assert main(["bench", "--cases", "nope_1M", "--protocol", "ref2k"]) == 2
     assert "unknown case" in capsys.readouterr().err
 
@@ -256,7 +256,7 @@ def test_demo_ref2k():
 
 
 def test_demo_unknown_protocol_is_usage_error(capsys):
-    from spu_lite.cli import main
+    from spu_lite.tools.cli import main
     assert main(["demo", "--protocol", "bogus"]) == 2
 
 
@@ -264,21 +264,21 @@ def test_precision_delegates_or_says_missing(capsys, monkeypatch):
     import importlib
     import types
 
-    from spu_lite import cli
+    from spu_lite.tools import cli
     try:
-        importlib.import_module("spu_lite.precision")
+        importlib.import_module("spu_lite.tools.precision")
         have = True
     except ModuleNotFoundError:
         have = False
     if not have:
         assert cli.main(["precision"]) == 1
-        assert "spu_lite.precision" in capsys.readouterr().err
+        assert "spu_lite.tools.precision" in capsys.readouterr().err
         assert cli.main(["precision", "--help"]) == 0
     # delegation: argv is passed through and the return code comes back
     seen = {}
-    fake = types.ModuleType("spu_lite.precision")
+    fake = types.ModuleType("spu_lite.tools.precision")
     fake.main = lambda argv: seen.setdefault("argv", argv) and 0
-    monkeypatch.setitem(sys.modules, "spu_lite.precision", fake)
+    monkeypatch.setitem(sys.modules, "spu_lite.tools.precision", fake)
     assert cli.main(["precision", "--protocol", "aby3"]) == 0
     assert seen["argv"] == ["--protocol", "aby3"]
     fake.main = lambda argv: 3

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from spu_lite import docs_figures
+from spu_lite.tools import docs_figures
 
 
 def _page(tmp_path, name):
@@ -24,7 +24,7 @@ def test_bench_json_rewrites_the_block(tmp_path):
     _run("spu_lite", "bench", "--quick", "--protocol", "ref2k", "--cases", "mul_1M",
          "--repeat", "1", "--json", str(out))
     page = _page(tmp_path, "bench")
-    _run("spu_lite.docs_figures", "bench", str(out), "--page", str(page))
+    _run("spu_lite.tools.docs_figures", "bench", str(out), "--page", str(page))
     text = page.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert f"Measured {datetime.date.today().isoformat()}" in text
@@ -38,7 +38,7 @@ def test_precision_json_rewrites_the_block(tmp_path):
     src.write_text(res.stdout)
     row = json.loads(res.stdout.splitlines()[0])
     page = _page(tmp_path, "precision")
-    _run("spu_lite.docs_figures", "precision", str(src), "--page", str(page),
+    _run("spu_lite.tools.docs_figures", "precision", str(src), "--page", str(page),
          "--date", "2030-01-02", "--protocol", "ref2k")
     text = page.read_text()
     assert "Measured 2030-01-02, ref2k" in text
@@ -74,7 +74,7 @@ def test_training_json_rewrites_the_block(tmp_path):
     src = tmp_path / "training.json"
     src.write_text(json.dumps(data))
     page = _page(tmp_path, "training")
-    _run("spu_lite.docs_figures", "training", str(src), "--page", str(page))
+    _run("spu_lite.tools.docs_figures", "training", str(src), "--page", str(page))
     text = page.read_text()
     assert "Measured 2030-01-02" in text
     assert "| aby3 | 7.040 | 30.00 | 0.23 | test AUC 0.9790, plaintext 0.9790 |" in text

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from runtime.protocols import get_protocol
+from spu_lite.runtime.protocols import get_protocol
 
 from .op_table import CASES, reference
 

@@ -1,7 +1,7 @@
 """docs/ops.md states every nonlinear function of the table, with its documented error."""
 import pathlib
 
-from compiler.ir.nonlinear import TABLE
+from spu_lite.compiler.ir.nonlinear import TABLE
 
 PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "ops.md"
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from compiler import CompileError, CompileOptions
-from compiler.ir.fields import DEFAULT_FXP_BITS, max_fxp_bits
-from runtime.fxp.domains import domains
+from spu_lite.compiler import CompileError, CompileOptions
+from spu_lite.compiler.ir.fields import DEFAULT_FXP_BITS, max_fxp_bits
+from spu_lite.runtime.fxp.domains import domains
 
 from .op_table import CASES, reference
 

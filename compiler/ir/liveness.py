@@ -4,9 +4,10 @@ Used by the runtime (which may import only compiler.ir) and by the cost model.
 """
 from __future__ import annotations
 
+import operator
 from typing import Dict, List
 
-from .program import Block
+from .program import Block, Program
 
 
 def _block_free_vars(block: Block) -> List:
@@ -55,3 +56,13 @@ def last_uses(block: Block) -> List[List]:
         if vid not in keep:
             frees[i].append(vals[vid])
     return frees
+
+
+def program_last_uses(program: Program, block: Block) -> List[List]:
+    """last_uses(block) for a block of `program` (its body or a nested block), computed
+    once: kept in program.liveness, so every loop iteration and every party reuses it;
+    computed again if the block's ops have changed since."""
+    hit = program.liveness.get(id(block.ops))
+    if hit is None or len(hit[0]) != len(block.ops) or not all(map(operator.is_, hit[0], block.ops)):
+        hit = program.liveness[id(block.ops)] = (list(block.ops), last_uses(block))
+    return hit[1]

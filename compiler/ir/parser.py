@@ -13,6 +13,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .ops import infer
+from .ops_fused import batch_error
 from .program import Block, Op, Program, Value
 from .types import parse_dtype, parse_type
 
@@ -147,6 +148,8 @@ class _Parser:
             if line.startswith(terminator):
                 rest = line[len(terminator):].strip()
                 names = re.findall(r"%(\w+)", rest)
+                if batch_error(ops):
+                    raise IRParseError(f"line {self.i}: {batch_error(ops)}")
                 return ops, [self._use(n) for n in names]
             ops.append(self._op(line))
 

@@ -6,6 +6,7 @@ defined exactly once; names are `%N`, unique within a Program.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -56,6 +57,10 @@ class Program:
     results: List[Value]
     field: int = 64
     fxp_bits: int = 18
+    #: per block (by id of its op list): its ops and their last uses, filled by
+    #: liveness.program_last_uses the first time an executor runs the block
+    liveness: Dict[int, tuple] = dataclasses.field(default_factory=dict, repr=False,
+                                                   compare=False)
 
     @property
     def body(self) -> Block:

@@ -5,7 +5,7 @@ from .fold import fold_constants
 from .cse import cse, dce
 from .licm import hoist_loop_invariants
 from .rewrite import renumber
-from .rounds import group_truncations
+from .rounds import schedule
 
 PIPELINE = (simplify, fold_constants, cse, hoist_loop_invariants, sink_truncations, dce)
 
@@ -18,6 +18,6 @@ def optimize(program, max_rounds: int = 8):
             changed |= bool(p(program))
         if not changed:
             break
-    group_truncations(program)      # scheduling, once the ops are final
+    schedule(program)               # calls and fusion (rounds.py), once the ops are final
     renumber(program)
     return program

@@ -37,6 +37,12 @@ def _grouped(P, items, call):
     return [Share([pp[i].reshape(s) for pp in pieces], res.boolean) for i, s in enumerate(shapes)]
 
 
+def elementwise_many(P: Protocol, items, call) -> list:
+    """call(*operands) once for many elementwise operations of secrets (items[i]: the
+    Shares of operation i); the IR's batches of comparisons and selections use it."""
+    return _grouped(P, list(items), call)
+
+
 def mul_many(P: Protocol, pairs: Sequence[Tuple[object, object]]) -> list:
     """Ring products a * b (no truncation); all secret x secret ones in one round."""
     out = [None] * len(pairs)

@@ -30,7 +30,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from compiler.ir.nonlinear import TABLE
+from spu_lite.compiler.ir.nonlinear import TABLE
 
 LOG2E = 1.4426950408889634
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-from compiler.ir.nonlinear import TABLE
+from spu_lite.compiler.ir.nonlinear import TABLE
 
 from . import activations, exp_log, reciprocal, roots, trig
 

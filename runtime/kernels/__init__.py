@@ -1,4 +1,4 @@
 """IR op kernels: thin functions from IR ops to the fxp library and protocol kernels."""
-from .registry import FUSED_WITH_TRUNC, KERNELS, KernelContext, kernel
+from .registry import BATCHED, KERNELS, KernelContext, batched, kernel
 from . import arith, layout, reduce, math, control  # noqa: F401 (registers kernels)
-from . import bitwise, conv, secret_index  # noqa: F401
+from . import batches, bitwise, conv, secret_index  # noqa: F401

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..fxp import basic as B
 from ..fxp.compare import less, equal, select
-from .registry import FUSED_WITH_TRUNC, kernel
+from .registry import kernel
 
 
 @kernel("add")
@@ -45,15 +45,18 @@ def _dot(K, op, x, y):
     return B.dot(K.P, x, y, dot_dims(op))
 
 
-def _mul_trunc(K, op, trunc_op, x, y):
-    return K.P.mul_trunc(x, y, trunc_op.attrs["bits"])
+@kernel("mul_trunc")
+def _mul_trunc(K, op, x, y):
+    if B.is_secret(x) and B.is_secret(y):
+        return K.P.mul_trunc(x, y, op.attrs["bits"])
+    return B.trunc(K.P, B.mul(K.P, x, y), op.attrs["bits"])
 
 
-def _dot_trunc(K, op, trunc_op, x, y):
-    return K.P.dot_trunc(x, y, dot_dims(op), trunc_op.attrs["bits"], reuse_rhs=_reuse_rhs(K, op))
-
-
-FUSED_WITH_TRUNC.update(mul=_mul_trunc, dot=_dot_trunc)
+@kernel("dot_trunc")
+def _dot_trunc(K, op, x, y):
+    if B.is_secret(x) and B.is_secret(y):
+        return K.P.dot_trunc(x, y, dot_dims(op), op.attrs["bits"], reuse_rhs=_reuse_rhs(K, op))
+    return B.trunc(K.P, B.dot(K.P, x, y, dot_dims(op)), op.attrs["bits"])
 
 
 @kernel("trunc")

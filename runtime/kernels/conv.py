@@ -18,7 +18,7 @@ import numpy as np
 from ..fxp import basic as B
 from ..fxp.compare import equal, less, tree_reduce_last
 from .layout import INFINITY_STAND_IN, encode_value
-from .registry import FUSED_WITH_TRUNC, kernel
+from .registry import kernel
 
 
 def window_patches(a: np.ndarray, window, strides, padding, base_dilation, window_dilation,
@@ -92,12 +92,12 @@ def _conv(K, op, x, w):
     return finish(B.dot(K.P, px, wm, dims))
 
 
-def _conv_trunc(K, op, trunc_op, x, w):
+@kernel("conv_trunc")
+def _conv_trunc(K, op, x, w):
     px, wm, dims, finish = _conv_parts(op, x, w)
-    return finish(K.P.dot_trunc(px, wm, dims, trunc_op.attrs["bits"]))
-
-
-FUSED_WITH_TRUNC["conv"] = _conv_trunc
+    if B.is_secret(px) and B.is_secret(wm):
+        return finish(K.P.dot_trunc(px, wm, dims, op.attrs["bits"]))
+    return finish(B.trunc(K.P, B.dot(K.P, px, wm, dims), op.attrs["bits"]))
 
 
 def _window_extreme(K, op, x, args, kind, with_index=False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ir.nonlinear import TABLE
+from spu_lite.compiler.ir.nonlinear import TABLE
 
 from ..fxp import basic as B
 from ..fxp import nonlinear as N

@@ -8,9 +8,10 @@ from typing import Callable, Dict, Optional
 from ..protocols.base import Protocol
 
 KERNELS: Dict[str, Callable] = {}
-#: op name -> fn(K, op, trunc_op, x, y): `op` followed by the `trunc` reading only it, as
-#: one protocol call (the executor decides when a pair qualifies)
-FUSED_WITH_TRUNC: Dict[str, Callable] = {}
+#: op name -> fn(K, ops, inputs) -> [output per op]: the ops of one batch (the IR's
+#: `batch` attribute, compiler/ir/ops_fused.py) as one protocol call; inputs[i] is the
+#: list of ops[i]'s input values
+BATCHED: Dict[str, Callable] = {}
 
 
 def kernel(*names):
@@ -21,14 +22,22 @@ def kernel(*names):
     return deco
 
 
+def batched(*names):
+    def deco(fn):
+        for n in names:
+            BATCHED[n] = fn
+        return fn
+    return deco
+
+
 @dataclass
 class KernelContext:
     P: Protocol
     fxp_bits: int
     options: Dict[str, object] = field(default_factory=dict)
     #: fn(op, inputs, outputs) called by the executor after each op (spu.check's
-    #: plaintext simulation); None in normal runs. inputs / outputs are lists of the
-    #: op's values (an entry is None where a fused or batched call never made it)
+    #: plaintext simulation); None in normal runs. Each member of a batch is reported
+    #: as its own op; a fused op (mul_trunc) as itself: its product is never made
     observer: Optional[Callable] = None
 
     @property

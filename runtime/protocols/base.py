@@ -101,6 +101,12 @@ class Protocol:
         """Inverse of deal, from every party's Share."""
         raise NotImplementedError
 
+    @classmethod
+    def reconstruct_parts(cls, rank: int) -> Sequence[int]:
+        """Which parts of party `rank`'s Share reconstruct reads (a networked party
+        returns only those; the others travel as empty arrays)."""
+        return range(cls.share_parts)
+
     def reveal(self, x: Share) -> np.ndarray:
         """Open x to every computing party."""
         raise NotImplementedError

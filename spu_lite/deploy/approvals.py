@@ -17,8 +17,8 @@ import os
 from collections import Counter
 from typing import Dict, List, Optional
 
-from compiler.ir import parse_program
-from ..cost import dry_run
+from spu_lite.compiler.ir import parse_program
+from ..tools.cost import dry_run
 
 from .joblog import open_private, utc_now
 from .policy import RULES, JobView, canonical_ir, rule_holds

@@ -1,4 +1,4 @@
-"""`spu-lite node ...` and `spu-lite cluster ...`; wired into spu_lite/cli.py through
+"""`spu-lite node ...` and `spu-lite cluster ...`; wired into spu_lite/tools/cli.py through
 add_subcommands / dispatch, and runnable alone: python -m spu_lite.deploy.cli ...
 
     spu-lite node --cluster cluster.yaml --party alice [--loader NAME=MODULE:FUNC ...]
@@ -74,8 +74,8 @@ def add_subcommands(subparsers) -> None:
 
 
 def dispatch(args) -> int:
-    from runtime.link import PeerError
-    from runtime.net.auth import CredentialError
+    from spu_lite.runtime.link import PeerError
+    from spu_lite.runtime.net.auth import CredentialError
     from .cluster_file import ClusterFileError
     try:
         if args.command == "node":

@@ -7,6 +7,7 @@
     seed: null                # tests only: deterministic keys and shares (a node
                               # refuses it unless started with --insecure-test-seed)
     max_message_mb: 1024      # optional: larger messages (peers, driver) are dropped
+    net: null                 # optional: emulated links, "rtt=20ms,bw=100mbit", "lan", "wan"
     parties:
       - name: alice
         address: alice.example.org:7001   # where the others connect
@@ -35,8 +36,9 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-from compiler.ir.fields import DEFAULT_FXP_BITS
-from runtime.cluster import ClusterConfig
+from spu_lite.compiler.ir.fields import DEFAULT_FXP_BITS
+from spu_lite.runtime.cluster import ClusterConfig
+from spu_lite.runtime.link import LinkModel
 
 from .policy import Policy, parse_policy
 
@@ -75,6 +77,7 @@ class ClusterSpec:
     seed: Optional[int] = None
     path: Optional[str] = None
     max_message_mb: float = DEFAULT_MAX_MESSAGE_MB
+    net: Optional[str] = None          # emulated links (runtime.link.LinkModel), None: real
 
     @property
     def max_message_bytes(self) -> int:
@@ -106,7 +109,8 @@ class ClusterSpec:
 
     def config(self) -> ClusterConfig:
         return ClusterConfig(protocol=self.protocol, nparties=self.nparties, field=self.field,
-                             fxp_bits=self.fxp_bits, seed=self.seed, timeout=self.timeout)
+                             fxp_bits=self.fxp_bits, seed=self.seed, timeout=self.timeout,
+                             net=self.net)
 
 
 def _key(v, where) -> bytes:
@@ -180,14 +184,15 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
                        int(doc.get("field", 64)),
                        int(doc.get("fxp_bits", DEFAULT_FXP_BITS.get(doc.get("field", 64), 18))),
                        float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path,
-                       float(doc.get("max_message_mb", DEFAULT_MAX_MESSAGE_MB)))
+                       float(doc.get("max_message_mb", DEFAULT_MAX_MESSAGE_MB)),
+                       doc.get("net") or None)
     _check(spec)
     return spec
 
 
 def _check(spec: ClusterSpec) -> None:
     try:
-        from runtime.protocols import get_protocol
+        from spu_lite.runtime.protocols import get_protocol
         cls = get_protocol(spec.protocol)
         spec.config().parties
     except ValueError as e:
@@ -204,6 +209,10 @@ def _check(spec: ClusterSpec) -> None:
         raise ClusterFileError("max_message_mb must be positive (megabytes)")
     if spec.seed is not None and (isinstance(spec.seed, bool) or not isinstance(spec.seed, int)):
         raise ClusterFileError(f"seed must be an integer or null, not {spec.seed!r}")
+    try:
+        LinkModel.parse(spec.net)
+    except ValueError as e:
+        raise ClusterFileError(str(e)) from None
 
 
 def load(path: str) -> ClusterSpec:

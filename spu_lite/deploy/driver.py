@@ -29,19 +29,20 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from compiler.ir import Program, Value
-from runtime.link import PeerError
-from runtime.net.auth import CredentialError, load_secret
-from runtime.net.client import DriverClient, JobError
-from runtime.party import local_prg
-from runtime.profile import OpStats, Profile
-from runtime.protocols import get_protocol
-from runtime.ring import Ring
+from spu_lite.compiler.ir import Program, Value
+from spu_lite.runtime.link import PeerError
+from spu_lite.runtime.net.auth import CredentialError, load_secret
+from spu_lite.runtime.net.client import DriverClient, JobError
+from spu_lite.runtime.party import local_prg
+from spu_lite.runtime.profile import OpStats, Profile
+from spu_lite.runtime.protocols import get_protocol
+from spu_lite.runtime.ring import Ring
 
 from . import loaders
 from .cluster_file import ClusterSpec, load
 from .handles import OwnedRef, PartyInput
 from .policy import JobRefused
+from .program_cache import ProgramShipping, ir_digest
 
 
 class RevealReceipt:
@@ -81,6 +82,8 @@ class NetworkCluster:
         self._released: List[str] = []          # ids of kept secrets the driver dropped
         self.last_profile: Optional[Profile] = None
         self.party_profiles: List[Profile] = []
+        self.last_phases: dict = {}            # seconds per phase of the last run (phases())
+        self._shipping = ProgramShipping()     # programs the nodes hold by digest
         if check:
             self.ping(connect_timeout or max(self.spec.timeout, 30.0))
 
@@ -109,22 +112,35 @@ class NetworkCluster:
             return InputError(str(e))
         return e
 
-    def _request(self, ranks, header, payloads, kinds, only=None, **kw):
-        """Send `header` (or only[r] to rank r) to every rank and collect the replies."""
+    def _request(self, ranks, header, payloads, kinds, only=None, per_rank=None, **kw):
+        """Send `header` (or only[r] to rank r; per_rank(r) adds to the header) to every
+        rank and collect the replies."""
         job = self._next_job()
         for r in ranks:
-            self.client.send(r, dict((only or {}).get(r, header), job=job), payloads.get(r))
+            h = (only or {}).get(r)
+            if h is None:
+                h = dict(header, **(per_rank(r) if per_rank else {}))
+            self.client.send(r, dict(h, job=job), payloads.get(r))
         try:
             return job, self.client.collect(job, ranks, kinds, **kw)
         except (PeerError, JobError) as e:
             raise self._fail(job, e) from None
 
     def ping(self, timeout: Optional[float] = None) -> None:
-        """Check every node answers (raises PeerError naming those that do not)."""
+        """Check every node answers (raises PeerError naming those that do not). The
+        ping is repeated every 2 s: one that reaches a node still starting is lost."""
+        deadline = time.monotonic() + (timeout or self.spec.timeout)
         with self._lock:
-            self._request(list(self.spec.endpoints()), {"k": "ping"}, {}, ("pong",),
-                          timeout=timeout, silent="does not answer (not started, wrong "
-                          "address, or its keys do not match the cluster file?)")
+            while True:
+                wait = max(0.1, min(2.0, deadline - time.monotonic()))
+                try:
+                    self._request(list(self.spec.endpoints()), {"k": "ping"}, {}, ("pong",),
+                                  timeout=wait, silent="does not answer (not started, wrong "
+                                  "address, or its keys do not match the cluster file?)")
+                    return
+                except PeerError:
+                    if time.monotonic() >= deadline:
+                        raise
 
     # -- data in --------------------------------------------------------------------------
     def share(self, ring_value: np.ndarray):
@@ -157,6 +173,7 @@ class NetworkCluster:
             reveal_to: Optional[str] = None, outputs=None):
         """Like InProcessCluster.run; inputs may also hold OwnedRef (party-owned).
         With reveal_to, returns a RevealReceipt instead of values."""
+        t_start = time.perf_counter()
         n = self.nparties
         keep = list(keep or [False] * len(program.results))
         if reveal_to is not None and any(keep):
@@ -177,7 +194,9 @@ class NetworkCluster:
             for r in range(n):
                 payloads[r].append(None if isinstance(x, (OwnedRef, KeptShares)) else
                                    x if isinstance(x, np.ndarray) else x[r])
-        header = {"k": "job", "program": program.text, "inputs": descs,
+        text = program.text
+        digest = ir_digest(text)
+        header = {"k": "job", "inputs": descs,
                   "options": dict(options or {}), "reveal_to": target,
                   "outputs": _output_names(program, outputs), "tag": program.name,
                   "keep": kept}
@@ -188,9 +207,23 @@ class NetworkCluster:
                 self.client.seen_down = False
                 self.session = f"{time.time_ns():x}"
             # the dealer (rank n) gets no program: the job id and session are all it needs
-            job, rep = self._request(list(self.spec.endpoints()), dict(header, session=self.session),
-                                     payloads, ("done",),
-                                     only={n: {"k": "job", "session": self.session}})
+            ranks = list(self.spec.endpoints())
+            t_send, w_send = time.perf_counter(), time.time()
+            try:
+                job, rep = self._request(ranks, dict(header, session=self.session), payloads,
+                                         ("done",), only={n: {"k": "job", "session": self.session}},
+                                         per_rank=lambda r: self._shipping.header(
+                                             self.session, r, text, digest))
+            except JobError as e:
+                if e.etype != "ProgramNotCached":
+                    raise
+                self._shipping.forget()         # a node lost it: ship the text again
+                self.session = f"{time.time_ns():x}"
+                job, rep = self._request(ranks, dict(header, session=self.session, program=text,
+                                                     program_sha=digest), payloads, ("done",),
+                                         only={n: {"k": "job", "session": self.session}})
+            self._shipping.acknowledge(range(n), digest)
+            t_back, w_back = time.perf_counter(), time.time()
         self.party_profiles = [_profile(rep[r][0].get("profile", {})) for r in range(n)]
         self.last_profile = Profile.merge_max(self.party_profiles)
         if target is not None:
@@ -204,6 +237,8 @@ class NetworkCluster:
             vals = [rep[r][1][i] for r in range(n)]
             outs.append(vals[0] if isinstance(vals[0], np.ndarray)
                         else self.proto_cls.reconstruct(vals, self.ring))
+        self.last_phases = _phases(rep, n, (t_start, t_send, t_back, time.perf_counter()),
+                                   (w_send, w_back))
         return outs
 
     def reveal_kept(self, kept: "KeptShares", ir_type) -> np.ndarray:
@@ -236,6 +271,27 @@ def _profile(d) -> Profile:
     for name, (calls, secs, nbytes, rounds) in d.items():
         p.ops[name] = OpStats(int(calls), float(secs), int(nbytes), int(rounds))
     return p
+
+
+def _phases(rep, n, ticks, walls) -> dict:
+    """Where a run's time went, in seconds: driver-side preparation, the nodes' phases
+    (max over computing parties: setup, program load, input sharing, the run and the
+    part of it spent waiting for peers), transit (the rest of the round trip: requests
+    out and replies back, encoding, CURVE, hand-offs), split by wall clocks into
+    dispatch (until the last node started) and return (from the last node's end; both
+    meaningful only with the nodes on this machine), then reconstruction."""
+    t_start, t_send, t_back, t_end = ticks
+    node, starts, ends = {}, [], []
+    for r in range(n):
+        ph = dict(rep[r][0].get("phases") or {})
+        starts.append(float(ph.pop("wall_start", walls[0])))
+        ends.append(float(ph.pop("wall_end", walls[1])))
+        for k, v in ph.items():
+            node[k] = max(node.get(k, 0.0), float(v))
+    return dict({"prepare": t_send - t_start}, **node,
+                transit=max(0.0, t_back - t_send - node.get("node", 0.0)),
+                dispatch=max(starts) - walls[0], back=walls[1] - max(ends),
+                reconstruct=t_end - t_back, total=t_end - t_start)
 
 
 def _output_names(program, compiled) -> List:

@@ -13,9 +13,9 @@ numpy message with array contents), so a node sends only:
 """
 from __future__ import annotations
 
-from runtime.link import PeerError
-from runtime.net.auth import CredentialError
-from runtime.net.wire import WireError
+from spu_lite.runtime.link import PeerError
+from spu_lite.runtime.net.auth import CredentialError
+from spu_lite.runtime.net.wire import WireError
 
 from .loaders import LoaderError
 from .policy import JobRefused

@@ -39,19 +39,18 @@ from typing import List
 
 import numpy as np
 
-from compiler.ir import parse_program
-from runtime.link import PeerError
-from runtime.net.auth import open_private
-from runtime.protocols.base import Share
+from spu_lite.runtime.link import PeerError
+from spu_lite.runtime.net.auth import open_private
+from spu_lite.runtime.protocols.base import Share
 from spu_lite.codec import decode, encode
 
-from .policy import JobRefused, decide, ir_sha256, owners_of, view_of_job
+from .policy import JobRefused, decide, owners_of, view_of_job
 
-MAX_PROGRAMS = 16
 MAX_REASON = 500
 
 
 def run_job(node, h: dict, payload):
+    t0 = time.perf_counter()
     job = int(h["job"])
     node.ep.mailbox.start_job(job)
     node.transport.job = job
@@ -63,11 +62,17 @@ def run_job(node, h: dict, payload):
         for kid in h.get("release") or ():
             node.kept.pop(str(kid), None)
             node.kept_origin.pop(str(kid), None)
-        program, ir_hash = _program(node, h["program"])
+        t1 = time.perf_counter()
+        program, ir_hash = node.programs.resolve(h)     # by digest; the IR text on a miss
+        t2 = time.perf_counter()
         view = view_of_job(node, h, h["program"], program, ir_hash)
         why = _consent(node, h, job, view, ir_hash)
         node.ensure_session(str(h["session"]))
+        t3 = time.perf_counter()
         reply, out, record = _run(node, job, h, payload, program, view)
+        t4 = time.perf_counter()
+        reply["phases"].update(program=t2 - t1, setup=t3 - t2, node=t4 - t0,
+                               wall_start=time.time() - (t4 - t0), wall_end=time.time())
         outcome = "ok"
         return reply, out
     except JobRefused as e:
@@ -87,10 +92,14 @@ def run_job(node, h: dict, payload):
 
 
 def _run(node, job: int, h: dict, payload, program, view):
+    t0 = time.perf_counter()
     inputs = _inputs(node, h["inputs"], payload, program)
+    t1, wait0 = time.perf_counter(), node.party.comm.wait
     node.party.options = dict(h.get("options") or {})
     outs, prof = node.party.run(program, inputs)
-    reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()}}
+    reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()},
+             "phases": {"inputs": t1 - t0, "run": time.perf_counter() - t1,
+                        "run_wait": node.party.comm.wait - wait0}}
     record = {"bytes": prof.total.bytes, "rounds": prof.total.rounds}
     keep = h.get("keep") or [None] * len(outs)
     owners = owners_of(node, h)
@@ -100,8 +109,7 @@ def _run(node, job: int, h: dict, payload, program, view):
             node.kept_origin[str(kid)] = {"digest": view.digest, "index": i, "owners": owners}
             outs[i] = None
     if h.get("reveal_to") is None:
-        return reply, [o if isinstance(o, Share) or node.rank == 0 else None
-                       for o in outs], record
+        return reply, [_for_driver(node, o) for o in outs], record
     reply.update(_reveal(node, job, h, program, outs, int(h["reveal_to"])))
     return reply, None, record
 
@@ -168,14 +176,14 @@ def _consent(node, h: dict, job: int, view, ir_hash: str) -> str:
     return why
 
 
-def _program(node, text: str):
-    """(parsed program, sha256 of its canonical text), cached by text."""
-    p = node.programs.get(text)
-    if p is None:
-        p = node.programs[text] = (parse_program(text), ir_sha256(text))
-        while len(node.programs) > MAX_PROGRAMS:
-            node.programs.popitem(last=False)
-    return p
+def _for_driver(node, o):
+    """What the driver needs of an output: public values from party 0 only, of a
+    Share only the parts its reconstruct reads (aby3: half the bytes back)."""
+    if not isinstance(o, Share):
+        return o if node.rank == 0 else None
+    need = set(node.proto_cls.reconstruct_parts(node.rank))
+    return Share([p if i in need else p.reshape(-1)[:0] for i, p in enumerate(o.parts)],
+                 o.boolean)
 
 
 def _inputs(node, descs: List, payload, program) -> List:

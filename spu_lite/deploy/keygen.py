@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import zmq.auth
 
-from runtime.net.auth import create_keypair
+from spu_lite.runtime.net.auth import create_keypair
 
 _HEADER = """\
 # spu-lite cluster file (written by `spu-lite cluster keygen`).

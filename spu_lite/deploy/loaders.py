@@ -41,7 +41,7 @@ def gaussian_noise(shapes, std: float):
     secure aggregation (spu_lite.fl.NetworkFederation)."""
     import numpy as np
 
-    from runtime.prg import Prg, new_key
+    from spu_lite.runtime.prg import Prg, new_key
     from spu_lite.fl.dp import gaussian
 
     prg = Prg(new_key())

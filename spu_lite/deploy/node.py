@@ -26,13 +26,13 @@ import time
 from collections import OrderedDict
 from typing import Callable, Dict, Optional
 
-from runtime.link import PeerError
-from runtime.net import wire
-from runtime.net.auth import CredentialError, load_secret
-from runtime.net.endpoint import Endpoint
-from runtime.net.transport import NetTransport
-from runtime.party import DealerParty, Party, local_prg
-from runtime.protocols import get_protocol
+from spu_lite.runtime.link import LinkModel, PeerError
+from spu_lite.runtime.net import wire
+from spu_lite.runtime.net.auth import CredentialError, load_secret
+from spu_lite.runtime.net.endpoint import Endpoint
+from spu_lite.runtime.net.transport import NetTransport
+from spu_lite.runtime.party import DealerParty, Party, local_prg
+from spu_lite.runtime.protocols import get_protocol
 
 from . import handles, jobs, loaders
 from .approvals import ApprovalStore
@@ -40,6 +40,8 @@ from .errors import public_reason
 from .cluster_file import ClusterSpec
 from .joblog import JobLog
 from .policy import JobRefused
+from .program_cache import ProgramCache
+from .threads import limit_blas_threads
 
 log = logging.getLogger("spu_lite.node")
 MAX_LOADED = 64
@@ -64,9 +66,10 @@ class Node:
             raise CredentialError(f"{self.me.secret_key_file} does not hold {name}'s key "
                                   f"(its public key differs from the cluster file's)")
         peers = {r: e for r, e in spec.endpoints().items() if r != self.rank}
+        self._blas = limit_blas_threads(spec, self.rank)    # its share of this host's cores
         self.ep = Endpoint(name, self.me.listen or self.me.address, keys, peers,
                            spec.allowed_keys(), spec.timeout, spec.max_message_bytes)
-        self.transport = NetTransport(self.ep, spec.timeout)
+        self.transport = NetTransport(self.ep, spec.timeout, LinkModel.parse(spec.net))
         self.proto_cls = get_protocol(spec.protocol)
         self.party = None
         self.session = None
@@ -79,7 +82,7 @@ class Node:
         self.approvals = ApprovalStore(state)
         self.joblog = JobLog(log_path or os.path.join(state, "jobs.jsonl"), name)
         self.results: Dict[str, dict] = {}
-        self.programs: "OrderedDict[str, object]" = OrderedDict()
+        self.programs = ProgramCache()         # parsed programs by sha256 of the IR text
         self.control: "queue.Queue" = queue.Queue()
         self.busy = None                       # (driver route, job id) while working
         self._last_hb = 0.0

@@ -22,8 +22,8 @@ from typing import Callable, Dict, List, Optional
 import jax
 import numpy as np
 
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.prg import Prg, derive_key, new_key
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.prg import Prg, derive_key, new_key
 
 from ..api import jit
 from ..frontend import ir_type, public
@@ -191,7 +191,7 @@ def native_rsqrt_ok(protocol: str) -> bool:
     """Whether the runtime evaluates a secret rsqrt accurately on [1, 1e6] (probed once
     per protocol on a throw-away cluster, so a failure cannot break anyone's cluster)."""
     if protocol not in _NATIVE:
-        from runtime.fxp import nonlinear
+        from spu_lite.runtime.fxp import nonlinear
         ok = False
         if "rsqrt" in getattr(nonlinear, "FUNCTIONS", {}):
             t = np.array([1.0, 2.0, 10.0, 1e3, 1e6])

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import datasets
+from ..examples import datasets
 
 
 @dataclass

@@ -39,7 +39,7 @@ from typing import Optional
 
 import numpy as np
 
-from runtime.prg import Prg
+from spu_lite.runtime.prg import Prg
 
 
 @dataclass(frozen=True)

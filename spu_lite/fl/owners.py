@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Optional
 import jax
 import numpy as np
 
-from runtime.prg import Prg, derive_key, new_key
+from spu_lite.runtime.prg import Prg, derive_key, new_key
 
 from .trainer import LocalTrainer
 from .validation import UpdateError, check_structure, validate_count, validate_update

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from compiler.ir import (DType, IRParseError, OPS, Type, parse_program, parse_type, print_program,
+from spu_lite.compiler.ir import (DType, IRParseError, OPS, Type, parse_program, parse_type, print_program,
                          SECRET, PUBLIC, fxp)
 from tests.op_table import CASES
 
@@ -22,9 +22,16 @@ def int_times_fxp(i, x):
     return i.astype(jnp.float32) * x + 2.0 * x
 
 
+def scheduled(x, w, a, b):
+    """A lone dot fused with its truncation; two products and their truncations as one
+    batch of fused products; a comparison and an equality as one batch of sign bits."""
+    return jnp.tanh(x @ w), a * b, a * a, a < b, a == b
+
+
 PROGRAMS = {
     "dense_relu": (dense_relu, (np.zeros((8, 4)), np.zeros((4, 3)), np.zeros(3))),
     "int_times_fxp": (int_times_fxp, (np.zeros(5, np.int32), np.zeros(5))),
+    "scheduled": (scheduled, (np.zeros((2, 3)), np.zeros((3, 2)), np.zeros(4), np.zeros(4))),
 }
 
 
@@ -101,7 +108,7 @@ def test_large_constants_round_trip_exactly():
 
 
 def test_every_op_has_a_kernel():
-    from runtime.kernels import KERNELS
+    from spu_lite.runtime.kernels import KERNELS
     missing = sorted(set(OPS) - set(KERNELS))
     assert missing == [], f"IR ops without a runtime kernel: {missing}"
 
@@ -112,7 +119,8 @@ def test_loop_invariant_work_is_hoisted_out_of_loops():
     prog = spu.compile(train, np.zeros(4), np.zeros((8, 4)), protocol="ref2k").program
     loop = next(op for op in prog.ops if op.name == "for")
     body = [op.name for op in loop.blocks[0].ops]
-    assert "transpose" not in body and body.count("trunc") == 2    # 0.1 * x.T: once, outside
+    truncations = sum(n in ("trunc", "dot_trunc") for n in body)     # fused ones included
+    assert "transpose" not in body and truncations == 2    # 0.1 * x.T: once, outside
     outside = [op.name for op in prog.ops]
     assert outside.index("transpose") < outside.index("for")
     assert print_program(parse_program(prog.text)) == prog.text

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from runtime.ring import Ring
+from spu_lite.runtime.ring import Ring
 from spu_lite.deploy.driver import NetworkCluster
 from spu_lite.fl import digits as D
 from spu_lite.fl.aggregators import Mean

@@ -8,7 +8,8 @@ import optax
 import pytest
 
 import spu_lite as spu
-from spu_lite import datasets, tutorials
+from spu_lite.examples import datasets
+from spu_lite.examples import tutorials
 from spu_lite.train import Trainer, make_epoch
 
 

@@ -3,7 +3,7 @@ import threading
 
 import numpy as np
 
-from runtime.link import PeerError
+from spu_lite.runtime.link import PeerError
 
 
 def run_parties(cluster, fn, timeout=60):

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from runtime import alloc
+from spu_lite.runtime import alloc
 
 ROOT = pathlib.Path(__file__).parents[2]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
@@ -17,7 +17,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 # a fresh mmap (page faults and zero-filling on every such allocation) or the heap.
 _MMAPPED = textwrap.dedent("""
     import ctypes, ctypes.util, threading, numpy as np
-    from runtime.alloc import tune_allocator
+    from spu_lite.runtime.alloc import tune_allocator
     tune_allocator()
     class MallInfo2(ctypes.Structure):
         _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks",

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.link import PeerError
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.link import PeerError
 
 
 def _jit(cluster, fn):

@@ -5,9 +5,9 @@ test_aby3.py and test_semi2k.py."""
 import numpy as np
 import pytest
 
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.fxp.compare import less, msb
-from runtime.ring_linalg import ring_dot_general
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.fxp.compare import less, msb
+from spu_lite.runtime.ring_linalg import ring_dot_general
 
 from .harness import run_parties, share
 

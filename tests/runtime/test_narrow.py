@@ -3,9 +3,9 @@ at the edges of its range, and its cost against the full 64-bit adder."""
 import numpy as np
 import pytest
 
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.fxp.compare import msb
-from runtime.fxp.narrow import floor_slack, msb_narrow
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.fxp.compare import msb
+from spu_lite.runtime.fxp.narrow import floor_slack, msb_narrow
 
 from .harness import run_parties, share
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from runtime.fxp.nonlinear import FUNCTIONS
-from spu_lite.spu_reference import MAX_ABS as SPU_MAX_ABS
+from spu_lite.runtime.fxp.nonlinear import FUNCTIONS
+from spu_lite.tools.spu_reference import MAX_ABS as SPU_MAX_ABS
 
 F = 18
 ULP = 2.0 ** -F
@@ -63,10 +63,10 @@ OWN_REL = {"exp": 5e-6}
 def test_registry_covers_the_ir_ops():
     """One table (compiler/ir/nonlinear.py) defines the IR ops, the lowering rules, the
     kernels and this registry."""
-    from compiler.ir.nonlinear import TABLE
-    from compiler.ir.ops import OPS as IR_OPS
-    from compiler.lower.context import RULES
-    from runtime.kernels.registry import KERNELS
+    from spu_lite.compiler.ir.nonlinear import TABLE
+    from spu_lite.compiler.ir.ops import OPS as IR_OPS
+    from spu_lite.compiler.lower.context import RULES
+    from spu_lite.runtime.kernels.registry import KERNELS
     ops = {row.op for row in TABLE}
     assert set(FUNCTIONS) == ops and ops <= set(IR_OPS) and ops <= set(KERNELS)
     assert {row.primitive for row in TABLE if row.primitive} <= set(RULES)
@@ -261,7 +261,7 @@ def test_ring32():
 
 
 def _secure_protocols():
-    from runtime.protocols import get_protocol
+    from spu_lite.runtime.protocols import get_protocol
     out = []
     for name in ("aby3", "semi2k"):
         try:
@@ -290,7 +290,7 @@ def test_secure_protocols_match(protocol):
 
 
 def test_precision_report(capsys):
-    from spu_lite import precision
+    from spu_lite.tools import precision
     rows = precision.report("ref2k", points=201, ops=["exp", "softmax", "logsumexp"])
     assert [r["op"] for r in rows] == ["exp", "softmax", "logsumexp"]
     assert rows[0]["ratio"] < 1e-3 and rows[2]["spu_max_abs"] is None

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from runtime import ring_matmul as rm
-from runtime.ring_matmul import ring_matmul, ring_matmul_sum, ring_tensordot
+from spu_lite.runtime import ring_matmul as rm
+from spu_lite.runtime.ring_matmul import ring_matmul, ring_matmul_sum, ring_tensordot
 
 RNG = np.random.default_rng(20240611)
 DT = {64: np.uint64, 32: np.uint32}

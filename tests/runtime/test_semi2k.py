@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.protocols import get_protocol
-from runtime.protocols.base import Share
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.protocols import get_protocol
+from spu_lite.runtime.protocols.base import Share
 
 from .harness import run_parties, share
-from runtime.protocols.semi2k import Semi2k
-from runtime.ring import Ring
-from runtime.ring_linalg import ring_dot_general
+from spu_lite.runtime.protocols.semi2k import Semi2k
+from spu_lite.runtime.ring import Ring
+from spu_lite.runtime.ring_linalg import ring_dot_general
 
 # --------------------------------------------------------------------------------------
 # helpers
@@ -66,8 +66,8 @@ def test_mul_broadcast_and_empty(cl):
 
 
 def test_fast_keystream_matches_prg():
-    from runtime.prg import Prg
-    from runtime.protocols.semi2k import _fill, uniform
+    from spu_lite.runtime.prg import Prg
+    from spu_lite.runtime.protocols.semi2k import _fill, uniform
     key = bytes(range(16))
     p, q = Prg(key), Prg(key)
     a = uniform(p, (3, 5), np.uint64)
@@ -352,11 +352,11 @@ def test_generation_loop_masks_weights_once():
     for steps in (2, 6):
         np.testing.assert_allclose(f(w, x, steps), jax.jit(gen, static_argnums=(2,))(w, x, steps),
                                    atol=1e-4)
-        per[steps] = f.cluster.party_profiles[1].ops["dot+trunc"].bytes
+        per[steps] = f.cluster.party_profiles[1].ops["dot_trunc"].bytes
     # the weights (64 * 64 * 8 bytes) are opened once: each further iteration of the
     # product sends X - A and its truncation's opening, (2, 64) elements each
     assert per[6] - per[2] == 4 * 2 * (2 * 64 * 8)
     assert per[2] == 64 * 64 * 8 + 2 * 2 * (2 * 64 * 8)
     off = spu.jit(gen, protocol="semi2k", static_argnums=(2,), reuse_masks=False)
     off(w, x, 2)
-    assert off.cluster.party_profiles[1].ops["dot+trunc"].bytes == 2 * (64 * 64 * 8 + 2 * (2 * 64 * 8))
+    assert off.cluster.party_profiles[1].ops["dot_trunc"].bytes == 2 * (64 * 64 * 8 + 2 * (2 * 64 * 8))

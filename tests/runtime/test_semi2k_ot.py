@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.ot.base_ot import BaseOtReceiver, BaseOtSender
-from runtime.ot.iknp import transpose_bits
-from runtime.protocols.semi2k_common import B2A, MUL, SQUARE, TRUNC
-from runtime.ring import Ring
-from runtime.ring_linalg import ring_dot_general
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.ot.base_ot import BaseOtReceiver, BaseOtSender
+from spu_lite.runtime.ot.iknp import transpose_bits
+from spu_lite.runtime.protocols.semi2k_common import B2A, MUL, SQUARE, TRUNC
+from spu_lite.runtime.ring import Ring
+from spu_lite.runtime.ring_linalg import ring_dot_general
 
 from .harness import run_parties, share
 from .test_semi2k import Recorder, _uniform_pvalue
@@ -239,7 +239,7 @@ def test_breast_cancer_training_without_dealer_matches_plaintext_auc():
     """The seed tutorial trained inside semi2k_ot reaches the plaintext AUC. One epoch
     here: the OT offline phase dominates (all 10 epochs reached 0.9790 both, in ~8 min on
     a loaded 2-core machine: a benchmark, not a test)."""
-    from spu_lite import tutorials
+    from spu_lite.examples import tutorials
     from spu_lite.train import Trainer
     s = tutorials.breast_cancer_mlp()
     fit = lambda protocol: Trainer(s.loss_fn, s.optimizer, protocol=protocol).fit(

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from compiler.ir.nonlinear import BY_OP
-from runtime.fxp.trig import max_abs_input
+from spu_lite.compiler.ir.nonlinear import BY_OP
+from spu_lite.runtime.fxp.trig import max_abs_input
 
 EDGE = max_abs_input(64, 18)
 

@@ -8,7 +8,7 @@ import pytest
 
 import spu_lite as spu
 import spu_lite.fl as fl
-from runtime.ring import RangeError, Ring
+from spu_lite.runtime.ring import RangeError, Ring
 from spu_lite.deploy.driver import NetworkCluster
 from spu_lite.deploy.errors import public_reason
 from spu_lite.deploy.handles import party

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from runtime.net.auth import CredentialError, create_keypair, load_secret, open_private
+from spu_lite.runtime.net.auth import CredentialError, create_keypair, load_secret, open_private
 from spu_lite.deploy import cli as deploy_cli
 from spu_lite.deploy.cluster_file import ClusterFileError, load
 from spu_lite.deploy.keygen import keygen

@@ -10,11 +10,11 @@ import pytest
 import zmq
 
 import spu_lite as spu
-from runtime.link import PeerError
-from runtime.net import mailbox as mailbox_mod
-from runtime.net import wire
-from runtime.net.auth import curve_client, load_secret
-from runtime.net.mailbox import Mailbox
+from spu_lite.runtime.link import PeerError
+from spu_lite.runtime.net import mailbox as mailbox_mod
+from spu_lite.runtime.net import wire
+from spu_lite.runtime.net.auth import curve_client, load_secret
+from spu_lite.runtime.net.mailbox import Mailbox
 from spu_lite.deploy import cluster_file
 from spu_lite.deploy.driver import NetworkCluster
 from tests.e2e.netcluster import log_of, make_cluster_file, running
@@ -182,8 +182,8 @@ def test_fuzzed_node_keeps_serving(tmp_path):
 def test_driver_drops_malformed_replies(tmp_path):
     """A node's replies may be hostile too: the driver drops malformed ones and still
     takes the valid reply that follows."""
-    from runtime.net.auth import create_keypair, curve_server
-    from runtime.net.client import DriverClient
+    from spu_lite.runtime.net.auth import create_keypair, curve_server
+    from spu_lite.runtime.net.client import DriverClient
     from spu_lite.deploy.launcher import free_ports
     create_keypair(str(tmp_path), "alice")
     create_keypair(str(tmp_path), "driver")

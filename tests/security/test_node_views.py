@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import spu_lite as spu
-from runtime.ring import Ring
+from spu_lite.runtime.ring import Ring
 from spu_lite.deploy.driver import NetworkCluster
 from tests.e2e.netcluster import make_cluster_file, running
 

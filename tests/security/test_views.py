@@ -5,9 +5,9 @@ one that hears the dealer), and fresh OS randomness when no seed is given."""
 import numpy as np
 import pytest
 
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.fxp.compare import less
-from runtime.protocols.base import Share
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.fxp.compare import less
+from spu_lite.runtime.protocols.base import Share
 from tests.runtime.harness import run_parties, share
 
 try:

@@ -17,9 +17,9 @@ from typing import Dict, List
 
 import numpy as np
 
-from compiler.ir import Program
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.profile import OpStats, Profile
+from spu_lite.compiler.ir import Program, batches
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.profile import OpStats, Profile
 
 DATA_DEPENDENT = ("while", "cond")     # ops whose path a public value decides
 
@@ -31,6 +31,7 @@ class CostReport:
     party_bytes: List[int]          # bytes sent by each computing party in total
     rounds: int                     # communication rounds of the busiest party
     public_control: int             # while / cond ops on public predicates
+    batches: Dict[str, int] = None  # "trunc x6" -> how many such batches the IR has
 
     def table(self) -> str:
         rows = sorted(((n, s) for n, s in self.per_op.ops.items() if s.bytes or s.rounds),
@@ -42,6 +43,9 @@ class CostReport:
         lines.append(f"{'total (busiest party)':<29}{self.rounds:>8}{max(self.party_bytes):>16,}")
         lines.append("bytes sent per party: " + ", ".join(
             f"P{i} {b:,}" for i, b in enumerate(self.party_bytes)))
+        if self.batches:
+            lines.append("batched by the compiler (each one protocol call): " + ", ".join(
+                f"{n} x {sig}" if n > 1 else sig for sig, n in self.batches.items()))
         if self.public_control:
             lines.append(f"note: {self.public_control} while/cond op(s) on public values: "
                          f"their path was taken with random inputs")
@@ -64,6 +68,22 @@ def _public_control(program: Program) -> int:
     return sum(op.name in DATA_DEPENDENT for op in program.walk())
 
 
+def _batches(program: Program) -> Dict[str, int]:
+    """Each batch of the IR (ops marked `batch=n`, compiler/passes/rounds.py) by its op
+    names, e.g. "eq+less x2" (loop bodies once)."""
+    out: Dict[str, int] = {}
+
+    def walk(ops):
+        for start, n in batches(ops):
+            sig = "+".join(sorted({o.name for o in ops[start:start + n]})) + f" x{n}"
+            out[sig] = out.get(sig, 0) + 1
+        for op in ops:
+            for b in op.blocks:
+                walk(b.ops)
+    walk(program.ops)
+    return out
+
+
 def dry_run(program: Program, protocol: str = "aby3", seed: int = 0,
             options: Dict[str, object] = None) -> CostReport:
     """Run `program` once on random inputs on an in-process cluster of `protocol` and
@@ -77,4 +97,4 @@ def dry_run(program: Program, protocol: str = "aby3", seed: int = 0,
     profs = cluster.party_profiles
     totals: List[OpStats] = [p.total for p in profs]
     return CostReport(protocol, Profile.merge_max(profs), [t.bytes for t in totals],
-                      max(t.rounds for t in totals), _public_control(program))
+                      max(t.rounds for t in totals), _public_control(program), _batches(program))

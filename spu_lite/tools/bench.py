@@ -2,7 +2,7 @@
 
     spu-lite bench [--protocol aby3 semi2k] [--cases mul_1M matmul_512 ...]
                    [--repeat 3] [--quick] [--json FILE]
-    python -m spu_lite.bench ...            (same flags)
+    python -m spu_lite.tools.bench ...            (same flags)
 
 For every case and protocol: compile once (timed separately), warm up once, then run
 `--repeat` times end to end -- make shares of the inputs, run the program on the
@@ -15,7 +15,7 @@ reported as `error: <message>` in its row; the run goes on.
 
 Cases live in a registry so other workloads can be added:
 
-    from spu_lite.bench import register_case
+    from spu_lite.tools.bench import register_case
     register_case("my_case", fn, make_inputs, spu={"aby3": 1.0}, description="...")
 
 `make_inputs(scale, rng)` returns the tuple of positional arguments; `scale` is 1.0,
@@ -84,7 +84,7 @@ def case(name: str, spu: Optional[Dict[str, float]] = None, description: str = "
 
 
 # ---- the op cases of shared/anchors/README.md ---------------------------------------------
-# SPU's seconds: spu_lite/spu_reference.py.
+# SPU's seconds: spu_lite/tools/spu_reference.py.
 
 def _n(n: int, scale: float) -> int:
     return max(1, int(round(n * scale)))
@@ -360,6 +360,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write {meta, rows} as JSON to FILE")
     p.add_argument("--seed", type=int, default=0, help="seed of the input data (default: 0)")
     p.add_argument("--list", action="store_true", help="list the registered cases and exit")
+    p.add_argument("--net", nargs="*", default=None, metavar="LINK",
+                   help="emulated links (lan, wan, rtt=20ms,bw=100mbit; none given: lan wan): "
+                        "run bench_net's workloads (--workloads) on the in-process cluster, "
+                        "measured next to the cost model's prediction")
+    p.add_argument("--workloads", nargs="+", default=None, metavar="W",
+                   help="with --net: ops breast_cancer mnist_step gpt2_tiny gpt2_small")
 
 
 def _positive_int(s: str) -> int:
@@ -374,8 +380,11 @@ def _positive_int(s: str) -> int:
 
 def run_from_args(args, parser: argparse.ArgumentParser) -> int:
     """Run the benchmark for parsed arguments; returns the exit code."""
-    from runtime.protocols import PROTOCOL_NAMES
+    from spu_lite.runtime.protocols import PROTOCOL_NAMES
 
+    if args.net is not None:
+        from . import bench_net
+        return bench_net.main_in_process(args.protocol, args.net, args.workloads)
     if args.list:
         for c in CASES.values():
             spu = ", ".join(f"{k} {v:g} s" for k, v in c.spu.items()) or "no SPU figure"
@@ -406,7 +415,7 @@ def run_from_args(args, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def make_parser(prog: str = "python -m spu_lite.bench") -> argparse.ArgumentParser:
+def make_parser(prog: str = "python -m spu_lite.tools.bench") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
@@ -424,5 +433,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     # run the registry of the imported module (cases registered elsewhere land there)
-    from spu_lite.bench import main as _main
+    from spu_lite.tools.bench import main as _main
     sys.exit(_main())

@@ -1,10 +1,10 @@
 """Training benchmarks against SecretFlow SPU's figures (shared/anchors/README.md).
 
-    python -m spu_lite.bench_training [--protocol aby3 semi2k] [--repeat 3]
+    python -m spu_lite.tools.bench_training [--protocol aby3 semi2k] [--repeat 3]
     spu-lite bench-train ...
 
 - breast_cancer: the whole 10-epoch training inside MPC, compile included (SPU's figure:
-  spu_lite/spu_reference.py),
+  spu_lite/tools/spu_reference.py),
   with test AUC of MPC vs plaintext.
 - mnist_step: one SGD step of the 784-128-64-10 network on a batch of 64, compile excluded
   median of --repeat runs.
@@ -21,10 +21,10 @@ from typing import List, Optional, Sequence
 import jax
 import numpy as np
 
-from . import tutorials
-from .api import jit
+from ..examples import tutorials
+from ..api import jit
 from .spu_reference import TRAINING_SECONDS
-from .train import Trainer, make_epoch
+from ..train import Trainer, make_epoch
 
 SPU_SECONDS = TRAINING_SECONDS
 
@@ -90,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", metavar="FILE", default=None,
                     help="also write {meta, rows} as JSON to FILE (python -m "
-                         "spu_lite.docs_figures training FILE puts it into docs/performance.md)")
+                         "spu_lite.tools.docs_figures training FILE puts it into docs/performance.md)")
     args = ap.parse_args(argv)
     rows = run(args.protocol, args.repeat)
     print(format_rows(rows))

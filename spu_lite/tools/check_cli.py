@@ -18,12 +18,12 @@ import os
 
 import numpy as np
 
-from compiler import CompileError
+from spu_lite.compiler import CompileError
 
 from .check import check
 from .cli_compile import (ARG_GRAMMAR, CliError, load_function, parse_arg_spec, parse_static,
                           parse_target)
-from .frontend import Public
+from ..frontend import Public
 
 EXIT_FINDINGS = 3
 

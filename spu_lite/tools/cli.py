@@ -49,27 +49,27 @@ def cmd_bench(args, parser) -> int:
 _PRECISION_HELP = f"""usage: {PROG} precision [ARGS ...]
 
 Accuracy of spu-lite's nonlinear functions (exp, log, reciprocal, sigmoid, ...) against
-float64, next to SecretFlow SPU's figures. Delegates to spu_lite.precision.main(ARGS),
+float64, next to SecretFlow SPU's figures. Delegates to spu_lite.tools.precision.main(ARGS),
 which is not available in this installation yet.
 """
 
 
 def cmd_precision(argv: Sequence[str]) -> int:
     try:
-        mod = importlib.import_module("spu_lite.precision")
+        mod = importlib.import_module("spu_lite.tools.precision")
     except ModuleNotFoundError as e:
-        if e.name != "spu_lite.precision":
-            return _fail("precision", f"spu_lite.precision cannot be imported: {_describe(e)}")
+        if e.name != "spu_lite.tools.precision":
+            return _fail("precision", f"spu_lite.tools.precision cannot be imported: {_describe(e)}")
         if any(a in ("-h", "--help") for a in argv):
             sys.stdout.write(_PRECISION_HELP)
             return 0
         return _fail("precision", "the precision report is not available: module "
-                                  "spu_lite.precision is missing from this installation")
+                                  "spu_lite.tools.precision is missing from this installation")
     except Exception as e:  # noqa: BLE001
-        return _fail("precision", f"spu_lite.precision cannot be imported: {_describe(e)}")
+        return _fail("precision", f"spu_lite.tools.precision cannot be imported: {_describe(e)}")
     main = getattr(mod, "main", None)
     if main is None:
-        return _fail("precision", "spu_lite.precision has no main(argv) function")
+        return _fail("precision", "spu_lite.tools.precision has no main(argv) function")
     try:
         rc = main(list(argv))
     except SystemExit as e:
@@ -156,7 +156,8 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__, bench
+    from .. import __version__
+    from . import bench
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="spu-lite: run JAX programs under secure multi-party computation.",
@@ -198,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_arguments(p)
 
     sub.add_parser("precision", add_help=False,
-                   help="accuracy of the nonlinear functions (delegates to spu_lite.precision)")
+                   help="accuracy of the nonlinear functions (delegates to spu_lite.tools.precision)")
     sub.add_parser("bench-train", add_help=False,
                    help="training benchmarks: breast-cancer MLP and an MNIST-sized step vs SPU")
 
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="aby3 (3 parties, default), semi2k (2 parties + dealer) or ref2k (plaintext)")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
     p.add_argument("--show-ir", action="store_true", help="also print the compiled IR")
-    from .deploy import cli as deploy_cli
+    from ..deploy import cli as deploy_cli
     deploy_cli.add_subcommands(sub)       # node, cluster up / keygen / check, approve
     return parser
 
@@ -258,7 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "demo":
             return cmd_demo(args)
         if args.command in ("node", "cluster", "approve"):
-            from .deploy import cli as deploy_cli
+            from ..deploy import cli as deploy_cli
             return deploy_cli.dispatch(args)
         return _fail(None, f"unknown command {args.command!r}")  # pragma: no cover
     except SystemExit as e:  # parser.error() inside a command

@@ -24,10 +24,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from compiler.ir.fields import value_limit
-from runtime.fxp.domains import domains
-from runtime.protocols.base import Share
-from runtime.ring import Ring
+from spu_lite.compiler.ir.fields import value_limit
+from spu_lite.compiler.ir.ops_fused import FUSED
+from spu_lite.runtime.fxp.domains import domains
+from spu_lite.runtime.protocols.base import Share
+from spu_lite.runtime.ring import Ring
 
 
 @dataclass
@@ -146,7 +147,7 @@ class Observer:
     def _true_value(self, op, inputs, outputs) -> Optional[np.ndarray]:
         """The exact real result of the op, from its inputs where the ring may have
         wrapped (products, dots, sums, shifts); else the output as computed."""
-        name = op.name
+        name = _product_of(op.name)
         ins = [self.real(x, v) for x, v in zip(inputs, op.inputs)] if inputs else []
         if name in ("mul", "add", "sub") and len(ins) == 2 and all(a is not None for a in ins):
             a, b = ins
@@ -170,6 +171,9 @@ class Observer:
             return
         if op.name == "trunc":
             v, frac = self.real(inputs[0], op.inputs[0]), op.inputs[0].type.dtype.frac
+        elif op.name in _FUSED and op.name != "conv_trunc":   # the product before its trunc
+            v = self._true_value(op, inputs, outputs)
+            frac = op.outputs[0].type.dtype.frac + op.attrs["bits"]
         else:
             v, frac = self._true_value(op, inputs, outputs), op.outputs[0].type.dtype.frac
         if v is None or not np.size(v):
@@ -188,10 +192,11 @@ class Observer:
     def _add(self, kind, op, src, n, mag, detail) -> None:
         """Merge into the finding of (kind, op name, source); detail(count) describes
         the largest magnitude seen."""
-        key = (kind, op.name, src)
+        name = _product_of(op.name)       # a fused mul_trunc is reported as the mul
+        key = (kind, name, src)
         f = self._found.get(key)
         if f is None:
-            f = self._found[key] = Finding(kind, op.name, src, "", 0, 0.0)
+            f = self._found[key] = Finding(kind, name, src, "", 0, 0.0)
         f.count += n
         if mag >= f.magnitude or key not in self._details:
             f.magnitude, self._details[key] = mag, detail
@@ -200,3 +205,12 @@ class Observer:
 
 
 _DOMAIN_OPS = frozenset(domains())
+
+
+#: products the compiler fused with their truncation
+_FUSED = tuple(FUSED.values())
+
+
+def _product_of(name: str) -> str:
+    """The product a fused op computes ("mul_trunc" -> "mul"), else the name itself."""
+    return name[:-len("_trunc")] if name in _FUSED else name

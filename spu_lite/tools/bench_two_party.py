@@ -1,7 +1,7 @@
 """Benchmark of semi2k without a dealer (semi2k_ot): offline (OT) and online cost of
 mul and matmul, next to SPU CHEETAH's figures (shared/anchors/README.md).
 
-    python -m spu_lite.bench_two_party [--mul 16 20] [--matmul 128] [--repeat 1]
+    python -m spu_lite.tools.bench_two_party [--mul 16 20] [--matmul 128] [--repeat 1]
 
 Per case: precompute the correlations of one call (spu_lite.two_party.precompute:
 timed, bytes sent by the busiest party), then one call end to end (share inputs, run,
@@ -20,7 +20,7 @@ import numpy as np
 
 import spu_lite as spu
 
-from .two_party import precompute
+from ..two_party import precompute
 
 CHEETAH = {"mul_1M": 6.73, "matmul_512": 18.0, "less_1M": 18.8, "relu_1M": 26.9,
            "exp_128k": 8.07, "softmax_128x1024": 49.4}      # seconds, anchors README

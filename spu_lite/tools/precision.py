@@ -6,7 +6,7 @@ the error is taken against float64 evaluation of the same function at the same
 (unquantised) points, so it includes the 2^-(f+1) input rounding. Relative error
 divides by max(|ref|, 1e-6).
 
-    python -m spu_lite.precision [--protocol aby3] [--points 10001] [--json]
+    python -m spu_lite.tools.precision [--protocol aby3] [--points 10001] [--json]
 """
 from __future__ import annotations
 

@@ -4,11 +4,11 @@ The figures of docs/performance.md and docs/precision.md are quoted nowhere else
 are rewritten from the JSON the measuring commands print:
 
     spu-lite bench --repeat 5 --json bench.json
-    python -m spu_lite.docs_figures bench bench.json            # -> docs/performance.md
+    python -m spu_lite.tools.docs_figures bench bench.json            # -> docs/performance.md
     spu-lite bench-train --json training.json
-    python -m spu_lite.docs_figures training training.json      # -> docs/performance.md
+    python -m spu_lite.tools.docs_figures training training.json      # -> docs/performance.md
     spu-lite precision --json > precision.jsonl
-    python -m spu_lite.docs_figures precision precision.jsonl   # -> docs/precision.md
+    python -m spu_lite.tools.docs_figures precision precision.jsonl   # -> docs/precision.md
 
 A block lies between `<!-- begin generated: NAME -->` and `<!-- end generated: NAME -->`;
 everything outside it is prose and stays as it is.
@@ -29,7 +29,7 @@ PAGES = {"bench": DOCS / "performance.md", "training": DOCS / "performance.md",
 
 
 def begin_marker(name: str) -> str:
-    return f"<!-- begin generated: {name} (python -m spu_lite.docs_figures {name}) -->"
+    return f"<!-- begin generated: {name} (python -m spu_lite.tools.docs_figures {name}) -->"
 
 
 def end_marker(name: str) -> str:
@@ -121,7 +121,7 @@ def _json_lines(lines: Iterable[str]) -> List[dict]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m spu_lite.docs_figures",
+    ap = argparse.ArgumentParser(prog="python -m spu_lite.tools.docs_figures",
                                  description="Rewrite the generated block of a docs page.")
     ap.add_argument("kind", choices=sorted(PAGES))
     ap.add_argument("source", help="bench / training: the file of `spu-lite bench "

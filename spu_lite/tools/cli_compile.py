@@ -15,13 +15,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from compiler import CompileError, CompileOptions
-from compiler.ir.fields import default_fxp_bits, ring_problem
+from spu_lite.compiler import CompileError, CompileOptions
+from spu_lite.compiler.ir.fields import default_fxp_bits, ring_problem
 
-from .api import compile_leaves
-from .codec import InputError
+from ..api import compile_leaves
+from ..codec import InputError
 from .cost import dry_run
-from .frontend import Public, flatten_inputs, split_args
+from ..frontend import Public, flatten_inputs, split_args
 
 PROG = "spu-lite"
 

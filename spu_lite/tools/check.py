@@ -7,7 +7,7 @@ own example inputs and say where it goes wrong.
 
 The program is the one spu.jit compiles (same passes, formats, approximations); it runs
 on the ref2k protocol through the real executor, in this process, with an observer on
-every op (spu_lite/check_observer.py): ref2k holds exactly the ring values the secure
+every op (spu_lite/tools/check_observer.py): ref2k holds exactly the ring values the secure
 protocols hold in shares, so what overflows or leaves a domain here does so under
 aby3 and semi2k too. No party, no network, nothing leaves the process. The plain JAX
 function runs on the same inputs; an output further from it than the tolerance is a
@@ -22,15 +22,15 @@ from typing import List, Optional
 import jax
 import numpy as np
 
-from runtime.cluster import ClusterConfig, InProcessCluster
-from runtime.executor import ExecutionError, run_program
-from runtime.kernels import KernelContext
-from runtime.profile import Profile
+from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.executor import ExecutionError, run_program
+from spu_lite.runtime.kernels import KernelContext
+from spu_lite.runtime.profile import Profile
 
-from . import api
+from .. import api
 from .check_observer import Finding, Observer, source_of
-from .codec import InputError, decode, encode
-from .frontend import Public
+from ..codec import InputError, decode, encode
+from ..frontend import Public
 
 #: precision threshold: an output element is wrong when |got - want| > atol + rtol |want|,
 #: with atol = ATOL_ULPS ulps of fxp_bits (2.4e-4 at 18 bits) unless given

@@ -1,0 +1,1 @@
+"""Seed tutorials and their datasets, used by the notebooks, tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""spu-lite's tools: the command line, benchmarks, precision, cost and spu.check."""
