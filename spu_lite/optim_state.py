@@ -17,7 +17,7 @@ import jax
 import optax
 from jax.tree_util import GetAttrKey, keystr
 
-from compiler.lower import wide
+from spu_lite.compiler.lower import wide
 
 #: (state type, field) -> the bound of the averaged value (a gradient or its square)
 MOMENTS = {

@@ -16,8 +16,8 @@ import optax
 import pytest
 
 import spu_lite as spu
-from compiler.lower.wide import PrecisionWarning
-from spu_lite import tutorials
+from spu_lite.compiler.lower.wide import PrecisionWarning
+from spu_lite.examples import tutorials
 from spu_lite.train import Trainer, make_epoch, public_count
 
 SCALES = np.array([7e-4, 1e-2, 0.1, 1.0, 5.0, 50.0])        # logistic: |g| 1e-4 .. 10
