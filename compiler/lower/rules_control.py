@@ -62,6 +62,9 @@ def _block(L: Lowerer, closed, param_types: Sequence[Type], states=None, wanted=
     for i, v in enumerate(outs):
         sf = states[first + i] if i < n_carry and first + i < len(states) else None
         res.append(sub.to_frac(v, sf) if sf is not None else _canonical(sub, v))
+        if wanted is not None and i < n_carry and (
+                id(v) not in sub.wide or sf is None or sub.wide[id(v)] > wide.bound_of_state(sf)):
+            wanted.setdefault("narrow", set()).add(first + i)    # its yield is no moment
     if wanted is not None:
         for i, p in enumerate(params):
             if id(p) in sub.want_wide:
@@ -88,9 +91,11 @@ def _carry_fixpoint(L, n_fixed, fixed, carry, lower_body, carry_out_slice, state
     averages as a moment (wide.moment) gets a state format on entry and exit. Warnings
     of the passes before the last are dropped."""
     vis = [v.type.vis for v in carry]
-    for _ in range(2 * len(carry) + 2):
+    banned = set()
+    for _ in range(3 * len(carry) + 2):
         types = [v.type for v in fixed] + [
-            c.type.replace(vis=s, dtype=c.type.dtype.with_frac(sf) if sf is not None else c.type.dtype)
+            c.type.replace(vis=s, dtype=c.type.dtype.with_frac(sf) if sf is not None else
+                           c.type.dtype.with_frac(L.opt.fxp_bits) if c.type.dtype.is_fxp else c.type.dtype)
             for c, s, sf in zip(carry, vis, states)]
         wanted = {}
         with warnings.catch_warnings(record=True) as seen:
@@ -98,7 +103,11 @@ def _carry_fixpoint(L, n_fixed, fixed, carry, lower_body, carry_out_slice, state
             block = lower_body(types, [None] * n_fixed + list(states), wanted)
         outs = block.results[carry_out_slice]
         new = [SECRET if (s == SECRET or o.type.secret) else PUBLIC for s, o in zip(vis, outs)]
-        new_states = [sf if sf is not None else
+        narrow = wanted.get("narrow", set())
+        # a state format only where the body's yield is a wide value (a moment): a carry
+        # that entered wide but is not averaged goes back to f bits, for good
+        banned.update(i for i, sf in enumerate(states) if sf is not None and n_fixed + i in narrow)
+        new_states = [None if i in banned else sf if sf is not None else
                       (wide.state_frac(wanted[n_fixed + i], L.opt.fxp_bits)
                        if n_fixed + i in wanted and carry[i].type.dtype.is_fxp else None)
                       for i, sf in enumerate(states)]

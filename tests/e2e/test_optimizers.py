@@ -247,3 +247,13 @@ def test_trainer_adam_reaches_plaintext_auc():
     auc_plain, auc_mpc = tutorials.auc(s, p_plain), tutorials.auc(s, p_mpc)
     assert auc_plain > 0.95
     assert abs(auc_mpc - auc_plain) <= 0.01, (auc_mpc, auc_plain)
+
+
+def test_wide_value_carried_but_not_averaged_returns_to_f_bits():
+    """Only a carry the body averages keeps a state format: a moment carried into a
+    loop that adds 1e6 per step (bound far past the state's) goes back to 18 bits."""
+    def f(g):
+        v = (1 - 0.999) * g ** 2 + 0.999 * jnp.zeros_like(g)
+        return jax.lax.fori_loop(0, 3, lambda i, c: c + 1e6, v)
+    g = np.array([0.5, 1.0])
+    np.testing.assert_allclose(np.asarray(spu.jit(f, protocol="ref2k")(g)), f(g), rtol=1e-6)
