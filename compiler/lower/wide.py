@@ -200,8 +200,9 @@ def moment(L, a, b):
     if ky == "secret" and id(y) not in L.wide:
         # state from outside at f bits: a loop carry gets a state format next time round
         # (rules_control's fixpoint); an input not recognised as optimizer state stays
-        L.want_wide[id(y)] = state_bound(_ema_source(L, x)[1])
-        if _ema_source(L, x)[1] > 2.0 ** GRAD_BITS:     # an average of squares: a 2nd moment
+        source = _ema_source(L, x)[1]
+        L.want_wide[id(y)] = state_bound(source)
+        if source > 2.0 ** GRAD_BITS:     # an average of squares: a 2nd moment
             warn_narrow(L, "a moving average of squares whose state is an input or loop carry")
         return None
     x, bx = _ema_source(L, x)
