@@ -20,6 +20,7 @@ from spu_lite.runtime.ring import RangeError, Ring
 
 from . import trace_errors
 from .codec import InputError, decode, encode, jax_dtype
+from .optim_state import moment_formats
 from .frontend import flat_function, flatten_inputs, ir_type, is_prng_key, split_args
 from .secret import Secret
 
@@ -231,6 +232,11 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
                            f"(output {returned_keys[0]}): keys are public and fixed when compiling; "
                            f"return jax.random.key_data(key) or keep the key outside spu.jit")
     in_types = [ir_type(l, v, options.field, options.fxp_bits) for l, v in zip(leaves, leaf_vis)]
+    if refine and leaf_names is not None:    # optimizer moments at their state formats
+        fmt = moment_formats(names, dyn, options.fxp_bits)
+        in_types = [t.replace(dtype=t.dtype.with_frac(fmt[n]))
+                    if n in fmt and t.secret and t.dtype.is_fxp and not isinstance(l, Secret) else t
+                    for t, n, l in zip(in_types, leaf_names, leaves)]
     program = compile_jaxpr(closed, in_types, options, name=getattr(fn, "__name__", "main"),
                             opt=opt, refine=[refine and not isinstance(l, Secret) for l in leaves])
     return Compiled(program, out_tree, out_avals, leaf_vis)

@@ -19,8 +19,24 @@ import numpy as np
 import optax
 
 from .api import jit
+from .frontend import Public, public
 from .history import EpochRecord, History
 from .secret import reveal
+
+
+def public_count(opt_state):
+    """opt_state with optax's step counters (every `count` field: ScaleByAdamState,
+    ScaleByScheduleState, ...) marked public. A step counter is data-independent (it is
+    the number of steps taken), so every party may see it; kept secret, the bias
+    correction 1 - b^count divides the moments by a secret, which takes them back to f
+    bits (docs/fixed-point.md). Pass the state through it on every call:
+    `step(params, public_count(opt_state), x, y)`."""
+    def mark(path, leaf):
+        last = path[-1] if path else None
+        if getattr(last, "name", None) == "count" and not isinstance(leaf, Public):
+            return public(np.asarray(leaf))
+        return leaf
+    return jax.tree_util.tree_map_with_path(mark, opt_state)
 
 
 def batches(x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -77,7 +93,8 @@ class Trainer:
         bar = _progress(epochs, progress, self.protocol)
         for e in range(epochs):
             t0 = time.perf_counter()
-            params, opt_state, loss = self.epoch(params, opt_state, xb, yb)
+            state = opt_state if self.protocol is None else public_count(opt_state)
+            params, opt_state, loss = self.epoch(params, state, xb, yb)
             record = EpochRecord(e + 1, {"loss": float(loss)},
                                  {"total": time.perf_counter() - t0})
             if evaluate is not None and reveal_params:

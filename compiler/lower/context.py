@@ -96,6 +96,7 @@ class Lowerer:
         self._const_values: Dict[int, Optional[np.ndarray]] = {}
         self.wide: Dict[int, float] = {}           # wide values and their bounds (wide.py)
         self.scaled: Dict[int, tuple] = {}         # x * q results: (x, scalar q)
+        self.want_wide: Dict[int, float] = {}      # state at f bits a moment wanted wide
 
     # -- nested jaxprs ----------------------------------------------------------------
     def inline(self, closed, args: Sequence[Value]) -> List[Value]:

@@ -15,6 +15,7 @@ from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control 
 from . import rules_conv  # noqa: F401 (registers rules)
 from . import rules_extra  # noqa: F401 (registers rules)
 from . import rules_int, rules_prod, rules_scatter  # noqa: F401 (registers rules)
+from . import wide
 
 
 def _loc(eqn) -> str:
@@ -123,6 +124,9 @@ def lower_jaxpr(closed_jaxpr, in_types: Sequence[Type], options: CompileOptions,
     refine[i]: parameter i may get a finer input format (see input_formats)."""
     L = Lowerer(options, lower_eqns=lower_eqns)
     params = [Value(L.names(), t) for t in in_types]
+    for p in params:     # optimizer state encoded at a state format (wide.state_frac)
+        if p.type.secret and p.type.dtype.is_fxp and p.type.dtype.frac > options.fine_frac:
+            wide.mark_state(L, p, p.type.dtype.frac)
     outs = lower_eqns(L, closed_jaxpr.jaxpr, closed_jaxpr.consts, params)
     L.loc = None
     # Results leave at their own scale (exp's is finer); callers decode by the type.

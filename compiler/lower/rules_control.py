@@ -3,10 +3,12 @@ control flow: scan/fori_loop -> `for`, while_loop -> `while` (public predicate o
 cond/switch -> `cond` on a public index, or both branches and a select on a secret one."""
 from __future__ import annotations
 
+import warnings
 from typing import List, Sequence
 
 from ..ir.program import Block, Value
 from ..ir.types import PUBLIC, SECRET, Type
+from . import wide
 from .context import CompileError, Lowerer, rule
 from .rules_arith import select
 
@@ -42,13 +44,32 @@ def _canonical(L: Lowerer, v: Value) -> Value:
     return L.to_frac(v, L.opt.fxp_bits) if v.type.dtype.is_fxp else v
 
 
-def _block(L: Lowerer, closed, param_types: Sequence[Type]):
-    """Lower a closed jaxpr into a Block with fresh params of the given types."""
+def _block(L: Lowerer, closed, param_types: Sequence[Type], states=None, wanted=None):
+    """Lower a closed jaxpr into a Block with fresh params of the given types.
+    states[i]: param i (a loop carry) holds a moment at that state format (wide.py), and
+    its yield comes back to it; wanted (a dict) collects carries a moment wanted wide."""
     sub = L.sub()
     sub.loc = L.loc
+    states = list(states or []) + [None] * (len(param_types) - len(states or []))
     params = [Value(L.names(), t) for t in param_types]
-    outs = [_canonical(sub, v) for v in sub.inline(closed, params)]
-    return Block(params, sub.ops, outs)
+    for p, sf in zip(params, states):
+        if sf is not None:
+            wide.mark_state(sub, p, sf)
+    outs = sub.inline(closed, params)
+    n_carry = 0 if wanted is None else wanted.get("n_carry", 0)
+    first = wanted.get("first", 0) if wanted is not None else 0
+    res = []
+    for i, v in enumerate(outs):
+        sf = states[first + i] if i < n_carry and first + i < len(states) else None
+        res.append(sub.to_frac(v, sf) if sf is not None else _canonical(sub, v))
+        if wanted is not None and i < n_carry and (
+                id(v) not in sub.wide or sf is None or sub.wide[id(v)] > wide.bound_of_state(sf)):
+            wanted.setdefault("narrow", set()).add(first + i)    # its yield is no moment
+    if wanted is not None:
+        for i, p in enumerate(params):
+            if id(p) in sub.want_wide:
+                wanted[i] = sub.want_wide[id(p)]
+    return Block(params, sub.ops, res)
 
 
 def _seal(L: Lowerer, v: Value, vis: str) -> Value:
@@ -57,20 +78,57 @@ def _seal(L: Lowerer, v: Value, vis: str) -> Value:
     return v
 
 
-def _carry_fixpoint(L, n_fixed, fixed, carry, lower_body, carry_out_slice):
-    """Lower a loop body until carry visibilities are stable: a carry the body makes
-    secret must be secret from the first iteration on."""
+def _entry_state(L: Lowerer, v: Value):
+    """A carry entering at a wide format keeps a state format (wide.py)."""
+    if id(v) in L.wide and v.type.dtype.is_fxp:
+        return wide.state_frac(wide.state_bound(L.wide[id(v)]), L.opt.fxp_bits)
+    return None
+
+
+def _carry_fixpoint(L, n_fixed, fixed, carry, lower_body, carry_out_slice, states):
+    """Lower a loop body until carry visibilities and formats are stable: a carry the
+    body makes secret must be secret from the first iteration on, and a carry the body
+    averages as a moment (wide.moment) gets a state format on entry and exit. Warnings
+    of the passes before the last are dropped."""
     vis = [v.type.vis for v in carry]
-    for _ in range(len(carry) + 1):
-        types = [v.type for v in fixed] + [c.type.replace(vis=s) for c, s in zip(carry, vis)]
-        block = lower_body(types)
+    banned = set()
+    for _ in range(3 * len(carry) + 2):
+        types = [v.type for v in fixed] + [
+            c.type.replace(vis=s, dtype=c.type.dtype.with_frac(sf) if sf is not None else
+                           c.type.dtype.with_frac(L.opt.fxp_bits) if c.type.dtype.is_fxp else c.type.dtype)
+            for c, s, sf in zip(carry, vis, states)]
+        wanted = {}
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            block = lower_body(types, [None] * n_fixed + list(states), wanted)
         outs = block.results[carry_out_slice]
         new = [SECRET if (s == SECRET or o.type.secret) else PUBLIC for s, o in zip(vis, outs)]
-        if new == vis:
+        narrow = wanted.get("narrow", set())
+        # a state format only where the body's yield is a wide value (a moment): a carry
+        # that entered wide but is not averaged goes back to f bits, for good
+        banned.update(i for i, sf in enumerate(states) if sf is not None and n_fixed + i in narrow)
+        new_states = [None if i in banned else sf if sf is not None else
+                      (wide.state_frac(wanted[n_fixed + i], L.opt.fxp_bits)
+                       if n_fixed + i in wanted and carry[i].type.dtype.is_fxp else None)
+                      for i, sf in enumerate(states)]
+        if new == vis and new_states == states:
+            for w in seen:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             # yields must carry exactly the param types (seal public yields of secret carries)
-            return block, vis
-        vis = new
+            return block, vis, states
+        vis, states = new, new_states
     raise CompileError("loop carry types do not settle")
+
+
+def _enter(L: Lowerer, v: Value, sf):
+    return L.to_frac(v, sf) if sf is not None else _canonical(L, v)
+
+
+def _mark_outs(L: Lowerer, outs, states):
+    for o, sf in zip(outs, states):
+        if sf is not None:
+            wide.mark_state(L, o, sf)
+    return outs
 
 
 def _seal_results(L, block: Block, start: int, vis: List[str]):
@@ -84,39 +142,49 @@ def _seal_results(L, block: Block, start: int, vis: List[str]):
 def _scan(L, eqn, *args):
     p = eqn.params
     nc, nk, length = p["num_consts"], p["num_carry"], int(p["length"])
-    consts, carry, xs = args[:nc], [_canonical(L, v) for v in args[nc:nc + nk]], args[nc + nk:]
+    consts, raw, xs = args[:nc], args[nc:nc + nk], args[nc + nk:]
+    states = [_entry_state(L, v) for v in raw]
+    carry = [_enter(L, v, sf) for v, sf in zip(raw, states)]
     x_types = [x.type.replace(shape=x.type.shape[1:]) for x in xs]
 
-    def body(types):
-        return _block(L, p["jaxpr"], types + x_types)
+    def body(types, sts, wanted):
+        wanted.update(n_carry=nk, first=nc)
+        return _block(L, p["jaxpr"], types + x_types, sts, wanted)
 
-    block, vis = _carry_fixpoint(L, nc, list(consts), carry, body, slice(0, nk))
+    block, vis, states = _carry_fixpoint(L, nc, list(consts), carry, body, slice(0, nk), states)
     _seal_results(L, block, 0, vis)
-    carry = [_seal(L, c, s) for c, s in zip(carry, vis)]
+    carry = [_seal(L, _enter(L, v, sf), s) for v, s, sf in zip(raw, vis, states)]
     y_types = [v.type.replace(shape=(length,) + v.type.shape) for v in block.results[nk:]]
     out_types = [v.type for v in block.results[:nk]] + y_types
-    return L.emit_multi("for", [*consts, *carry, *xs], blocks=[block], out_types=out_types,
+    outs = L.emit_multi("for", [*consts, *carry, *xs], blocks=[block], out_types=out_types,
                         num_consts=nc, num_carry=nk, length=length, reverse=bool(p["reverse"]))
+    _mark_outs(L, outs[:nk], states)
+    return outs
 
 
 @rule("while")
 def _while(L, eqn, *args):
     p = eqn.params
     cn, bn = p["cond_nconsts"], p["body_nconsts"]
-    cconsts, bconsts, carry = args[:cn], args[cn:cn + bn], [_canonical(L, v) for v in args[cn + bn:]]
+    cconsts, bconsts, raw = args[:cn], args[cn:cn + bn], args[cn + bn:]
+    states = [_entry_state(L, v) for v in raw]
+    carry = [_enter(L, v, sf) for v, sf in zip(raw, states)]
 
-    def body(types):
-        return _block(L, p["body_jaxpr"], types)
+    def body(types, sts, wanted):
+        wanted.update(n_carry=len(raw), first=bn)
+        return _block(L, p["body_jaxpr"], types, sts, wanted)
 
-    block, vis = _carry_fixpoint(L, bn, list(bconsts), carry, body, slice(0, None))
+    block, vis, states = _carry_fixpoint(L, bn, list(bconsts), carry, body, slice(0, None), states)
     _seal_results(L, block, 0, vis)
-    carry = [_seal(L, c, s) for c, s in zip(carry, vis)]
-    cond = _block(L, p["cond_jaxpr"], [v.type for v in cconsts] + [c.type for c in carry])
+    carry = [_seal(L, _enter(L, v, sf), s) for v, s, sf in zip(raw, vis, states)]
+    cond = _block(L, p["cond_jaxpr"], [v.type for v in cconsts] + [c.type for c in carry],
+                  [None] * cn + list(states))
     if cond.results[0].type.secret:
         raise CompileError("while_loop with a secret predicate cannot run under MPC (the trip "
                            "count would reveal it); use a public bound, e.g. fori_loop")
-    return L.emit_multi("while", [*cconsts, *bconsts, *carry], blocks=[cond, block],
+    outs = L.emit_multi("while", [*cconsts, *bconsts, *carry], blocks=[cond, block],
                         out_types=[c.type for c in carry], cond_nconsts=cn, body_nconsts=bn)
+    return _mark_outs(L, outs, states)
 
 
 @rule("cond")

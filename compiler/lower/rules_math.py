@@ -26,6 +26,10 @@ def _div(L, eqn, a, b):
         return L.fmul(L.as_fxp(a), L.broadcast_to(inv_c, a.type.shape))
     if id(b) in L.wide and b.type.secret:
         return wide.quotient(L, a, b)
+    if id(a) in L.wide and a.type.secret and not b.type.secret:
+        return wide.by_public(L, a, b)              # a bias correction m / (1 - b^t)
+    if id(a) in L.wide and a.type.secret and b.type.secret:
+        wide.warn_narrow(L, "a moment divided by a secret (optax's count, when secret)")
     sel = L.producer(b)
     if b.type.secret and sel is not None and sel.name == "select" and \
             not sel.inputs[1].type.secret and not sel.inputs[2].type.secret:

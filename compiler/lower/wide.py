@@ -29,7 +29,11 @@ addition with a value at f bits is done at f bits, so nothing else changes.
 Measured: the moment's product (1 - b)(x^2 - y) at 44 bits meets the truncation
 protocols' |x| < 2^62 near x^2 = 2^11, so updates wrap now and then from |g| ~ 44 on
 (right up to 40; tests/e2e/test_optimizers.py). Moments are recognised in straight-line code (a Python
-loop of steps); state that arrives as an input or a loop carry stays at f bits.
+loop of steps); state that arrives as a loop carry or an input gets a *state format*
+(state_frac: rules_control's carry fixpoint, spu_lite/optim_state.py for optax state),
+and what cannot be kept wide is a PrecisionWarning (warn_narrow).
+    public   a wide value divided by a public non-constant d (optax's bias correction
+             with a public count): 1/d in the clear at HEAD bits (by_public).
 Cost: the truncations that move between formats (one per wide step, batched with the
 step's others when their shift agrees); the quotient takes an rsqrt and a product where
 plaintext divides (about the cost of the reciprocal it replaces).
@@ -37,6 +41,7 @@ plaintext divides (about the cost of the reciprocal it replaces).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -48,10 +53,62 @@ GRAD_BITS = 4      # assumed |x| < 2^4 for a value a moment averages
 RATIO_BITS = 5     # assumed |a / d| < 2^5 for a quotient by a wide value
 
 
+class PrecisionWarning(UserWarning):
+    """A value the compiler cannot keep at the format it needs (docs/fixed-point.md)."""
+
+
+WORKAROUND = ("keep the optimizer state inside one spu.jit (a Python loop of steps), or "
+              "pass optax's step count public (spu_lite.train.public_count); see "
+              "docs/fixed-point.md, 'Where the compiler sees the loop'")
+
+
+def warn_narrow(L, what: str) -> None:
+    """Tell the user at compile time that a moment stays at f bits (Adam may diverge)."""
+    warnings.warn(f"{L.loc or '<unknown line>'}: {what} stays at {L.opt.fxp_bits} "
+                  f"fractional bits: small second moments round to 0 and Adam/RMSprop "
+                  f"updates can be far too large; {WORKAROUND}", PrecisionWarning, stacklevel=2)
+
+
 def frac_for(bound: float, f: int) -> int:
     """Fractional bits of a wide value below `bound` (at least f)."""
     bits = math.log2(bound) if bound > 0 else -64.0
     return int(max(f, min(MAX_FRAC, math.floor(61 - HEAD - bits))))
+
+
+def state_bound(source_bound: float) -> float:
+    """The bound of a moment kept as state (a loop carry, an input): its source's, the
+    fixed point of B' = (1 - c) B + c B_x."""
+    return 2.0 ** (2 * GRAD_BITS) if source_bound > 2.0 ** GRAD_BITS else 2.0 ** GRAD_BITS
+
+
+def state_frac(bound: float, f: int) -> int:
+    """The format of a moment kept as state: what moment() produces from a state at
+    `bound` (frac_for(2 B)), so that a carry or a kept value comes back at its format."""
+    return frac_for(2 * bound, f)
+
+
+def bound_of_state(frac: int) -> float:
+    """Inverse of state_frac: the bound a value at a state format `frac` carries."""
+    return 2.0 ** (61 - HEAD - 1 - frac)
+
+
+def mark_state(L, v, frac: int):
+    """Mark v (a parameter at a state format, > CompileOptions.fine_frac) as wide."""
+    return _mark(L, v, bound_of_state(frac))
+
+
+def by_public(L, a, d):
+    """Wide a divided by a public, non-constant d: optax's bias correction m / (1 - b^t).
+    ASSUMED: |a / d| stays below a's bound (a moment from a zero start is at most
+    (1 - b^t) B_x, exactly what the correction divides by). 1/d is taken in the clear
+    at HEAD fractional bits (1/d >= 1: relative error <= 2^-(HEAD+1)), so the ring
+    product |a / d| 2^(F + HEAD) stays below 2^(61 - 1)."""
+    f = L.opt.fxp_bits
+    d = L.to_frac(L.as_fxp(d), f)
+    inv = L.emit("fdiv", [L.const(1.0, L.opt.fxp, d.type.shape), d])
+    inv = L.to_frac(inv, HEAD)
+    out = L.emit("trunc", [L.emit("mul", [a, L.broadcast_to(inv, a.type.shape)])], bits=HEAD)
+    return _mark(L, out, L.wide[id(a)])
 
 
 def _const_bits(q: float) -> int:
@@ -138,7 +195,15 @@ def moment(L, a, b):
     if abs(ca + cb - 1.0) > 1e-6 or min(ca, cb) <= 0:
         return None
     (kx, x, c), (ky, y, _) = sorted(terms, key=lambda t: t[2])[0], sorted(terms, key=lambda t: t[2])[1]
-    if kx != "secret" or c > 0.5 or (ky == "secret" and id(y) not in L.wide):
+    if kx != "secret" or c > 0.5:
+        return None
+    if ky == "secret" and id(y) not in L.wide:
+        # state from outside at f bits: a loop carry gets a state format next time round
+        # (rules_control's fixpoint); an input not recognised as optimizer state stays
+        source = _ema_source(L, x)[1]
+        L.want_wide[id(y)] = state_bound(source)
+        if source > 2.0 ** GRAD_BITS:     # an average of squares: a 2nd moment
+            warn_narrow(L, "a moving average of squares whose state is an input or loop carry")
         return None
     x, bx = _ema_source(L, x)
     by = L.wide[id(y)] if ky == "secret" else 0.0

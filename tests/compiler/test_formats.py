@@ -228,3 +228,18 @@ def test_variance_range_is_pinned():
     assert abs(float(f(inside)) / inside.var() - 1) < 1e-4
     outside = np.random.default_rng(0).normal(0, 3000, 1000)
     assert abs(float(f(outside)) / outside.var() - 1) > 0.5
+
+
+def test_small_n_variance_past_its_range_is_reported():
+    """For n < 64 the variance range is smaller than before truncation-before-sums
+    (n * var < 2^27: n = 10 allowed var up to 1.3e7); now var < 2^21 for every n.
+    Just inside (1e6) it is right and spu.check is clean; past it (5e6) it wraps and
+    spu.check reports the overflow."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=10)
+    z = (z - z.mean()) / z.std()
+    inside, outside = z * 1000.0, z * np.sqrt(5e6)
+    assert abs(float(spu.jit(jnp.var, protocol="ref2k")(inside)) / inside.var() - 1) < 1e-4
+    assert spu.check(jnp.var, inside).ok
+    assert abs(float(spu.jit(jnp.var, protocol="ref2k")(outside)) / outside.var() - 1) > 0.5
+    assert [f.kind for f in spu.check(jnp.var, outside).findings] == ["overflow"]

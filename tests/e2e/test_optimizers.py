@@ -6,6 +6,8 @@ moment (1 - b2) g^2 is 1e-11 at g = 1e-4: at 18 fractional bits it was 0 and the
 update lr * m / eps (loss 0.693 -> 383.9). The moments now get wide formats
 (compiler/lower/wide.py, docs/fixed-point.md).
 """
+import warnings
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -14,6 +16,9 @@ import optax
 import pytest
 
 import spu_lite as spu
+from spu_lite.compiler.lower.wide import PrecisionWarning
+from spu_lite.examples import tutorials
+from spu_lite.train import Trainer, make_epoch, public_count
 
 SCALES = np.array([7e-4, 1e-2, 0.1, 1.0, 5.0, 50.0])        # logistic: |g| 1e-4 .. 10
 MLP_SCALES = np.array([0.05, 0.1, 0.3, 1.0, 3.0, 6.0])      # MLP: |g| 2.5e-4 .. 1.6
@@ -128,3 +133,127 @@ def test_gradient_limit_of_the_moment_formats(name, protocol):
     np.testing.assert_allclose(got, two_steps(g), rtol=1e-2)
     bad = np.asarray(spu.jit(two_steps, protocol="ref2k")(np.array([64.0])), np.float64)
     assert abs(bad[0] / two_steps(np.array([64.0]))[0] - 1) > 0.5
+
+
+# ---- optimizer state that arrives from outside the program ------------------------------
+
+def _epoch_args(name="adam", batches=4):
+    """spu.train's epoch (a lax.scan of optax steps) on the logistic data, its state from
+    opt.init outside the program: moments and count arrive as secret inputs."""
+    opt = OPTIMIZERS[name]()
+    x, y = _data()
+    epoch = make_epoch(_logistic, opt)
+    params = dict(_logistic_params(), b=np.array(0.1))   # at b = 0 a batch's gradient of b
+    # is exactly 0, MPC's is +-1 ulp, and Adam turns any gradient's sign into +-lr
+    return epoch, (params, opt.init(params), x.reshape(batches, -1, SCALES.size),
+                   y.reshape(batches, -1))
+
+
+def test_secret_count_is_warned_and_checked():
+    """With optax's count secret the bias correction divides the second moment by a
+    secret, which takes it back to f bits: a compile-time warning names the line, and
+    spu.check reports the wildly wrong outputs as "precision" findings."""
+    epoch, args = _epoch_args()
+    with pytest.warns(PrecisionWarning, match=r"train\.py:\d+.*public_count"):
+        report = spu.check(epoch, *args)
+    assert not report.ok
+    assert any(f.kind == "precision" and f.op == "out[1]" for f in report.findings), str(report)
+
+
+def test_epoch_scan_keeps_moments_wide():
+    """spu.train's epoch (a lax.scan) with the count public: the moments are loop carries
+    at state formats (rules_control's fixpoint) and come back at them, kept secret."""
+    epoch, (params, st, xb, yb) = _epoch_args()
+    want = jax.jit(epoch)(params, st, xb, yb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        got = spu.jit(epoch, protocol="aby3", keep_secret=(1,))(params, public_count(st), xb, yb)
+    nu = got[1][0].nu["w"]
+    assert nu.ir_type.dtype.frac > 40                    # not 18: 1e-11 keeps its digits
+    for g, w in zip(jax.tree_util.tree_leaves(spu.reveal(got[1])),
+                    jax.tree_util.tree_leaves(want[1])):
+        g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
+        assert np.all(np.abs(g - w) <= 0.05 * np.abs(w) + 1e-9), (g, w)
+    u, u_want = got[0]["w"], want[0]["w"]                # one epoch from zeros: the updates
+    assert np.all(np.abs(u - u_want) <= 0.05 * np.abs(u_want)), (u, u_want)
+
+
+def test_fori_loop_of_steps_matches_plaintext():
+    """opt.init inside the program and a lax.fori_loop of steps: the count is public from
+    its constant start, the moments are carries at state formats, nothing is warned."""
+    opt = optax.adam(1e-3)
+    x, y = _data()
+
+    def train(params, x, y):
+        def body(i, carry):
+            p, st = carry
+            u, st = opt.update(jax.grad(_logistic)(p, x, y), st, p)
+            return optax.apply_updates(p, u), st
+        return jax.lax.fori_loop(0, 5, body, (params, opt.init(params)))[0]
+    p0 = dict(_logistic_params(), b=np.array(0.1))
+    want = jax.jit(train)(p0, x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        got = spu.jit(train, protocol="aby3")(p0, x, y)
+    for g, w, w0 in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want),
+                        jax.tree_util.tree_leaves(p0)):
+        u_g, u_w = np.asarray(g, np.float64) - w0, np.asarray(w, np.float64) - w0
+        assert np.all(np.abs(u_g - u_w) <= 0.05 * np.abs(u_w)), (u_g, u_w)
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_kept_secret_step_loop_matches_plaintext(name):
+    """The loop users write: one spu.jit step per batch, params and opt_state kept secret
+    between calls (opt.init outside). optax's moments are encoded at their state formats
+    (spu_lite/optim_state.py), the count passed public: 5 steps within 5% of plaintext."""
+    opt = OPTIMIZERS[name]()
+    x, y = _data()
+
+    def step(params, opt_state, x, y):
+        grads = jax.grad(_logistic)(params, x, y)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, updates
+    mpc = spu.jit(step, protocol="aby3", keep_secret=(0, 1))
+    plain = jax.jit(step)
+    p_m = p_w = _logistic_params()
+    s_m = s_w = opt.init(p_w)
+    for _ in range(5):
+        p_w, s_w, u_w = plain(p_w, s_w, x, y)
+        p_m, s_m, u_m = mpc(p_m, public_count(s_m), x, y)
+    for g, w in zip(jax.tree_util.tree_leaves(u_m), jax.tree_util.tree_leaves(u_w)):
+        g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
+        assert np.all(np.abs(g - w) <= 0.05 * np.abs(w) + 1e-7), (g, w)
+
+
+def test_moment_input_outside_its_state_format_is_warned():
+    """A moving average of squares whose state arrives at f bits (not an optax state the
+    encoding recognises): warned at compile time, not silently wrong."""
+    def step(v, g):
+        return (1 - 0.999) * g ** 2 + 0.999 * v      # as optax writes it
+    with pytest.warns(PrecisionWarning, match="moving average of squares"):
+        spu.jit(step, protocol="ref2k")(np.zeros(3), np.ones(3))
+
+
+@pytest.mark.slow
+def test_trainer_adam_reaches_plaintext_auc():
+    """spu.train.Trainer with stock optax.adam on the breast-cancer tutorial (aby3)."""
+    s = tutorials.breast_cancer_mlp()
+    opt = optax.adam(1e-3)
+    fit = lambda protocol: Trainer(s.loss_fn, opt, protocol=protocol).fit(
+        s.params, s.x_train, s.y_train, s.epochs, s.batch_size, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        (p_plain, _), (p_mpc, _) = fit(None), fit("aby3")
+    auc_plain, auc_mpc = tutorials.auc(s, p_plain), tutorials.auc(s, p_mpc)
+    assert auc_plain > 0.95
+    assert abs(auc_mpc - auc_plain) <= 0.01, (auc_mpc, auc_plain)
+
+
+def test_wide_value_carried_but_not_averaged_returns_to_f_bits():
+    """Only a carry the body averages keeps a state format: a moment carried into a
+    loop that adds 1e6 per step (bound far past the state's) goes back to 18 bits."""
+    def f(g):
+        v = (1 - 0.999) * g ** 2 + 0.999 * jnp.zeros_like(g)
+        return jax.lax.fori_loop(0, 3, lambda i, c: c + 1e6, v)
+    g = np.array([0.5, 1.0])
+    np.testing.assert_allclose(np.asarray(spu.jit(f, protocol="ref2k")(g)), f(g), rtol=1e-6)
