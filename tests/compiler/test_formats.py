@@ -201,6 +201,19 @@ def test_layernorm_of_small_deviations(protocol):
     assert "fxp<64,24>" in spu.jit(f).lower(p, x).text
 
 
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_default_layernorm_of_small_centred_deviations(protocol):
+    """flax's default LayerNorm (fast variance E[x^2] - E[x]^2) on inputs with std 1e-2
+    around 0: E[x]^2 (~1e-6) is truncated to the variance's f + 6 bits, not to f and
+    shifted back (simplify.py), so the variance keeps its bits (5.6e-3 -> 2e-4)."""
+    import flax.linen as nn
+    x = np.random.default_rng(1).normal(0.0, 1e-2, (8, 64))
+    ln = nn.LayerNorm()
+    p = ln.init(jax.random.PRNGKey(0), x)
+    y, y0 = spu.jit(ln.apply, protocol=protocol)(p, x), ln.apply(p, x)
+    assert np.abs(np.asarray(y) - y0).max() < 1e-3 * np.abs(y0).max()
+
+
 def test_moment_formats_are_visible_in_the_ir():
     """Adam's moments, their square root and the quotient carry their formats in the
     IR text: the square enters exactly (2f bits, lshifted), sqrt returns 30 bits, the
