@@ -14,20 +14,19 @@ KERNELS: Dict[str, Callable] = {}
 BATCHED: Dict[str, Callable] = {}
 
 
-def kernel(*names):
-    def deco(fn):
-        for n in names:
-            KERNELS[n] = fn
-        return fn
-    return deco
+def _registrar(table: Dict[str, Callable]):
+    """A decorator factory: @reg("a", "b") puts the function in `table` under each name."""
+    def register(*names):
+        def deco(fn):
+            for n in names:
+                table[n] = fn
+            return fn
+        return deco
+    return register
 
 
-def batched(*names):
-    def deco(fn):
-        for n in names:
-            BATCHED[n] = fn
-        return fn
-    return deco
+kernel = _registrar(KERNELS)
+batched = _registrar(BATCHED)
 
 
 @dataclass
