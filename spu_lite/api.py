@@ -48,6 +48,17 @@ def default_cluster(config: ClusterConfig) -> InProcessCluster:
         return c
 
 
+def _runs(cluster, config: ClusterConfig) -> bool:
+    """Whether a default set by set_default_cluster can run programs of `config`: a
+    networked cluster (spu.init) always (its cluster file decides), an in-process one
+    (an emulated link) only with the same protocol and ring."""
+    if getattr(cluster, "networked", False):
+        return True
+    own = cluster.config
+    return (own.protocol, own.field, own.fxp_bits) == \
+        (config.protocol, config.field, config.fxp_bits)
+
+
 def profile() -> Optional[Profile]:
     """Per-op profile (seconds, bytes, rounds) of the last spu-lite call in this process."""
     return _last_profile
@@ -92,7 +103,11 @@ class JitFunction:
 
     @property
     def cluster(self):
-        return self._cluster or _default_override or default_cluster(self.config)
+        if self._cluster is not None:
+            return self._cluster
+        if _default_override is not None and _runs(_default_override, self.config):
+            return _default_override
+        return default_cluster(self.config)
 
     # -- compile ---------------------------------------------------------------------
     def _prepare(self, args, kwargs):

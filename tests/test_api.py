@@ -198,3 +198,20 @@ def test_compile_time_constants_are_evaluated_by_jax():
         spu.jit(lambda x: jax.lax.cumlogsumexp(x, axis=1), protocol=P)(x)
     with pytest.raises(spu.CompileError, match="random"):
         spu.jit(lambda x, k: x + jax.random.normal(k, x.shape), protocol=P)(x, jax.random.PRNGKey(1))
+
+
+def test_an_in_process_default_runs_only_programs_of_its_ring():
+    """A cluster made the default (the network bench's emulated links) is used only by
+    programs of its protocol and ring: a field-32 program compiled for 9 fractional bits
+    on a 64-bit, 18-bit cluster gave garbage or crashed it."""
+    from spu_lite import api
+    from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+    x = np.linspace(-2.0, 2.0, 8)
+    api.set_default_cluster(InProcessCluster(ClusterConfig(protocol="aby3")))
+    try:
+        got = spu.jit(lambda a: a * a + 1.0, field=32)(x)
+        np.testing.assert_allclose(got, x * x + 1.0, atol=0.02)
+        spu.jit(lambda a: a * 3.0)(x)
+        assert spu.jit(lambda a: a * 3.0).cluster is api._default_override
+    finally:
+        api.set_default_cluster(None)

@@ -135,17 +135,20 @@ def run_workloads(protocol: str, names: Sequence[str], links: Sequence[str],
     costs = {it.name: cost_of(it, protocol) for it in items}
     rows: List[dict] = []
     base: Dict[str, float] = {}
-    for spec in [None] + list(links):
-        use_link(spec)
-        model = LinkModel.parse(spec)
-        for it in items:
-            t = measure(it)
-            base.setdefault(it.name, t)
-            c = costs[it.name]
-            pred = predict(base[it.name], c["rounds"], c["bytes"], protocol, model)
-            rows.append(dict(protocol=protocol, link=spec or "none", case=it.name,
-                             measured_s=t, predicted_s=pred, error=(pred - t) / t, **c))
-            log(_row(rows[-1]))
+    try:
+        for spec in [None] + list(links):
+            use_link(spec)
+            model = LinkModel.parse(spec)
+            for it in items:
+                t = measure(it)
+                base.setdefault(it.name, t)
+                c = costs[it.name]
+                pred = predict(base[it.name], c["rounds"], c["bytes"], protocol, model)
+                rows.append(dict(protocol=protocol, link=spec or "none", case=it.name,
+                                 measured_s=t, predicted_s=pred, error=(pred - t) / t, **c))
+                log(_row(rows[-1]))
+    finally:
+        use_link(None)          # spu.jit's default cluster back as it was
     return _per_token(rows)
 
 
