@@ -155,7 +155,9 @@ def test_exp_domain_just_inside_is_correct_and_outside_caught(field, f):
         assert abs(got[1] / np.exp(outside[1]) - 1) > 0.5         # garbage past the bound
     assert spu.check(jnp.exp, inside, field=field).ok
     report = spu.check(jnp.exp, outside, field=field)
-    assert [(k.kind, k.op, k.count) for k in report.findings] == [("domain", "exp", 2)]
+    found = [(k.kind, k.op, k.count) for k in report.findings]
+    # the garbage output may be reported too (off by more than its own magnitude)
+    assert found[0] == ("domain", "exp", 2) and all(k == "precision" for k, _, _ in found[1:])
 
 
 # ---- the op table in a 32-bit ring ---------------------------------------------------------
