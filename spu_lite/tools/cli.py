@@ -248,16 +248,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        if args.command == "compile":
-            return cmd_compile(args)
-        if args.command == "cost":
-            return cmd_cost(args)
-        if args.command == "check":
-            return check_cli.cmd_check(args)
-        if args.command == "bench":
-            return cmd_bench(args, parser.commands["bench"])
-        if args.command == "demo":
-            return cmd_demo(args)
+        commands = {"compile": cmd_compile, "cost": cmd_cost, "check": check_cli.cmd_check,
+                    "bench": lambda a: cmd_bench(a, parser.commands["bench"]),
+                    "demo": cmd_demo}
+        if args.command in commands:
+            return commands[args.command](args)
         if args.command in ("node", "cluster", "approve"):
             from ..deploy import cli as deploy_cli
             return deploy_cli.dispatch(args)
