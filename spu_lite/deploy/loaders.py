@@ -25,9 +25,12 @@ class LoaderError(RuntimeError):
     """The node refuses or cannot find the loader."""
 
 
-def register_loader(name: str):
-    """Decorator: make `fn` available to drivers as spu.party(me)("name")(*args)."""
+def register_loader(name: str, with_node: bool = False):
+    """Decorator: make `fn` available to drivers as spu.party(me)("name")(*args).
+    with_node: fn is called as fn(table, me, *args) (this node's loader table and name),
+    for built-ins that run one of the node's own loaders."""
     def deco(fn):
+        fn.with_node = with_node
         _REGISTRY[name] = fn
         return fn
     return deco
@@ -61,6 +64,7 @@ def gaussian_noise(shapes, std: float):
 VALIDATED_UPDATE = "spu_lite.validated_update"
 
 
+@register_loader(VALIDATED_UPDATE, with_node=True)
 def validated_update(table: Dict[str, str], me: str, loader: str, params_json, max_abs: float,
                      max_norm=None, **kwargs):
     """Built in: run this node's own update loader `loader` (registered by its operator)
@@ -129,9 +133,8 @@ def run(header: dict, payload, table: Dict[str, str], trusted: bool, me: str):
         import cloudpickle
         fn, args, kwargs = cloudpickle.loads(payload)
     else:
-        name = str(header.get("name"))
+        fn = named(str(header.get("name")), table, me)
         args, kwargs = header.get("args") or [], header.get("kwargs") or {}
-        if name == VALIDATED_UPDATE:      # needs this node's own loader table
-            return validated_update(table, me, *args, **kwargs)
-        fn = named(name, table, me)
+        if getattr(fn, "with_node", False) and fn is _REGISTRY.get(str(header.get("name"))):
+            return fn(table, me, *args, **kwargs)
     return fn(*args, **kwargs)
