@@ -1,7 +1,8 @@
 """Framing of messages for zmq multipart: one small JSON header frame, then one raw
 frame per array.
 
-A payload is a numpy array, bytes, a Share, None, or a tuple/list of those (nested).
+A payload is a numpy array, bytes, a Share, a SeededShare (parts arrays or 16-byte
+keys, protocols/dealing.py), None, or a tuple/list of those (nested).
 The header carries a descriptor tree in which every array is {"a": [dtype, shape]}
 and refers to the next raw frame; the array bytes themselves are never serialised:
 they are handed to zmq as buffers (`copy=False`, no copy for frames >= 64 KiB) and
@@ -23,6 +24,7 @@ from typing import Any, List, Tuple
 import numpy as np
 
 from ..protocols.base import Share
+from ..protocols.dealing import SeededShare
 
 _DTYPES = {np.dtype(t).str for t in (np.uint8, np.uint16, np.uint32, np.uint64, np.int8,
                                      np.int16, np.int32, np.int64, np.float32, np.float64,
@@ -53,6 +55,8 @@ def _describe(p, bufs: List) -> Any:
         return {"b": 1}
     if isinstance(p, Share):
         return {"S": [bool(p.boolean), [_describe(x, bufs) for x in p.parts]]}
+    if isinstance(p, SeededShare):
+        return {"Z": [bool(p.boolean), [_describe(x, bufs) for x in p.parts]]}
     if isinstance(p, (tuple, list)):
         return {"t" if isinstance(p, tuple) else "l": [_describe(x, bufs) for x in p]}
     raise WireError(f"cannot send a {type(p).__name__}")
@@ -103,6 +107,14 @@ def _build(d, frames, pos: List[int], depth: int = 0):
             raise WireError("bad share descriptor")
         boolean, parts = d["S"]
         return Share([_build(x, frames, pos, depth + 1) for x in parts], boolean)
+    if "Z" in d:        # a seeded share: every part one array or one key (bytes)
+        if not isinstance(d["Z"], list) or len(d["Z"]) != 2 or \
+                not isinstance(d["Z"][0], bool) or not isinstance(d["Z"][1], list) or \
+                not all(isinstance(x, dict) and len(x) == 1 and ("a" in x or "b" in x)
+                        for x in d["Z"][1]):
+            raise WireError("bad seeded share descriptor")
+        boolean, parts = d["Z"]
+        return SeededShare([_build(x, frames, pos, depth + 1) for x in parts], boolean)
     for k in ("t", "l"):
         if k in d:
             if not isinstance(d[k], list):

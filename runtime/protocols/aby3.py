@@ -45,6 +45,7 @@ from ..prg import Prg, derive_key
 from ..ring_matmul import ring_matmul_sum
 from .aby3_convert import _SCRATCH_CAP, P0Centred, _keystream, _rand
 from .base import Protocol, Share
+from .dealing import SeededShare, deal_expanded, seeded_pieces
 
 def _free(x: np.ndarray, contract, batch):
     return [x.shape[i] for i in range(x.ndim) if i not in contract and i not in batch]
@@ -96,17 +97,15 @@ class Aby3(P0Centred, Protocol):
         self.prg_b = Prg(derive_key(k1, "aby3/p0-p1")) if self.rank != 2 else None
 
     @classmethod
-    def deal(cls, x, nparties, prg, ring):
-        """x0, x1 uniform, x2 = x - x0 - x1; P0 (x0,x1), P1 (x1,x2), P2 (x2,x0)."""
+    def deal_seeded(cls, x, nparties, prg, ring):
+        """x0, x1 from fresh keys k0, k1, x2 = x - x0 - x1 (dealing.py); P0 (x0,x1),
+        P1 (x1,x2), P2 (x2,x0) travel as (k0,k1), (k1,x2), (x2,k0)."""
         if nparties != 3:
             raise ValueError("aby3 runs with exactly 3 parties")
-        x = np.asarray(x)
-        if x.dtype != ring.dtype:
-            x = ring.cast(x)
-        x0, x1 = _rand(prg, x.shape, ring.dtype), _rand(prg, x.shape, ring.dtype)
-        x2 = np.subtract(x, x0)
-        x2 -= x1
-        return [Share((x0, x1)), Share((x1, x2)), Share((x2, x0))]
+        (k0, k1), x2 = seeded_pieces(x, 3, prg, ring)
+        return [SeededShare((k0, k1)), SeededShare((k1, x2)), SeededShare((x2, k0))]
+
+    deal = classmethod(deal_expanded)
 
     @classmethod
     def reconstruct_parts(cls, rank: int):

@@ -97,6 +97,12 @@ class Protocol:
         raise NotImplementedError
 
     @classmethod
+    def deal_seeded(cls, x: np.ndarray, nparties: int, prg: Prg, ring: Ring) -> List:
+        """deal, as it travels: one dealing.SeededShare per party, random pieces as
+        16-byte keys where the protocol allows (deal is this, expanded)."""
+        raise NotImplementedError
+
+    @classmethod
     def reconstruct(cls, shares: Sequence[Share], ring: Ring) -> np.ndarray:
         """Inverse of deal, from every party's Share."""
         raise NotImplementedError

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..ring_linalg import ring_dot_general
 from .base import Protocol, Share
+from .dealing import SeededShare
 
 
 class Ref2k(Protocol):
@@ -18,6 +19,10 @@ class Ref2k(Protocol):
     @classmethod
     def deal(cls, x, nparties, prg, ring):
         return [Share([x.copy()]) for _ in range(nparties)]
+
+    @classmethod
+    def deal_seeded(cls, x, nparties, prg, ring):
+        return [SeededShare(s.parts) for s in cls.deal(x, nparties, prg, ring)]
 
     @classmethod
     def reconstruct(cls, shares, ring):

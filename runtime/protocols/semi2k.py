@@ -64,6 +64,7 @@ from ..link import PeerError
 from ..prg import KEY_BYTES
 from ..ring_linalg import ring_dot_general
 from .base import PartyContext, Protocol, Share
+from .dealing import SeededShare, deal_expanded, seeded_pieces
 from .semi2k_common import (AND, B2A, BLOCK, DONE, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
                             _blocks, _draw_b2a, _draw_dot, _draw_dot_reuse, _encode_request, _fill,
                             _flat, _streams, _sum_into, uniform)
@@ -107,14 +108,13 @@ class Semi2k(Protocol):
             self.comm.send(self.dealer_rank, _encode_request(DONE, ()))
 
     @classmethod
-    def deal(cls, x, nparties, prg, ring):
-        """x_0 .. x_{n-2} uniform from prg, x_{n-1} = x - sum of the others."""
-        x = np.asarray(x, ring.dtype)
-        pieces = [uniform(prg, x.shape, ring.dtype) for _ in range(nparties - 1)]
-        last = x.copy()
-        for p in pieces:
-            last -= p
-        return [Share([p]) for p in pieces + [last]]
+    def deal_seeded(cls, x, nparties, prg, ring):
+        """x_0 .. x_{n-2} from fresh keys, x_{n-1} = x - sum of the others
+        (dealing.py): P_0 .. P_{n-2} are sent a key each, P_{n-1} the array."""
+        keys, last = seeded_pieces(x, nparties, prg, ring)
+        return [SeededShare((k,)) for k in keys] + [SeededShare((last,))]
+
+    deal = classmethod(deal_expanded)
 
     @classmethod
     def reconstruct(cls, shares, ring):

@@ -6,8 +6,10 @@ the default, or `spu.jit(f, cluster=NetworkCluster("cluster.yaml"))`.
 
 What the driver sends: the program as IR text (to the computing parties only: the
 semi2k dealer gets the job id and session, nothing else), public inputs, and each
-party's own shares of driver-held secret inputs (dealt with the same PRG as
-InProcessCluster, so a seeded cluster gives bit-identical results). Party-owned
+party's own shares of driver-held secret inputs, their random pieces as 16-byte PRG
+keys where the protocol allows (runtime/protocols/dealing.py: aby3 sends 2 arrays per
+input instead of 6, semi2k 1 instead of 2), dealt with the same PRG draws as
+InProcessCluster, so a seeded cluster gives bit-identical results. Party-owned
 inputs are referred to by handle; their owners share them (jobs.py). What it receives:
 every party's output shares (or, with reveal_to, only a receipt), per-party profiles,
 heartbeats.
@@ -144,8 +146,11 @@ class NetworkCluster:
 
     # -- data in --------------------------------------------------------------------------
     def share(self, ring_value: np.ndarray):
-        """Deal shares of a driver-held ring array: one Share per party."""
-        return self.proto_cls.deal(ring_value, self.nparties, self._driver_prg, self.ring)
+        """Deal shares of a driver-held ring array: one SeededShare per party (random
+        pieces as 16-byte keys, protocols/dealing.py; the same draws as
+        InProcessCluster.share, whose shares are these expanded)."""
+        return self.proto_cls.deal_seeded(ring_value, self.nparties, self._driver_prg,
+                                          self.ring)
 
     def load(self, handle: PartyInput):
         """Run a party-owned input's loader at its owner (once per handle and session

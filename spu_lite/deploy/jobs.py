@@ -8,10 +8,12 @@
    read, and the others stop too, so no subset of parties can open a secret to the
    driver on its own. Refused programs are recorded as pending for the operator.
 3. On a new session, set up fresh protocol state with the peers.
-4. Inputs: public arrays and this party's shares come with the job from the driver.
-   Party-owned inputs: their owner encodes each one, deals shares with its own PRG
-   (Protocol.deal) and sends every computing party its share in one message; the
-   others receive them. The plaintext stays at the owner.
+4. Inputs: public arrays and this party's shares come with the job from the driver,
+   random pieces as 16-byte keys (runtime/protocols/dealing.py), expanded here and
+   checked against the program's inputs. Party-owned inputs: their owner encodes
+   each one, deals shares with its own PRG (Protocol.deal_seeded, keys again) and
+   sends every computing party its share in one message; the others receive them.
+   The plaintext stays at the owner.
 5. Run the program (runtime.party.Party, the same code as in-process).
 6. Outputs: by default every party returns its shares to the driver (party 0 also
    the public outputs), which reconstructs them. Outputs the driver asked to keep
@@ -41,7 +43,9 @@ import numpy as np
 
 from spu_lite.runtime.link import PeerError
 from spu_lite.runtime.net.auth import open_private
+from spu_lite.runtime.net.wire import WireError
 from spu_lite.runtime.protocols.base import Share
+from spu_lite.runtime.protocols.dealing import SeededShare, SeedError
 from spu_lite.codec import decode, encode
 
 from .policy import JobRefused, decide, owners_of, view_of_job
@@ -187,16 +191,23 @@ def _for_driver(node, o):
 
 
 def _inputs(node, descs: List, payload, program) -> List:
-    """descs[i]: "p" public array, "s" this party's Share (both in payload[i]),
-    ["o", owner rank, handle, leaf] for a party-owned input, or ["k", id] for a secret
-    kept at the parties by an earlier job."""
+    """descs[i]: "p" public array, "s" this party's share (a SeededShare, or a Share;
+    both in payload[i]), ["o", owner rank, handle, leaf] for a party-owned input, or
+    ["k", id] for a secret kept at the parties by an earlier job."""
     vals = list(payload or [None] * len(descs))
+    if len(vals) != len(descs):
+        raise WireError(f"{len(vals)} input payloads for {len(descs)} inputs")
     for i, d in enumerate(descs):
         if isinstance(d, list) and d[0] == "k":
             if str(d[1]) not in node.kept:
                 raise RuntimeError(f"{node.name} holds no kept secret {str(d[1])[:8]} "
                                    f"(restarted, or released?)")
             vals[i] = node.kept[str(d[1])]
+        elif d == "s":
+            try:
+                vals[i] = _own_share(node, vals[i], program.params[i])
+            except SeedError as e:
+                raise WireError(f"input {i}: {e}") from None
     owned = [(i, d) for i, d in enumerate(descs) if isinstance(d, list) and d[0] == "o"]
     n, rank, ring = node.spec.nparties, node.rank, node.party.ctx.ring
     mine = [(i, d) for i, d in owned if int(d[1]) == rank]
@@ -208,8 +219,8 @@ def _inputs(node, descs: List, payload, program) -> List:
                 raise RuntimeError(f"{node.name} holds no input {handle[:8]} (restarted?)")
             frac = program.params[i].type.dtype.frac      # the program's input format
             x = encode(ring, leaves[int(leaf)], frac, f"owned by {node.name}")
-            shares = node.proto_cls.deal(x, n, node.owner_prg, ring)
-            vals[i] = shares[rank]
+            shares = node.proto_cls.deal_seeded(x, n, node.owner_prg, ring)   # keys travel
+            vals[i] = _own_share(node, shares[rank], program.params[i])
             for r in out:
                 out[r].append(shares[r])
         for r, lst in out.items():
@@ -217,12 +228,25 @@ def _inputs(node, descs: List, payload, program) -> List:
     for o in sorted({int(d[1]) for _, d in owned} - {rank}):
         idx = [i for i, d in owned if int(d[1]) == o]
         got = node.transport.recv(o)
-        if not isinstance(got, tuple) or len(got) != len(idx) or \
-                not all(isinstance(s, Share) for s in got):
-            raise PeerError(f"party {node.spec.parties[o].name!r} sent malformed input shares")
+        who = node.spec.parties[o].name
+        if not isinstance(got, tuple) or len(got) != len(idx):
+            raise PeerError(f"party {who!r} sent malformed input shares")
         for i, s in zip(idx, got):
-            vals[i] = s
+            try:
+                vals[i] = _own_share(node, s, program.params[i])
+            except SeedError as e:
+                raise PeerError(f"party {who!r} sent malformed input shares ({e})") from None
     return vals
+
+
+def _own_share(node, s, param) -> Share:
+    """This party's Share of an input from what was sent (SeededShare: keys expanded),
+    checked against the program's input: part count, shape, ring dtype."""
+    if isinstance(s, Share):
+        s = SeededShare(s.parts, s.boolean)
+    if not isinstance(s, SeededShare):
+        raise SeedError(f"a {type(s).__name__} where a share was expected")
+    return s.expand(param.type.shape, node.party.ctx.ring.dtype, node.proto_cls.share_parts)
 
 
 def _reveal(node, job: int, h: dict, program, outs: List, target: int) -> dict:

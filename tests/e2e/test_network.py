@@ -21,6 +21,10 @@ import zmq
 import spu_lite as spu
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.link import PeerError
+from spu_lite.runtime.net.client import JobError
+from spu_lite.runtime.party import local_prg
+from spu_lite.runtime.protocols import get_protocol
+from spu_lite.runtime.protocols.dealing import SeededShare
 from spu_lite.runtime.ring import Ring
 from spu_lite.deploy import cluster_file, party
 from spu_lite.deploy.driver import NetworkCluster
@@ -116,6 +120,39 @@ def test_party_owned_input_never_leaves_its_owner_in_the_clear(tmp_path, monkeyp
         assert _occurs(data, secret) == [] and _occurs(data, encoded) == [], who
     # outputs revealed to bob: the driver got a receipt only, not bob's values
     assert _occurs(seen["driver"], Ring(64).encode(secret * 2, 18)) == []
+
+
+@pytest.mark.slow
+def test_input_share_keys_reach_only_their_holders_and_bad_keys_are_refused(tmp_path,
+                                                                           monkeypatch):
+    dump = tmp_path / "wire"
+    monkeypatch.setenv("SPU_LITE_WIRE_DUMP", str(dump))
+    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], seed=SEED)
+    x = np.random.default_rng(2).normal(size=(64,))
+    with running(path, tmp_path, env={"SPU_LITE_WIRE_DUMP": str(dump)}):
+        net = NetworkCluster(path)
+        try:
+            f = spu.jit(lambda a: a * 3.0, cluster=net)
+            np.testing.assert_allclose(f(x), x * 3.0, atol=1e-4)
+            deal = net.share                  # a hostile driver: P0's first key cut short
+            net.share = lambda v: [SeededShare((b"short",) + s.parts[1:]) if r == 0 else s
+                                   for r, s in enumerate(deal(v))]
+            with pytest.raises(JobError, match="input 0: a share seed of 5 bytes") as e:
+                f(x)
+            assert "short" not in str(e.value)
+            net.share = deal
+            np.testing.assert_allclose(f(x), x * 3.0, atol=1e-4)    # still serving
+        finally:
+            net.close()
+    # the driver's first dealing: P0 holds pieces 0 and 1, P1 pieces 1 and 2, P2 pieces
+    # 2 and 0; the keys of pieces 0 and 1 are its first draws (they do not depend on x)
+    k0, k1 = get_protocol("aby3").deal_seeded(np.zeros(1, np.uint64), 3,
+                                              local_prg(SEED, "driver"), Ring(64))[0].parts
+    seen = {p: (dump / f"{p}.recv").read_bytes() for p in ("alice", "bob", "carol", "driver")}
+    assert k0 in seen["alice"] and k1 in seen["alice"]
+    assert k1 in seen["bob"] and k0 not in seen["bob"]
+    assert k0 in seen["carol"] and k1 not in seen["carol"]
+    assert k0 not in seen["driver"] and k1 not in seen["driver"]
 
 
 @pytest.mark.slow
