@@ -172,6 +172,7 @@ class Comm:
         self.bytes_sent = 0
         self.rounds = 0
         self.wait = 0.0                 # seconds spent in recv (waiting for peers)
+        self.wait_from: Dict[int, float] = {}   # the same, per peer
 
     def exchange(self, sends: Dict[int, object], recv_from: Iterable[int]) -> Dict[int, object]:
         """One round: send every payload in `sends`, then receive one from each peer
@@ -179,9 +180,13 @@ class Comm:
         for to, payload in sends.items():
             self.bytes_sent += nbytes(payload)
             self.transport.send(to, payload)
-        t = time.perf_counter()
-        got = {frm: self.transport.recv(frm) for frm in recv_from}
-        self.wait += time.perf_counter() - t
+        t0 = t = time.perf_counter()
+        got = {}
+        for frm in recv_from:
+            got[frm] = self.transport.recv(frm)
+            t, t1 = time.perf_counter(), t
+            self.wait_from[frm] = self.wait_from.get(frm, 0.0) + t - t1
+        self.wait += t - t0
         if sends or got:
             self.rounds += 1
         return got
@@ -197,4 +202,6 @@ class Comm:
         try:
             return self.transport.recv(frm)
         finally:
-            self.wait += time.perf_counter() - t
+            t = time.perf_counter() - t
+            self.wait += t
+            self.wait_from[frm] = self.wait_from.get(frm, 0.0) + t

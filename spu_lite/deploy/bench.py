@@ -152,8 +152,8 @@ def format_table(rows: List[dict]) -> str:
 
 def phases_table(rows: List[dict]) -> str:
     """Where the networked time goes (ms, last run): see driver._phases."""
-    keys = ["prepare", "dispatch", "setup", "program", "inputs", "run", "run_wait", "back",
-            "transit", "reconstruct", "total"]
+    keys = ["prepare", "dispatch", "setup", "program", "inputs", "run", "run_wait",
+            "wait_dealer", "back", "transit", "reconstruct", "total"]
     lines = ["| protocol | case | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for r in rows:
         ph = r.get("phases") or {}
@@ -207,7 +207,8 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
                 "input shares (aby3: 2 parts per party, 6 arrays per input).", ""]
         out += ["Where the time of the last run went (ms; node phases are the max over "
                 "the computing parties; `run_wait` is the part of `run` spent waiting for "
-                "peers; `transit` is the rest of the driver's round trip (encoding, CURVE, "
+                "peers (`wait_dealer`: waiting for the semi2k dealer's correlations); "
+                "`transit` is the rest of the driver's round trip (encoding, CURVE, "
                 "hand-offs), `dispatch` the part until the last node started, `back` the "
                 "part after the last node finished):", "", phases_table(loop_rows), ""]
     if rows:

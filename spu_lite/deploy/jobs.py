@@ -98,12 +98,14 @@ def run_job(node, h: dict, payload):
 def _run(node, job: int, h: dict, payload, program, view):
     t0 = time.perf_counter()
     inputs = _inputs(node, h["inputs"], payload, program)
-    t1, wait0 = time.perf_counter(), node.party.comm.wait
+    comm, dealer = node.party.comm, node.spec.nparties      # the semi2k dealer's rank
+    t1, wait0, dealer0 = time.perf_counter(), comm.wait, comm.wait_from.get(dealer, 0.0)
     node.party.options = dict(h.get("options") or {})
     outs, prof = node.party.run(program, inputs)
     reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()},
              "phases": {"inputs": t1 - t0, "run": time.perf_counter() - t1,
-                        "run_wait": node.party.comm.wait - wait0}}
+                        "run_wait": comm.wait - wait0,
+                        "wait_dealer": comm.wait_from.get(dealer, 0.0) - dealer0}}
     record = {"bytes": prof.total.bytes, "rounds": prof.total.rounds}
     keep = h.get("keep") or [None] * len(outs)
     owners = owners_of(node, h)
