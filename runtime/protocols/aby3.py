@@ -108,8 +108,21 @@ class Aby3(P0Centred, Protocol):
     deal = classmethod(deal_expanded)
 
     @classmethod
-    def reconstruct_parts(cls, rank: int):
-        return {0: (0, 1), 1: (1,)}.get(rank, ())
+    def reply_share(cls, share, rank):
+        """P0 returns x0 + x1 (XOR for boolean) as one part, P1 x2, P2 nothing: two
+        arrays back per output (three parties' full shares would be six). x0 + x1 =
+        x - x2: nothing the holder of x and x2 could not compute."""
+        a, b = share.parts
+        none = a.reshape(-1)[:0]
+        if rank == 0:
+            return Share([a ^ b if share.boolean else a + b, none], share.boolean)
+        return Share([none, b if rank == 1 else none], share.boolean)
+
+    @classmethod
+    def reconstruct_replies(cls, replies, ring):
+        """x = (x0 + x1) + x2 from P0's and P1's reply_share."""
+        a, c = replies[0].parts[0], replies[1].parts[1]
+        return a ^ c if replies[0].boolean else a + c
 
     @classmethod
     def reconstruct(cls, shares: Sequence[Share], ring) -> np.ndarray:

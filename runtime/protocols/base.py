@@ -108,10 +108,15 @@ class Protocol:
         raise NotImplementedError
 
     @classmethod
-    def reconstruct_parts(cls, rank: int) -> Sequence[int]:
-        """Which parts of party `rank`'s Share reconstruct reads (a networked party
-        returns only those; the others travel as empty arrays)."""
-        return range(cls.share_parts)
+    def reply_share(cls, share: Share, rank: int) -> Share:
+        """What party `rank` returns of an output for reconstruct_replies (a networked
+        party sends this; parts it need not send travel as empty arrays)."""
+        return share
+
+    @classmethod
+    def reconstruct_replies(cls, replies: Sequence[Share], ring: Ring) -> np.ndarray:
+        """reconstruct, from every party's reply_share."""
+        return cls.reconstruct(replies, ring)
 
     def reveal(self, x: Share) -> np.ndarray:
         """Open x to every computing party."""

@@ -241,7 +241,7 @@ class NetworkCluster:
                 continue
             vals = [rep[r][1][i] for r in range(n)]
             outs.append(vals[0] if isinstance(vals[0], np.ndarray)
-                        else self.proto_cls.reconstruct(vals, self.ring))
+                        else self.proto_cls.reconstruct_replies(vals, self.ring))
         self.last_phases = _phases(rep, n, (t_start, t_send, t_back, time.perf_counter()),
                                    (w_send, w_back))
         return outs

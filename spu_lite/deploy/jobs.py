@@ -184,12 +184,10 @@ def _consent(node, h: dict, job: int, view, ir_hash: str) -> str:
 
 def _for_driver(node, o):
     """What the driver needs of an output: public values from party 0 only, of a
-    Share only the parts its reconstruct reads (aby3: half the bytes back)."""
+    Share what reconstruct_replies reads (aby3: P0 x0 + x1, P1 x2, P2 nothing)."""
     if not isinstance(o, Share):
         return o if node.rank == 0 else None
-    need = set(node.proto_cls.reconstruct_parts(node.rank))
-    return Share([p if i in need else p.reshape(-1)[:0] for i, p in enumerate(o.parts)],
-                 o.boolean)
+    return node.proto_cls.reply_share(o, node.rank)
 
 
 def _inputs(node, descs: List, payload, program) -> List:
