@@ -130,6 +130,9 @@ class InMemoryTransport:
             payload = (self.shaper.stamp(to, nbytes(payload)), payload)
         self.hub.queues[(self.rank, to)].put(payload)
 
+    def pending(self, frm: int) -> bool:
+        return not self.hub.queues[(frm, self.rank)].empty()
+
     def recv(self, frm: int):
         q = self.hub.queues[(frm, self.rank)]
         waited, step = 0.0, 0.05
@@ -196,6 +199,11 @@ class Comm:
         (e.g. data-independent correlated randomness)."""
         self.bytes_sent += nbytes(payload)
         self.transport.send(to, payload)
+
+    def pending(self, frm: int) -> bool:
+        """Whether a message from `frm` is waiting (False if the transport cannot tell)."""
+        pending = getattr(self.transport, "pending", None)
+        return bool(pending and pending(frm))
 
     def recv(self, frm: int):
         t = time.perf_counter()

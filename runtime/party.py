@@ -47,6 +47,7 @@ class Party:
         K = KernelContext(self.proto, program.fxp_bits, self.options)
         stats = getattr(self.proto, "offline_stats", None)   # protocols that make correlations
         before = stats() if stats else None
+        self.proto.job_key = (id(program), repr(sorted(self.options.items())))
         self.proto.begin_job()
         outs = run_program(K, program, inputs, profile)
         self.proto.end_job()
@@ -76,3 +77,9 @@ class DealerParty:
 
     def serve_job(self) -> None:
         self.dealer.serve()
+
+    def idle(self, stop) -> None:
+        """Between jobs: work the dealer can do ahead, until stop() is true."""
+        idle = getattr(self.dealer, "idle", None)
+        if idle is not None:
+            idle(stop)

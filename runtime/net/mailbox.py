@@ -94,6 +94,13 @@ class Mailbox:
                     job in self._early_aborts or len(self._early_aborts) < MAX_EARLY_ABORTS):
                 self._early_aborts.setdefault(job, reason)
 
+    def pending(self, frm: int) -> bool:
+        """Whether recv(frm) would return or fail at once (a message of the current job
+        or a later one is waiting, or the job was aborted)."""
+        with self.cv:
+            box = self.boxes.get(frm)
+            return self.reason is not None or bool(box and box[-1][0] >= self.job)
+
     def recv(self, frm: int, timeout: float):
         name = self.names.get(frm, frm)
         deadline = time.monotonic() + timeout

@@ -33,6 +33,9 @@ class NetTransport:
             payload = (np.array([self.shaper.stamp(to, nbytes(payload))]), payload)
         self.ep.send_peer(to, wire.encode({"k": "d", "job": self.job}, payload))
 
+    def pending(self, frm: int) -> bool:
+        return self.ep.mailbox.pending(frm)
+
     def recv(self, frm: int):
         got = self.ep.mailbox.recv(frm, self.timeout)
         if self.shaper is None:

@@ -85,6 +85,10 @@ class Protocol:
     def setup(self) -> None:
         """Exchange keys for correlated randomness (once per cluster)."""
 
+    #: what identifies the program of the current job (set by Party.run: protocols
+    #: may remember per program what a job did, e.g. semi2k's requests to its dealer)
+    job_key = None
+
     def begin_job(self) -> None:
         """Called by every party before a program runs."""
 

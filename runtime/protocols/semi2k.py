@@ -29,6 +29,8 @@ Correlated randomness (dealer)
     How D learns what to deal: P_0 sends a request (kind, shape, params; a few int64)
     before it needs the correlation, does its local work and its exchange with the
     other parties, and only then receives D's answer, so D works while the parties do.
+    When a program runs again, P_0 also sends the requests of its last run at the
+    start of the job and D computes them ahead (semi2k_ahead.py).
     P_1..P_{n-1} never talk to D during jobs. end_job() on P_0 sends a DONE request,
     which ends Dealer.serve(). All dealer traffic goes through comm (Comm.send /
     Comm.recv: counted bytes, outside the parties' round count since it does not depend
@@ -65,6 +67,7 @@ from ..prg import KEY_BYTES
 from ..ring_linalg import ring_dot_general
 from .base import PartyContext, Protocol, Share
 from .dealing import SeededShare, deal_expanded, seeded_pieces
+from .semi2k_ahead import Planner
 from .semi2k_common import (AND, B2A, BLOCK, DONE, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
                             _blocks, _draw_b2a, _draw_dot, _draw_dot_reuse, _encode_request, _fill,
                             _flat, _streams, _sum_into, uniform)
@@ -87,6 +90,7 @@ class Semi2k(Protocol):
         self.prg = None      # random pieces: keystream shared with the dealer (setup)
         self.prg_d = None    # derived pieces (P_1..; P_0 gets its own from the dealer)
         self._kept_d = {}
+        self.planner = Planner()    # P_0: requests of recent programs (semi2k_ahead.py)
 
     # ---- setup and dealing ---------------------------------------------------------
     def setup(self) -> None:
@@ -101,10 +105,15 @@ class Semi2k(Protocol):
 
     def begin_job(self) -> None:
         self._kept_d = {}            # dot_reusing_rhs: (id(y), dims) -> (y, slot, opened D)
+        if self.first and self.needs_dealer:     # the requests of the last run, ahead
+            plan = self.planner.begin(self.job_key)
+            if plan is not None:
+                self.comm.send(self.dealer_rank, plan)
 
     def end_job(self) -> None:
         self._kept_d = {}
         if self.first:
+            self.planner.end()
             self.comm.send(self.dealer_rank, _encode_request(DONE, ()))
 
     @classmethod
@@ -128,7 +137,9 @@ class Semi2k(Protocol):
     def _request(self, kind, params) -> None:
         """P_0: ask the dealer for a correlation (answered by _answer, later)."""
         if self.first:
-            self.comm.send(self.dealer_rank, _encode_request(kind, params))
+            req = _encode_request(kind, params)
+            self.planner.asked.append(req)
+            self.comm.send(self.dealer_rank, req)
 
     def _answer(self):
         """P_0: the dealer's derived pieces for the oldest open request."""

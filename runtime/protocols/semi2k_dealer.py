@@ -8,12 +8,13 @@ from typing import List
 import numpy as np
 
 from ..link import PeerError
-from ..prg import KEY_BYTES, Prg
+from ..prg import KEY_BYTES, Prg, derive_key
 from ..ring_linalg import ring_dot_general
 from .base import PartyContext
-from .semi2k_common import (AND, B2A, BLOCK, DERIVED, DONE, DOT, DOT_KEEP, DOT_REUSE, MUL, RANDOM,
-                            SQUARE, TRUNC, _blocks, _decode_request, _draw_b2a, _draw_dot,
-                            _draw_dot_reuse, _fill, _size, _streams)
+from .semi2k_ahead import Lookahead, SeekablePrg, is_plan
+from .semi2k_common import (AND, B2A, BLOCK, DERIVED, DERIVED_LABEL, DONE, DOT, DOT_KEEP,
+                            DOT_REUSE, MUL, RANDOM, SQUARE, TRUNC, _blocks, _decode_request,
+                            _draw_b2a, _draw_dot, _draw_dot_reuse, _fill, _size)
 
 
 # --------------------------------------------------------------------------------------
@@ -34,24 +35,37 @@ class Semi2kDealer:
         self.prgs_d: List[Prg] = []         # derived streams (index 0 unused)
         self.requests_served = 0
         self.kept_b = {}                    # slot -> B of a dot whose B is reused (one job)
+        self.ahead = Lookahead(self)        # answers computed ahead of P_0's requests
 
     def setup(self) -> None:
-        """One key per party from the dealer's private randomness; one exchange."""
+        """One key per party from the dealer's private randomness; one exchange. The
+        dealer's copies of the keystreams are seekable (semi2k_ahead.py)."""
         keys = [self.ctx.local_prg.bytes(KEY_BYTES) for _ in range(self.n)]
-        streams = [_streams(k) for k in keys]
-        self.prgs = [s[0] for s in streams]
-        self.prgs_d = [None] + [s[1] for s in streams[1:]]
+        self.prgs = [SeekablePrg(k) for k in keys]
+        self.prgs_d = [None] + [SeekablePrg(derive_key(k, DERIVED_LABEL)) for k in keys[1:]]
         self.comm.exchange({i: np.frombuffer(k, np.uint8).copy() for i, k in enumerate(keys)}, [])
 
     def serve(self) -> None:
-        """Answer P_0's requests until DONE (or until a peer fails: recv raises PeerError)."""
+        """Answer P_0's requests until DONE (or until a peer fails: recv raises
+        PeerError), working ahead along P_0's plan if it sent one (semi2k_ahead.py)."""
+        ahead = self.ahead
         while True:
-            kind, params = _decode_request(self.comm.recv(0))
+            msg = ahead.next_message()
+            if is_plan(msg):
+                ahead.set_plan(msg)
+                continue
+            kind, params = _decode_request(msg)
             if kind == DONE:
                 self.kept_b.clear()
+                ahead.end_job()
                 return
             self.requests_served += 1
-            self.comm.send(0, self.make(kind, params))
+            self.comm.send(0, ahead.answer(msg, kind, params))
+
+    def idle(self, stop) -> None:
+        """Between jobs: compute the next job's correlations ahead (guessing it repeats
+        the last one) until stop() is true."""
+        self.ahead.idle(stop)
 
     def make(self, kind, params):
         """P_0's derived pieces of one correlation (reading all keystreams)."""

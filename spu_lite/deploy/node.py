@@ -140,8 +140,15 @@ class Node:
                                                   job=job), out))
         except Exception as e:  # noqa: BLE001 - every failure is reported to the driver
             self._failed(route, job, e, kind == "job")
+            return
         finally:
             self.busy = None
+        if kind == "job" and self.is_dealer:     # until the next request comes
+            try:
+                self.party.idle(lambda: not self.control.empty() or self._stop.is_set())
+            except Exception:  # noqa: BLE001 - the next job starts afresh
+                log.exception("%s: work ahead failed; starting a new session", self.name)
+                self.session = None
 
     def _failed(self, route, job: int, e: Exception, in_job: bool) -> None:
         peer = isinstance(e, PeerError)
