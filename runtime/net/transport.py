@@ -12,6 +12,7 @@ the data on this side.
 """
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import numpy as np
@@ -26,6 +27,7 @@ class NetTransport:
         self.ep = endpoint
         self.timeout = timeout
         self.job = 0
+        self.waited = 0.0          # seconds spent in recv (all of it, Comm's or not)
         self.shaper = Shaper(net, timeout) if net else None
 
     def send(self, to: int, payload) -> None:
@@ -37,7 +39,9 @@ class NetTransport:
         return self.ep.mailbox.pending(frm)
 
     def recv(self, frm: int):
+        t = time.perf_counter()
         got = self.ep.mailbox.recv(frm, self.timeout)
+        self.waited += time.perf_counter() - t
         if self.shaper is None:
             return got
         if not (isinstance(got, tuple) and len(got) == 2 and isinstance(got[0], np.ndarray)

@@ -152,8 +152,8 @@ def format_table(rows: List[dict]) -> str:
 
 def phases_table(rows: List[dict]) -> str:
     """Where the networked time goes (ms, last run): see driver._phases."""
-    keys = ["prepare", "dispatch", "setup", "program", "inputs", "run", "run_wait",
-            "wait_dealer", "back", "transit", "reconstruct", "total"]
+    keys = ["prepare", "dispatch", "setup", "consent_wait", "program", "inputs", "run",
+            "run_wait", "wait_dealer", "back", "transit", "reconstruct", "total"]
     lines = ["| protocol | case | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for r in rows:
         ph = r.get("phases") or {}

@@ -70,13 +70,16 @@ def run_job(node, h: dict, payload):
         program, ir_hash = node.programs.resolve(h)     # by digest; the IR text on a miss
         t2 = time.perf_counter()
         view = view_of_job(node, h, h["program"], program, ir_hash)
+        wait0 = node.transport.waited
         why = _consent(node, h, job, view, ir_hash)
+        consent_wait = node.transport.waited - wait0
         node.ensure_session(str(h["session"]))
         t3 = time.perf_counter()
         reply, out, record = _run(node, job, h, payload, program, view)
         t4 = time.perf_counter()
-        reply["phases"].update(program=t2 - t1, setup=t3 - t2, node=t4 - t0,
-                               wall_start=time.time() - (t4 - t0), wall_end=time.time())
+        reply["phases"].update(program=t2 - t1, setup=t3 - t2, consent_wait=consent_wait,
+                               node=t4 - t0, wall_start=time.time() - (t4 - t0),
+                               wall_end=time.time())
         outcome = "ok"
         return reply, out
     except JobRefused as e:
