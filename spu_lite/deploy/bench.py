@@ -95,7 +95,7 @@ def bench_rows(protocols: Sequence[str] = ("aby3", "semi2k"), size: int = 65_536
                         rows.append(dict(protocol=protocol, case=name, net_s=t_net,
                                          inproc_s=t_loc, bytes=b, rounds=r,
                                          ratio=t_net / t_loc, same_bytes=b == b_loc,
-                                         spu_s=spu_s, phases=phases))
+                                         spu_s=spu_s, phases=phases, repeat=repeat))
                 finally:
                     net.close()
     return rows
@@ -184,7 +184,8 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
     if loop_rows:
         out += ["## Loopback: node processes vs in-process vs SPU", "",
                 "Real node processes (CURVE-encrypted zmq over 127.0.0.1), end to end from "
-                "the driver (share, send, run, return, reconstruct), median of 5 after a "
+                "the driver (share, send, run, return, reconstruct), median of "
+                f"{loop_rows[0].get('repeat', 5)} after a "
                 "warm-up; n = 65,536, matmul 256 x 256. SPU: SecretFlow SPU 0.9.5's "
                 "multi-process runtime on the same kind of machine, inputs already shared.", "",
                 "| protocol | case | nodes s | in-process s | nodes / in-process | SPU mp s "
@@ -195,19 +196,34 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
             out.append(f"| {r['protocol']} | {r['case']} | {r['net_s']:.4f} | "
                        f"{r['inproc_s']:.4f} | {r['ratio']:.2f} | {vs} | {r['rounds']} | "
                        f"{r['bytes']:,} |")
-        out += ["", "What a networked job pays for beyond the in-process run: its inputs' "
-                "shares travel from the driver to every node and the outputs' shares back, "
-                "all CURVE-encrypted (about 4-5 ms per MB on this machine, both ends "
-                "together), and every round crosses process boundaries. Fixed so far: "
-                "BLAS threads per node from the cores it has (three nodes with two threads "
-                "each on two cores made matmul 256 7x slower than in-process), programs "
-                "cached at the nodes by the sha256 of their IR (the text travels once per "
-                "session), nodes return only the share parts the driver reconstructs from "
-                "(aby3: half the reply bytes). What remains is mostly `dispatch`: the "
-                "input shares (aby3: 2 parts per party, 6 arrays per input).", ""]
+        out += ["", "What a networked job pays for beyond the in-process run: every byte "
+                "between processes is CURVE-encrypted (libzmq's XSalsa20-Poly1305: about "
+                "3.7 ms per MB on this machine, both ends together, against 0.3 ms "
+                "unencrypted), and every job and round crosses process boundaries (a round "
+                "trip of a small message costs about 0.46 ms through the node transport "
+                "against 0.15 ms between bare CURVE sockets; the consent round about 1 ms "
+                "per job). Fixed so far: BLAS threads per node from the cores it has (three "
+                "nodes with two threads each on two cores made matmul 256 7x slower than "
+                "in-process), programs cached at the nodes by the sha256 of their IR (the "
+                "text travels once per session), input shares sent as 16-byte PRG keys "
+                "wherever the receiving party holds a random piece "
+                "(runtime/protocols/dealing.py: aby3 sends 2 arrays per input instead of 6, "
+                "semi2k 1 instead of 2), outputs returned in as few arrays as "
+                "reconstruction needs (aby3: P0's x0 + x1 and P1's x2), and the semi2k "
+                "dealer computing correlations ahead of P0's requests, also between jobs "
+                "(runtime/protocols/semi2k_ahead.py; `wait_dealer`). What remains is mostly "
+                "the encryption: with CURVE switched off (a throwaway build, not a mode of "
+                "spu-lite), the same bench on this machine ran the op cases at 0.8-2.1 "
+                "times the in-process time (two runs) instead of 1.2-2.7, and at 0.2-0.5 "
+                "of SPU's time. A cheaper cipher for bulk data is the next step (AES-256-GCM "
+                "through AES-NI costs about 0.5 ms per MB both ends here), with its keys "
+                "exchanged over the CURVE links; the consent round and the thread "
+                "hand-offs per message are the rest.", ""]
         out += ["Where the time of the last run went (ms; node phases are the max over "
                 "the computing parties; `run_wait` is the part of `run` spent waiting for "
                 "peers (`wait_dealer`: waiting for the semi2k dealer's correlations); "
+                "`consent_wait` the part of `setup` spent waiting for the other parties' "
+                "verdicts (it absorbs the skew between the nodes' starts); "
                 "`transit` is the rest of the driver's round trip (encoding, CURVE, "
                 "hand-offs), `dispatch` the part until the last node started, `back` the "
                 "part after the last node finished):", "", phases_table(loop_rows), ""]
