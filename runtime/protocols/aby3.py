@@ -43,7 +43,7 @@ import numpy as np
 
 from ..prg import Prg, derive_key
 from ..ring_matmul import ring_matmul_sum
-from .aby3_convert import _SCRATCH_CAP, P0Centred, _keystream, _rand
+from .aby3_convert import _SCRATCH_CAP, P0Centred, _keystream
 from .base import Protocol, Share
 from .dealing import SeededShare, deal_expanded, seeded_pieces
 

@@ -93,7 +93,8 @@ def _expanded(p: Part, shape, dtype, cache: Dict[bytes, np.ndarray]) -> np.ndarr
     return cache[p]
 
 
-def seeded_pieces(x: np.ndarray, count: int, prg: Prg, ring: Ring) -> Tuple[List[bytes], np.ndarray]:
+def seeded_pieces(x: np.ndarray, count: int, prg: Prg,
+                  ring: Ring) -> Tuple[List[bytes], np.ndarray]:
     """`count - 1` fresh keys from prg and the correction x - sum of their keystreams."""
     x = np.asarray(x)
     if x.dtype != ring.dtype:
