@@ -22,6 +22,7 @@ from ..api import compile_leaves
 from ..codec import InputError
 from .cost import dry_run
 from ..frontend import Public, flatten_inputs, split_args
+from ..optim_state import public_counts
 
 PROG = "spu-lite"
 
@@ -203,12 +204,14 @@ def compile_target(fn, specs, public=(), statics=(), field: int = 64,
     static_names = tuple(n for n, _ in statics)
     try:
         names, static, dyn, vis = split_args(fn, (), kwargs, (), static_names, ())
-        leaves, leaf_vis, _, treedef = flatten_inputs(dyn, vis, names)
+        leaves, leaf_vis, leaf_names, treedef = flatten_inputs(dyn, vis, names)
+        leaf_vis = public_counts(leaves, leaf_vis, leaf_names, names, dyn)   # as spu.jit
     except InputError as e:
         raise CliError(str(e)) from None
     try:
         return compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis,
-                              CompileOptions(field, fxp_bits), opt=opt).program
+                              CompileOptions(field, fxp_bits), opt=opt,
+                              leaf_names=leaf_names).program
     except CompileError as e:
         raise CliError(" ".join(str(e).split())) from None
     except Exception as e:  # noqa: BLE001 - the user's code failed to trace
