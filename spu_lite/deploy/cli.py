@@ -7,6 +7,7 @@ add_subcommands / dispatch, and runnable alone: python -m spu_lite.deploy.cli ..
                                                review programs alice's node refused
     spu-lite cluster up cluster.yaml [--parties alice bob]
     spu-lite cluster keygen DIR --parties alice bob carol [--dealer dave] [--base-port 7100]
+    spu-lite cluster keygen DIR --parties alice bob --no-dealer    (semi2k_ot: no third party)
     spu-lite cluster check cluster.yaml        ping every node as the driver
 """
 from __future__ import annotations
@@ -55,10 +56,14 @@ def add_subcommands(subparsers) -> None:
     kg = sub.add_parser("keygen", help="key pairs and a cluster.yaml on 127.0.0.1")
     kg.add_argument("dir")
     kg.add_argument("--parties", nargs="+", required=True)
-    kg.add_argument("--dealer", help="semi2k: the dealer's name (protocol becomes semi2k)")
+    who = kg.add_mutually_exclusive_group()
+    who.add_argument("--dealer", help="semi2k: the dealer's name (protocol becomes semi2k)")
+    who.add_argument("--no-dealer", action="store_true",
+                     help="two parties, no dealer: they make semi2k's correlations "
+                          "themselves by oblivious transfer (protocol semi2k_ot)")
     kg.add_argument("--base-port", type=int, default=7100)
     kg.add_argument("--host", default="127.0.0.1")
-    kg.add_argument("--protocol", choices=("aby3", "semi2k", "ref2k"))
+    kg.add_argument("--protocol", choices=("aby3", "semi2k", "semi2k_ot", "ref2k"))
     kg.add_argument("--timeout", type=float, default=60.0)
     kg.add_argument("--seed", type=int, help="deterministic keys and shares (tests only!)")
     kg.add_argument("--trust-driver-code", action="store_true",
@@ -92,8 +97,13 @@ def dispatch(args) -> int:
             return 0
         if args.cluster_cmd == "keygen":
             from .keygen import keygen
+            protocol = args.protocol
+            if args.no_dealer:
+                if protocol not in (None, "semi2k", "semi2k_ot"):
+                    raise ValueError(f"--no-dealer is semi2k without a dealer, not {protocol}")
+                protocol = "semi2k_ot"
             path = keygen(args.dir, args.parties, args.dealer, args.base_port, args.host,
-                          args.protocol, args.timeout, args.seed, args.trust_driver_code,
+                          protocol, args.timeout, args.seed, args.trust_driver_code,
                           force=args.force)
             print(path)
             return 0

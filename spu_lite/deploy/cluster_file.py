@@ -1,6 +1,8 @@
 """The cluster file: one YAML document every organisation holds a copy of.
 
-    protocol: aby3            # or semi2k (then `dealer:` names the dealer's entry)
+    protocol: aby3            # or semi2k (then `dealer:` names the dealer's entry), or
+                              # semi2k_ot (exactly two parties, no dealer: they make
+                              # the correlations themselves by oblivious transfer)
     field: 64                 # ring bits, 64 or 32
     fxp_bits: 18              # fractional bits of fixed-point values
     timeout: 60               # seconds to wait for a peer before failing, naming it
@@ -194,13 +196,21 @@ def _check(spec: ClusterSpec) -> None:
     try:
         from spu_lite.runtime.protocols import get_protocol
         cls = get_protocol(spec.protocol)
-        spec.config().parties
     except ValueError as e:
         raise ClusterFileError(str(e)) from None
     if cls.needs_dealer and not spec.dealer:
-        raise ClusterFileError(f"{spec.protocol} needs a dealer: add `dealer: NAME`")
+        raise ClusterFileError(f"{spec.protocol} needs a dealer: add `dealer: NAME` (two "
+                               f"parties and no third: `protocol: semi2k_ot`)")
     if spec.dealer and not cls.needs_dealer:
         raise ClusterFileError(f"{spec.protocol} has no dealer; remove `dealer:`")
+    if spec.protocol == "semi2k_ot" and spec.nparties != 2:
+        raise ClusterFileError(f"semi2k_ot (two parties, no dealer) needs exactly 2 parties; "
+                               f"the file lists {spec.nparties}: "
+                               f"{', '.join(p.name for p in spec.parties)}")
+    try:
+        spec.config().parties
+    except ValueError as e:
+        raise ClusterFileError(str(e)) from None
     if spec.field not in (32, 64):
         raise ClusterFileError("field must be 64 or 32")
     if not spec.timeout > 0:
