@@ -10,6 +10,8 @@ depend only on the program. correlation_counts runs the program once on random i
 under semi2k with a dealer (cheap, as `spu-lite cost` does) and counts what the dealer
 was asked for. Elementwise correlations pool by kind (and shift); dot triples by shape.
 Dots that reuse a kept operand (loop-invariant weights) are made during the job.
+On networked nodes the driver sends both nodes the counts (never the program, never
+data) and they make them over their own link: spu_lite/deploy/precompute.py.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
                                              _decode_request, _size)
 
+from .deploy.precompute import precompute_on
 from .tools.cost import _random_input
 
 
@@ -55,13 +58,19 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
 
 
 def precompute(f, *args, times: int = 1) -> Dict:
-    """Make the correlations of `times` calls of f(*args) now, on f's in-process
-    two-party cluster. Returns the counts made."""
+    """Make the correlations of `times` calls of f(*args) now, on f's two-party cluster:
+    in-process, or two networked semi2k_ot nodes (spu.jit(f, cluster=NetworkCluster(..))),
+    where the nodes make them over their own link (spu_lite.deploy.precompute).
+    Returns the counts made."""
     cluster = f.cluster
-    if not isinstance(cluster, InProcessCluster) or cluster.config.protocol != "semi2k_ot":
+    if cluster.config.protocol != "semi2k_ot" or not (
+            isinstance(cluster, InProcessCluster) or getattr(cluster, "networked", False)):
         raise ValueError('precompute needs spu.jit(..., protocol="semi2k", dealer=None) '
-                         "on an in-process cluster")
+                         "or a networked semi2k_ot cluster")
     counts = {k: v * times for k, v in correlation_counts(f.lower(*args).program).items()}
+    if getattr(cluster, "networked", False):
+        cluster.last_precompute = precompute_on(cluster, counts)
+        return counts
     errors = []
 
     def run(party):

@@ -9,6 +9,8 @@ add_subcommands / dispatch, and runnable alone: python -m spu_lite.deploy.cli ..
     spu-lite cluster keygen DIR --parties alice bob carol [--dealer dave] [--base-port 7100]
     spu-lite cluster keygen DIR --parties alice bob --no-dealer    (semi2k_ot: no third party)
     spu-lite cluster check cluster.yaml        ping every node as the driver
+    spu-lite cluster precompute cluster.yaml FILE.py:FUNC --arg f32[8,4] ... [--times N]
+                                               semi2k_ot: correlations ahead of jobs
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import logging
 import os
 import sys
 from typing import List, Optional
+
+from spu_lite.tools.cli_compile import parse_arg_spec, parse_static, parse_target
 
 COMMANDS = ("node", "cluster", "approve")
 
@@ -76,6 +80,24 @@ def add_subcommands(subparsers) -> None:
                          "keys (what one organisation does for itself)")
     ck = sub.add_parser("check", help="connect as the driver and ping every node")
     ck.add_argument("cluster")
+    pc = sub.add_parser("precompute", help="semi2k_ot: have both nodes make the correlations "
+                                           "of a program's next calls now (offline phase)",
+                        description="Compile FUNC as `spu-lite cost` does, count the "
+                                    "correlations one call asks for (kinds and shapes: "
+                                    "the nodes get these counts, not the program), and have "
+                                    "the two nodes make TIMES calls' worth now; the next "
+                                    "jobs of the session take them from the pools.",
+                        epilog="example: spu-lite cluster precompute cluster.yaml "
+                               "model.py:step --arg f32[10,30] --arg f32[10] --times 5")
+    pc.add_argument("cluster")
+    pc.add_argument("target", type=parse_target, metavar="FILE.py:FUNC")
+    pc.add_argument("--arg", action="append", type=parse_arg_spec, default=[], metavar="SPEC",
+                    help="one per non-static parameter, in order, e.g. f32[8,4]")
+    pc.add_argument("--public", action="append", default=[], metavar="I|NAME",
+                    help="the I-th --arg or parameter NAME is public; repeatable")
+    pc.add_argument("--static", action="append", type=parse_static, default=[],
+                    metavar="NAME=VALUE", help="bake parameter NAME in; repeatable")
+    pc.add_argument("--times", type=int, default=1, help="calls' worth (default 1)")
 
 
 def dispatch(args) -> int:
@@ -107,6 +129,8 @@ def dispatch(args) -> int:
                           force=args.force)
             print(path)
             return 0
+        if args.cluster_cmd == "precompute":
+            return _precompute(args)
         if args.cluster_cmd == "check":
             from .driver import NetworkCluster
             c = NetworkCluster(args.cluster)
@@ -123,6 +147,40 @@ def dispatch(args) -> int:
             return 1
         raise
     return 2
+
+
+def _precompute(args) -> int:
+    from spu_lite.tools.cli_compile import _compile_from_args
+    from spu_lite.two_party import correlation_counts
+    from .cluster_file import load
+    from .driver import NetworkCluster
+    from .precompute import precompute_on
+    spec = load(args.cluster)
+    if spec.protocol != "semi2k_ot":
+        raise ValueError(f"precompute is for semi2k_ot clusters; {args.cluster} runs "
+                         f"{spec.protocol}")
+    if args.times < 1:
+        raise ValueError("--times must be at least 1")
+    args.field, args.fxp_bits, args.no_opt = spec.field, spec.fxp_bits, False
+    program = _compile_from_args(args)
+    counts = {k: n * args.times for k, n in correlation_counts(program).items()}
+    c = NetworkCluster(spec)
+    try:
+        got = precompute_on(c, counts)
+    finally:
+        c.close()
+    kinds = ", ".join(f"{n:,} {_kind_name(k)}" for k, n in counts.items())
+    print(f"made {kinds} for {args.times} call(s) of {program.name}: "
+          f"{got['seconds']:.2f} s, {got['bytes'] / 2 ** 20:.1f} MB sent by the busiest "
+          f"node; {got['pooled_mb']:.1f} MB pooled per node")
+    return 0
+
+
+def _kind_name(key) -> str:
+    from .precompute import encode_counts
+    e = encode_counts({key: 1})[0]
+    return f"dot {e[1]}x{e[2]}" if e[0] == "dot" else \
+        f"trunc>>{e[1]}" if e[0] == "trunc" else e[0]
 
 
 def _node(args) -> int:
