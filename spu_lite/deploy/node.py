@@ -168,6 +168,7 @@ class Node:
         if session == self.session and self.party is not None:
             return
         s, n = self.spec, self.spec.nparties
+        old, clean = self.party, self.session is not None     # None: the last job failed
         if self.is_dealer:
             self.party = DealerParty(self.rank, s.protocol, n, self.transport, s.field,
                                      s.fxp_bits, s.seed)
@@ -177,6 +178,8 @@ class Node:
             self.owner_prg = local_prg(s.seed, f"owner{self.rank}")
         self.session = None
         self.party.setup()
+        if not self.is_dealer:
+            precompute.carry_pools(self, old, clean)     # semi2k_ot: correlations made ahead
         self.session = session
 
     def _load(self, header: dict, payload) -> dict:

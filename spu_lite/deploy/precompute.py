@@ -3,8 +3,9 @@
 The driver sends both nodes the same correlation counts (kinds and shapes only, as
 spu_lite.two_party.correlation_counts finds them for a program); the two nodes make
 them with each other by oblivious transfer, over their own CURVE link, and keep them
-in their protocol's pools for the session's next jobs (a new session, after any
-failure, starts with empty pools). The driver gets back seconds, bytes and messages.
+in their protocol's pools for the next jobs, from any driver: a new session keeps the
+pools when both nodes hold the same ones and the last session did not fail
+(carry_pools). The driver gets back seconds, bytes and messages.
 
     driver:  {"k": "precompute", "session", "counts": [[kind, ..., n], ...]}
     node:    {"k": "precomputed", "offline": [requests, seconds, bytes, messages],
@@ -199,6 +200,31 @@ def _agree(node, fp: bytes, problem: str) -> None:
     if not same:
         raise PrecomputeError(f"the driver sent {node.name} and {name} different "
                               f"precompute requests")
+
+
+def _pool_sizes(proto) -> bytes:
+    """What both parties' pools must agree on to stay usable: every pool's kind and
+    how many correlations it holds (pools are used front first, in the same order at
+    both parties, so equal sizes mean the same correlations are left)."""
+    sizes = sorted((repr(k), len(v) if isinstance(v, list) and (not v or isinstance(v[0], tuple))
+                    else int(v[0].shape[0])) for k, v in proto.pools.items())
+    return hashlib.sha256(repr(sizes).encode()).digest()
+
+
+def carry_pools(node, old_party, clean: bool) -> None:
+    """On a new session (a new driver, or after a failure): keep the previous
+    session's pools if it ended cleanly at both nodes and both hold the same pools
+    (one message each way). Otherwise both drop them: a pool out of step would pair
+    mismatched correlations and give wrong results."""
+    if node.spec.protocol != "semi2k_ot":
+        return
+    old = old_party.proto if (old_party is not None and clean) else None
+    mine = _pool_sizes(old) if old is not None and old.pools else b""
+    peer = 1 - node.rank
+    node.transport.send(peer, mine)
+    theirs = node.transport.recv(peer)
+    if mine and isinstance(theirs, bytes) and theirs == mine:
+        node.party.proto.pools = old.pools
 
 
 # ---- the driver's side --------------------------------------------------------------------
