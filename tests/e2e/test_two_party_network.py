@@ -91,6 +91,17 @@ def test_precompute_requests_are_checked_as_hostile_input():
             decode_counts(hostile, 64)
 
 
+def test_cost_lists_the_correlations_that_precompute_makes(tmp_path, capsys):
+    from spu_lite.tools.cli import main
+    (tmp_path / "model.py").write_text("def step(a, b):\n    return a * b\n")
+    assert main(["cost", str(tmp_path / "model.py") + ":step", "--arg", "f32[1000]",
+                 "--arg", "f32[1000]", "--protocol", "semi2k_ot"]) == 0
+    out = capsys.readouterr().out
+    assert "mul_trunc" in out and "correlations one call asks for" in out
+    assert "mul (Beaver triple)" in out and "1,000" in out and "1,368,000" in out
+    assert "truncation pair >> 18" in out and "740,000" in out
+
+
 # -- real node processes -----------------------------------------------------------------------
 
 @pytest.mark.slow

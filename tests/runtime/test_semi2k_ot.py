@@ -265,3 +265,19 @@ def test_breast_cancer_training_without_dealer_matches_plaintext_auc():
         s.params, s.x_train, s.y_train, 1, s.batch_size, progress=False)
     (p_plain, _), (p_mpc, _) = fit(None), fit("semi2k_ot")
     assert abs(tutorials.auc(s, p_mpc) - tutorials.auc(s, p_plain)) <= 0.005
+
+
+def test_cost_formulas_give_the_measured_offline_bytes():
+    """spu-lite cost --protocol semi2k_ot prints offline bytes from these formulas: the
+    bytes the busier party sends when the job makes its own correlations, up to IKNP's
+    padding of each batch to a multiple of 8 OTs."""
+    from spu_lite.two_party import correlation_counts, offline_bytes
+    x = np.linspace(-2, 2, 1000).reshape(20, 50)
+    fn = lambda a, b: (a * b, a @ b.T, jnp.maximum(a, b))
+    f = spu.jit(fn, protocol="semi2k", dealer=None)
+    f(x, x)
+    counts = correlation_counts(f.lower(x, x).program)
+    assert len(counts) >= 5
+    measured = f.cluster.last_profile.offline.bytes
+    formula = sum(offline_bytes(k, n) for k, n in counts.items())
+    assert 0 <= measured - formula <= 16 * 8 * len(counts)   # OTs padded to multiples of 8
