@@ -149,11 +149,11 @@ def serve(node, h: dict) -> dict:
     node.transport.job = job
     t0, outcome, why, record = time.perf_counter(), "failed", "", {}
     try:
+        if node.spec.protocol != "semi2k_ot":      # no peer waits: refuse at once
+            raise PrecomputeError(f"precompute: {node.spec.protocol} makes no correlations "
+                                  f"at the parties (only semi2k_ot does)")
         problem = ""
         try:
-            if node.spec.protocol != "semi2k_ot":
-                raise PrecomputeError(f"precompute: {node.spec.protocol} makes no "
-                                      f"correlations at the parties (only semi2k_ot does)")
             counts = decode_counts(h.get("counts"), node.spec.field)
         except PrecomputeError as e:
             problem = str(e)

@@ -18,7 +18,7 @@ from spu_lite.deploy import cluster_file, cli, joblog, party
 from spu_lite.deploy.driver import NetworkCluster
 from spu_lite.deploy.policy import JobRefused
 from spu_lite.deploy.precompute import (PrecomputeError, decode_counts, encode_counts,
-                                        pool_bytes)
+                                        pool_bytes, precompute_on)
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.net.client import JobError
 from spu_lite.runtime.protocols.semi2k_common import MUL, TRUNC
@@ -74,6 +74,15 @@ def test_cluster_files_without_a_dealer_are_checked(tmp_path, capsys):
     bad("needs exactly 2 parties; the file lists 1", parties=doc["parties"][:1])
     bad("semi2k needs a dealer.*`protocol: semi2k_ot`", protocol="semi2k")
     bad("max_pool_mb", max_pool_mb=-1)
+    three = make_cluster_file(tmp_path / "aby3", ["a", "b", "c"])
+    net = NetworkCluster(three, check=False)
+    try:
+        with pytest.raises(ValueError, match="precompute needs a semi2k_ot cluster"):
+            precompute_on(net, {MUL: 8})
+    finally:
+        net.close()
+    assert cli.main(["cluster", "precompute", three, "m.py:f", "--arg", "f32[2]"]) == 1
+    assert "precompute is for semi2k_ot clusters" in capsys.readouterr().err
 
 
 def test_precompute_requests_are_checked_as_hostile_input():
