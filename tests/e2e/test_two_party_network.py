@@ -221,8 +221,9 @@ def test_node_policies_apply_as_for_other_protocols(tmp_path):
             listing = subprocess.run(approve, capture_output=True, text=True, check=True,
                                      timeout=300).stdout
             digest = listing.split("\n")[1].split()[0]
-            subprocess.run(approve + [digest, "--approve"], capture_output=True, check=True,
-                           timeout=300)
+            shown = subprocess.run(approve + [digest, "--approve"], capture_output=True,
+                                   text=True, check=True, timeout=300).stdout
+            assert "cost (semi2k_ot, dry run)" in shown and "offline (correlations by OT" in shown
             np.testing.assert_allclose(f(party("alice")(lambda: secret)()), secret * 2,
                                        atol=4 * ULP)
             assert net.last_profile.offline.bytes == 0          # the pools survived the refusal
