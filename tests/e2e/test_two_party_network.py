@@ -133,11 +133,17 @@ def test_two_nodes_match_plaintext_and_the_in_process_cluster(tmp_path, monkeypa
             prof = net.last_profile
             step = spu.jit(_sgd_step, cluster=net)(w, X, Y)
             offline = prof.offline.bytes + net.last_profile.offline.bytes
+            kept = spu.jit(lambda a: a * 3.0, cluster=net, keep_secret=True)(x)
+            offline += net.last_profile.offline.bytes
+            product = spu.jit(lambda k, b: k * b, cluster=net, keep_secret=True)(kept, y)
+            offline += net.last_profile.offline.bytes
+            tripled = spu.reveal(product)
         finally:
             net.close()
     for g, i, p, tol in zip(got, want_ops, _ops(x, y), (4 * ULP, 64 * ULP, 0, 2 * ULP)):
         assert np.array_equal(np.asarray(g), np.asarray(i))
         np.testing.assert_allclose(np.asarray(g, np.float64), p, atol=tol)
+    np.testing.assert_allclose(tripled, 3 * x * y, atol=16 * ULP)     # kept between jobs
     plain = _sgd_step(w, X, Y)
     np.testing.assert_allclose(step[0], plain[0], atol=1e-4)
     np.testing.assert_allclose(step[1], plain[1], atol=1e-4)
