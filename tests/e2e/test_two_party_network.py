@@ -1,6 +1,7 @@
 """Two parties and no dealer (semi2k_ot) as real node processes on loopback: results
 against plaintext and against the in-process cluster, a training step, the offline
-line of the profile, precompute from the API and the CLI, consent, and cluster files."""
+line of the profile, kept secrets, precompute from the API and the CLI, consent, `spu-lite
+cost`, and cluster files."""
 from __future__ import annotations
 
 import subprocess
