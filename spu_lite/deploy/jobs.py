@@ -97,7 +97,9 @@ def _run(node, job: int, h: dict, payload, program, view):
     t1, wait0 = time.perf_counter(), node.party.comm.wait
     node.party.options = dict(h.get("options") or {})
     outs, prof = node.party.run(program, inputs)
+    o = prof.offline                   # semi2k_ot: correlations made during the job
     reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()},
+             "offline": [o.calls, o.seconds, o.bytes, o.rounds],
              "phases": {"inputs": t1 - t0, "run": time.perf_counter() - t1,
                         "run_wait": node.party.comm.wait - wait0}}
     record = {"bytes": prof.total.bytes, "rounds": prof.total.rounds}

@@ -23,6 +23,7 @@ from ..codec import InputError
 from .cost import dry_run
 from ..frontend import Public, flatten_inputs, split_args
 from ..optim_state import public_counts
+from ..two_party import correlation_counts, correlation_table
 
 PROG = "spu-lite"
 
@@ -270,10 +271,19 @@ def cmd_cost(args) -> int:
     print(f"# ops of @{program.name} by output visibility (loop bodies counted once)")
     print(format_op_counts(op_counts(program)))
     if not getattr(args, "counts_only", False):
-        report = dry_run(program, args.protocol)
+        two_party = args.protocol == "semi2k_ot"
+        report = dry_run(program, "semi2k" if two_party else args.protocol)
         print(f"\n# communication under {args.protocol}, measured by a dry run on random inputs "
               f"(loop bodies counted per iteration; bytes of the busiest party)")
+        if two_party:
+            print("# (online: semi2k's dry run, whose P0 also sends the dealer its requests, "
+                  "a few bytes per op that semi2k_ot does not send)")
         print(report.table())
+        if two_party:
+            print("\n# correlations one call asks for; semi2k_ot makes them by OT between the "
+                  "two parties (offline), during the job or ahead of it: `spu-lite cluster "
+                  "precompute`, spu_lite.two_party.precompute")
+            print(correlation_table(correlation_counts(program), program.field))
     return 0
 
 
