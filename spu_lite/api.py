@@ -18,10 +18,10 @@ from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.profile import Profile
 from spu_lite.runtime.ring import RangeError, Ring
 
-from . import trace_errors
+from . import nnx_args, trace_errors
 from .codec import InputError, decode, encode, jax_dtype
-from .optim_state import moment_formats
-from .frontend import flat_function, flatten_inputs, ir_type, is_prng_key, split_args
+from .optim_state import moment_formats, public_counts, warn_unkept_states
+from .frontend import flat_function, flatten_inputs, input_leaf as _input_leaf, ir_type, is_prng_key, split_args
 from .secret import Secret
 
 _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout", "net")
@@ -67,11 +67,14 @@ def profile() -> Optional[Profile]:
 class Compiled:
     """A compiled program plus what is needed to call it."""
 
-    def __init__(self, program: Program, out_tree, out_avals, in_vis):
+    def __init__(self, program: Program, out_tree, out_avals, in_vis, mutations=()):
         self.program = program
         self.out_tree = out_tree
         self.out_avals = out_avals
         self.in_vis = in_vis
+        #: flax nnx arguments the function changed: the program's outputs are then
+        #: (outputs, changed leaves), written back after the run (nnx_args.py)
+        self.mutations = list(mutations)
 
     @property
     def text(self) -> str:
@@ -114,6 +117,7 @@ class JitFunction:
         names, static, dyn, vis = split_args(self.fn, args, kwargs, self.static_argnums,
                                              self.static_argnames, self.public_argnums)
         leaves, leaf_vis, leaf_names, treedef = flatten_inputs(dyn, vis, names)
+        leaf_vis = public_counts(leaves, leaf_vis, leaf_names, names, dyn)   # optax's counts
         key = (treedef, tuple((l.shape, np.dtype(l.dtype).str, str(getattr(l, "ir_type", ""))) for l in leaves),
                tuple(leaf_vis),
                tuple(sorted((i, _hashable(v)) for i, v in static.items())))
@@ -196,7 +200,11 @@ class JitFunction:
                 flat.append(Secret(o, r.type, aval.shape, aval.dtype, cluster))
             else:
                 flat.append(decode(cluster.ring, o, r.type, aval))
-        return jax.tree_util.tree_unflatten(compiled.out_tree, flat)
+        out = jax.tree_util.tree_unflatten(compiled.out_tree, flat)
+        if compiled.mutations:
+            out, changed = out
+            nnx_args.write_back(dyn, compiled.mutations, changed, is_leaf=_input_leaf)
+        return out
 
     def _kept_leaves(self, compiled: "Compiled"):
         """Which flat outputs stay secret (keep_secret: True, or top-level output indices)."""
@@ -206,6 +214,8 @@ class JitFunction:
         if not self.keep_secret:
             return [False] * n
         shaped = jax.tree_util.tree_unflatten(compiled.out_tree, list(range(n)))
+        if compiled.mutations:
+            shaped = shaped[0]              # changed nnx variables are revealed
         if not isinstance(shaped, (tuple, list)):
             raise ValueError("keep_secret with indices needs a function returning a tuple")
         mask = [False] * n
@@ -233,13 +243,16 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
     """Trace `fn` on the flat input leaves (from frontend.split_args / flatten_inputs)
     and compile it: what spu.jit and `spu-lite compile` share. Secret handles keep
     their format; other inputs may be refined (compiler/lower/input_formats.py)."""
-    flat_fn = flat_function(fn, names, static, dyn, treedef)
+    record = nnx_args.Mutations()
+    flat_fn = flat_function(fn, names, static, dyn, treedef, record)
     specs = [jax.ShapeDtypeStruct(l.shape, jax_dtype(l.dtype)) for l in leaves]
     try:
         closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
     except jax.errors.ConcretizationTypeError as e:
         names_ = leaf_names or [f"leaf {i}" for i in range(len(leaves))]
         raise trace_errors.explain(e, fn, names_, leaf_vis) from None
+    if record.wrapped and not record.changed:       # (outputs, ()): nnx arguments unchanged
+        out_shape = out_shape[0]
     out_avals, out_tree = jax.tree_util.tree_flatten(out_shape)
     returned_keys = [i for i, a in enumerate(out_avals) if is_prng_key(a)]
     if returned_keys:
@@ -248,13 +261,15 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
                            f"return jax.random.key_data(key) or keep the key outside spu.jit")
     in_types = [ir_type(l, v, options.field, options.fxp_bits) for l, v in zip(leaves, leaf_vis)]
     if refine and leaf_names is not None:    # optimizer moments at their state formats
+        warn_unkept_states(dyn)
         fmt = moment_formats(names, dyn, options.fxp_bits)
         in_types = [t.replace(dtype=t.dtype.with_frac(fmt[n]))
                     if n in fmt and t.secret and t.dtype.is_fxp and not isinstance(l, Secret) else t
                     for t, n, l in zip(in_types, leaf_names, leaves)]
     program = compile_jaxpr(closed, in_types, options, name=getattr(fn, "__name__", "main"),
                             opt=opt, refine=[refine and not isinstance(l, Secret) for l in leaves])
-    return Compiled(program, out_tree, out_avals, leaf_vis)
+    return Compiled(program, out_tree, out_avals, leaf_vis,
+                    record.changed if record.wrapped else ())
 
 
 def _no_dealer(protocol: str, dealer) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 
 from spu_lite.compiler.ir import DType, Type, PUBLIC, SECRET
 
+from . import nnx_args
 from .codec import InputError
 from .secret import Secret
 
@@ -116,6 +117,9 @@ def _is_leaf(x):
     return isinstance(x, (Secret, Public)) or _is_rng_counter(x)
 
 
+input_leaf = _is_leaf     # what flatten_inputs takes as a leaf (for nnx_args.write_back)
+
+
 def flatten_inputs(dyn, vis, names):
     """Flat leaves (numpy arrays, or Secret handles) with their visibility and a
     readable name each (`params['w']`); `spu.public` may also mark single leaves."""
@@ -194,8 +198,10 @@ def ir_type(leaf: np.ndarray, vis: str, field: int, fxp_bits: int) -> Type:
     return Type(vis, dt, leaf.shape)
 
 
-def flat_function(fn, names, static, dyn, treedef):
-    """fn as a function of the flat list of dynamic leaves (statics closed over)."""
+def flat_function(fn, names, static, dyn, treedef, record=None):
+    """fn as a function of the flat list of dynamic leaves (statics closed over).
+    With a record (nnx_args.Mutations), changes to flax nnx arguments are returned
+    too: (outputs, changed leaves)."""
     positions = [i for i, _ in dyn]
     sig = inspect.signature(fn)
 
@@ -213,6 +219,9 @@ def flat_function(fn, names, static, dyn, treedef):
                 arguments.setdefault(n.param, {})[n.key] = values[i]
         arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in arguments.items()}
         bound = inspect.BoundArguments(sig, arguments)
-        return fn(*bound.args, **bound.kwargs)
+        if record is None:
+            return fn(*bound.args, **bound.kwargs)
+        return nnx_args.watch(dyn_vals, _is_leaf, record, lambda: fn(*bound.args, **bound.kwargs),
+                              [names[i] for i in positions])
 
     return flat_fn

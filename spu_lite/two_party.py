@@ -10,6 +10,8 @@ depend only on the program. correlation_counts runs the program once on random i
 under semi2k with a dealer (cheap, as `spu-lite cost` does) and counts what the dealer
 was asked for. Elementwise correlations pool by kind (and shift); dot triples by shape.
 Dots that reuse a kept operand (loop-invariant weights) are made during the job.
+On networked nodes the driver sends both nodes the counts (never the program, never
+data) and they make them over their own link: spu_lite/deploy/precompute.py.
 """
 from __future__ import annotations
 
@@ -21,9 +23,12 @@ import numpy as np
 
 from spu_lite.compiler.ir import Program
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.ot.cot_mul import _classes
+from spu_lite.runtime.protocols.semi2k_ot_source import _canonical
 from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
                                              _decode_request, _size)
 
+from .deploy.precompute import precompute_on
 from .tools.cost import _random_input
 
 
@@ -55,13 +60,19 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
 
 
 def precompute(f, *args, times: int = 1) -> Dict:
-    """Make the correlations of `times` calls of f(*args) now, on f's in-process
-    two-party cluster. Returns the counts made."""
+    """Make the correlations of `times` calls of f(*args) now, on f's two-party cluster:
+    in-process, or two networked semi2k_ot nodes (spu.jit(f, cluster=NetworkCluster(..))),
+    where the nodes make them over their own link (spu_lite.deploy.precompute).
+    Returns the counts made."""
     cluster = f.cluster
-    if not isinstance(cluster, InProcessCluster) or cluster.config.protocol != "semi2k_ot":
+    if cluster.config.protocol != "semi2k_ot" or not (
+            isinstance(cluster, InProcessCluster) or getattr(cluster, "networked", False)):
         raise ValueError('precompute needs spu.jit(..., protocol="semi2k", dealer=None) '
-                         "on an in-process cluster")
+                         "or a networked semi2k_ot cluster")
     counts = {k: v * times for k, v in correlation_counts(f.lower(*args).program).items()}
+    if getattr(cluster, "networked", False):
+        cluster.last_precompute = precompute_on(cluster, counts)
+        return counts
     errors = []
 
     def run(party):
@@ -79,3 +90,52 @@ def precompute(f, *args, times: int = 1) -> Dict:
     if errors:
         raise errors[0]
     return counts
+
+
+def _correction_bytes(widths) -> int:
+    """Bytes of Gilboa corrections per element for one OT per bit position of `widths`
+    (each position travels in the narrowest of 1, 2, 4, 8 bytes; cot_mul.py)."""
+    return sum(idx.size * np.dtype(dt).itemsize for idx, dt in _classes(widths))
+
+
+def offline_bytes(key, n: int, k: int = 64) -> int:
+    """About the bytes the busier party sends to make n correlations of `key`
+    (semi2k_ot_source.py's constructions: IKNP 16 bytes per OT from the receiver,
+    corrections from the sender; one-way kinds split half and half). Low by IKNP's
+    padding of every batch to a multiple of 8 OTs (at most 128 bytes per batch) and,
+    for one-way kinds, the rounding of odd halves."""
+    j = np.arange(k)
+    kind = key[0] if isinstance(key, tuple) else key
+    if kind == MUL:
+        return n * (16 * k + _correction_bytes(k - j))
+    if kind == AND:
+        return n * (16 * k + k)
+    if kind == SQUARE:
+        return -(-n * (16 * k + _correction_bytes(k - j)) // 2)
+    if kind == B2A:
+        return -(-n * (16 + _correction_bytes([k])) // 2)
+    if kind == TRUNC:
+        m = key[1]
+        widths = np.minimum(k, np.where(j >= m, k - j + m, k - j))
+        return -(-n * (16 * k + _correction_bytes(widths)) // 2)
+    if kind == "dot":
+        _, _, (bt, rows, inner, cols) = _canonical(*key[1:])
+        return n * bt * rows * inner * (16 * k + cols * _correction_bytes(k - j))
+    raise ValueError(f"unknown correlation kind {key!r}")
+
+
+def correlation_table(counts: Dict, k: int = 64) -> str:
+    """The correlations of one call and their offline bytes, for `spu-lite cost`."""
+    names = {MUL: "mul (Beaver triple)", SQUARE: "square pair", AND: "and (64-bit word)",
+             B2A: "random bit"}
+    lines = [f"{'correlation':<34}{'count':>12}{'offline bytes (busier party)':>30}"]
+    total = 0
+    for key, n in sorted(counts.items(), key=lambda kv: -offline_bytes(kv[0], kv[1], k)):
+        b = offline_bytes(key, n, k)
+        total += b
+        name = (names[key] if not isinstance(key, tuple) else
+                f"truncation pair >> {key[1]}" if key[0] == TRUNC else
+                f"dot triple {list(key[1])} . {list(key[2])}")
+        lines.append(f"{name:<34}{n:>12,}{b:>30,}")
+    lines.append(f"{'total':<34}{'':>12}{total:>30,}")
+    return "\n".join(lines)

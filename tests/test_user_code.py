@@ -27,6 +27,21 @@ def test_python_if_on_a_secret_names_function_argument_and_line():
     assert "flat_fn" not in msg and "flat_leaves" not in msg
 
 
+def gamma_of(x):
+    return jax.lax.lgamma(x) * 2.0     # no rule: lgamma
+
+
+def test_an_unsupported_primitive_names_the_users_line_not_the_frontend():
+    line = inspect.getsourcelines(gamma_of)[1] + 1
+    with pytest.raises(spu.CompileError) as e:
+        spu.jit(gamma_of, protocol="ref2k")(np.ones(3))
+    assert "`lgamma`" in str(e.value) and f"test_user_code.py:{line}" in str(e.value)
+    with pytest.raises(spu.CompileError) as e:           # a library function: no line
+        spu.jit(jax.lax.lgamma, protocol="ref2k")(np.ones(3))
+    msg = str(e.value)
+    assert "`lgamma`" in msg and "function passed to spu.jit" in msg and "frontend.py" not in msg
+
+
 def test_python_if_on_a_public_input_suggests_static_arguments():
     def f(x, n):
         while n > 0:

@@ -288,8 +288,9 @@ class Lowerer:
                     q = self.const_value(c)
                     if q is not None and x.type.secret and np.all(np.isfinite(q)):
                         return self.scale(x, q)
+        same = a is b                 # a square stays one value (wide.py reads x * x)
         a = self.to_frac(a, self.opt.fxp_bits) if a.type.dtype.is_fxp else a
-        b = self.to_frac(b, self.opt.fxp_bits) if b.type.dtype.is_fxp else b
+        b = a if same else self.to_frac(b, self.opt.fxp_bits) if b.type.dtype.is_fxp else b
         out = self.emit(op, [a, b], **attrs)
         return self.to_frac(out, self.opt.fxp_bits) if out.type.dtype.is_fxp else out
 

@@ -1,6 +1,7 @@
 """jaxpr -> IR: walk the equations, one registered rule per primitive."""
 from __future__ import annotations
 
+import os
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -18,11 +19,17 @@ from . import rules_int, rules_prod, rules_scatter  # noqa: F401 (registers rule
 from . import wide
 
 
+_FRONTEND = os.path.join("spu_lite", "frontend.py")   # the wrapper that calls the user's fn
+
+
 def _loc(eqn) -> str:
+    """The user's line of an equation; "<unknown>" when JAX saw none or only the
+    frontend's call (a library function such as jnp.arctan passed straight to spu.jit)."""
     try:
-        return source_info_util.summarize(eqn.source_info)
+        loc = source_info_util.summarize(eqn.source_info)
     except Exception:  # pragma: no cover - jax internals vary
         return "<unknown>"
+    return "<unknown>" if loc.split(":", 1)[0].endswith(_FRONTEND) else loc
 
 
 _UNKNOWN = object()
@@ -123,6 +130,7 @@ def lower_jaxpr(closed_jaxpr, in_types: Sequence[Type], options: CompileOptions,
     """Lower a ClosedJaxpr with the given (flat) parameter types to a Program.
     refine[i]: parameter i may get a finer input format (see input_formats)."""
     L = Lowerer(options, lower_eqns=lower_eqns)
+    L.loc = f"`{name}` (the function passed to spu.jit; no line of its own)"
     params = [Value(L.names(), t) for t in in_types]
     for p in params:     # optimizer state encoded at a state format (wide.state_frac)
         if p.type.secret and p.type.dtype.is_fxp and p.type.dtype.frac > options.fine_frac:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import wide
+from .variance import two_pass_variance
 from .context import CompileError, Lowerer, rule
 
 
@@ -43,6 +44,8 @@ def _add(L, eqn, a, b):
 def _sub(L, eqn, a, b):
     a, b = L.same_shape(a, b)
     w = wide.add(L, a, b, sub=True)
+    if w is None:
+        w = two_pass_variance(L, a, b)
     return w if w is not None else L.emit("sub", _aligned(L, a, b))
 
 

@@ -23,6 +23,10 @@ GUARD_BITS = 6   # a sum of products keeps this many more fractional bits than f
 
 @rule("reduce_sum")
 def _reduce_sum(L, eqn, x):
+    return reduce_sum(L, x, _ints(eqn.params["axes"]))
+
+
+def reduce_sum(L, x, axes):
     """A sum of elementwise products (variances, norms, sums of squares) adds the
     products truncated to f + GUARD_BITS bits, not to f and not at 2f: the accumulator
     (range 2^(k-f-GUARD_BITS-1), 2.7e11 at the defaults) cannot wrap the way one at 2f
@@ -35,7 +39,7 @@ def _reduce_sum(L, eqn, x):
         mul = L.producer(op.inputs[0])
         if mul is not None and mul.name == "mul" and mul.outputs[0].type.dtype.frac == 2 * f:
             x = L.emit("trunc", [mul.outputs[0]], bits=f - GUARD_BITS)
-    return L.emit("reduce_sum", [x], axes=_ints(eqn.params["axes"]))
+    return L.emit("reduce_sum", [x], axes=list(axes))
 
 
 @rule("reduce_max")

@@ -51,14 +51,16 @@ MAX_FRAC = 56      # and at most this many fractional bits
 ROOT_FRAC = 30     # sqrt's output scale at most (runtime roots: (k - 4) / 2 at k = 64)
 GRAD_BITS = 4      # assumed |x| < 2^4 for a value a moment averages
 RATIO_BITS = 5     # assumed |a / d| < 2^5 for a quotient by a wide value
+EPS_FLOOR = 2.0 ** -20   # the smallest eps of a quotient by `wide + eps` (see quotient)
 
 
 class PrecisionWarning(UserWarning):
     """A value the compiler cannot keep at the format it needs (docs/fixed-point.md)."""
 
 
-WORKAROUND = ("keep the optimizer state inside one spu.jit (a Python loop of steps), or "
-              "pass optax's step count public (spu_lite.train.public_count); see "
+WORKAROUND = ("adam, adamw, rmsprop, nadam, lamb and lion are recognised (optax's step "
+              "count must not be a Secret handle: spu.jit passes plain counts public); "
+              "for other optimizers check the updates with spu.check; see "
               "docs/fixed-point.md, 'Where the compiler sees the loop'")
 
 
@@ -227,9 +229,29 @@ def root(L, x):
     return _mark(L, L.emit("sqrt", [x], frac=F), bound)
 
 
+def _eps_floored(L, d):
+    """d = w + eps (w wide, public 0 <= eps < EPS_FLOOR) as w + EPS_FLOOR; else d.
+
+    Adam's sqrt(v_hat) + eps with eps = 1e-8: a gradient of a few ulps (2^-18; the
+    rounding noise of a parameter whose true gradient is 0, such as a bias before a
+    BatchNorm) has a second moment below the 44-bit state's resolution, v_hat rounds
+    to 0 and m_hat / eps is 1e3 x lr, past RATIO_BITS, so the quotient wraps. With eps
+    at least 2^-20 the quotient of such noise stays below 8 (m_hat <= 2^-17 when v
+    underflows); a real gradient g moves by eps / |g| relative: 1% at 1e-4."""
+    op = L.producer(d)
+    if op is None or op.name != "add" or id(op.inputs[0]) not in L.wide:
+        return d
+    c = L.const_value(op.inputs[1])
+    if c is None or np.unique(c).size != 1 or not 0 <= float(np.max(c)) < EPS_FLOOR:
+        return d
+    return add_const(L, op.inputs[0], np.float64(EPS_FLOOR))
+
+
 def quotient(L, a, d):
-    """a / d for a wide d > 0: a * rsqrt(d)^2, the product under RATIO_BITS."""
+    """a / d for a wide d > 0: a * rsqrt(d)^2, the product under RATIO_BITS; an eps
+    below EPS_FLOOR added to d is raised to it (_eps_floored)."""
     f = L.opt.fxp_bits
+    d = _eps_floored(L, d)
     r = L.emit("rsqrt", [d], frac=f - 1)
     inv = L.emit("trunc", [L.emit("mul", [r, r])], bits=f)          # 1/d at f - 2 bits
     fa = 62 - RATIO_BITS - 1 - inv.type.dtype.frac

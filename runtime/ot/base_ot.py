@@ -22,7 +22,8 @@ Cost: 2 messages (1 round trip); the sender sends one point (33 bytes), the rece
 from __future__ import annotations
 
 import hashlib
-from typing import List, Sequence, Tuple
+import os
+from typing import Callable, List, Sequence, Tuple
 
 from coincurve import PrivateKey, PublicKey
 
@@ -46,6 +47,16 @@ def _point(raw) -> PublicKey:
         raise PeerError("base OT: the peer sent an invalid curve point") from e
 
 
+def _scalar(rand: Callable[[int], bytes]) -> PrivateKey:
+    """A uniform nonzero scalar mod q from 32 random bytes (rejection: a draw >= q, or
+    zero, has probability ~2^-128)."""
+    while True:
+        try:
+            return PrivateKey(bytes(rand(32)))
+        except ValueError:
+            continue
+
+
 def _kdf(i: int, a: bytes, b: bytes, shared: PublicKey) -> bytes:
     h = hashlib.sha256(b"spu-lite/base-ot" + i.to_bytes(4, "little") + a + b
                        + shared.format(compressed=True))
@@ -53,8 +64,8 @@ def _kdf(i: int, a: bytes, b: bytes, shared: PublicKey) -> bytes:
 
 
 class BaseOtSender:
-    def __init__(self):
-        self._a = PrivateKey()          # os.urandom-based scalar
+    def __init__(self, rand: Callable[[int], bytes] = os.urandom):
+        self._a = _scalar(rand)         # rand: os.urandom or the party's cryptographic PRG
         self.A = self._a.public_key.format(compressed=True)
 
     def keys(self, points: Sequence[bytes]) -> List[Tuple[bytes, bytes]]:
@@ -71,9 +82,9 @@ class BaseOtSender:
 
 
 class BaseOtReceiver:
-    def __init__(self, choices: Sequence[int]):
+    def __init__(self, choices: Sequence[int], rand: Callable[[int], bytes] = os.urandom):
         self.choices = [int(c) & 1 for c in choices]
-        self._b = [PrivateKey() for _ in self.choices]
+        self._b = [_scalar(rand) for _ in self.choices]
 
     def points(self, A_raw: bytes) -> List[bytes]:
         """B_i = b_i G + c_i A, to send."""

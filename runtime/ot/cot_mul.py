@@ -70,10 +70,12 @@ class OtLink:
     def recv(self):
         return self._recv()
 
-    def setup(self) -> None:
-        """128 base OTs each way (Chou-Orlandi): 3 messages per party."""
-        delta = np.unpackbits(np.frombuffer(os.urandom(KAPPA // 8), np.uint8))
-        bs, br = BaseOtSender(), BaseOtReceiver(delta)
+    def setup(self, rand=os.urandom) -> None:
+        """128 base OTs each way (Chou-Orlandi): 3 messages per party. rand(n) -> n
+        random bytes for Delta and the base-OT scalars: os.urandom, or the party's
+        cryptographic PRG (which a seeded test cluster makes reproducible)."""
+        delta = np.unpackbits(np.frombuffer(bytes(rand(KAPPA // 8)), np.uint8))
+        bs, br = BaseOtSender(rand), BaseOtReceiver(delta, rand)
         self.send(np.frombuffer(bs.A, np.uint8).copy())
         a_peer = self._points(self.recv(), 1)[0]
         self.send(np.frombuffer(b"".join(br.points(a_peer)), np.uint8).copy())

@@ -20,7 +20,8 @@ request takes from the pool first and makes only what is missing.
 Security: semi-honest, against the other party. Each party's view of the offline phase
 is OT messages (IKNP's u matrix: uniform; Gilboa corrections: padded by hashes the
 receiver cannot compute); the online view is semi2k's (openings padded by correlations
-no party knows in full). Randomness: os.urandom keys, AES-CTR (runtime.prg).
+no party knows in full). Randomness: the party's local PRG (os.urandom-keyed
+AES-CTR, runtime.prg; derived from the seed only in a seeded test cluster).
 Costs: online exactly semi2k's for two parties, without the dealer's messages; offline
 per correlation in semi2k_ot_source.py. Offline traffic is counted apart from online
 (offline_stats: bytes, messages, seconds).
@@ -34,7 +35,7 @@ import numpy as np
 
 from ..link import PeerError
 from ..ot.cot_mul import OtLink
-from ..prg import Prg, new_key
+from ..prg import KEY_BYTES, Prg
 from .semi2k import Semi2k
 from .semi2k_common import (AND, B2A, BLOCK, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
                             _blocks, _size)
@@ -118,11 +119,15 @@ class Semi2kOT(Semi2k):
     # ---- setup ------------------------------------------------------------------------
     def setup(self) -> None:
         """128 base OTs each way (Chou-Orlandi), then IKNP is ready; private PRG for the
-        random pieces."""
+        random pieces. Every secret here (Delta, base-OT scalars, the pieces' PRG key)
+        is drawn from the party's local PRG: keyed by os.urandom, or, in a seeded test
+        cluster only, derived from the seed, so that a seeded run is reproducible and
+        the same in-process and on networked nodes."""
         tr = self.comm.transport
+        rand = self.ctx.local_prg.bytes
         self.link = OtLink(lambda obj: tr.send(self.peer, obj), lambda: tr.recv(self.peer))
-        self.link.setup()
-        self.source = OtCorrelations(self.link, self.rank, self.ring, Prg(new_key()))
+        self.link.setup(rand)
+        self.source = OtCorrelations(self.link, self.rank, self.ring, Prg(bytes(rand(KEY_BYTES))))
         self.prg = Tape()
         self.prg_d = None if self.first else Tape()
 

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 
 from spu_lite.compiler.ir import parse_program
 from ..tools.cost import dry_run
+from ..two_party import correlation_counts, offline_bytes
 
 from .joblog import open_private, utc_now
 from .policy import RULES, JobView, canonical_ir, rule_holds
@@ -144,9 +145,15 @@ def show(rec: dict, protocol: str, with_ir: bool = False, with_cost: bool = True
     if rec.get("options"):
         lines.append(f"  options: {rec['options']}")
     if with_cost and protocol != "ref2k":
-        rep = dry_run(program, protocol)
+        two_party = protocol == "semi2k_ot"         # online as semi2k; OT counted apart
+        rep = dry_run(program, "semi2k" if two_party else protocol)
         lines.append(f"  cost ({protocol}, dry run): {rep.rounds} rounds, "
                      f"{max(rep.party_bytes):,} bytes sent by the busiest party")
+        if two_party:
+            counts = correlation_counts(program)
+            lines.append(f"  offline (correlations by OT with the other party): about "
+                         f"{sum(offline_bytes(k, n, program.field) for k, n in counts.items()):,}"
+                         f" bytes sent by the busier party")
     for r in RULES:
         ok, _ = rule_holds(r, _view(rec))
         lines.append(f"  rule {r}: {'holds' if ok else 'does not hold'}")

@@ -7,7 +7,10 @@ add_subcommands / dispatch, and runnable alone: python -m spu_lite.deploy.cli ..
                                                review programs alice's node refused
     spu-lite cluster up cluster.yaml [--parties alice bob]
     spu-lite cluster keygen DIR --parties alice bob carol [--dealer dave] [--base-port 7100]
+    spu-lite cluster keygen DIR --parties alice bob --no-dealer    (semi2k_ot: no third party)
     spu-lite cluster check cluster.yaml        ping every node as the driver
+    spu-lite cluster precompute cluster.yaml FILE.py:FUNC --arg f32[8,4] ... [--times N]
+                                               semi2k_ot: correlations ahead of jobs
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import logging
 import os
 import sys
 from typing import List, Optional
+
+from spu_lite.tools.cli_compile import parse_arg_spec, parse_static, parse_target
 
 COMMANDS = ("node", "cluster", "approve")
 
@@ -55,10 +60,14 @@ def add_subcommands(subparsers) -> None:
     kg = sub.add_parser("keygen", help="key pairs and a cluster.yaml on 127.0.0.1")
     kg.add_argument("dir")
     kg.add_argument("--parties", nargs="+", required=True)
-    kg.add_argument("--dealer", help="semi2k: the dealer's name (protocol becomes semi2k)")
+    who = kg.add_mutually_exclusive_group()
+    who.add_argument("--dealer", help="semi2k: the dealer's name (protocol becomes semi2k)")
+    who.add_argument("--no-dealer", action="store_true",
+                     help="two parties, no dealer: they make semi2k's correlations "
+                          "themselves by oblivious transfer (protocol semi2k_ot)")
     kg.add_argument("--base-port", type=int, default=7100)
     kg.add_argument("--host", default="127.0.0.1")
-    kg.add_argument("--protocol", choices=("aby3", "semi2k", "ref2k"))
+    kg.add_argument("--protocol", choices=("aby3", "semi2k", "semi2k_ot", "ref2k"))
     kg.add_argument("--timeout", type=float, default=60.0)
     kg.add_argument("--seed", type=int, help="deterministic keys and shares (tests only!)")
     kg.add_argument("--trust-driver-code", action="store_true",
@@ -71,6 +80,24 @@ def add_subcommands(subparsers) -> None:
                          "keys (what one organisation does for itself)")
     ck = sub.add_parser("check", help="connect as the driver and ping every node")
     ck.add_argument("cluster")
+    pc = sub.add_parser("precompute", help="semi2k_ot: have both nodes make the correlations "
+                                           "of a program's next calls now (offline phase)",
+                        description="Compile FUNC as `spu-lite cost` does, count the "
+                                    "correlations one call asks for (kinds and shapes: "
+                                    "the nodes get these counts, not the program), and have "
+                                    "the two nodes make TIMES calls' worth now; the next "
+                                    "jobs of the session take them from the pools.",
+                        epilog="example: spu-lite cluster precompute cluster.yaml "
+                               "model.py:step --arg f32[10,30] --arg f32[10] --times 5")
+    pc.add_argument("cluster")
+    pc.add_argument("target", type=parse_target, metavar="FILE.py:FUNC")
+    pc.add_argument("--arg", action="append", type=parse_arg_spec, default=[], metavar="SPEC",
+                    help="one per non-static parameter, in order, e.g. f32[8,4]")
+    pc.add_argument("--public", action="append", default=[], metavar="I|NAME",
+                    help="the I-th --arg or parameter NAME is public; repeatable")
+    pc.add_argument("--static", action="append", type=parse_static, default=[],
+                    metavar="NAME=VALUE", help="bake parameter NAME in; repeatable")
+    pc.add_argument("--times", type=int, default=1, help="calls' worth (default 1)")
 
 
 def dispatch(args) -> int:
@@ -92,11 +119,18 @@ def dispatch(args) -> int:
             return 0
         if args.cluster_cmd == "keygen":
             from .keygen import keygen
+            protocol = args.protocol
+            if args.no_dealer:
+                if protocol not in (None, "semi2k", "semi2k_ot"):
+                    raise ValueError(f"--no-dealer is semi2k without a dealer, not {protocol}")
+                protocol = "semi2k_ot"
             path = keygen(args.dir, args.parties, args.dealer, args.base_port, args.host,
-                          args.protocol, args.timeout, args.seed, args.trust_driver_code,
+                          protocol, args.timeout, args.seed, args.trust_driver_code,
                           force=args.force)
             print(path)
             return 0
+        if args.cluster_cmd == "precompute":
+            return _precompute(args)
         if args.cluster_cmd == "check":
             from .driver import NetworkCluster
             c = NetworkCluster(args.cluster)
@@ -113,6 +147,40 @@ def dispatch(args) -> int:
             return 1
         raise
     return 2
+
+
+def _precompute(args) -> int:
+    from spu_lite.tools.cli_compile import _compile_from_args
+    from spu_lite.two_party import correlation_counts
+    from .cluster_file import load
+    from .driver import NetworkCluster
+    from .precompute import precompute_on
+    spec = load(args.cluster)
+    if spec.protocol != "semi2k_ot":
+        raise ValueError(f"precompute is for semi2k_ot clusters; {args.cluster} runs "
+                         f"{spec.protocol}")
+    if args.times < 1:
+        raise ValueError("--times must be at least 1")
+    args.field, args.fxp_bits, args.no_opt = spec.field, spec.fxp_bits, False
+    program = _compile_from_args(args)
+    counts = {k: n * args.times for k, n in correlation_counts(program).items()}
+    c = NetworkCluster(spec)
+    try:
+        got = precompute_on(c, counts)
+    finally:
+        c.close()
+    kinds = ", ".join(f"{n:,} {_kind_name(k)}" for k, n in counts.items())
+    print(f"made {kinds} for {args.times} call(s) of {program.name}: "
+          f"{got['seconds']:.2f} s, {got['bytes'] / 2 ** 20:.1f} MB sent by the busiest "
+          f"node; {got['pooled_mb']:.1f} MB pooled per node")
+    return 0
+
+
+def _kind_name(key) -> str:
+    from .precompute import encode_counts
+    e = encode_counts({key: 1})[0]
+    return f"dot {e[1]}x{e[2]}" if e[0] == "dot" else \
+        f"trunc>>{e[1]}" if e[0] == "trunc" else e[0]
 
 
 def _node(args) -> int:

@@ -1,6 +1,8 @@
 """The cluster file: one YAML document every organisation holds a copy of.
 
-    protocol: aby3            # or semi2k (then `dealer:` names the dealer's entry)
+    protocol: aby3            # or semi2k (then `dealer:` names the dealer's entry), or
+                              # semi2k_ot (exactly two parties, no dealer: they make
+                              # the correlations themselves by oblivious transfer)
     field: 64                 # ring bits, 64 or 32
     fxp_bits: 18              # fractional bits of fixed-point values
     timeout: 60               # seconds to wait for a peer before failing, naming it
@@ -8,6 +10,8 @@
                               # refuses it unless started with --insecure-test-seed)
     max_message_mb: 1024      # optional: larger messages (peers, driver) are dropped
     net: null                 # optional: emulated links, "rtt=20ms,bw=100mbit", "lan", "wan"
+    max_pool_mb: 1024         # optional, semi2k_ot: memory for correlations made ahead
+                              # of jobs (`spu-lite cluster precompute`), per party
     parties:
       - name: alice
         address: alice.example.org:7001   # where the others connect
@@ -44,6 +48,7 @@ from .policy import Policy, parse_policy
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_MESSAGE_MB = 1024.0     # a job carries all its inputs: big models need room
+DEFAULT_MAX_POOL_MB = 1024.0        # semi2k_ot: precomputed correlations kept per party
 
 
 class ClusterFileError(ValueError):
@@ -78,6 +83,7 @@ class ClusterSpec:
     path: Optional[str] = None
     max_message_mb: float = DEFAULT_MAX_MESSAGE_MB
     net: Optional[str] = None          # emulated links (runtime.link.LinkModel), None: real
+    max_pool_mb: float = DEFAULT_MAX_POOL_MB
 
     @property
     def max_message_bytes(self) -> int:
@@ -185,7 +191,8 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
                        int(doc.get("fxp_bits", DEFAULT_FXP_BITS.get(doc.get("field", 64), 18))),
                        float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path,
                        float(doc.get("max_message_mb", DEFAULT_MAX_MESSAGE_MB)),
-                       doc.get("net") or None)
+                       doc.get("net") or None,
+                       float(doc.get("max_pool_mb", DEFAULT_MAX_POOL_MB)))
     _check(spec)
     return spec
 
@@ -194,19 +201,29 @@ def _check(spec: ClusterSpec) -> None:
     try:
         from spu_lite.runtime.protocols import get_protocol
         cls = get_protocol(spec.protocol)
-        spec.config().parties
     except ValueError as e:
         raise ClusterFileError(str(e)) from None
     if cls.needs_dealer and not spec.dealer:
-        raise ClusterFileError(f"{spec.protocol} needs a dealer: add `dealer: NAME`")
+        raise ClusterFileError(f"{spec.protocol} needs a dealer: add `dealer: NAME` (two "
+                               f"parties and no third: `protocol: semi2k_ot`)")
     if spec.dealer and not cls.needs_dealer:
         raise ClusterFileError(f"{spec.protocol} has no dealer; remove `dealer:`")
+    if spec.protocol == "semi2k_ot" and spec.nparties != 2:
+        raise ClusterFileError(f"semi2k_ot (two parties, no dealer) needs exactly 2 parties; "
+                               f"the file lists {spec.nparties}: "
+                               f"{', '.join(p.name for p in spec.parties)}")
+    try:
+        spec.config().parties
+    except ValueError as e:
+        raise ClusterFileError(str(e)) from None
     if spec.field not in (32, 64):
         raise ClusterFileError("field must be 64 or 32")
     if not spec.timeout > 0:
         raise ClusterFileError("timeout must be positive (seconds)")
     if not 0 < spec.max_message_mb <= 2 ** 20:
         raise ClusterFileError("max_message_mb must be positive (megabytes)")
+    if not 0 <= spec.max_pool_mb <= 2 ** 30:
+        raise ClusterFileError("max_pool_mb must be zero or positive (megabytes)")
     if spec.seed is not None and (isinstance(spec.seed, bool) or not isinstance(spec.seed, int)):
         raise ClusterFileError(f"seed must be an integer or null, not {spec.seed!r}")
     try:

@@ -229,7 +229,8 @@ class NetworkCluster:
                                          only={n: {"k": "job", "session": self.session}})
             self._shipping.acknowledge(range(n), digest)
             t_back, w_back = time.perf_counter(), time.time()
-        self.party_profiles = [_profile(rep[r][0].get("profile", {})) for r in range(n)]
+        self.party_profiles = [_profile(rep[r][0].get("profile", {}), rep[r][0].get("offline"))
+                               for r in range(n)]
         self.last_profile = Profile.merge_max(self.party_profiles)
         if target is not None:
             h = rep[target][0]
@@ -271,10 +272,13 @@ class KeptShares:
         return self.cluster.reveal_kept(self, ir_type)
 
 
-def _profile(d) -> Profile:
+def _profile(d, offline=None) -> Profile:
     p = Profile()
     for name, (calls, secs, nbytes, rounds) in d.items():
         p.ops[name] = OpStats(int(calls), float(secs), int(nbytes), int(rounds))
+    if offline:                         # correlations made by the parties (semi2k_ot)
+        calls, secs, nbytes, msgs = offline
+        p.offline = OpStats(int(calls), float(secs), int(nbytes), int(msgs))
     return p
 
 

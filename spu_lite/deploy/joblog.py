@@ -5,9 +5,10 @@
      "outputs": [{"name": "out", "to": "driver"}], "bytes": 1234, "rounds": 5,
      "seconds": 0.031, "outcome": "ok" | "refused" | "failed", "reason": "..."}
 
-`kind` is "job" (a program), "load" (a loader ran; `loader` names it) or "dealer" (the
+`kind` is "job" (a program), "load" (a loader ran; `loader` names it), "dealer" (the
 semi2k dealer served a job's correlations; it knows no program, so there is no
-digest). The default path is STATE_DIR/jobs.jsonl; `spu-lite node --log FILE` moves it.
+digest) or "precompute" (semi2k_ot correlations made ahead: counts, bytes, messages;
+precompute.py). The default path is STATE_DIR/jobs.jsonl; `spu-lite node --log FILE` moves it.
 The file is created readable by its owner only (it names programs and loaders).
 """
 from __future__ import annotations

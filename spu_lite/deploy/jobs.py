@@ -105,7 +105,9 @@ def _run(node, job: int, h: dict, payload, program, view):
     t1, wait0, dealer0 = time.perf_counter(), comm.wait, comm.wait_from.get(dealer, 0.0)
     node.party.options = dict(h.get("options") or {})
     outs, prof = node.party.run(program, inputs)
+    o = prof.offline                   # semi2k_ot: correlations made during the job
     reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()},
+             "offline": [o.calls, o.seconds, o.bytes, o.rounds],
              "phases": {"inputs": t1 - t0, "run": time.perf_counter() - t1,
                         "run_wait": comm.wait - wait0,
                         "wait_dealer": comm.wait_from.get(dealer, 0.0) - dealer0}}

@@ -47,6 +47,8 @@ def keygen(directory: str, parties: List[str], dealer: Optional[str] = None,
     if len(set(names)) != len(names) or "driver" in names:
         raise ValueError("party names must be unique and not 'driver'")
     protocol = protocol or ("semi2k" if dealer else "aby3")
+    if protocol == "semi2k_ot" and (dealer or len(parties) != 2):
+        raise ValueError("semi2k_ot (no dealer) takes exactly 2 parties and no dealer")
     keydir = os.path.join(directory, "keys")
     path = os.path.join(directory, "cluster.yaml")
     existing = [p for p in [path] + [os.path.join(keydir, f"{n}.key{s}") for n in

@@ -10,6 +10,7 @@ at a time:
                                        policy and every other party's allow it)
     abort                              fail the named job at once
     free                               forget a loaded input
+    precompute -> precomputed {offline}   semi2k_ot: make correlations ahead (precompute.py)
 
 While busy it sends the driver a heartbeat about every timeout/5 seconds, so a hung
 node is told apart from a slow job. A failed job leaves the node serving: it tells
@@ -34,7 +35,7 @@ from spu_lite.runtime.net.transport import NetTransport
 from spu_lite.runtime.party import DealerParty, Party, local_prg
 from spu_lite.runtime.protocols import get_protocol
 
-from . import handles, jobs, loaders
+from . import handles, jobs, loaders, precompute
 from .approvals import ApprovalStore
 from .errors import public_reason
 from .cluster_file import ClusterSpec
@@ -99,7 +100,7 @@ class Node:
                                               "name": self.name}))
         elif kind == "abort":
             self.ep.mailbox.abort(int(header["job"]), f"driver: {header.get('reason')}")
-        elif kind in ("job", "load", "free"):
+        elif kind in ("job", "load", "free", "precompute"):
             self.control.put((route, header, wire.decode(header, frames)))
 
     def _on_peer_down(self, r: int) -> None:
@@ -133,13 +134,15 @@ class Node:
                 reply, out = jobs.run_job(self, header, payload)
             elif kind == "load":
                 reply, out = self._load(header, payload), None
+            elif kind == "precompute":
+                reply, out = precompute.serve(self, header), None
             else:
                 self.loaded.pop(str(header.get("handle")), None)
                 return
-            self.ep.reply(route, wire.encode(dict(reply, k="done" if kind == "job" else "loaded",
-                                                  job=job), out))
+            done = {"job": "done", "load": "loaded", "precompute": "precomputed"}[kind]
+            self.ep.reply(route, wire.encode(dict(reply, k=done, job=job), out))
         except Exception as e:  # noqa: BLE001 - every failure is reported to the driver
-            self._failed(route, job, e, kind == "job")
+            self._failed(route, job, e, kind in ("job", "precompute"))
             return
         finally:
             self.busy = None
@@ -172,6 +175,7 @@ class Node:
         if session == self.session and self.party is not None:
             return
         s, n = self.spec, self.spec.nparties
+        old, clean = self.party, self.session is not None     # None: the last job failed
         if self.is_dealer:
             self.party = DealerParty(self.rank, s.protocol, n, self.transport, s.field,
                                      s.fxp_bits, s.seed)
@@ -181,6 +185,8 @@ class Node:
             self.owner_prg = local_prg(s.seed, f"owner{self.rank}")
         self.session = None
         self.party.setup()
+        if not self.is_dealer:
+            precompute.carry_pools(self, old, clean)     # semi2k_ot: correlations made ahead
         self.session = session
 
     def _load(self, header: dict, payload) -> dict:

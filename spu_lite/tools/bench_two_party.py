@@ -1,7 +1,12 @@
 """Benchmark of semi2k without a dealer (semi2k_ot): offline (OT) and online cost of
 mul and matmul, next to SPU CHEETAH's figures (shared/anchors/README.md).
 
-    python -m spu_lite.tools.bench_two_party [--mul 16 20] [--matmul 128] [--repeat 1]
+    python -m spu_lite.tools.bench_two_party [--mul 16 20] [--matmul 128]
+        [--less 12] [--relu 12] [--exp 12] [--cluster cluster.yaml]
+
+--cluster runs on two networked semi2k_ot nodes (started with `spu-lite cluster up`
+or one `spu-lite node` per party) instead of the in-process cluster: the nodes make
+the correlations over their own link (spu_lite/deploy/precompute.py).
 
 Per case: precompute the correlations of one call (spu_lite.two_party.precompute:
 timed, bytes sent by the busiest party), then one call end to end (share inputs, run,
@@ -18,6 +23,8 @@ import time
 
 import numpy as np
 
+import jax
+
 import spu_lite as spu
 
 from ..two_party import precompute
@@ -27,12 +34,15 @@ CHEETAH = {"mul_1M": 6.73, "matmul_512": 18.0, "less_1M": 18.8, "relu_1M": 26.9,
 
 
 def _offline_bytes(f):
+    if getattr(f.cluster, "networked", False):
+        return getattr(f.cluster, "last_precompute", {}).get("bytes", 0)
     return max(P.proto.offline_stats()["bytes"] for P in f.cluster.parties)
 
 
-def run_case(name, fn, args):
-    f = spu.jit(fn, protocol="semi2k", dealer=None)
-    b0 = _offline_bytes(f)
+def run_case(name, fn, args, cluster=None):
+    f = spu.jit(fn, protocol="semi2k", dealer=None) if cluster is None else \
+        spu.jit(fn, cluster=cluster)
+    b0 = 0 if cluster is not None else _offline_bytes(f)
     t0 = time.perf_counter()
     precompute(f, *args)
     t_off = time.perf_counter() - t0
@@ -57,22 +67,36 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mul", type=int, nargs="*", default=[16], help="log2 sizes of mul")
     ap.add_argument("--matmul", type=int, nargs="*", default=[128], help="square sizes")
+    for name in ("less", "relu", "exp"):
+        ap.add_argument(f"--{name}", type=int, nargs="*", default=[], help=f"log2 sizes of {name}")
     ap.add_argument("--max-ot-gb", type=float, default=4.0)
+    ap.add_argument("--cluster", help="a semi2k_ot cluster file: run on its nodes")
     a = ap.parse_args(argv)
+    cluster = None
+    if a.cluster:
+        from spu_lite.deploy.driver import NetworkCluster
+        cluster = NetworkCluster(a.cluster)
     rng = np.random.default_rng(0)
     rows = []
-    for lg in a.mul:
-        n = 1 << lg
-        x, y = rng.uniform(-4, 4, n), rng.uniform(-4, 4, n)
-        rows.append((run_case(f"mul_2^{lg}", lambda p, q: p * q, (x, y)), n, "mul_1M", 1 << 20))
+    elementwise = [("mul", a.mul, lambda p, q: p * q, 2, "mul_1M", 1 << 20),
+                   ("less", a.less, lambda p, q: p < q, 2, "less_1M", 1 << 20),
+                   ("relu", a.relu, jax.nn.relu, 1, "relu_1M", 1 << 20),
+                   ("exp", a.exp, jax.numpy.exp, 1, "exp_128k", 1 << 17)]
+    for name, sizes, fn, arity, ref, ref_n in elementwise:
+        for lg in sizes:
+            n = 1 << lg
+            args = tuple(rng.uniform(-4, 4, n) for _ in range(arity))
+            rows.append((run_case(f"{name}_2^{lg}", fn, args, cluster), n, ref, ref_n))
     for n in a.matmul:
         if matmul_triple_bytes(n) > a.max_ot_gb * 2 ** 30:
             print(f"matmul_{n}: not run; one matrix triple by OT needs "
                   f"{matmul_triple_bytes(n) / 2 ** 30:.1f} GiB per party (lattice HE needed)")
             continue
         x, y = rng.uniform(-1, 1, (n, n)), rng.uniform(-1, 1, (n, n))
-        rows.append((run_case(f"matmul_{n}", lambda p, q: p @ q, (x, y)), 1, "matmul_512", 1))
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        rows.append((run_case(f"matmul_{n}", lambda p, q: p @ q, (x, y), cluster), 1,
+                     "matmul_512", 1))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+          f"{'nodes of ' + a.cluster if a.cluster else 'in-process'}")
     print(f"{'case':<14}{'offline s':>10}{'online s':>10}{'total s':>9}{'offline MB':>12}"
           f"{'online MB':>11}{'B/elem':>10}   CHEETAH")
     for r, count, ref, ref_n in rows:

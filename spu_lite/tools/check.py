@@ -30,7 +30,7 @@ from spu_lite.runtime.profile import Profile
 from .. import api
 from .check_observer import Finding, Observer, source_of
 from ..codec import InputError, decode, encode
-from ..frontend import Public
+from ..frontend import Public, input_leaf
 
 #: precision threshold: an output element is wrong when |got - want| > atol + rtol |want|,
 #: with atol = ATOL_ULPS ulps of fxp_bits (2.4e-4 at 18 bits) unless given
@@ -115,6 +115,8 @@ def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwa
                                           a, is_leaf=lambda v: isinstance(v, Public))
         plain = [a if i in jf.static_argnums else unwrap(a) for i, a in enumerate(args)]
         want = jax.tree_util.tree_leaves(fn(*plain))
+        for k, j in compiled.mutations:     # flax nnx variables fn changed (on plain's copies)
+            want.append(jax.tree_util.tree_leaves(plain[dyn[k][0]], is_leaf=input_leaf)[j])
         made_at = {id(v): op.loc for op in compiled.program.ops for v in op.outputs}
         _compare(report, got, want, [source_of(made_at.get(id(r)), where)
                                      for r in compiled.program.results],

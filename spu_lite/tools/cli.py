@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 PROG = "spu-lite"
-PROTOCOLS = ("ref2k", "semi2k", "aby3")
+PROTOCOLS = ("ref2k", "semi2k", "aby3", "semi2k_ot")
 
 
 from . import check_cli

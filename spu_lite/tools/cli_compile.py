@@ -22,6 +22,8 @@ from ..api import compile_leaves
 from ..codec import InputError
 from .cost import dry_run
 from ..frontend import Public, flatten_inputs, split_args
+from ..optim_state import public_counts
+from ..two_party import correlation_counts, correlation_table
 
 PROG = "spu-lite"
 
@@ -203,12 +205,14 @@ def compile_target(fn, specs, public=(), statics=(), field: int = 64,
     static_names = tuple(n for n, _ in statics)
     try:
         names, static, dyn, vis = split_args(fn, (), kwargs, (), static_names, ())
-        leaves, leaf_vis, _, treedef = flatten_inputs(dyn, vis, names)
+        leaves, leaf_vis, leaf_names, treedef = flatten_inputs(dyn, vis, names)
+        leaf_vis = public_counts(leaves, leaf_vis, leaf_names, names, dyn)   # as spu.jit
     except InputError as e:
         raise CliError(str(e)) from None
     try:
         return compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis,
-                              CompileOptions(field, fxp_bits), opt=opt).program
+                              CompileOptions(field, fxp_bits), opt=opt,
+                              leaf_names=leaf_names).program
     except CompileError as e:
         raise CliError(" ".join(str(e).split())) from None
     except Exception as e:  # noqa: BLE001 - the user's code failed to trace
@@ -267,10 +271,19 @@ def cmd_cost(args) -> int:
     print(f"# ops of @{program.name} by output visibility (loop bodies counted once)")
     print(format_op_counts(op_counts(program)))
     if not getattr(args, "counts_only", False):
-        report = dry_run(program, args.protocol)
+        two_party = args.protocol == "semi2k_ot"
+        report = dry_run(program, "semi2k" if two_party else args.protocol)
         print(f"\n# communication under {args.protocol}, measured by a dry run on random inputs "
               f"(loop bodies counted per iteration; bytes of the busiest party)")
+        if two_party:
+            print("# (online: semi2k's dry run, whose P0 also sends the dealer its requests, "
+                  "a few bytes per op that semi2k_ot does not send)")
         print(report.table())
+        if two_party:
+            print("\n# correlations one call asks for; semi2k_ot makes them by OT between the "
+                  "two parties (offline), during the job or ahead of it: `spu-lite cluster "
+                  "precompute`, spu_lite.two_party.precompute")
+            print(correlation_table(correlation_counts(program), program.field))
     return 0
 
 

@@ -187,8 +187,7 @@ def test_mean_and_var_of_a_million_values(protocol):
 def test_layernorm_of_small_deviations(protocol):
     """Inputs with std 1e-2 around 0.3: the squares (1e-4) are summed at f + 6 bits and
     the variance stays there into rsqrt; eps = 1e-6 is encoded at that scale (at 18
-    bits it was 0). flax's default fast variance, E[x^2] - E[x]^2, cancels 0.09 - 0.09
-    and needs more bits than a product has: use_fast_variance=False (docs)."""
+    bits it was 0). The default fast variance: the test below."""
     import flax.linen as nn
     x = np.random.default_rng(0).normal(0.3, 1e-2, (8, 256))
     ln = nn.LayerNorm(use_fast_variance=False)
@@ -201,17 +200,42 @@ def test_layernorm_of_small_deviations(protocol):
     assert "fxp<64,24>" in spu.jit(f).lower(p, x).text
 
 
+def _layernorm64(x):
+    m = x.mean(-1, keepdims=True)
+    return (x - m) / np.sqrt(((x - m) ** 2).mean(-1, keepdims=True) + 1e-6)
+
+
 @pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
-def test_default_layernorm_of_small_centred_deviations(protocol):
+@pytest.mark.parametrize("mean", [0.0, 0.3, 3.0])
+def test_default_layernorm_of_small_deviations_far_from_zero(protocol, mean):
     """flax's default LayerNorm (fast variance E[x^2] - E[x]^2) on inputs with std 1e-2
-    around 0: E[x]^2 (~1e-6) is truncated to the variance's f + 6 bits, not to f and
-    shifted back (simplify.py), so the variance keeps its bits (5.6e-3 -> 2e-4)."""
+    around 0, 0.3 and 3: the pair lowers to E[(x - E[x])^2] (compiler/lower/variance.py),
+    so E[x]'s rounding does not cancel against E[x^2] (0.3: 2e-2 -> 3e-4). Against
+    float64: at 3 +- 0.01 float32 JAX itself is 1.5e-2 off."""
     import flax.linen as nn
-    x = np.random.default_rng(1).normal(0.0, 1e-2, (8, 64))
+    x = np.random.default_rng(1).normal(mean, 1e-2, (8, 64)).astype(np.float32)
     ln = nn.LayerNorm()
     p = ln.init(jax.random.PRNGKey(0), x)
-    y, y0 = spu.jit(ln.apply, protocol=protocol)(p, x), ln.apply(p, x)
-    assert np.abs(np.asarray(y) - y0).max() < 1e-3 * np.abs(y0).max()
+    y, y0 = np.asarray(spu.jit(ln.apply, protocol=protocol)(p, x)), _layernorm64(x.astype(np.float64))
+    assert np.abs(y - y0).max() < 1e-3 * np.abs(y0).max()
+
+
+def test_fast_variance_lowers_to_two_passes():
+    """E[x^2] - E[x]^2 (keepdims or not, hand-written or flax's) becomes E[(x - E[x])^2]:
+    no product of the mean by itself is left in the IR; over different axes it stays
+    as written (and is still right for values around 0)."""
+    x = np.random.default_rng(2).normal(0.3, 1e-2, (6, 32))
+
+    def fast(v):
+        return jnp.mean(v ** 2, axis=-1, keepdims=True) - jnp.mean(v, axis=-1, keepdims=True) ** 2
+    got = np.asarray(spu.jit(fast)(x), np.float64)
+    want = x.var(axis=-1, keepdims=True)
+    assert np.abs(got / want - 1).max() < 1e-3
+    text = spu.jit(fast).lower(x).text
+    assert text.count("reduce_sum(") == 2 and "sub(%0, " in text
+    mixed = lambda v: jnp.mean(v * v, axis=1) - jnp.mean(v, axis=0)[:6] ** 2
+    z = np.random.default_rng(3).normal(0.0, 1.0, (6, 32))
+    assert np.allclose(np.asarray(spu.jit(mixed)(z)), mixed(z), atol=1e-3)
 
 
 def test_moment_formats_are_visible_in_the_ir():

@@ -149,13 +149,22 @@ def _epoch_args(name="adam", batches=4):
                    y.reshape(batches, -1))
 
 
-def test_secret_count_is_warned_and_checked():
-    """With optax's count secret the bias correction divides the second moment by a
-    secret, which takes it back to f bits: a compile-time warning names the line, and
-    spu.check reports the wildly wrong outputs as "precision" findings."""
+def test_plain_count_is_public_and_a_secret_one_is_warned_and_checked():
+    """optax's count in a state passed as plain arrays goes public by itself (the
+    standard `step(params, opt_state, x, y)` loop needs nothing more); a count that is
+    secret (here: swapped in from a secret argument) makes the bias correction divide
+    the second moment by a secret, which takes it back to f bits: a compile-time
+    warning names the line, and spu.check reports the wrong outputs as "precision"."""
     epoch, args = _epoch_args()
-    with pytest.warns(PrecisionWarning, match=r"train\.py:\d+.*public_count"):
-        report = spu.check(epoch, *args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        assert "public<int<32>>[]" in spu.jit(epoch).lower(*args).text or \
+            "public<int<64>>[]" in spu.jit(epoch).lower(*args).text
+
+    def secret_count(params, st, xb, yb, count):
+        return epoch(params, (st[0]._replace(count=count),) + tuple(st[1:]), xb, yb)
+    with pytest.warns(PrecisionWarning, match=r"train\.py:\d+.*Secret handle"):
+        report = spu.check(secret_count, *args, np.int32(0))
     assert not report.ok
     assert any(f.kind == "precision" and f.op == "out[1]" for f in report.findings), str(report)
 

@@ -143,6 +143,25 @@ def test_online_cost_is_semi2k_without_dealer_messages_and_offline_is_counted_ap
         assert a["messages"] - b["messages"] == 2
 
 
+def test_seed_reproduces_the_ot_randomness_and_no_seed_draws_fresh_keys():
+    """Delta, the base-OT scalars and the pieces' PRG come from each party's local PRG:
+    a seeded (test) cluster repeats them exactly, so its results are bit-identical run
+    to run (and to networked nodes with the same seed, tests/e2e); without a seed every
+    cluster draws its own from os.urandom."""
+    x, y = np.linspace(-3, 3, 64), np.linspace(1, 2, 64)
+
+    def run(seed):
+        c = InProcessCluster(ClusterConfig(protocol="semi2k_ot", seed=seed))
+        out = np.asarray(spu.jit(lambda a, b: a * b, cluster=c)(x, y))
+        return out, [P.proto.link.sender.delta.tobytes() for P in c.parties]
+
+    (o1, d1), (o2, d2) = run(3), run(3)
+    assert np.array_equal(o1, o2) and d1 == d2
+    np.testing.assert_allclose(o1, x * y, atol=4 * 2.0 ** -18)
+    (_, f1), (_, f2) = run(None), run(None)
+    assert len({*d1, *f1, *f2}) == 6          # every party of every cluster its own Delta
+
+
 def test_precomputed_correlations_are_used_online(cl):
     """precompute makes pools; a job then takes them without OT messages, and a job
     larger than the pool makes only the rest."""
@@ -246,3 +265,19 @@ def test_breast_cancer_training_without_dealer_matches_plaintext_auc():
         s.params, s.x_train, s.y_train, 1, s.batch_size, progress=False)
     (p_plain, _), (p_mpc, _) = fit(None), fit("semi2k_ot")
     assert abs(tutorials.auc(s, p_mpc) - tutorials.auc(s, p_plain)) <= 0.005
+
+
+def test_cost_formulas_give_the_measured_offline_bytes():
+    """spu-lite cost --protocol semi2k_ot prints offline bytes from these formulas: the
+    bytes the busier party sends when the job makes its own correlations, up to IKNP's
+    padding of each batch to a multiple of 8 OTs."""
+    from spu_lite.two_party import correlation_counts, offline_bytes
+    x = np.linspace(-2, 2, 1000).reshape(20, 50)
+    fn = lambda a, b: (a * b, a @ b.T, jnp.maximum(a, b))
+    f = spu.jit(fn, protocol="semi2k", dealer=None)
+    f(x, x)
+    counts = correlation_counts(f.lower(x, x).program)
+    assert len(counts) >= 5
+    measured = f.cluster.last_profile.offline.bytes
+    formula = sum(offline_bytes(k, n) for k, n in counts.items())
+    assert 0 <= measured - formula <= 16 * 8 * len(counts)   # OTs padded to multiples of 8
