@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Callable, List, Tuple
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from .codec import InputError
@@ -30,6 +29,12 @@ def _is_node(x) -> bool:
 
 def _nodes(tree) -> list:
     return [n for n in jax.tree_util.tree_leaves(tree, is_leaf=_is_node) if _is_node(n)]
+
+
+def _is_key(x) -> bool:
+    """A typed PRNG key: public and fixed when compiling, never an output."""
+    dt = getattr(x, "dtype", None)
+    return dt is not None and jax.dtypes.issubdtype(dt, jax.dtypes.prng_key)
 
 
 def holds_nnx(x) -> bool:
@@ -63,8 +68,7 @@ def watch(dyn_vals, is_leaf: Callable, record: Mutations, call: Callable, names)
                              f"inside the function: spu.jit can update variables in place, not "
                              f"add or remove them")
         for j, (x0, x1) in enumerate(zip(b, after)):
-            if x1 is not x0 and not jax.dtypes.issubdtype(getattr(x1, "dtype", None) or
-                                                          jnp.float32, jax.dtypes.prng_key):
+            if x1 is not x0 and not _is_key(x1):
                 changed.append((k, j))
                 values.append(x1)
     record.changed, record.wrapped = changed, True
