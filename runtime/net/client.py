@@ -1,6 +1,12 @@
 """The driver's side of the network: one CURVE DEALER per node, requests out,
 replies in, and liveness.
 
+A node offers the driver a sealed link when it first hears from it over CURVE
+(sealed.py, endpoint.py); before its next request to that node the driver takes it
+up: a plain DEALER to the node's data port, requests sealed with the offered key,
+replies opened under it. Nothing is in flight to a node between requests (the driver
+waits for every reply), so no request overtakes another.
+
 The driver never opens a port; it connects to every node. While it waits for a job,
 a node it hears nothing from (no reply, no heartbeat) for `timeout` seconds, or whose
 connection drops, is named in the error; failure reports of the other nodes (which
@@ -18,7 +24,8 @@ from zmq.utils.monitor import recv_monitor_message
 from ..link import PeerError
 from . import wire
 from .auth import curve_client, require_curve
-from .endpoint import WireDump
+from .endpoint import WireDump, host_of, parse_offer
+from .sealed import ReplyOpener, SealError, Sealer
 
 log = logging.getLogger("spu_lite.net")
 
@@ -41,6 +48,8 @@ class DriverClient:
         self.dump = WireDump("driver")
         self.socks: Dict[int, zmq.Socket] = {}
         self.monitors: Dict[zmq.Socket, int] = {}
+        self.sealed: Dict[int, Tuple[zmq.Socket, Sealer, ReplyOpener]] = {}
+        self._offers: Dict[int, tuple] = {}       # rank -> (port, key, link) not yet used
         self.seen_down = False            # some node's connection dropped since last check
         self._open()
 
@@ -63,12 +72,30 @@ class DriverClient:
     def send(self, r: int, header: dict, payload=None) -> None:
         frames = wire.encode(header, payload)
         self.dump.write("sent", frames)
-        self.socks[r].send_multipart(frames, copy=False)
+        if r in self._offers:
+            self._take_offer(r)
+        if r in self.sealed:
+            sock, sealer, _ = self.sealed[r]
+            sock.send_multipart(sealer.seal(frames), copy=False)
+        else:
+            self.socks[r].send_multipart(frames, copy=False)
+
+    def _take_offer(self, r: int) -> None:
+        port, key, link = self._offers.pop(r)
+        old = self.sealed.pop(r, None)
+        if old is not None:
+            old[0].close(0)
+        s = self.ctx.socket(zmq.DEALER)
+        s.linger = 0
+        s.connect(f"tcp://{host_of(self.nodes[r][1])}:{port}")
+        self.sealed[r] = (s, Sealer(key, link, 0), ReplyOpener(key, link))
 
     def _poll(self, ms: int):
         """Yield ("msg", rank, header, payload) and ("down"/"badkey", rank, None, None)."""
         poller = zmq.Poller()
         for s in self.socks.values():
+            poller.register(s, zmq.POLLIN)
+        for s, _, _ in self.sealed.values():
             poller.register(s, zmq.POLLIN)
         for m in self.monitors:
             poller.register(m, zmq.POLLIN)
@@ -85,17 +112,27 @@ class DriverClient:
                 else:
                     yield "badkey", r, None, None
                 continue
-            r = next(rr for rr, s in self.socks.items() if s is sock)
+            r = next((rr for rr, s in self.socks.items() if s is sock), None)
+            opener = None
+            if r is None:
+                r = next(rr for rr, x in self.sealed.items() if x[0] is sock)
+                opener = self.sealed[r][2]
             while True:
                 try:
                     frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
-                self.dump.write("recv", frames)
                 try:
+                    if opener is not None:
+                        frames = opener.open(frames)
+                    self.dump.write("recv", frames)
                     h = wire.header_of(frames)
-                    msg = "msg", r, h, wire.decode(h, frames)
-                except wire.WireError as e:             # a node's reply may be hostile too
+                    payload = wire.decode(h, frames)
+                    if h.get("k") == "offer" and opener is None:
+                        self._offers[r] = parse_offer(h, payload)
+                        continue
+                    msg = "msg", r, h, payload
+                except (wire.WireError, SealError) as e:   # a node's reply may be hostile
                     log.warning("driver: dropped a malformed reply from %s: %s",
                                 self.name(r), e)
                     continue
@@ -159,6 +196,9 @@ class DriverClient:
         return PeerError(msg)
 
     def _close_socks(self) -> None:
+        for s, _, _ in self.sealed.values():
+            s.close(linger=500)
+        self.sealed, self._offers = {}, {}
         for m in self.monitors:
             m.close(0)
         for s in self.socks.values():

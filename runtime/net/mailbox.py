@@ -8,7 +8,9 @@ them from the clock), which gives simple rules:
 * a message of an older job than the current one is stale (left over from an aborted
   job, or queued while a peer was down): it is dropped;
 * a message of a newer job is kept: the peer may have started that job before this
-  party got it from the driver;
+  party got it from the driver; messages are filed in job order (a peer switches
+  from CURVE to its sealed link between jobs, so a later job's message may overtake
+  an earlier job's), in arrival order within a job;
 * if the next message from a peer is already of a newer job, that peer abandoned the
   current one: waiting longer would hang, so recv fails at once.
 
@@ -79,7 +81,14 @@ class Mailbox:
                     return False
                 f[0] += 1
                 f[1] += nbytes
-            self.boxes[frm].append((job, payload, nbytes))
+            box = self.boxes[frm]
+            if box and box[-1][0] > job:       # it came another way than a later job's
+                at = len(box)                  # messages (sealed vs CURVE): file by job
+                while at and box[at - 1][0] > job:
+                    at -= 1
+                box.insert(at, (job, payload, nbytes))
+            else:
+                box.append((job, payload, nbytes))
             self.cv.notify_all()
             return True
 

@@ -30,6 +30,13 @@ class NetTransport:
         self.waited = 0.0          # seconds spent in recv (all of it, Comm's or not)
         self.shaper = Shaper(net, timeout) if net else None
 
+    def start_job(self, job: int) -> None:
+        """Make `job` current: the mailbox drops older messages, and the peers' latest
+        offers of sealed links are taken up (endpoint.py) before the job sends."""
+        self.ep.mailbox.start_job(job)
+        self.ep.use_offers()
+        self.job = job
+
     def send(self, to: int, payload) -> None:
         if self.shaper is not None:
             payload = (np.array([self.shaper.stamp(to, nbytes(payload))]), payload)

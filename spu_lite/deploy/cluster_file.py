@@ -10,6 +10,9 @@
                               # refuses it unless started with --insecure-test-seed)
     max_message_mb: 1024      # optional: larger messages (peers, driver) are dropped
     net: null                 # optional: emulated links, "rtt=20ms,bw=100mbit", "lan", "wan"
+    sealed_data: true         # optional, a YAML boolean: data travels AES-256-GCM-sealed
+                              # on a second TCP port per node (chosen by the OS), keyed
+                              # over CURVE; false: everything on `address`, under CURVE
     max_pool_mb: 1024         # optional, semi2k_ot: memory for correlations made ahead
                               # of jobs (`spu-lite cluster precompute`), per party
     parties:
@@ -84,6 +87,7 @@ class ClusterSpec:
     max_message_mb: float = DEFAULT_MAX_MESSAGE_MB
     net: Optional[str] = None          # emulated links (runtime.link.LinkModel), None: real
     max_pool_mb: float = DEFAULT_MAX_POOL_MB
+    sealed_data: bool = True           # bulk data AES-GCM-sealed on a second port
 
     @property
     def max_message_bytes(self) -> int:
@@ -192,7 +196,8 @@ def parse(doc: dict, base: str = ".", path: Optional[str] = None) -> ClusterSpec
                        float(doc.get("timeout", DEFAULT_TIMEOUT)), doc.get("seed"), path,
                        float(doc.get("max_message_mb", DEFAULT_MAX_MESSAGE_MB)),
                        doc.get("net") or None,
-                       float(doc.get("max_pool_mb", DEFAULT_MAX_POOL_MB)))
+                       float(doc.get("max_pool_mb", DEFAULT_MAX_POOL_MB)),
+                       _bool(doc.get("sealed_data", True), "sealed_data"))
     _check(spec)
     return spec
 

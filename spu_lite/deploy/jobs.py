@@ -56,8 +56,7 @@ MAX_REASON = 500
 def run_job(node, h: dict, payload):
     t0 = time.perf_counter()
     job = int(h["job"])
-    node.ep.mailbox.start_job(job)
-    node.transport.job = job
+    node.transport.start_job(job)
     if node.is_dealer:
         return _serve_as_dealer(node, h, job)
     t0, view, outcome, why = time.perf_counter(), None, "failed", ""

@@ -69,7 +69,8 @@ class Node:
         peers = {r: e for r, e in spec.endpoints().items() if r != self.rank}
         self._blas = limit_blas_threads(spec, self.rank)    # its share of this host's cores
         self.ep = Endpoint(name, self.me.listen or self.me.address, keys, peers,
-                           spec.allowed_keys(), spec.timeout, spec.max_message_bytes)
+                           spec.allowed_keys(), spec.timeout, spec.max_message_bytes,
+                           sealed=spec.sealed_data)
         self.transport = NetTransport(self.ep, spec.timeout, LinkModel.parse(spec.net))
         self.proto_cls = get_protocol(spec.protocol)
         self.party = None

@@ -145,8 +145,7 @@ def fingerprint(h: dict) -> bytes:
 def serve(node, h: dict) -> dict:
     """Serve one precompute request at a node (see the module docstring)."""
     job = int(h["job"])
-    node.ep.mailbox.start_job(job)
-    node.transport.job = job
+    node.transport.start_job(job)
     t0, outcome, why, record = time.perf_counter(), "failed", "", {}
     try:
         if node.spec.protocol != "semi2k_ot":      # no peer waits: refuse at once

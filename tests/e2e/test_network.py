@@ -58,8 +58,27 @@ def _compare_with_in_process(path, protocol, nparties):
             for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
                 assert g.dtype == w.dtype and np.array_equal(g, w), name
         assert net.last_profile.total.bytes > 0 and len(net.party_profiles) == nparties
+        # every node offered the driver a sealed link, and the driver took them up
+        assert set(net.client.sealed) == set(net.spec.endpoints())
     finally:
         net.close()
+
+
+@pytest.mark.slow
+def test_sealed_data_off_runs_everything_over_curve(tmp_path):
+    """`sealed_data: false` (a firewall admitting only the configured ports): no second
+    port, no offers, the same results."""
+    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], seed=SEED,
+                             edit=lambda d: d.update(sealed_data=False))
+    with running(path, tmp_path):
+        net = NetworkCluster(path)
+        try:
+            x = np.linspace(-2, 2, 12).reshape(3, 4)
+            got = spu.jit(lambda a, b: jax.nn.relu(a * b), cluster=net)(x, x + 1)
+            assert np.allclose(got, np.maximum(x * (x + 1), 0), atol=1e-4)
+            assert not net.client.sealed and not net.client._offers
+        finally:
+            net.close()
 
 
 @pytest.mark.slow
@@ -363,7 +382,8 @@ def test_cluster_file_errors_are_clear(tmp_path):
                         (lambda d: d.update(protocol="aby3"), "has no dealer|exactly 3"),
                         (lambda d: d["parties"][1].update(name="alice"), "unique"),
                         (lambda d: d["parties"][0].update(public_key="short"), "40-character"),
-                        (lambda d: d.update(timeout=0), "timeout")]:
+                        (lambda d: d.update(timeout=0), "timeout"),
+                        (lambda d: d.update(sealed_data="false"), "sealed_data must be a YAML")]:
         bad = yaml.safe_load(yaml.safe_dump(doc))
         change(bad)
         with pytest.raises(ClusterFileError, match=msg):
