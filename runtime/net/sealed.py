@@ -33,6 +33,7 @@ import os
 import struct
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -84,7 +85,7 @@ class Sealer:
             if data.nbytes < SMALL:
                 out.append(self.aead.encrypt(nonce, data, prefix))
             else:                       # AES straight into the buffer zmq will send
-                buf = bytearray(data.nbytes + TAG_BYTES)
+                buf = np.empty(data.nbytes + TAG_BYTES, np.uint8)   # not zero-filled
                 self.aead.encrypt_into(nonce, data, prefix, buf)
                 out.append(buf)
         return out
@@ -153,7 +154,7 @@ class Openers:
                 if ct.nbytes < SMALL + TAG_BYTES:
                     out.append(o.aead.decrypt(nonce, ct, prefix))
                 else:
-                    buf = bytearray(ct.nbytes - TAG_BYTES)   # writable, for numpy views
+                    buf = np.empty(ct.nbytes - TAG_BYTES, np.uint8)   # writable views
                     o.aead.decrypt_into(nonce, ct, prefix, buf)
                     out.append(buf)
         except InvalidTag:

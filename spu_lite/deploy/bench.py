@@ -1,4 +1,4 @@
-"""Deployment benchmark: the op cases on real node processes (CURVE-encrypted zmq over
+"""Deployment benchmark: the op cases on real node processes (encrypted zmq over
 127.0.0.1) next to the in-process cluster and SPU's multi-process figures; with --net,
 workloads on emulated LAN / WAN links next to the cost model's prediction
 (spu_lite/tools/bench_net.py).
@@ -183,7 +183,8 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
            "between the driver and the nodes are not shaped.", ""]
     if loop_rows:
         out += ["## Loopback: node processes vs in-process vs SPU", "",
-                "Real node processes (CURVE-encrypted zmq over 127.0.0.1), end to end from "
+                "Real node processes (zmq over 127.0.0.1: CURVE-authenticated, data sealed with "
+                "AES-256-GCM), end to end from "
                 "the driver (share, send, run, return, reconstruct), median of "
                 f"{loop_rows[0].get('repeat', 5)} after a "
                 "warm-up; n = 65,536, matmul 256 x 256. SPU: SecretFlow SPU 0.9.5's "
@@ -196,13 +197,20 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
             out.append(f"| {r['protocol']} | {r['case']} | {r['net_s']:.4f} | "
                        f"{r['inproc_s']:.4f} | {r['ratio']:.2f} | {vs} | {r['rounds']} | "
                        f"{r['bytes']:,} |")
-        out += ["", "What a networked job pays for beyond the in-process run: every byte "
-                "between processes is CURVE-encrypted (libzmq's XSalsa20-Poly1305: about "
-                "3.7 ms per MB on this machine, both ends together, against 0.3 ms "
-                "unencrypted), and every job and round crosses process boundaries (a round "
-                "trip of a small message costs about 0.46 ms through the node transport "
-                "against 0.15 ms between bare CURVE sockets; the consent round about 1 ms "
-                "per job). Fixed so far: BLAS threads per node from the cores it has (three "
+        out += ["", "What a networked job pays for beyond the in-process run: every job "
+                "and round crosses process boundaries, and every byte between processes "
+                "is encrypted. Bulk data is sealed with AES-256-GCM (AES-NI: about 0.25 ms "
+                "per MB, both ends together) on a second connection per link, keyed over "
+                "CURVE, whose own cipher (libzmq's XSalsa20-Poly1305) costs about 3.7 ms "
+                "per MB here (docs/deployment.md, sealed data). Through the node "
+                "transport, a round trip of two 512 KiB messages takes 0.85 ms sealed "
+                "against 1.53 ms under CURVE, one of an 8-byte message about 0.35 ms "
+                "either way (thread hand-offs: 0.15 ms between bare sockets); the consent "
+                "round costs about 1 ms per job plus the skew between the nodes' starts. "
+                "Paired runs before and after sealing (three alternating runs each, "
+                "medians, load 0.7-2.4): nodes 1.09-1.37x faster, nodes / in-process "
+                "1.13-2.04 instead of 1.31-2.56. Also fixed: BLAS threads per node from "
+                "the cores it has (three "
                 "nodes with two threads each on two cores made matmul 256 7x slower than "
                 "in-process), programs cached at the nodes by the sha256 of their IR (the "
                 "text travels once per session), input shares sent as 16-byte PRG keys "
@@ -211,20 +219,17 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
                 "semi2k 1 instead of 2), outputs returned in as few arrays as "
                 "reconstruction needs (aby3: P0's x0 + x1 and P1's x2), and the semi2k "
                 "dealer computing correlations ahead of P0's requests, also between jobs "
-                "(runtime/protocols/semi2k_ahead.py; `wait_dealer`). What remains is mostly "
-                "the encryption: with CURVE switched off (a throwaway build, not a mode of "
-                "spu-lite), the same bench on this machine ran the op cases at 0.8-2.1 "
-                "times the in-process time (two runs) instead of 1.2-2.7, and at 0.2-0.5 "
-                "of SPU's time. A cheaper cipher for bulk data is the next step (AES-256-GCM "
-                "through AES-NI costs about 0.5 ms per MB both ends here), with its keys "
-                "exchanged over the CURVE links; the consent round and the thread "
-                "hand-offs per message are the rest.", ""]
+                "(runtime/protocols/semi2k_ahead.py; `wait_dealer`). What remains: three "
+                "node processes, their io threads and the driver share two cores (a "
+                "node's `run` exceeds the whole in-process run on the comparisons, whose "
+                "three parties share one process and its threads), the consent round, "
+                "and the hand-offs per message.", ""]
         out += ["Where the time of the last run went (ms; node phases are the max over "
                 "the computing parties; `run_wait` is the part of `run` spent waiting for "
                 "peers (`wait_dealer`: waiting for the semi2k dealer's correlations); "
                 "`consent_wait` the part of `setup` spent waiting for the other parties' "
                 "verdicts (it absorbs the skew between the nodes' starts); "
-                "`transit` is the rest of the driver's round trip (encoding, CURVE, "
+                "`transit` is the rest of the driver's round trip (encoding, encryption, "
                 "hand-offs), `dispatch` the part until the last node started, `back` the "
                 "part after the last node finished):", "", phases_table(loop_rows), ""]
     if rows:
@@ -241,7 +246,7 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
             out += [f"Prediction error over the emulated rows: median {statistics.median(errs):.0%}, "
                     f"max {max(errs):.0%} (error = (predicted - measured) / measured).", "",
                     "Known sources of error: the emulated link time of a message overlaps "
-                    "its real transfer (CURVE, copies), which the prediction adds, so "
+                    "its real transfer (encryption, copies), which the prediction adds, so "
                     "bandwidth-bound rows on LAN come out below the prediction; every held "
                     "message costs a sleep whose wake-up is late on a busy machine, so rows "
                     "with many rounds of small messages come out above it when the machine "

@@ -286,7 +286,7 @@ def _phases(rep, n, ticks, walls) -> dict:
     """Where a run's time went, in seconds: driver-side preparation, the nodes' phases
     (max over computing parties: setup, program load, input sharing, the run and the
     part of it spent waiting for peers), transit (the rest of the round trip: requests
-    out and replies back, encoding, CURVE, hand-offs), split by wall clocks into
+    out and replies back, encoding, encryption, hand-offs), split by wall clocks into
     dispatch (until the last node started) and return (from the last node's end; both
     meaningful only with the nodes on this machine), then reconstruction."""
     t_start, t_send, t_back, t_end = ticks

@@ -1,7 +1,7 @@
 """`spu-lite node --cluster cluster.yaml --party alice`: one party's process.
 
 The node listens at its address, connects to its peers (every link CURVE
-authenticated and encrypted, see runtime/net), and serves the driver's requests one
+authenticated and encrypted, bulk data sealed with AES-256-GCM; see runtime/net), and serves the driver's requests one
 at a time:
 
     ping  -> pong                      (liveness; answered by the io thread)

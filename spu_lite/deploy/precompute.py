@@ -2,7 +2,7 @@
 
 The driver sends both nodes the same correlation counts (kinds and shapes only, as
 spu_lite.two_party.correlation_counts finds them for a program); the two nodes make
-them with each other by oblivious transfer, over their own CURVE link, and keep them
+them with each other by oblivious transfer, over their own encrypted link, and keep them
 in their protocol's pools for the next jobs, from any driver: a new session keeps the
 pools when both nodes hold the same ones and the last session did not fail
 (carry_pools). The driver gets back seconds, bytes and messages.
