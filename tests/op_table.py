@@ -100,6 +100,25 @@ CASES = [
     Case("float_to_int", lambda x: jnp.floor(x).astype(jnp.int32) if False else (x * 0 + 2.0).astype(jnp.int32), args(u(4))),
     Case("grad_mlp", jax.grad(lambda w, x: jnp.sum(jnp.maximum(x @ w, 0.0) ** 2)), args(u(3, 2, lo=-1, hi=1), u(5, 3, lo=-1, hi=1)), atol=256 * ULP),
     Case("nested_jit", lambda x: jax.jit(lambda y: y * 2.0 + 1.0)(x), args(u(5))),
+    # small dense linear algebra (compiler/lower/rules_linalg.py)
+    Case("cholesky", lambda x: jnp.linalg.cholesky(x @ x.T + jnp.eye(4)), args(u(4, 5, lo=-1, hi=1)),
+         atol=64 * ULP),
+    Case("solve_triangular", lambda a, b: jax.scipy.linalg.solve_triangular(
+        jnp.tril(a) + 4.0 * jnp.eye(4), b, lower=True), args(u(4, 4, lo=-1, hi=1), u(4, 2)),
+        atol=64 * ULP),
+    Case("solve_triangular_upper_t", lambda a, b: jax.scipy.linalg.solve_triangular(
+        jnp.triu(a) + 4.0 * jnp.eye(4), b, lower=False, trans=1),
+        args(u(4, 4, lo=-1, hi=1), u(4)), atol=64 * ULP),
+    Case("cho_solve_ridge", lambda x, y: jax.scipy.linalg.cho_solve(
+        jax.scipy.linalg.cho_factor(x.T @ x + 0.5 * jnp.eye(3)), x.T @ y),
+        args(u(12, 3, lo=-1, hi=1), u(12, lo=-1, hi=1)), atol=256 * ULP),
+    Case("solve", jnp.linalg.solve, args(lambda r: r.uniform(-1, 1, (4, 4)) + 3 * np.eye(4), u(4, 2)),
+         atol=64 * ULP),
+    Case("inv_pivoting", jnp.linalg.inv, args(lambda r: r.uniform(-1, 1, (3, 3)) + np.array(
+        [[0, 3, 0], [0, 0, 3], [3, 0, 0]])), atol=64 * ULP),       # pivots off the diagonal
+    Case("det", jnp.linalg.det, args(u(3, 3, lo=-1, hi=1)), atol=64 * ULP),
+    Case("lu_factor_solve", lambda a, b: jax.scipy.linalg.lu_solve(jax.scipy.linalg.lu_factor(a), b),
+         args(lambda r: r.uniform(-1, 1, (4, 4)) + 3 * np.eye(4)[::-1], u(4)), atol=64 * ULP),
     # control flow
     Case("fori_loop", lambda x: jax.lax.fori_loop(0, 4, lambda i, c: c * 0.5 + i, x), args(u(5))),
     Case("scan", lambda x: jax.lax.scan(lambda c, xi: (c + xi, c * xi), 0.0, x), args(u(6)), atol=32 * ULP),

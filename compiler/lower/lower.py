@@ -14,22 +14,27 @@ from .context import RULES, CompileError, CompileOptions, Lowerer
 from .input_formats import refine_inputs
 from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control  # noqa: F401
 from . import rules_conv  # noqa: F401 (registers rules)
-from . import rules_extra  # noqa: F401 (registers rules)
+from . import rules_extra, rules_linalg  # noqa: F401 (registers rules)
 from . import rules_int, rules_prod, rules_scatter  # noqa: F401 (registers rules)
 from . import wide
 
 
 _FRONTEND = os.path.join("spu_lite", "frontend.py")   # the wrapper that calls the user's fn
+_RULES_DIR = os.path.dirname(os.path.abspath(__file__))   # rule bodies traced from jnp code
 
 
 def _loc(eqn) -> str:
-    """The user's line of an equation; "<unknown>" when JAX saw none or only the
-    frontend's call (a library function such as jnp.arctan passed straight to spu.jit)."""
+    """The user's line of an equation; "<unknown>" when JAX saw none, only the
+    frontend's call (a library function such as jnp.arctan passed straight to spu.jit),
+    or a line of a rule's own jnp body (rules_linalg.py): the caller's line stays."""
     try:
         loc = source_info_util.summarize(eqn.source_info)
     except Exception:  # pragma: no cover - jax internals vary
         return "<unknown>"
-    return "<unknown>" if loc.split(":", 1)[0].endswith(_FRONTEND) else loc
+    path = loc.split(":", 1)[0]
+    if path.endswith(_FRONTEND) or os.path.abspath(path).startswith(_RULES_DIR + os.sep):
+        return "<unknown>"
+    return loc
 
 
 _UNKNOWN = object()

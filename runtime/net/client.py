@@ -80,6 +80,14 @@ class DriverClient:
         else:
             self.socks[r].send_multipart(frames, copy=False)
 
+    def _unseal(self, r: int) -> None:
+        """Node r's connection dropped (it may have restarted on a new data port): the
+        next request goes over CURVE, and the node offers a link again."""
+        self._offers.pop(r, None)
+        old = self.sealed.pop(r, None)
+        if old is not None:
+            old[0].close(0)
+
     def _take_offer(self, r: int) -> None:
         port, key, link = self._offers.pop(r)
         old = self.sealed.pop(r, None)
@@ -108,6 +116,7 @@ class DriverClient:
                     continue
                 if ev == zmq.EVENT_DISCONNECTED:
                     self.seen_down = True
+                    self._unseal(r)
                     yield "down", r, None, None
                 else:
                     yield "badkey", r, None, None
@@ -115,7 +124,9 @@ class DriverClient:
             r = next((rr for rr, s in self.socks.items() if s is sock), None)
             opener = None
             if r is None:
-                r = next(rr for rr, x in self.sealed.items() if x[0] is sock)
+                r = next((rr for rr, x in self.sealed.items() if x[0] is sock), None)
+                if r is None:
+                    continue                 # its link was dropped in this poll
                 opener = self.sealed[r][2]
             while True:
                 try:

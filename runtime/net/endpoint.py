@@ -177,6 +177,17 @@ class Endpoint:
                 log.warning("%s: could not offer %s a sealed link (queue full)", self.name,
                             self.peers[r][0])
 
+    def _unseal(self, r: int) -> None:
+        """Peer r's connection dropped (it may have restarted on a new data port): send
+        it data over CURVE again, and offer anew so both sides renegotiate once it is
+        back (the offer waits in the DEALER's queue until then)."""
+        with self.send_lock:
+            out = self.bulk_out.pop(r, None)
+            self._offers_in.pop(r, None)
+            if out is not None:
+                out[1].close(0)
+        self._offer(r, reply=False)
+
     def use_offers(self) -> None:
         """Take up the peers' latest offers (called by the job thread at a job's start:
         the job's messages to a peer then all go one way)."""
@@ -401,6 +412,7 @@ class Endpoint:
         if r is None:
             return
         if ev["event"] == zmq.EVENT_DISCONNECTED:
+            self._unseal(r)
             self.on_peer_down(r)
         else:
             log.error("%s: CURVE handshake with %s failed (wrong keys in the cluster file?)",

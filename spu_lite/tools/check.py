@@ -173,9 +173,18 @@ def _compare(report: Report, got, want, sources, explained, wild: bool = True) -
     for i, (g, w, source, known) in enumerate(zip(got, want, sources, explained)):
         w = np.asarray(w, np.float64)
         finite = np.isfinite(w)
+        name = f"out[{i}]"
+        if (~finite).any():
+            k = int((~finite).sum())
+            report.notes.append(f"{name}: {k} element(s) of float JAX are nan/inf, not "
+                                f"compared")
+            if not known:          # fixed point has no inf: its finite numbers are garbage
+                report.findings.append(Finding(
+                    "domain", name, source, f"{k} element(s) are nan/inf in float JAX (an "
+                    f"input outside some op's domain, e.g. a singular matrix); fixed point "
+                    f"returns finite numbers there", k))
         g, w = np.broadcast_to(g, w.shape)[finite], w[finite]
         err = np.abs(g - w)
-        name = f"out[{i}]"
         if not err.size:
             report.outputs.append(OutputError(name, 0.0, 0.0, 0.0, 0))
             continue
@@ -184,9 +193,6 @@ def _compare(report: Report, got, want, sources, explained, wild: bool = True) -
         n = int(bad.sum())
         report.outputs.append(OutputError(name, float(err.max()), float(rel.max()),
                                           float(np.max(np.abs(w))), n))
-        if (~finite).any():
-            report.notes.append(f"{name}: {int((~finite).sum())} element(s) of float JAX are "
-                                f"nan/inf, not compared")
         if n and (not known or (wild and float(rel.max()) > WILD_REL)):
             j = int(np.argmax(np.where(bad, err, -1.0)))
             report.findings.append(Finding(

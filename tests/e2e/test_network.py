@@ -251,6 +251,34 @@ def test_dead_or_hung_party_is_named_within_the_timeout(tmp_path, how):
 
 
 @pytest.mark.slow
+def test_a_party_restarted_between_jobs_serves_the_next_job_sealed(tmp_path):
+    """bob is killed and restarted between two jobs that both succeed: its new process
+    listens for sealed data on a new port, so the driver and the peers drop their
+    sealed links when its connection drops and take up its new offers; the next job
+    runs at once (no timeout), and data between the nodes goes sealed again."""
+    timeout = 5.0
+    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], timeout=timeout)
+    with running(path, tmp_path) as launcher:
+        net = NetworkCluster(path)
+        try:
+            f = spu.jit(lambda a, b: a * b + 1.0, cluster=net)
+            x = np.arange(6.0)
+            assert np.allclose(f(x, x), x * x + 1.0, atol=1e-4)
+            old_port = net.client.sealed[1][0].last_endpoint
+            launcher.kill("bob", signal.SIGKILL)
+            launcher.start("bob")
+            net.ping(60.0)
+            t0 = time.monotonic()
+            for k in range(3):
+                assert np.allclose(f(x, x + k), x * (x + k) + 1.0, atol=1e-4)
+            assert time.monotonic() - t0 < timeout
+            assert 1 in net.client.sealed and net.client.sealed[1][0].last_endpoint != old_port
+        finally:
+            net.close()
+    assert "does not open" not in log_of(tmp_path, "alice")
+
+
+@pytest.mark.slow
 def test_named_loader_and_untrusted_code_refused(tmp_path):
     mod = tmp_path / "hospital_io.py"
     mod.write_text("import numpy as np\n"
