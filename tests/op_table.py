@@ -119,6 +119,13 @@ CASES = [
     Case("det", jnp.linalg.det, args(u(3, 3, lo=-1, hi=1)), atol=64 * ULP),
     Case("lu_factor_solve", lambda a, b: jax.scipy.linalg.lu_solve(jax.scipy.linalg.lu_factor(a), b),
          args(lambda r: r.uniform(-1, 1, (4, 4)) + 3 * np.eye(4)[::-1], u(4)), atol=64 * ULP),
+    Case("tile", lambda x: jnp.tile(x, (2, 1, 3)), args(u(2, 3))),
+    Case("searchsorted", lambda x: jnp.searchsorted(jnp.linspace(-2, 2, 9), x), args(u(11, lo=-3, hi=3))),
+    Case("digitize", lambda x: jnp.digitize(x, jnp.linspace(-2, 2, 5)), args(u(11, lo=-3, hi=3))),
+    Case("interp", lambda x: jnp.interp(x, jnp.linspace(-3, 3, 7), jnp.array([0., 1., 4., 2., 2., 5., 1.])),
+         args(u(11, lo=-3.5, hi=3.5)), atol=64 * ULP),
+    Case("sinh_cosh", lambda x: (jnp.sinh(x), jnp.cosh(x)), args(u(41, lo=-4, hi=4)), atol=64 * ULP),
+    Case("tan", jnp.tan, args(u(41, lo=-1.2, hi=1.2)), atol=64 * ULP, rtol=1e-4),
     # control flow
     Case("fori_loop", lambda x: jax.lax.fori_loop(0, 4, lambda i, c: c * 0.5 + i, x), args(u(5))),
     Case("scan", lambda x: jax.lax.scan(lambda c, xi: (c + xi, c * xi), 0.0, x), args(u(6)), atol=32 * ULP),

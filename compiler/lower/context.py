@@ -104,6 +104,17 @@ class Lowerer:
         `args`; returns its outputs (calls, custom derivatives, loop and branch bodies)."""
         return self._lower_eqns(self, closed.jaxpr, closed.consts, args)
 
+    def inline_fn(self, fn: Callable, eqn, args: Sequence[Value]):
+        """Lower `fn` -- jnp code written for the equation's static shapes -- in place of
+        the equation: traced on its operands' shapes and dtypes, then inlined, so every
+        step is an op with a rule of its own (rules_linalg.py, tile, sinh, ...). `fn`
+        must not emit the equation's own primitive. One Value, or a list for several
+        outputs."""
+        import jax
+        avals = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in eqn.invars]
+        outs = self.inline(jax.make_jaxpr(fn)(*avals), args)
+        return outs[0] if len(eqn.outvars) == 1 else outs
+
     def sub(self) -> "Lowerer":
         """A lowerer for a nested block: same options, names and inline hook."""
         return Lowerer(self.opt, self.names, self._lower_eqns)

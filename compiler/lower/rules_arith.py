@@ -97,7 +97,9 @@ def _less(L, a, b):
     return L.emit("less", _aligned(L, a, b))
 
 
-@rule("lt")
+# lt_to / le_to: comparisons in IEEE total order (jnp.searchsorted, digitize, interp).
+# They differ from lt / le only on NaN and -0.0, which fixed point does not have.
+@rule("lt", "lt_to")
 def _lt(L, eqn, a, b):
     return _less(L, a, b)
 
@@ -112,7 +114,7 @@ def _ge(L, eqn, a, b):
     return L.emit("not", [_less(L, a, b)])
 
 
-@rule("le")
+@rule("le", "le_to")
 def _le(L, eqn, a, b):
     return L.emit("not", [_less(L, b, a)])
 

@@ -1,5 +1,9 @@
-"""Lowering rules for primitives newer jax versions emit (added with the GPT-2 model)."""
+"""Lowering rules for primitives newer jax versions emit (stack, tile) and for
+functions built from other ops (sinh, cosh, tan): each of the latter is jnp code
+inlined with Lowerer.inline_fn, so its steps keep their own formats and domains."""
 from __future__ import annotations
+
+import jax.numpy as jnp
 
 from .context import rule
 
@@ -22,3 +26,35 @@ def _stack(L, eqn, *xs):
     if len(parts) == 1:
         return parts[0]
     return L.emit("concat", parts, axis=axis)
+
+
+@rule("tile")
+def _tile(L, eqn, x):
+    """jnp.tile: every axis d becomes (r, d) by broadcasting, then one reshape (no
+    arithmetic, so exact for any visibility)."""
+    reps = tuple(int(r) for r in eqn.params["reps"])
+
+    def tile(a):
+        pairs = list(zip(reps, a.shape))
+        a = a.reshape(sum(((1, d) for _, d in pairs), ()))
+        a = jnp.broadcast_to(a, sum(((r, d) for r, d in pairs), ()))
+        return a.reshape(tuple(r * d for r, d in pairs))
+    return L.inline_fn(tile, eqn, [x])
+
+
+@rule("sinh")
+def _sinh(L, eqn, x):
+    """(e^x - e^-x) / 2: exp's domain applies to |x| (<= 16 at the defaults)."""
+    return L.inline_fn(lambda a: (jnp.exp(a) - jnp.exp(-a)) * 0.5, eqn, [x])
+
+
+@rule("cosh")
+def _cosh(L, eqn, x):
+    return L.inline_fn(lambda a: (jnp.exp(a) + jnp.exp(-a)) * 0.5, eqn, [x])
+
+
+@rule("tan")
+def _tan(L, eqn, x):
+    """sin x / cos x: a secret reciprocal of cos, so x near pi/2 + k pi, where float JAX
+    is huge, reads a cos of a few ulps (or a domain finding at 0)."""
+    return L.inline_fn(lambda a: jnp.sin(a) / jnp.cos(a), eqn, [x])

@@ -130,17 +130,10 @@ def _pivots_to_permutation(pivots, m: int):
     return perm
 
 
-def _inline(L, fn, eqn, args):
-    avals = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in eqn.invars]
-    closed = jax.make_jaxpr(fn)(*avals)
-    outs = L.inline(closed, args)
-    return outs[0] if len(eqn.outvars) == 1 else outs
-
-
 @rule("cholesky")
 def _cholesky(L, eqn, a):
     # the primitive's result above the diagonal is unspecified; jnp masks it
-    return _inline(L, _cholesky_lower, eqn, [a])
+    return L.inline_fn(_cholesky_lower, eqn, [a])
 
 
 @rule("triangular_solve")
@@ -152,12 +145,12 @@ def _triangular(L, eqn, a, b):
                                         lower=bool(p["lower"]),
                                         transpose_a=bool(p["transpose_a"]),
                                         unit_diagonal=bool(p["unit_diagonal"]))
-    return _inline(L, fn, eqn, [a, b])
+    return L.inline_fn(fn, eqn, [a, b])
 
 
 @rule("lu")
 def _lu_rule(L, eqn, a):
-    return _inline(L, _lu, eqn, [a])
+    return L.inline_fn(_lu, eqn, [a])
 
 
 @rule("custom_linear_solve")
@@ -174,4 +167,4 @@ def _custom_linear_solve(L, eqn, *args):
 @rule("lu_pivots_to_permutation")
 def _pivots_rule(L, eqn, pivots):
     m = int(eqn.params["permutation_size"])
-    return _inline(L, lambda p: _pivots_to_permutation(p, m), eqn, [pivots])
+    return L.inline_fn(lambda p: _pivots_to_permutation(p, m), eqn, [pivots])
