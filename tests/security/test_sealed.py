@@ -69,7 +69,6 @@ def test_tampered_truncated_or_reordered_messages_do_not_open():
     for what, frames in _tampered(sealed).items():
         with pytest.raises(SealError):
             openers.open(frames)
-        assert what
     openers.open(sealed)                                # the original still opens once
 
 
