@@ -89,10 +89,8 @@ class DriverClient:
             old[0].close(0)
 
     def _take_offer(self, r: int) -> None:
-        port, key, link = self._offers.pop(r)
-        old = self.sealed.pop(r, None)
-        if old is not None:
-            old[0].close(0)
+        port, key, link = self._offers[r]
+        self._unseal(r)                          # drops the offer and any older link
         s = self.ctx.socket(zmq.DEALER)
         s.linger = 0
         s.connect(f"tcp://{host_of(self.nodes[r][1])}:{port}")
