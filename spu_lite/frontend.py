@@ -107,14 +107,8 @@ def split_args(fn, args, kwargs, static_argnums, static_argnames, public_argnums
     return names, static, dyn, vis
 
 
-def _is_rng_counter(x) -> bool:
-    """The counter of a flax nnx random stream (nnx.Rngs holds a key and a counter)."""
-    t = type(x)
-    return t.__name__ == "RngCount" and t.__module__.startswith("flax.")
-
-
 def _is_leaf(x):
-    return isinstance(x, (Secret, Public)) or _is_rng_counter(x)
+    return isinstance(x, (Secret, Public)) or nnx_args.is_rng_counter(x)
 
 
 input_leaf = _is_leaf     # what flatten_inputs takes as a leaf (for nnx_args.write_back)
@@ -129,7 +123,7 @@ def flatten_inputs(dyn, vis, names):
         for path, leaf in flat:
             where = names[i] + jax.tree_util.keystr(path)
             key = leaf.value if isinstance(leaf, Public) else leaf
-            if is_prng_key(key) or _is_rng_counter(key):   # public and fixed when compiling
+            if is_prng_key(key) or nnx_args.is_rng_counter(key):   # public and fixed when compiling
                 keys.append((len(leaves) + len(keys), key))
                 continue
             if isinstance(leaf, Secret):

@@ -9,6 +9,14 @@ caller's objects after the run: revealed to the caller like any output, or left 
 Secret handles with keep_secret=True (the next call takes them as secret inputs).
 Only arguments holding nnx objects are watched; a change of structure (a new
 attribute, a variable of another shape) is an error, as it is for nnx.jit.
+
+Random streams advance too. An nnx.Rngs stream is a key and a counter; every draw
+(dropout's mask, say) folds the counter into the key and adds one to it. Keys and
+counters are public and fixed when compiling (frontend.InputTree), so a draw is a
+public constant of the program; the counter's new value is one too, and comes back
+with the changed variables. Without it every call would draw the same mask (a dropout
+that silently never changes). Each new counter value compiles the program again: a
+random draw that depends on an input has no rule (compiler/lower/lower.py).
 """
 from __future__ import annotations
 
@@ -29,6 +37,12 @@ def _is_node(x) -> bool:
 
 def _nodes(tree) -> list:
     return [n for n in jax.tree_util.tree_leaves(tree, is_leaf=_is_node) if _is_node(n)]
+
+
+def is_rng_counter(x) -> bool:
+    """The counter of a flax nnx random stream (nnx.Rngs holds a key and a counter)."""
+    t = type(x)
+    return t.__name__ == "RngCount" and t.__module__.startswith("flax.")
 
 
 def _is_key(x) -> bool:
@@ -55,6 +69,8 @@ def watch(dyn_vals, is_leaf: Callable, record: Mutations, call: Callable, names)
     or (result, tuple of changed leaves) when an argument holds nnx objects."""
     before = [jax.tree_util.tree_leaves(v, is_leaf=is_leaf) if holds_nnx(v) else None
               for v in dyn_vals]
+    counts = [None if b is None else [x.get_value() if is_rng_counter(x) else None for x in b]
+              for b in before]
     out = call()
     if all(b is None for b in before):
         return out
@@ -68,7 +84,11 @@ def watch(dyn_vals, is_leaf: Callable, record: Mutations, call: Callable, names)
                              f"inside the function: spu.jit can update variables in place, not "
                              f"add or remove them")
         for j, (x0, x1) in enumerate(zip(b, after)):
-            if x1 is not x0 and not _is_key(x1):
+            if is_rng_counter(x1):           # advanced in place: same object, new value
+                if x1.get_value() is not counts[k][j]:
+                    changed.append((k, j))
+                    values.append(x1.get_value())
+            elif x1 is not x0 and not _is_key(x1):
                 changed.append((k, j))
                 values.append(x1)
     record.changed, record.wrapped = changed, True
@@ -83,6 +103,9 @@ def write_back(dyn, changed: List[Tuple[int, int]], values, is_leaf: Callable) -
     for k, updates in by_arg.items():
         arg = dyn[k][1]
         leaves, treedef = jax.tree_util.tree_flatten(arg, is_leaf=is_leaf)
+        for j, leaf in enumerate(leaves):
+            if j in updates and is_rng_counter(leaf):     # the caller's own counter
+                leaf.set_value(jax.numpy.asarray(updates.pop(j), leaf.get_value().dtype))
         leaves = [updates.get(j, leaf) for j, leaf in enumerate(leaves)]
         new = jax.tree_util.tree_unflatten(treedef, leaves)
         for old, fresh in zip(_nodes(arg), _nodes(new)):

@@ -95,3 +95,44 @@ def test_check_compares_the_changed_variables_too():
     assert report.ok, str(report)
     assert str(report).count("out[") > 10                      # the loss and the updates
     assert all(np.array_equal(a, b) for a, b in zip(before, _params(model)))   # untouched
+
+
+class Dropped(nnx.Module):
+    def __init__(self, rngs):
+        self.lin = nnx.Linear(4, 8, rngs=rngs)
+        self.drop = nnx.Dropout(0.5, rngs=rngs)
+
+    def __call__(self, x, rngs=None):
+        return self.drop(self.lin(x), rngs=rngs)
+
+
+def test_dropout_draws_a_new_mask_every_call_as_nnx_jit():
+    """The stream's counter advances in the caller's Rngs as under nnx.jit: a fresh mask
+    per call (before: the same mask every call, a dropout that never changed)."""
+    def forward(model, x):
+        return model(x)
+
+    x = np.ones((2, 4), np.float32)
+    ours, theirs = Dropped(nnx.Rngs(0, dropout=1)), Dropped(nnx.Rngs(0, dropout=1))
+    f, g = spu.jit(forward, protocol="ref2k"), nnx.jit(forward)
+    masks = []
+    for _ in range(3):
+        a, b = np.asarray(f(ours, x)), np.asarray(g(theirs, x))
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        masks.append(tuple((a != 0).ravel()))
+    assert len(set(masks)) == 3
+    assert int(ours.drop.rngs.count[...]) == int(theirs.drop.rngs.count[...]) == 3
+
+
+def test_an_rngs_argument_advances_too():
+    def forward(model, rngs, x):
+        return model(x, rngs=rngs)
+
+    x = np.ones((2, 4), np.float32)
+    model = Dropped(nnx.Rngs(0))
+    ours, theirs = nnx.Rngs(dropout=5), nnx.Rngs(dropout=5)
+    f, g = spu.jit(forward, protocol="aby3"), nnx.jit(forward)
+    for _ in range(2):
+        np.testing.assert_allclose(np.asarray(f(model, ours, x)), np.asarray(g(model, theirs, x)),
+                                   atol=1e-3)
+    assert int(ours.dropout.count[...]) == int(theirs.dropout.count[...]) == 2
