@@ -25,6 +25,7 @@ from .frontend import flat_function, flatten_inputs, input_leaf as _input_leaf, 
 from .secret import Secret
 
 _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout", "net")
+_CACHE_SIZE = 64        # compiled programs kept per spu.jit function (least recently used go)
 _clusters: Dict[Tuple, InProcessCluster] = {}
 _clusters_lock = threading.Lock()
 _last_profile: Optional[Profile] = None
@@ -143,9 +144,20 @@ class JitFunction:
 
     def lower(self, *args, **kwargs) -> Compiled:
         names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = self._prepare(args, kwargs)
-        if key not in self._cache:
-            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names)
-        return self._cache[key]
+        return self._cached(key, lambda: self._compile(names, static, dyn, treedef, leaves,
+                                                       leaf_vis, leaf_names))
+
+    def _cached(self, key, build) -> Compiled:
+        """The compiled program for key, built on a miss; the least recently used of
+        more than _CACHE_SIZE is dropped (a new PRNG key or nnx counter compiles again,
+        so a training loop with dropout would otherwise keep one program per step)."""
+        hit = self._cache.pop(key, None)
+        if hit is None:
+            hit = build()
+            while len(self._cache) >= _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = hit
+        return hit
 
     # -- run ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -156,17 +168,13 @@ class JitFunction:
             self._use_options(CompileOptions(cluster.config.field, cluster.config.fxp_bits))
         args, kwargs, owned = _expand_party_inputs(cluster, args, kwargs)
         names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = self._prepare(args, kwargs)
-        if key not in self._cache:
-            self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names)
-        compiled = self._cache[key]
+        compiled = self._cached(key, lambda: self._compile(names, static, dyn, treedef, leaves,
+                                                           leaf_vis, leaf_names))
         if self._out_of_fine_range(compiled, leaves, owned):
             # an input too large for the finer input format (input_formats.py): the
             # program with every input at fxp_bits, cached separately
-            key = key + ("coarse",)
-            if key not in self._cache:
-                self._cache[key] = self._compile(names, static, dyn, treedef, leaves, leaf_vis,
-                                                 leaf_names, refine=False)
-            compiled = self._cache[key]
+            compiled = self._cached(key + ("coarse",), lambda: self._compile(
+                names, static, dyn, treedef, leaves, leaf_vis, leaf_names, refine=False))
         inputs = []
         for leaf, vis, where, param in zip(leaves, leaf_vis, leaf_names, compiled.program.params):
             # validate all, then share

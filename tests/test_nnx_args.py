@@ -136,3 +136,15 @@ def test_an_rngs_argument_advances_too():
         np.testing.assert_allclose(np.asarray(f(model, ours, x)), np.asarray(g(model, theirs, x)),
                                    atol=1e-3)
     assert int(ours.dropout.count[...]) == int(theirs.dropout.count[...]) == 2
+
+
+def test_compiled_programs_per_function_are_bounded(monkeypatch):
+    """Every new counter value compiles again; the function keeps only the most recently
+    used programs, not one per training step."""
+    from spu_lite import api
+    monkeypatch.setattr(api, "_CACHE_SIZE", 3)
+    model, x = Dropped(nnx.Rngs(0, dropout=1)), np.ones((2, 4), np.float32)
+    f = spu.jit(lambda m, v: m(v), protocol="ref2k")
+    for _ in range(5):
+        f(model, x)
+    assert len(f._cache) == 3 and int(model.drop.rngs.count[...]) == 5
