@@ -126,6 +126,10 @@ CASES = [
          args(u(11, lo=-3.5, hi=3.5)), atol=64 * ULP),
     Case("sinh_cosh", lambda x: (jnp.sinh(x), jnp.cosh(x)), args(u(41, lo=-4, hi=4)), atol=64 * ULP),
     Case("tan", jnp.tan, args(u(41, lo=-1.2, hi=1.2)), atol=64 * ULP, rtol=1e-4),
+    Case("arcsinh", jnp.arcsinh, args(u(41, lo=-20, hi=20)), atol=64 * ULP),
+    Case("arctanh", jnp.arctanh, args(u(41, lo=-0.95, hi=0.95)), atol=64 * ULP),
+    Case("cbrt", jnp.cbrt, args(lambda r: np.concatenate([[0.0], r.choice([-1, 1], 40) * r.uniform(0.1, 50, 40)])),
+         atol=16 * ULP, rtol=1e-4),
     # control flow
     Case("fori_loop", lambda x: jax.lax.fori_loop(0, 4, lambda i, c: c * 0.5 + i, x), args(u(5))),
     Case("scan", lambda x: jax.lax.scan(lambda c, xi: (c + xi, c * xi), 0.0, x), args(u(6)), atol=32 * ULP),

@@ -1,5 +1,5 @@
 """Lowering rules for primitives newer jax versions emit (stack, tile) and for
-functions built from other ops (sinh, cosh, tan): each of the latter is jnp code
+functions built from other ops (sinh, cosh, tan, asinh, atanh, cbrt): each of the latter is jnp code
 inlined with Lowerer.inline_fn, so its steps keep their own formats and domains."""
 from __future__ import annotations
 
@@ -58,3 +58,30 @@ def _tan(L, eqn, x):
     """sin x / cos x: a secret reciprocal of cos, so x near pi/2 + k pi, where float JAX
     is huge, reads a cos of a few ulps (or a domain finding at 0)."""
     return L.inline_fn(lambda a: jnp.sin(a) / jnp.cos(a), eqn, [x])
+
+
+@rule("asinh")
+def _asinh(L, eqn, x):
+    """sign(x) log(|x| + sqrt(x^2 + 1)): odd, so the log's argument stays >= 1. x^2 is a
+    product: |x| below the product limit's square root (8192 at the defaults)."""
+    def asinh(a):
+        m = jnp.abs(a)
+        return jnp.sign(a) * jnp.log(m + jnp.sqrt(m * m + 1.0))
+    return L.inline_fn(asinh, eqn, [x])
+
+
+@rule("atanh")
+def _atanh(L, eqn, x):
+    """(log(1 + x) - log(1 - x)) / 2: two logs, no secret reciprocal. Domain |x| < 1;
+    at |x| = 1 a log of 0 reads as one ulp (float JAX: inf), reported by spu.check."""
+    return L.inline_fn(lambda a: 0.5 * (jnp.log1p(a) - jnp.log1p(-a)), eqn, [x])
+
+
+@rule("cbrt")
+def _cbrt(L, eqn, x):
+    """sign(x) exp(log|x| / 3), and 0 at x = 0 (where log reads one ulp). Relative error
+    about exp's plus a third of log's absolute error."""
+    def cbrt(a):
+        m = jnp.abs(a)
+        return jnp.where(m > 0, jnp.sign(a) * jnp.exp(jnp.log(m) / 3.0), 0.0)
+    return L.inline_fn(cbrt, eqn, [x])
