@@ -14,7 +14,7 @@ from .context import RULES, CompileError, CompileOptions, Lowerer
 from .input_formats import refine_inputs
 from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control  # noqa: F401
 from . import rules_conv  # noqa: F401 (registers rules)
-from . import rules_extra, rules_linalg  # noqa: F401 (registers rules)
+from . import rules_arctan, rules_extra, rules_linalg  # noqa: F401 (registers rules)
 from . import rules_int, rules_prod, rules_scatter  # noqa: F401 (registers rules)
 from . import wide
 
