@@ -67,16 +67,29 @@ def _key_name(k):
     return getattr(k, "name", getattr(k, "key", getattr(k, "idx", None)))
 
 
+#: fields of optax states that count steps (MultiSteps counts its mini-steps and steps)
+COUNT_FIELDS = ("count", "mini_step", "gradient_step")
+
+
+def _states(tree, path=()):
+    """(path, node) of every optax state in tree, also those nested in another's fields
+    (optax.MultiSteps holds the inner optimizer's state, inject_hyperparams too)."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_optax_state)
+    for sub, node in flat:
+        if _is_optax_state(node):
+            where = tuple(path) + tuple(sub)
+            yield where, node
+            for field in node._fields:
+                yield from _states(getattr(node, field), where + (GetAttrKey(field),))
+
+
 def _typed(names, dyn, fxp_bits: int, formats: Dict[str, int], counts: Set[str]) -> None:
     """optax state nodes (NamedTuples, also inside flax nnx.Optimizer objects)."""
     for i, v in dyn:
-        states, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=_is_optax_state)
-        for path, node in states:
-            if not _is_optax_state(node):
-                continue
+        for path, node in _states(v):
             fields = [(f, wide.state_frac(wide.state_bound(src), fxp_bits))
                       for (typ, f), src in MOMENTS.items() if isinstance(node, typ)]
-            fields += [("count", None)] if "count" in node._fields else []
+            fields += [(f, None) for f in COUNT_FIELDS if f in node._fields]
             for field, frac in fields:
                 leaves, _ = jax.tree_util.tree_flatten_with_path(getattr(node, field))
                 for sub, _leaf in leaves:

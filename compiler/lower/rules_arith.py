@@ -131,6 +131,8 @@ def _ne(L, eqn, a, b):
 
 def select(L, pred, on_true, on_false):
     pred, on_true, on_false = L.same_shape(pred, on_true, on_false)
+    if id(on_true) in L.wide and id(on_false) in L.wide:
+        return wide.select(L, pred, on_true, on_false)
     on_true, on_false = _aligned(L, on_true, on_false)
     return L.emit("select", [pred, on_true, on_false])
 

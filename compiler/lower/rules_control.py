@@ -187,17 +187,46 @@ def _while(L, eqn, *args):
     return _mark_outs(L, outs, states)
 
 
+def _public_branches(L: Lowerer, branches, ops):
+    """The branches of a cond on a public index, as Blocks, and each result's state
+    format. An operand at a state format (an optimizer moment, wide.py) enters every
+    branch as wide; a result that every branch yields wide leaves at the state format
+    of the largest bound, any other at f bits. (optax.MultiSteps updates its inner
+    Adam in such a cond: without this its moments left at 18 bits.)"""
+    states = [_entry_state(L, v) for v in ops]
+    lowered = []
+    for br in branches:
+        sub = L.sub()
+        sub.loc = L.loc
+        params = [Value(L.names(), v.type) for v in ops]
+        for p, sf in zip(params, states):
+            if sf is not None:
+                wide.mark_state(sub, p, sf)
+        lowered.append((sub, params, sub.inline(br, params)))
+    out_states = []
+    for i in range(len(lowered[0][2])):
+        bounds = [sub.wide.get(id(outs[i])) for sub, _, outs in lowered]
+        fxp = all(outs[i].type.dtype.is_fxp for _, _, outs in lowered)
+        out_states.append(wide.state_frac(wide.state_bound(max(bounds)), L.opt.fxp_bits)
+                          if fxp and None not in bounds else None)
+    blocks = [Block(params, sub.ops, [sub.to_frac(v, sf) if sf is not None else _canonical(sub, v)
+                                      for v, sf in zip(outs, out_states)])
+              for sub, params, outs in lowered]
+    return blocks, out_states
+
+
 @rule("cond")
 def _cond(L, eqn, index, *ops):
     branches = eqn.params["branches"]
     if not index.type.secret:
-        blocks = [_block(L, br, [v.type for v in ops]) for br in branches]
+        blocks, out_states = _public_branches(L, branches, ops)
         vis = [SECRET if any(b.results[i].type.secret for b in blocks) else PUBLIC
                for i in range(len(blocks[0].results))]
         for b in blocks:
             _seal_results(L, b, 0, vis)
-        return L.emit_multi("cond", [index, *ops], blocks=blocks,
+        outs = L.emit_multi("cond", [index, *ops], blocks=blocks,
                             out_types=[v.type for v in blocks[0].results])
+        return _mark_outs(L, outs, out_states)
     # secret predicate: evaluate every branch, then select (no branch is skipped)
     outs = [[_canonical(L, v) for v in L.inline(br, ops)] for br in branches]
     result = outs[0]

@@ -285,6 +285,15 @@ def add(L, a, b, sub: bool = False):
     return None if (a.type.dtype.frac != b.type.dtype.frac) else L.emit("sub" if sub else "add", [a, b])
 
 
+def select(L, pred, a, b):
+    """pred ? a : b of two wide values (optax's `where(skip, new_state, old_state)`):
+    the result keeps the larger bound and its format, so a moment stays wide."""
+    bound = max(L.wide[id(a)], L.wide[id(b)])
+    frac = min(a.type.dtype.frac, b.type.dtype.frac)
+    out = L.emit("select", [pred, L.to_frac(a, frac), L.to_frac(b, frac)])
+    return _mark(L, out, bound)
+
+
 def narrow(L, vs):
     """Wide operands of any other op come back to f bits."""
     return [L.to_frac(v, L.opt.fxp_bits) if id(v) in L.wide else v for v in vs]
