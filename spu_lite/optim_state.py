@@ -39,13 +39,16 @@ MOMENTS = {
     (optax.ScaleByAdamState, "mu"): 2.0 ** wide.GRAD_BITS,
     (optax.ScaleByAdamState, "nu"): 2.0 ** (2 * wide.GRAD_BITS),
     (optax.ScaleByRmsState, "nu"): 2.0 ** (2 * wide.GRAD_BITS),
+    (optax.ScaleByAmsgradState, "mu"): 2.0 ** wide.GRAD_BITS,
+    (optax.ScaleByAmsgradState, "nu"): 2.0 ** (2 * wide.GRAD_BITS),
+    (optax.ScaleByAmsgradState, "nu_max"): 2.0 ** (2 * wide.GRAD_BITS),
 }
 
 #: optimizer states with second moments that no rule keeps wide (measured: adafactor's
 #: updates 87% off with no other sign); adabelief and yogi are warned by the compiler
 NOT_KEPT = tuple(getattr(optax, n) for n in ("FactoredState", "ScaleByBeliefState",
-                                               "ScaleByNovogradState", "ScaleBySM3State",
-                                               "ScaleByAmsgradState") if hasattr(optax, n))
+                                               "ScaleByNovogradState", "ScaleBySM3State")
+               if hasattr(optax, n))
 
 
 def warn_unkept_states(dyn) -> None:
@@ -57,7 +60,8 @@ def warn_unkept_states(dyn) -> None:
             if isinstance(node, NOT_KEPT) and type(node) not in seen:
                 seen.add(type(node))
                 warnings.warn(f"optimizer state {type(node).__name__}: spu-lite keeps the moments "
-                              f"of adam, adamw, rmsprop, nadam, lamb, lion and adagrad, not this "
+                              f"of adam, adamw, rmsprop, nadam, lamb, lion, adagrad and amsgrad "
+                              f"(also inside MultiSteps), not this "
                               f"one's; small second moments can round to 0 and updates be far "
                               f"too large: check the updates with spu.check (docs/fixed-point.md)",
                               wide.PrecisionWarning, stacklevel=5)

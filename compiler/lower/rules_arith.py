@@ -154,6 +154,8 @@ def _select_n(L, eqn, which, *cases):
 def _max(L, eqn, a, b):
     # select(b < a, a, b): relu = max(x, 0) then tests 0 < x, the very comparison its
     # gradient (x > 0) makes, so CSE shares one secret comparison between the two.
+    if id(a) in L.wide and id(b) in L.wide:     # amsgrad's running max of second moments
+        return wide.maximum(L, a, b)
     a, b = _aligned(L, a, b)
     return L.emit("select", [L.emit("less", [b, a]), a, b])
 

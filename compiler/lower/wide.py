@@ -58,7 +58,7 @@ class PrecisionWarning(UserWarning):
     """A value the compiler cannot keep at the format it needs (docs/fixed-point.md)."""
 
 
-WORKAROUND = ("adam, adamw, rmsprop, nadam, lamb and lion are recognised (optax's step "
+WORKAROUND = ("adam, adamw, rmsprop, nadam, lamb, lion and amsgrad are recognised (optax's step "
               "count must not be a Secret handle: spu.jit passes plain counts public); "
               "for other optimizers check the updates with spu.check; see "
               "docs/fixed-point.md, 'Where the compiler sees the loop'")
@@ -292,6 +292,14 @@ def select(L, pred, a, b):
     frac = min(a.type.dtype.frac, b.type.dtype.frac)
     out = L.emit("select", [pred, L.to_frac(a, frac), L.to_frac(b, frac)])
     return _mark(L, out, bound)
+
+
+def maximum(L, a, b):
+    """max(a, b) of two wide values at the format of the larger bound, still wide."""
+    bound = max(L.wide[id(a)], L.wide[id(b)])
+    frac = min(a.type.dtype.frac, b.type.dtype.frac)
+    a, b = L.to_frac(a, frac), L.to_frac(b, frac)
+    return _mark(L, L.emit("select", [L.emit("less", [b, a]), a, b]), bound)
 
 
 def narrow(L, vs):
