@@ -2,6 +2,9 @@
 
     add(trunc(a), trunc(b))      -> trunc(add(a, b))
     add(trunc(a), c)             -> trunc(add(a, lshift(c)))       (lshift is local, free)
+                                    only for a public constant c below the doubled
+                                    scale's range (_fits_doubled): any other c may be as
+                                    large as its own format holds
     neg/reshape/transpose/slice(trunc(a)) -> trunc(op(a))
 
 A truncation is moved only when its value has no other reader, it is made in the
@@ -28,6 +31,8 @@ A dot product keeps its single truncation after the sum (its result must fit the
 product range; docs/fixed-point.md).
 """
 from __future__ import annotations
+
+import numpy as np
 
 from ..ir.ops import infer
 from .rewrite import run_on_program, uses
@@ -85,6 +90,8 @@ def sink_truncations(p) -> bool:
                 t = ta or tb
                 bits = t.attrs["bits"]
                 other = b if ta is not None else a
+                if not _fits_doubled(other, bits, p.field, prod):
+                    return None
                 lifted = make(op, em, "lshift", [other], bits=bits)
                 x, y = (t.inputs[0], lifted) if ta is not None else (lifted, t.inputs[0])
             return [make(op, em, "trunc", [make(op, em, op.name, [x, y])], bits=bits)]
@@ -97,6 +104,20 @@ def sink_truncations(p) -> bool:
         prod = {id(o): o2 for o2 in p.walk() for o in o2.outputs}
         block_of = _block_of(p.ops, 0, {})
     return changed
+
+
+def _fits_doubled(v, bits: int, field: int, prod) -> bool:
+    """Whether v (at `bits` fractional bits) can be lifted to 2 * bits without wrapping:
+    only a public constant, known to be below 2^(k - 2 bits - 3). Anything else may be as
+    large as its own format allows (x * y + 3e8 came out 3.2e7 when 3e8 was lifted to
+    36 bits), so add(trunc(a), c) keeps its truncation where it is."""
+    op = prod.get(id(v))
+    while op is not None and op.name == "broadcast":
+        op = prod.get(id(op.inputs[0]))
+    if op is None or op.name != "constant" or v.type.secret:
+        return False
+    limit = 2.0 ** (field - 2 * bits - 3)
+    return bool(np.all(np.abs(np.asarray(op.attrs["value"], np.float64)) < limit))
 
 
 _SUMS = ("reduce_sum", "cumsum")

@@ -280,3 +280,18 @@ def test_small_n_variance_past_its_range_is_reported():
     assert spu.check(jnp.var, inside).ok
     assert abs(float(spu.jit(jnp.var, protocol="ref2k")(outside)) / outside.var() - 1) > 0.5
     assert [f.kind for f in spu.check(jnp.var, outside).findings] == ["overflow"]
+
+
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_a_product_plus_a_large_value_keeps_the_large_value(protocol):
+    """The truncation of x * y used to move past `+ z`, lifting z to the product's doubled
+    scale (range 2^26): x * y + 3e8 came out 3.2e7. z = 3e8 .. 1e12 is well inside the
+    input range (2^44); a small public constant still rides along with the product."""
+    x = np.array([0.5, 2.0, -3.0], np.float32)
+    z = np.array([3e8, 1e10, -1e12], np.float32)
+    got = spu.jit(lambda a, b, c: a * b + c, protocol=protocol)(x, x, z)
+    np.testing.assert_allclose(got, x * x + z, rtol=1e-6)
+    got = spu.jit(lambda a, w: a @ w + 3e8, protocol=protocol)(x, np.ones((3, 2), np.float32))
+    np.testing.assert_allclose(got, x.sum() + 3e8, rtol=1e-6)
+    text = spu.compile(lambda a, b: a * b + 0.5, x, x, protocol="ref2k").text
+    assert text.count("trunc") == 1 and "lshift" in text        # 0.5 lifted, one truncation

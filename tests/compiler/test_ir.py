@@ -83,13 +83,13 @@ def test_visibility_inference():
 
 
 def test_parser_rejects_mistyped_program():
-    text = _text("dense_relu").replace("secret<fxp<64,36>>[8,3]", "secret<fxp<64,18>>[8,3]", 1)
-    with pytest.raises(IRParseError, match="dot gives"):
+    text = _text("dense_relu").replace("} : secret<fxp<64,18>>[8,3]", "} : secret<fxp<64,36>>[8,3]", 1)
+    with pytest.raises(IRParseError, match="dot_trunc gives"):
         parse_program(text)
 
 
 def test_parser_rejects_use_before_definition():
-    text = _text("dense_relu").replace("dot(%0, %1)", "dot(%0, %99)")
+    text = _text("dense_relu").replace("dot_trunc(%0, %1)", "dot_trunc(%0, %99)")
     with pytest.raises(IRParseError, match="before definition"):
         parse_program(text)
 
