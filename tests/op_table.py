@@ -130,6 +130,8 @@ CASES = [
     Case("arctan2", jnp.arctan2, args(u(41, lo=-10, hi=10), u(41, lo=-10, hi=10)), atol=32 * ULP),
     Case("arcsin_arccos", lambda x: (jnp.arcsin(x), jnp.arccos(x)), args(u(41, lo=-0.99, hi=0.99)),
          atol=32 * ULP),
+    Case("erfinv_norm_ppf", lambda x: (jax.scipy.special.erfinv(x), jax.scipy.stats.norm.ppf(0.5 + 0.49 * x)),
+         args(u(41, lo=-0.99, hi=0.99)), atol=32 * ULP),
     Case("arcsinh", jnp.arcsinh, args(u(41, lo=-20, hi=20)), atol=64 * ULP),
     Case("arctanh", jnp.arctanh, args(u(41, lo=-0.95, hi=0.95)), atol=64 * ULP),
     Case("cbrt", jnp.cbrt, args(lambda r: np.concatenate([[0.0], r.choice([-1, 1], 40) * r.uniform(0.1, 50, 40)])),

@@ -1,5 +1,5 @@
 """Lowering rules for primitives newer jax versions emit (stack, tile) and for
-functions built from other ops (sinh, cosh, tan, asinh, atanh, cbrt): each of the latter is jnp code
+functions built from other ops (sinh, cosh, tan, asinh, atanh, cbrt, erf_inv): each of the latter is jnp code
 inlined with Lowerer.inline_fn, so its steps keep their own formats and domains."""
 from __future__ import annotations
 
@@ -85,3 +85,35 @@ def _cbrt(L, eqn, x):
         m = jnp.abs(a)
         return jnp.where(m > 0, jnp.sign(a) * jnp.exp(jnp.log(m) / 3.0), 0.0)
     return L.inline_fn(cbrt, eqn, [x])
+
+
+# erfinv: M. Giles, "Approximating the erfinv function" (GPU Computing Gems, 2011),
+# single-precision coefficients (relative error 1.2e-7 in float64), highest power first.
+_ERFINV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
+                   0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_ERFINV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
+                0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+def _power_sum(coeffs, a):
+    """sum_k c_k a^k from the powers of a, not by Horner: a rounding error of an early
+    Horner step would be multiplied by |a|^8 (up to 1.5e3 on the central branch)."""
+    out, power = coeffs[-1], None
+    for c in coeffs[-2::-1]:
+        power = a if power is None else power * a
+        out = out + c * power
+    return out
+
+
+@rule("erf_inv")
+def _erf_inv(L, eqn, x):
+    """x p(w), w = -log(1 - x^2): p a polynomial in w - 2.5 for w < 5 (|x| < 0.9966),
+    in sqrt(w) - 3 beyond; each branch sees its w clamped to its own range, so the one
+    not taken cannot overflow. Domain |x| < 1: at |x| = 1 - 2^-18 the log reads one ulp
+    (erfinv 3.0 there; float JAX: inf at 1). Near +-1 the input's rounding dominates."""
+    def erfinv(a):
+        w = -jnp.log1p(-a * a)
+        central = _power_sum(_ERFINV_CENTRAL, jnp.minimum(w, 5.0) - 2.5)
+        tail = _power_sum(_ERFINV_TAIL, jnp.sqrt(jnp.maximum(w, 5.0)) - 3.0)
+        return jnp.where(w < 5.0, central, tail) * a
+    return L.inline_fn(erfinv, eqn, [x])
