@@ -213,6 +213,19 @@ class Lowerer:
                 return self.const(val.astype(np.int64), self.opt.int)
         return None
 
+    def common_frac(self, vs: Sequence[Value]) -> int:
+        """The scale at which fxp operands of one op meet (add, compare, select, concat,
+        ...): the finest, unless that would lift a value that is not a constant -- of
+        unknown magnitude, up to its own format's range -- to a finer scale with a
+        smaller range; then the coarsest non-constant one (constants are re-encoded at
+        any scale). exp's 26-bit result meeting an 18-bit value z in `where(p, exp(a), z)`
+        lifted z to 26 bits, range 2^36: z = 1e12 wrapped with no error."""
+        finest = max(v.type.dtype.frac for v in vs)
+        unknown = [v for v in vs if self.const_value(v) is None]
+        if all(v.type.dtype.frac == finest for v in unknown):
+            return finest
+        return min(v.type.dtype.frac for v in unknown)
+
     def const_value(self, v: Value) -> Optional[np.ndarray]:
         """The value of a public value computed from constants alone (through
         broadcasts and a few arithmetic ops: jnp.var divides by `n - ddof`, optax's bias

@@ -13,7 +13,7 @@ def _aligned(L: Lowerer, *vs):
     vs = wide.narrow(L, L.same_shape(*vs))
     if any(v.type.dtype.is_fxp for v in vs):
         vs = [L.as_fxp(v) for v in vs]
-        frac = max(v.type.dtype.frac for v in vs)
+        frac = L.common_frac(vs)
         vs = [_const_at(L, v, frac) or L.to_frac(v, frac) for v in vs]
     return vs
 

@@ -16,8 +16,9 @@ def _stack(L, eqn, *xs):
     if axis < 0:
         axis += len(xs[0].type.shape) + 1
     if any(x.type.dtype.is_fxp for x in xs):
-        frac = max(x.type.dtype.frac for x in xs if x.type.dtype.is_fxp)
-        xs = [L.to_frac(L.as_fxp(x), frac) for x in xs]
+        xs = [L.as_fxp(x) for x in xs]
+        frac = L.common_frac(xs)
+        xs = [L.to_frac(x, frac) for x in xs]
     parts = []
     for x in xs:
         shape = list(x.type.shape)

@@ -64,8 +64,9 @@ def _combine(L, how, x, s):
     if how == "mul":
         return L.fmul(x, s)
     if x.type.dtype.is_fxp or s.type.dtype.is_fxp:
-        frac = max(v.type.dtype.frac for v in (x, s) if v.type.dtype.is_fxp)
-        x, s = L.to_frac(L.as_fxp(x), frac), L.to_frac(L.as_fxp(s), frac)
+        x, s = L.as_fxp(x), L.as_fxp(s)
+        frac = L.common_frac([x, s])
+        x, s = L.to_frac(x, frac), L.to_frac(s, frac)
     if how == "set":
         return s
     s_wins = L.emit("less", [x, s] if how == "max" else [s, x])

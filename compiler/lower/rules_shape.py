@@ -48,8 +48,9 @@ def _broadcast_in_dim(L, eqn, x, *dyn):
 @rule("concatenate")
 def _concatenate(L, eqn, *xs):
     if any(x.type.dtype.is_fxp for x in xs):
-        frac = max(x.type.dtype.frac for x in xs if x.type.dtype.is_fxp)
-        xs = [L.to_frac(L.as_fxp(x), frac) for x in xs]
+        xs = [L.as_fxp(x) for x in xs]
+        frac = L.common_frac(xs)
+        xs = [L.to_frac(x, frac) for x in xs]
     return L.emit("concat", list(xs), axis=int(eqn.params["dimension"]))
 
 
@@ -145,8 +146,9 @@ def scatter_add(L, params, x, idx, upd):
         op = "scatter_add_secret_index"
     x2, upd2 = x, upd
     if x.type.dtype.is_fxp or upd.type.dtype.is_fxp:
-        frac = max(x.type.dtype.frac, upd.type.dtype.frac)
-        x2, upd2 = L.to_frac(L.as_fxp(x), frac), L.to_frac(L.as_fxp(upd), frac)
+        x2, upd2 = L.as_fxp(x), L.as_fxp(upd)
+        frac = L.common_frac([x2, upd2])
+        x2, upd2 = L.to_frac(x2, frac), L.to_frac(upd2, frac)
     return L.emit(op, [x2, idx, upd2],
                   update_window_dims=_ints(dn.update_window_dims),
                   inserted_window_dims=_ints(dn.inserted_window_dims),

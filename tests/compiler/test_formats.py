@@ -295,3 +295,27 @@ def test_a_product_plus_a_large_value_keeps_the_large_value(protocol):
     np.testing.assert_allclose(got, x.sum() + 3e8, rtol=1e-6)
     text = spu.compile(lambda a, b: a * b + 0.5, x, x, protocol="ref2k").text
     assert text.count("trunc") == 1 and "lshift" in text        # 0.5 lifted, one truncation
+
+
+MEETS = {
+    "add": lambda e, z: e + z, "where": lambda e, z: jnp.where(e > 1, e, z),
+    "max": lambda e, z: jnp.maximum(e, z), "less": lambda e, z: e < z,
+    "concat": lambda e, z: jnp.concatenate([e, z]), "stack": lambda e, z: jnp.stack([z, e]),
+    "dus": lambda e, z: jax.lax.dynamic_update_slice(z, e[:1], (1,)),
+    "scatter": lambda e, z: jnp.asarray(z).at[0].set(e[1]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MEETS))
+def test_a_finer_value_meeting_a_large_one_does_not_lift_it(name):
+    """exp's 26-bit result (or a variance at 24 bits) meeting a large 18-bit value: the
+    large one was lifted to the finer scale, range 2^36 (2^38), and 1e12 wrapped with no
+    error. Now they meet at the coarser scale; a constant is still re-encoded finer."""
+    x = np.array([0.5, 2.0, -3.0], np.float32)
+    z = np.array([3e8, 1e11, -1e12], np.float32)
+    for fine in (jnp.exp, lambda a: jnp.var(a) + a * 0):
+        fn = lambda a, c: MEETS[name](fine(a), c)
+        got = np.asarray(spu.jit(fn, protocol="ref2k")(x, z), np.float64)
+        np.testing.assert_allclose(got, np.asarray(fn(x, z), np.float64), rtol=1e-6, atol=1e-3)
+    text = spu.compile(lambda a: jnp.exp(a) + 1.0, x, protocol="ref2k").text
+    assert "fxp<64,26>" in text.split("return")[0].splitlines()[-2]   # exp + constant stays fine
