@@ -14,7 +14,7 @@ import numpy as np
 from ..ir.ops import infer
 from ..ir.program import NameGen, Op, Value
 from ..ir.fields import ring_problem
-from ..ir.types import DType, Type
+from ..ir.types import DType
 from . import wide
 from .fixed_point import scale_plan
 

@@ -2,8 +2,6 @@
 indexing with public indices (gather, scatter-add, dynamic slices)."""
 from __future__ import annotations
 
-import numpy as np
-
 from .context import CompileError, rule
 
 
