@@ -24,6 +24,7 @@ import numpy as np
 from spu_lite.compiler.ir import Program
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.ot.cot_mul import _classes
+from spu_lite.runtime.protocols.semi2k_ot_compare import ROT, empty_pieces, sign_bit
 from spu_lite.runtime.protocols.semi2k_ot_source import _canonical
 from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
                                              _decode_request, _size)
@@ -33,8 +34,8 @@ from .tools.cost import _random_input
 
 
 def correlation_counts(program: Program, seed: int = 0) -> Dict:
-    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, ("dot", xs, ys, dims): count}
-    that one run of `program` asks for."""
+    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, (ROT, sender): n,
+    ("dot", xs, ys, dims): count} that one run of `program` asks for."""
     cluster = InProcessCluster(ClusterConfig(protocol="semi2k", field=program.field,
                                              fxp_bits=program.fxp_bits, seed=seed))
     transport = cluster.dealer.comm.transport
@@ -46,9 +47,11 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
         return msg
 
     transport.recv = recording_recv
+    counts: Counter = Counter()
+    for party in cluster.parties:
+        dry_run_comparisons(party.proto, counts if party.proto.rank == 0 else Counter())
     rng = np.random.default_rng(seed)
     cluster.run(program, [_random_input(cluster, p.type, rng) for p in program.params])
-    counts: Counter = Counter()
     for kind, params in log:
         if kind in (MUL, SQUARE, AND, B2A):
             counts[kind] += _size(params[0])
@@ -57,6 +60,17 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
         elif kind in (DOT, DOT_KEEP):
             counts[("dot",) + tuple(params[:3])] += 1
     return dict(counts)
+
+
+def dry_run_comparisons(proto, counts: Counter) -> None:
+    """Give a semi2k party of a dry run semi2k_ot's comparison protocol
+    (semi2k_ot_compare.py), with zero pieces for its 1-out-of-16 OTs, counted in
+    `counts`: its AND triples and bit injections then go to the dealer as requests,
+    and its messages have the sizes and rounds of semi2k_ot's."""
+    def take(key, n):
+        counts[key] += n
+        return empty_pieces(key, proto.rank, n)
+    proto.sign_bit = lambda x, width, shift=0: sign_bit(proto, x, width, shift, take)
 
 
 def precompute(f, *args, times: int = 1) -> Dict:
@@ -118,6 +132,8 @@ def offline_bytes(key, n: int, k: int = 64) -> int:
         m = key[1]
         widths = np.minimum(k, np.where(j >= m, k - j + m, k - j))
         return -(-n * (16 * k + _correction_bytes(widths)) // 2)
+    if kind == ROT:                     # 4 IKNP OTs from the receiver; both directions
+        return -(-n * 4 * 16 // 2)      # come in equal halves: charged half each
     if kind == "dot":
         _, _, (bt, rows, inner, cols) = _canonical(*key[1:])
         return n * bt * rows * inner * (16 * k + cols * _correction_bytes(k - j))
@@ -135,6 +151,7 @@ def correlation_table(counts: Dict, k: int = 64) -> str:
         total += b
         name = (names[key] if not isinstance(key, tuple) else
                 f"truncation pair >> {key[1]}" if key[0] == TRUNC else
+                f"1-of-16 OT, P{key[1]} sends" if key[0] == ROT else
                 f"dot triple {list(key[1])} . {list(key[2])}")
         lines.append(f"{name:<34}{n:>12,}{b:>30,}")
     lines.append(f"{'total':<34}{'':>12}{total:>30,}")

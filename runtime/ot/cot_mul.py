@@ -90,6 +90,26 @@ class OtLink:
         b = raw.tobytes()
         return [b[33 * i:33 * (i + 1)] for i in range(count)]
 
+    def random(self, x: Optional[np.ndarray], peer_count: int, n: int = 1):
+        """One batch of random OTs (no corrections): the receiver of each OT gets the
+        pad of its choice, the sender both pads, H(q_j) and H(q_j ^ Delta), n words each.
+        x: (N,) 0/1 uint8 choices if this party receives, else None; peer_count: the
+        OTs the peer receives (0: none). One message from each receiver (its IKNP u).
+        Returns (my pads (N, n) or None, (pads0, pads1) (peer_count, n) each or None)."""
+        mine = theirs = None
+        if x is not None:
+            m = x.size
+            xs = np.zeros(-(-m // 8) * 8, np.uint8)
+            xs[:m] = x.reshape(-1)
+            u, t, first = self.receiver.extend(xs)
+            self.send(u)
+            mine = self.hash(t[:m], first, n)
+        if peer_count:
+            q, firstq = self.sender.extend(self.recv(), -(-peer_count // 8) * 8)
+            q = q[:peer_count]
+            theirs = (self.hash(q, firstq, n), self.hash(q ^ self.sender.delta, firstq, n))
+        return mine, theirs
+
     def cross(self, x: Optional[np.ndarray], y: Optional[np.ndarray], n: int, widths,
               peer_shape: Optional[Tuple[int, int]] = None):
         """One batch of OT products (see the module docstring).

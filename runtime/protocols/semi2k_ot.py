@@ -39,6 +39,7 @@ from ..prg import KEY_BYTES, Prg
 from .semi2k import Semi2k
 from .semi2k_common import (AND, B2A, BLOCK, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
                             _blocks, _size)
+from .semi2k_ot_compare import ROT, sign_bit
 from .semi2k_ot_source import OtCorrelations
 
 
@@ -193,9 +194,22 @@ class Semi2kOT(Semi2k):
             return [a], [c]
         raise PeerError(f"semi2k_ot: unknown correlation kind {kind}")
 
+    # ---- comparison ---------------------------------------------------------------------
+    def sign_bit(self, x, width, shift=0):
+        """Sign bits by the millionaires' protocol (semi2k_ot_compare.py): 1-out-of-16
+        OTs made offline (ROT correlations, pooled like the others) instead of the
+        ~12 AND words per element of the boolean adder."""
+        return sign_bit(self, x, width, shift, self._take_rot)
+
+    def _take_rot(self, key, n):
+        self.requests += 1
+        return self._take(key, n)
+
     # ---- pools (precompute) ---------------------------------------------------------------
     def _generate(self, key, n):
         kind = key[0] if isinstance(key, tuple) else key
+        if kind == ROT:
+            return self.source.rot(n, key[1])
         if kind == MUL:
             return self.source.mul(n)
         if kind == AND:
@@ -239,7 +253,8 @@ class Semi2kOT(Semi2k):
 
     def precompute(self, counts) -> None:
         """Make correlations before a job. counts: {MUL: n, SQUARE: n, AND: n, B2A: n,
-        (TRUNC, m): n, ("dot", xs, ys, dims): count}; every party must pass the same."""
+        (TRUNC, m): n, (ROT, sender): n, ("dot", xs, ys, dims): count}; every party must
+        pass the same."""
         for key, n in counts.items():
             if isinstance(key, tuple) and key[0] == "dot":
                 self.pools.setdefault(key, []).extend(self.source.dot(*key[1:]) for _ in range(n))

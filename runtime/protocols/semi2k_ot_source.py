@@ -23,6 +23,8 @@ trunc    r from k random shared bits rho_j = beta0_j ^ beta1_j (arithmetic share
          all exact (no wrap to estimate, so truncation stays exact to 1 ulp). A share of
          beta0_j beta1_j is only needed mod 2^{w_j}, w_j = k - j (+ m for j >= m).
          k OTs per element: ~720 bytes per party (1024 + ~400, split).
+rot      random 1-out-of-16 OTs for comparisons (semi2k_ot_compare.py): 4 random IKNP
+         OTs each, no corrections: 64 bytes from the receiver.
 dot      C = A.B = A0.B0 + A1.B1 + A0.B1 + A1.B0 over the dot_general dims. A0.B1:
          each entry A0[b, i, l] is one Gilboa product with the row vector B1[b, l, :]:
          64 OTs carrying |row| elements each. So a (M x K) . (K x N) triple costs
@@ -39,6 +41,7 @@ import numpy as np
 from ..ot.cot_mul import OtLink
 from ..ring_linalg import ring_dot_general
 from .semi2k_common import _fill
+from .semi2k_ot_compare import rot_choice_bits, rot_receiver_entry, rot_sender_table
 
 OT_BATCH = 1 << 20          # OTs per batch
 WORDS_BATCH = 1 << 21       # uint64 words of pads per batch (16 MB)
@@ -197,6 +200,27 @@ class OtCorrelations:
             r += self.dt(1 << (k - 2))
             s_ += self.dt(1 << (k - 2 - m))
         return r, s_, w
+
+    @_timed
+    def rot(self, n: int, sender: int):
+        """n random 1-out-of-16 OTs with 2-bit entries, party `sender` sending, from 4
+        random IKNP OTs each (semi2k_ot_compare.py). Pieces: the sender's (R words
+        uint32, field v = R[v]; its output shares s, 2 bits, uint8), the receiver's (c,
+        R[c]), uint8."""
+        step = OT_BATCH // 4
+        if self.rank == sender:
+            R, s = np.empty(n, np.uint32), self._rand((n,), np.uint8) & np.uint8(3)
+            for lo in range(0, n, step):
+                hi = min(n, lo + step)
+                _, (p0, p1) = self.link.random(None, 4 * (hi - lo))
+                R[lo:hi] = rot_sender_table(p0[:, 0].reshape(-1, 4), p1[:, 0].reshape(-1, 4))
+            return R, s
+        c, rc = self._rand((n,), np.uint8) & np.uint8(15), np.empty(n, np.uint8)
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            pads, _ = self.link.random(rot_choice_bits(c[lo:hi]), 0)
+            rc[lo:hi] = rot_receiver_entry(pads[:, 0].reshape(-1, 4), c[lo:hi])
+        return c, rc
 
     # ---- dot ---------------------------------------------------------------------------
     @_timed

@@ -1,0 +1,215 @@
+"""Sign bits for two parties by the millionaires' protocol (CrypTFlow2: Rathee, Rastogi,
+Gupta, Chandran, Sharma, CCS 2020, sections 3-4; as in Cheetah: Huang, Lu, Hong, Ding,
+USENIX Security 2022), used by semi2k_ot in place of the boolean adder of fxp/bits.a2b.
+
+Algebra. x = x_0 + x_1 mod 2^w (party i holds x_i; w = 64, or a narrow width, see
+sign_bit). With x_i' the low l = w - 1 bits of x_i,
+    msb(x) = msb(x_0) ^ msb(x_1) ^ [x_0' + x_1' >= 2^l]
+and the carry is a comparison of two private values: [x_0' > y_1], y_1 = 2^l - 1 - x_1'
+(party 1 computes y_1 locally). Split a = x_0' and b = y_1 into q = ceil(l / 4) blocks
+of 4 bits, block 0 the lowest. Per block j, XOR shares of gt_j = [a_j > b_j] and
+eq_j = [a_j == b_j] come from one 1-out-of-16 OT (below). Blocks merge in a tree,
+    gt = gt_hi ^ (eq_hi & gt_lo),   eq = eq_hi & eq_lo
+(gt_hi and eq_hi & gt_lo never both hold, so XOR is OR), log2(q) AND rounds; the
+lowest node of every level needs no eq, so q = 16 leaves take 26 ANDs per element, all
+bit-packed into 64-bit AND words (semi2k's and_: 1 OT each way per AND bit offline).
+Then msb = gt ^ msb(x_0) ^ msb(x_1) (local) and one bit injection (b2a_bit).
+
+1-out-of-16 OT, offline and online. Offline (ROT correlations, made by
+semi2k_ot_source.py): the receiver draws c in [0, 16); 4 random IKNP OTs with c's bits
+as choices give the sender pads p_i^0, p_i^1 (64 bits each) and the receiver p_i^{c_i}.
+Entry v of the sender's random table is the 2-bit field v of XOR_i p_i^{v_i}:
+    R[v] = XOR_i (p_i^{v_i} >> 2v) & 3,     the receiver computes R[c]
+(Naor, Pinkas, STOC 1999: 1-out-of-N from log N 1-out-of-2 OTs). For v != c some i has
+v_i != c_i, and field v of p_i^{1-c_i} is a pad bit the receiver cannot compute, distinct
+for every v: the other 15 entries are pseudo-random to it; the sender learns nothing of
+c (IKNP). The sender also draws its output share s (2 bits).
+Online, 2 rounds: the receiver sends e = b_j ^ c (4 bits); the sender sends the 16
+entries T[v] = f(v) ^ R[v ^ e], f(v) = ([a_j > v] ^ s_gt) | ([a_j == v] ^ s_eq) << 1
+(one 32-bit word: permuting fields by v ^ e is 4 delta swaps); the receiver takes
+T[b_j] ^ R[c] = f(b_j), its share; s is the sender's. e is uniform (c is), T is padded
+by R entries the receiver cannot compute, except T[b_j], which is f(b_j), padded by s.
+The leaves of an element are split: party 0 sends for the first half of all OTs, party
+1 for the rest (the table for party 1 as sender compares the other way round).
+
+Cost per element, w = 64 (q = 16), per party (both do about the same):
+  online   7 rounds (2 OT + 4 AND + 1 b2a), against 8 for the adder; ~36 bytes of OT
+           messages (4 bits + 32 bits per OT, half of the 16) + 26 AND bits (2 bits
+           each opened: 6.5 bytes) + b2a's 1/8: ~43 bytes, against ~230 for the adder.
+  offline  OTs 16 x 4 IKNP OTs at 16 bytes, half each: 512 bytes; AND bits 26 x (16 +
+           1/8) bytes: 420 bytes; b2a 12: ~945 bytes, against 13,068 for the adder.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from ..link import PeerError
+from .base import Share
+
+ROT = 9                 # correlation kind: random 1-out-of-16 OT, key (ROT, sender rank)
+BLOCK_BITS = 4
+_U32 = np.uint64(0xFFFFFFFF)
+_FIELD_BIT0 = np.uint64(0x55555555)     # bit 0 of every 2-bit field (gt)
+_FIELD_BIT1 = np.uint64(0xAAAAAAAA)     # bit 1 (eq)
+#: fields v with bit i of v set, i = 0..3 (16 fields of 2 bits in a 32-bit word)
+_CHOICE_MASKS = [np.uint64(m) for m in (0xCCCCCCCC, 0xF0F0F0F0, 0xFF00FF00, 0xFFFF0000)]
+
+Take = Callable[[tuple, int], Tuple[np.ndarray, np.ndarray]]
+
+
+# ---- offline: random 1-out-of-16 OTs from 4 random IKNP OTs ----------------------------
+
+def rot_sender_table(p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
+    """(n, 4) pads of both choices -> (n,) uint32 words, field v = R[v]."""
+    r = np.zeros(p0.shape[0], np.uint64)
+    for i, m in enumerate(_CHOICE_MASKS):
+        r ^= (p0[:, i] & ~m) | (p1[:, i] & m)
+    return (r & _U32).astype(np.uint32)
+
+
+def rot_receiver_entry(pads: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(n, 4) pads of the choices' bits, c (n,) -> R[c] (n,) uint8."""
+    w = np.bitwise_xor.reduce(pads, axis=1)
+    return ((w >> (c.astype(np.uint64) << np.uint64(1))) & np.uint64(3)).astype(np.uint8)
+
+
+def rot_choice_bits(c: np.ndarray) -> np.ndarray:
+    """c (n,) in [0, 16) -> (n * 4,) choice bits, bit i of c_t at 4 t + i."""
+    return ((c[:, None] >> np.arange(BLOCK_BITS, dtype=np.uint8)) & 1).astype(np.uint8).reshape(-1)
+
+
+def empty_pieces(key: tuple, rank: int, n: int):
+    """Pieces of n ROT correlations in their layout, all zero (a dry run's stand-in):
+    sender (R words uint32, s uint8), receiver (c uint8, R[c] uint8)."""
+    if key[1] == rank:
+        return np.zeros(n, np.uint32), np.zeros(n, np.uint8)
+    return np.zeros(n, np.uint8), np.zeros(n, np.uint8)
+
+
+# ---- online --------------------------------------------------------------------------------
+
+def _permute(r: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Word whose field v is field v ^ e of r (per element): a swap of field groups for
+    every set bit of e."""
+    r = r.astype(np.uint64)
+    for i, m in enumerate(_CHOICE_MASKS):
+        s = np.uint64(2 << i)
+        swapped = ((r & m) >> s) | ((r << s) & m)
+        r = np.where(((e >> i) & 1).astype(bool), swapped, r)
+    return r
+
+
+def _table(b: np.ndarray, first: bool) -> np.ndarray:
+    """f(v) without the sender's share, for the sender's block values b: gt is
+    [b > v] when party 0 sends (v is party 1's block), [v > b] when party 1 sends."""
+    b2 = b.astype(np.uint64) << np.uint64(1)
+    one = np.uint64(1)
+    if first:
+        gt = ((one << b2) - one) & _FIELD_BIT0
+    else:
+        gt = ~((one << (b2 + np.uint64(2))) - one) & _FIELD_BIT0
+    return gt | (np.uint64(2) << b2)
+
+
+def _nibbles(e: np.ndarray) -> np.ndarray:
+    p = np.zeros(-(-e.size // 2) * 2, np.uint8)
+    p[:e.size] = e
+    return p[0::2] | (p[1::2] << 4)
+
+
+def _unnibble(got, n: int) -> np.ndarray:
+    if not isinstance(got, np.ndarray) or got.dtype != np.uint8 or got.shape != (-(-n // 2),):
+        raise PeerError("comparison: malformed OT choice message from the peer")
+    return np.stack([got & 15, got >> 4], axis=1).reshape(-1)[:n]
+
+
+def leaves(P, b: np.ndarray, take: Take):
+    """XOR shares (gt, eq) of every block comparison; b (T,) this party's 4-bit block
+    values (party 0: a's blocks, party 1: y's). 2 rounds."""
+    T = b.size
+    h = (T + 1) // 2
+    first = P.rank == 0
+    send = slice(0, h) if first else slice(h, T)
+    recv = slice(h, T) if first else slice(0, h)
+    n_send, n_recv = send.stop - send.start, recv.stop - recv.start
+    made = [take((ROT, 0), h), take((ROT, 1), T - h)]     # the same order at both parties
+    (R, s), (c, rc) = made[P.rank], made[1 - P.rank]
+    (got,) = P._exchange((_nibbles(b[recv] ^ c),))[0]           # e = b ^ c
+    e = _unnibble(got, n_send)
+    S = (s & 1).astype(np.uint64) * _FIELD_BIT0 | (s >> 1).astype(np.uint64) * _FIELD_BIT1
+    words = (_table(b[send], first) ^ S ^ _permute(R, e)).astype(np.uint32)
+    (tab,) = P._exchange((words,))[0]
+    if not isinstance(tab, np.ndarray) or tab.dtype != np.uint32 or tab.shape != (n_recv,):
+        raise PeerError("comparison: malformed OT table from the peer")
+    out = ((tab.astype(np.uint64) >> (b[recv].astype(np.uint64) << np.uint64(1)))
+           & np.uint64(3)).astype(np.uint8) ^ rc
+    both = np.empty(T, np.uint8)
+    both[send], both[recv] = s, out
+    return both & 1, both >> 1
+
+
+def _and_bits(P, pairs):
+    """Bitwise AND of XOR-shared 0/1 uint8 arrays, all pairs packed into ring words:
+    one and_ call, one round."""
+    sizes = [x.size for x, _ in pairs]
+    item = np.dtype(P.ring.dtype).itemsize
+
+    def pack(arrs):
+        bits = np.concatenate([a.reshape(-1) for a in arrs])
+        by = np.packbits(bits, bitorder="little")
+        words = np.zeros(-(-by.size // item) * item, np.uint8)
+        words[:by.size] = by
+        return Share([words.view(P.ring.dtype)], True)
+
+    z = P.and_(pack([x for x, _ in pairs]), pack([y for _, y in pairs])).parts[0]
+    bits = np.unpackbits(np.ascontiguousarray(z).view(np.uint8), count=sum(sizes),
+                         bitorder="little")
+    out, lo = [], 0
+    for (x, _), n in zip(pairs, sizes):
+        out.append(bits[lo:lo + n].reshape(x.shape))
+        lo += n
+    return out
+
+
+def greater(P, a: np.ndarray, l: int, take: Take) -> np.ndarray:
+    """XOR share (n,) uint8 of [a_0 > a_1] for l-bit values a_i held by party i."""
+    n = a.size
+    q = -(-l // BLOCK_BITS)
+    sh = (np.arange(q, dtype=np.uint64) * np.uint64(BLOCK_BITS))
+    blocks = ((a[:, None] >> sh) & np.uint64(15)).astype(np.uint8)
+    gt, eq = (v.reshape(n, q) for v in leaves(P, blocks.reshape(-1), take))
+    while gt.shape[1] > 1:
+        h = gt.shape[1] // 2
+        lo_gt, hi_gt = gt[:, 0:2 * h:2], gt[:, 1:2 * h:2]
+        lo_eq, hi_eq = eq[:, 0:2 * h:2], eq[:, 1:2 * h:2]
+        and_gt, and_eq = _and_bits(P, [(hi_eq, lo_gt), (hi_eq[:, 1:], lo_eq[:, 1:])])
+        new_eq = np.zeros_like(hi_eq)                  # node 0 is the lowest: no eq
+        new_eq[:, 1:] = and_eq
+        new_gt = hi_gt ^ and_gt
+        if gt.shape[1] % 2:                            # the top node moves up as it is
+            new_gt = np.concatenate([new_gt, gt[:, -1:]], axis=1)
+            new_eq = np.concatenate([new_eq, eq[:, -1:]], axis=1)
+        gt, eq = new_gt, new_eq
+    return gt[:, 0]
+
+
+def sign_bit(P, x: Share, width: int, shift: int, take: Take) -> Optional[Share]:
+    """Arithmetic 0/1 share of bit width-1 of (x_0 >> shift) + (x_1 >> shift) mod 2^width
+    (x_i: party i's piece; semi2k's boolean addends are exactly these), i.e. the value
+    the generic adder of fxp (compare.msb, narrow.msb_narrow) computes. take(key, n)
+    gives n ROT correlations' pieces (pools or OT; zeros in a dry run)."""
+    piece = np.asarray(x.parts[0])
+    if piece.size == 0:
+        return None
+    v = np.broadcast_to(piece, x.shape).astype(np.uint64).reshape(-1)
+    if shift:
+        v = v >> np.uint64(shift)
+    l = width - 1
+    low_mask = np.uint64((1 << l) - 1)
+    top = ((v >> np.uint64(l)) & np.uint64(1)).astype(np.uint8)
+    low = v & low_mask
+    a = low if P.rank == 0 else low_mask - low                   # y_1 = 2^l - 1 - x_1'
+    bit = greater(P, a, l, take) ^ top
+    return P.b2a_bit(Share([bit.astype(P.ring.dtype).reshape(x.shape)], True))
