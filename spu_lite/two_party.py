@@ -48,8 +48,9 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
 
     transport.recv = recording_recv
     counts: Counter = Counter()
+    ots: Counter = Counter()            # the comparisons' 1-out-of-16 OTs (P0's count)
     for party in cluster.parties:
-        dry_run_comparisons(party.proto, counts if party.proto.rank == 0 else Counter())
+        dry_run_comparisons(party.proto, ots if party.proto.rank == 0 else Counter())
     rng = np.random.default_rng(seed)
     cluster.run(program, [_random_input(cluster, p.type, rng) for p in program.params])
     for kind, params in log:
@@ -59,6 +60,7 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
             counts[(TRUNC, params[1])] += _size(params[0])
         elif kind in (DOT, DOT_KEEP):
             counts[("dot",) + tuple(params[:3])] += 1
+    counts.update({key: ots[key] for key in sorted(ots)})
     return dict(counts)
 
 
