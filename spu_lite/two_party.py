@@ -5,10 +5,12 @@ dealer=None, i.e. semi2k_ot): the offline phase on its own.
     spu_lite.two_party.precompute(f, x, y)     # OT work now: pools on both parties
     f(x, y)                                    # the online phase takes from the pools
 
-How many: the online protocol is semi2k's, whose requests (kind and shape, never data)
-depend only on the program. correlation_counts runs the program once on random inputs
-under semi2k with a dealer (cheap, as `spu-lite cost` does) and counts what the dealer
-was asked for. Elementwise correlations pool by kind (and shift); dot triples by shape.
+How many: the online protocol is semi2k's, with comparisons by the millionaires'
+protocol (runtime/protocols/semi2k_ot_compare.py); its requests (kind and shape, never
+data) depend only on the program. correlation_counts runs the program once on random
+inputs under semi2k with a dealer and semi2k_ot's comparisons (cheap: no OT, as
+`spu-lite cost` does) and counts what the dealer was asked for, plus the comparisons'
+1-out-of-16 OTs. Elementwise correlations pool by kind (and shift); dot triples by shape.
 Dots that reuse a kept operand (loop-invariant weights) are made during the job.
 On networked nodes the driver sends both nodes the counts (never the program, never
 data) and they make them over their own link: spu_lite/deploy/precompute.py.
@@ -23,6 +25,7 @@ import numpy as np
 
 from spu_lite.compiler.ir import Program
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
+from spu_lite.runtime.profile import Profile
 from spu_lite.runtime.ot.cot_mul import _classes
 from spu_lite.runtime.protocols.semi2k_ot_compare import ROT, empty_pieces, sign_bit
 from spu_lite.runtime.protocols.semi2k_ot_source import _canonical
@@ -30,12 +33,13 @@ from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, M
                                              _decode_request, _size)
 
 from .deploy.precompute import precompute_on
-from .tools.cost import _random_input
+from .tools.cost import CostReport, _batches, _public_control, _random_input
 
 
-def correlation_counts(program: Program, seed: int = 0) -> Dict:
-    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, (ROT, sender): n,
-    ("dot", xs, ys, dims): count} that one run of `program` asks for."""
+def _dry_run(program: Program, seed: int):
+    """One run of `program` on random inputs under semi2k with a dealer (cheap: no OT),
+    with semi2k_ot's comparison protocol (dry_run_comparisons). Returns the cluster,
+    the requests the dealer got and the 1-out-of-16 OTs counted."""
     cluster = InProcessCluster(ClusterConfig(protocol="semi2k", field=program.field,
                                              fxp_bits=program.fxp_bits, seed=seed))
     transport = cluster.dealer.comm.transport
@@ -47,12 +51,19 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
         return msg
 
     transport.recv = recording_recv
-    counts: Counter = Counter()
     ots: Counter = Counter()            # the comparisons' 1-out-of-16 OTs (P0's count)
     for party in cluster.parties:
         dry_run_comparisons(party.proto, ots if party.proto.rank == 0 else Counter())
     rng = np.random.default_rng(seed)
     cluster.run(program, [_random_input(cluster, p.type, rng) for p in program.params])
+    return cluster, log, ots
+
+
+def correlation_counts(program: Program, seed: int = 0) -> Dict:
+    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, (ROT, sender): n,
+    ("dot", xs, ys, dims): count} that one run of `program` asks for."""
+    _, log, ots = _dry_run(program, seed)
+    counts: Counter = Counter()
     for kind, params in log:
         if kind in (MUL, SQUARE, AND, B2A):
             counts[kind] += _size(params[0])
@@ -62,6 +73,18 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
             counts[("dot",) + tuple(params[:3])] += 1
     counts.update({key: ots[key] for key in sorted(ots)})
     return dict(counts)
+
+
+def online_cost(program: Program, seed: int = 0) -> CostReport:
+    """The online communication of `program` under semi2k_ot, per op (what `spu-lite
+    cost --protocol semi2k_ot` prints): the dry run of correlation_counts, whose
+    messages between the parties are semi2k_ot's (P0's bytes also count its requests
+    to the dealer, a few bytes per op that semi2k_ot does not send)."""
+    cluster, _, _ = _dry_run(program, seed)
+    profs = cluster.party_profiles
+    return CostReport("semi2k_ot", Profile.merge_max(profs), [p.total.bytes for p in profs],
+                      max(p.total.rounds for p in profs), _public_control(program),
+                      _batches(program))
 
 
 def dry_run_comparisons(proto, counts: Counter) -> None:

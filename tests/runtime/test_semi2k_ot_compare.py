@@ -12,7 +12,7 @@ from spu_lite.runtime.fxp.narrow import msb_narrow
 from spu_lite.runtime.protocols.base import Share
 from spu_lite.runtime.protocols.semi2k_common import AND, B2A
 from spu_lite.runtime.protocols.semi2k_ot_compare import ROT
-from spu_lite.two_party import correlation_counts, offline_bytes, precompute
+from spu_lite.two_party import correlation_counts, offline_bytes, online_cost, precompute
 
 from .harness import run_parties
 from .test_semi2k import Recorder, _uniform_pvalue
@@ -103,7 +103,10 @@ def test_comparison_costs_and_counts():
     prof = f.cluster.last_profile
     assert prof.ops["less"].rounds == 7
     assert prof.ops["less"].bytes <= 46 * x.size
-    counts = correlation_counts(f.lower(x, y).program)
+    program = f.lower(x, y).program
+    dry = online_cost(program).per_op.ops["less"]            # what spu-lite cost prints
+    assert dry.rounds == 7 and abs(dry.bytes - prof.ops["less"].bytes) <= 1000
+    counts = correlation_counts(program)
     assert counts[(ROT, 0)] + counts[(ROT, 1)] == 16 * x.size and counts[B2A] == x.size
     assert counts[AND] == sum(-(-b * x.size // 64) for b in (15, 7, 3, 1))   # 26 bits, packed
     per_element = sum(offline_bytes(k, v) for k, v in counts.items()) / x.size
