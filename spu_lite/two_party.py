@@ -26,7 +26,7 @@ import numpy as np
 from spu_lite.compiler.ir import Program
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.profile import Profile
-from spu_lite.runtime.ot.cot_mul import _classes
+from spu_lite.runtime.ot.cot_mul import _classes, _count
 from spu_lite.runtime.protocols.semi2k_ot_compare import ROT, empty_pieces, sign_bit
 from spu_lite.runtime.protocols.semi2k_ot_source import _canonical
 from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
@@ -134,7 +134,7 @@ def precompute(f, *args, times: int = 1) -> Dict:
 def _correction_bytes(widths) -> int:
     """Bytes of Gilboa corrections per element for one OT per bit position of `widths`
     (each position travels in the narrowest of 1, 2, 4, 8 bytes; cot_mul.py)."""
-    return sum(idx.size * np.dtype(dt).itemsize for idx, dt in _classes(widths))
+    return sum(_count(idx) * np.dtype(dt).itemsize for idx, dt in _classes(widths))
 
 
 def offline_bytes(key, n: int, k: int = 64) -> int:

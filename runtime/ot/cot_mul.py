@@ -37,15 +37,23 @@ _CLASSES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
 
 
 def _classes(widths):
-    """Bit positions grouped by the narrowest unsigned dtype that holds their width."""
+    """Bit positions grouped by the narrowest unsigned dtype that holds their width: a
+    slice when the positions are contiguous (every construction here: no fancy-index
+    copies), else an index array."""
     widths = np.asarray(widths)
     out, lo = [], 0
     for bits, dt in _CLASSES:
         idx = np.nonzero((widths > lo) & (widths <= bits))[0]
         if idx.size:
+            if idx[-1] - idx[0] + 1 == idx.size:
+                idx = slice(int(idx[0]), int(idx[-1]) + 1)
             out.append((idx, dt))
         lo = bits
     return out
+
+
+def _count(idx) -> int:
+    return idx.stop - idx.start if isinstance(idx, slice) else idx.size
 
 
 class OtLink:
@@ -139,7 +147,7 @@ class OtLink:
             m1 = self.hash(q ^ self.sender.delta, firstq, n)
             m1 -= m0
             corr = np.broadcast_to(y, (Np, Lp, n)) - m1.reshape(Np, Lp, n)
-            self.send(tuple(np.ascontiguousarray(corr[:, idx, :]).astype(dt) for idx, dt in classes))
+            self.send(tuple(corr[:, idx, :].astype(dt) for idx, dt in classes))
             theirs = (np.uint64(0) - m0).reshape(Np, Lp, n)
         if x is not None:
             got = self.recv()
@@ -148,7 +156,7 @@ class OtLink:
             u = np.empty((N, L, n), np.uint64)
             for (idx, dt), part in zip(classes, got):
                 if not isinstance(part, np.ndarray) or part.dtype != dt \
-                        or part.shape != (N, idx.size, n):
+                        or part.shape != (N, _count(idx), n):
                     raise PeerError("OT product: malformed corrections from the peer")
                 u[:, idx, :] = part
             mine = self.hash(t[:m], first, n).reshape(N, L, n)
