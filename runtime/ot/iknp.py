@@ -110,7 +110,7 @@ class Hash:
         if self._idx.size < m:
             self._idx = np.arange(max(m, 2 * self._idx.size), dtype=np.uint64)
         hi = np.uint64(first_index) + (np.arange(nb, dtype=np.uint64) << np.uint64(40))
-        out = np.empty((m, 2 * nb), np.uint64)
+        out = np.empty((m, n), np.uint64)              # contiguous: no copies downstream
         step = max(1, _HASH_ROWS // nb)
         for lo in range(0, m, step):
             top = min(m, lo + step)
@@ -120,8 +120,8 @@ class Hash:
             np.bitwise_xor(px[:, None, 1], hi[None, :], out=tw[:, :, 1])
             h = self._pi(tw)
             h ^= px[:, None, :]
-            out[lo:top] = h.reshape(top - lo, 2 * nb)
-        return out[:, :n]
+            out[lo:top] = h.reshape(top - lo, 2 * nb)[:, :n]
+        return out
 
 
 def _streams(seeds: List[bytes], nbytes: int) -> np.ndarray:
@@ -159,6 +159,7 @@ class IknpSender:
         self.delta_bits = np.asarray(delta_bits, np.uint8)
         self.g = [Prg(k) for k in keys]
         self.delta = pack_bits(self.delta_bits).view(np.uint64)        # row layout
+        self._delta_rows = [int(i) for i in np.nonzero(self.delta_bits)[0]]
         self.count = 0
 
     def extend(self, u: np.ndarray, m: int):
@@ -166,6 +167,7 @@ class IknpSender:
         if not isinstance(u, np.ndarray) or u.shape != (KAPPA, m // 8) or u.dtype != np.uint8:
             raise PeerError("IKNP: the peer's extension matrix has the wrong shape")
         q = _streams(self.g, m // 8)
-        q ^= u * self.delta_bits[:, None]          # Delta_i u^i (bitwise: 0 or u^i)
+        for i in self._delta_rows:                 # Delta_i u^i: u^i where Delta_i = 1
+            q[i] ^= u[i]
         first, self.count = self.count, self.count + m
         return transpose_bits(q), first
