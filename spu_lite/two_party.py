@@ -27,7 +27,7 @@ from spu_lite.compiler.ir import Program
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.profile import Profile
 from spu_lite.runtime.ot.cot_mul import _classes, _count
-from spu_lite.runtime.protocols.semi2k_ot_compare import ROT, empty_pieces, sign_bit
+from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
 from spu_lite.runtime.protocols.semi2k_ot_source import _canonical
 from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
                                              _decode_request, _size)
@@ -60,7 +60,7 @@ def _dry_run(program: Program, seed: int):
 
 
 def correlation_counts(program: Program, seed: int = 0) -> Dict:
-    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, (ROT, sender): n,
+    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, (ROT, sender): n, AND2: n,
     ("dot", xs, ys, dims): count} that one run of `program` asks for."""
     _, log, ots = _dry_run(program, seed)
     counts: Counter = Counter()
@@ -71,7 +71,7 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
             counts[(TRUNC, params[1])] += _size(params[0])
         elif kind in (DOT, DOT_KEEP):
             counts[("dot",) + tuple(params[:3])] += 1
-    counts.update({key: ots[key] for key in sorted(ots)})
+    counts.update({key: ots[key] for key in sorted(ots, key=repr)})
     return dict(counts)
 
 
@@ -94,7 +94,7 @@ def dry_run_comparisons(proto, counts: Counter) -> None:
     and its messages have the sizes and rounds of semi2k_ot's."""
     def take(key, n):
         counts[key] += n
-        return empty_pieces(key, proto.rank, n)
+        return empty_pieces(key, proto.rank, n, proto.ring.dtype)
     proto.sign_bit = lambda x, width, shift=0: sign_bit(proto, x, width, shift, take)
 
 
@@ -157,6 +157,8 @@ def offline_bytes(key, n: int, k: int = 64) -> int:
         m = key[1]
         widths = np.minimum(k, np.where(j >= m, k - j + m, k - j))
         return -(-n * (16 * k + _correction_bytes(widths)) // 2)
+    if kind == AND2:
+        return n * (16 * k + 2 * k)
     if kind == ROT:                     # 4 IKNP OTs from the receiver; both directions
         return -(-n * 4 * 16 // 2)      # come in equal halves: charged half each
     if kind == "dot":
@@ -168,7 +170,7 @@ def offline_bytes(key, n: int, k: int = 64) -> int:
 def correlation_table(counts: Dict, k: int = 64) -> str:
     """The correlations of one call and their offline bytes, for `spu-lite cost`."""
     names = {MUL: "mul (Beaver triple)", SQUARE: "square pair", AND: "and (64-bit word)",
-             B2A: "random bit"}
+             B2A: "random bit", AND2: "and pair (64-bit words)"}
     lines = [f"{'correlation':<34}{'count':>12}{'offline bytes (busier party)':>30}"]
     total = 0
     for key, n in sorted(counts.items(), key=lambda kv: -offline_bytes(kv[0], kv[1], k)):

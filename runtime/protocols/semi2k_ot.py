@@ -39,7 +39,7 @@ from ..prg import KEY_BYTES, Prg
 from .semi2k import Semi2k
 from .semi2k_common import (AND, B2A, BLOCK, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
                             _blocks, _size)
-from .semi2k_ot_compare import ROT, sign_bit
+from .semi2k_ot_compare import AND2, ROT, sign_bit
 from .semi2k_ot_source import OtCorrelations
 
 
@@ -199,9 +199,10 @@ class Semi2kOT(Semi2k):
         """Sign bits by the millionaires' protocol (semi2k_ot_compare.py): 1-out-of-16
         OTs made offline (ROT correlations, pooled like the others) instead of the
         ~12 AND words per element of the boolean adder."""
-        return sign_bit(self, x, width, shift, self._take_rot)
+        return sign_bit(self, x, width, shift, self._take_own)
 
-    def _take_rot(self, key, n):
+    def _take_own(self, key, n):
+        """n correlations of a kind only semi2k_ot asks for (ROT, AND2)."""
         self.requests += 1
         return self._take(key, n)
 
@@ -210,6 +211,8 @@ class Semi2kOT(Semi2k):
         kind = key[0] if isinstance(key, tuple) else key
         if kind == ROT:
             return self.source.rot(n, key[1])
+        if kind == AND2:
+            return self.source.and2(n)
         if kind == MUL:
             return self.source.mul(n)
         if kind == AND:
@@ -253,7 +256,7 @@ class Semi2kOT(Semi2k):
 
     def precompute(self, counts) -> None:
         """Make correlations before a job. counts: {MUL: n, SQUARE: n, AND: n, B2A: n,
-        (TRUNC, m): n, (ROT, sender): n, ("dot", xs, ys, dims): count}; every party must
+        (TRUNC, m): n, (ROT, sender): n, AND2: n, ("dot", xs, ys, dims): count}; every party must
         pass the same."""
         for key, n in counts.items():
             if isinstance(key, tuple) and key[0] == "dot":

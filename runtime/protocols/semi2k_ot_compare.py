@@ -10,9 +10,10 @@ and the carry is a comparison of two private values: [x_0' > y_1], y_1 = 2^l - 1
 of 4 bits, block 0 the lowest. Per block j, XOR shares of gt_j = [a_j > b_j] and
 eq_j = [a_j == b_j] come from one 1-out-of-16 OT (below). Blocks merge in a tree,
     gt = gt_hi ^ (eq_hi & gt_lo),   eq = eq_hi & eq_lo
-(gt_hi and eq_hi & gt_lo never both hold, so XOR is OR), log2(q) AND rounds; the
-lowest node of every level needs no eq, so q = 16 leaves take 26 ANDs per element, all
-bit-packed into 64-bit AND words (semi2k's and_: 1 OT each way per AND bit offline).
+(gt_hi and eq_hi & gt_lo never both hold, so XOR is OR), log2(q) AND rounds. Both
+ANDs of a node share the operand eq_hi: one AND pair (_and_pair: 3 bits opened, one
+OT each way per pair offline) per node, q - 1 = 15 per element at q = 16, bit-packed
+into ring words.
 Then msb = gt ^ msb(x_0) ^ msb(x_1) (local) and one bit injection (b2a_bit).
 
 1-out-of-16 OT, offline and online. Offline (ROT correlations, made by
@@ -33,11 +34,11 @@ The leaves of an element are split: party 0 sends for the first half of all OTs,
 1 for the rest (the table for party 1 as sender compares the other way round).
 
 Cost per element, w = 64 (q = 16), per party (both do about the same):
-  online   7 rounds (2 OT + 4 AND + 1 b2a), against 8 for the adder; ~36 bytes of OT
-           messages (4 bits + 32 bits per OT, half of the 16) + 26 AND bits (2 bits
-           each opened: 6.5 bytes) + b2a's 1/8: ~43 bytes, against ~230 for the adder.
-  offline  OTs 16 x 4 IKNP OTs at 16 bytes, half each: 512 bytes; AND bits 26 x (16 +
-           1/8) bytes: 420 bytes; b2a 12: ~945 bytes, against 13,068 for the adder.
+  online   7 rounds (2 OT + 4 AND + 1 b2a), against 8 for the adder; 36 bytes of OT
+           messages (4 bits + 32 bits per OT, half of the 16) + 15 AND pairs (3 bits
+           each opened: 5.6 bytes) + b2a's 1/8: ~42 bytes, against 192 for the adder.
+  offline  OTs 16 x 4 IKNP OTs at 16 bytes, half each: 512 bytes; AND pairs 15 x (16
+           + 2) bytes: 270 bytes; b2a 12: 794 bytes, against 13,068 for the adder.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from ..link import PeerError
 from .base import Share
 
 ROT = 9                 # correlation kind: random 1-out-of-16 OT, key (ROT, sender rank)
+AND2 = 10               # correlation kind: AND pair with a shared operand, per ring word
 BLOCK_BITS = 4
 _U32 = np.uint64(0xFFFFFFFF)
 _FIELD_BIT0 = np.uint64(0x55555555)     # bit 0 of every 2-bit field (gt)
@@ -80,9 +82,13 @@ def rot_choice_bits(c: np.ndarray) -> np.ndarray:
     return ((c[:, None] >> np.arange(BLOCK_BITS, dtype=np.uint8)) & 1).astype(np.uint8).reshape(-1)
 
 
-def empty_pieces(key: tuple, rank: int, n: int):
-    """Pieces of n ROT correlations in their layout, all zero (a dry run's stand-in):
-    sender (R words uint32, s uint8), receiver (c uint8, R[c] uint8)."""
+def empty_pieces(key, rank: int, n: int, dtype):
+    """Pieces of n correlations of `key` in their layout, all zero (a dry run's
+    stand-in; zero pieces are valid correlations, so the dry run even computes right):
+    ROT sender (R words uint32, s uint8), receiver (c uint8, R[c] uint8); AND2 (a, b,
+    b', c, c') ring words."""
+    if key == AND2:
+        return tuple(np.zeros(n, dtype) for _ in range(5))
     if key[1] == rank:
         return np.zeros(n, np.uint32), np.zeros(n, np.uint8)
     return np.zeros(n, np.uint8), np.zeros(n, np.uint8)
@@ -150,27 +156,35 @@ def leaves(P, b: np.ndarray, take: Take):
     return both & 1, both >> 1
 
 
-def _and_bits(P, pairs):
-    """Bitwise AND of XOR-shared 0/1 uint8 arrays, all pairs packed into ring words:
-    one and_ call, one round."""
-    sizes = [x.size for x, _ in pairs]
-    item = np.dtype(P.ring.dtype).itemsize
+def _and_pair(P, x: np.ndarray, y: np.ndarray, y2: np.ndarray, take: Take):
+    """x & y and x & y2 for XOR-shared 0/1 uint8 arrays of one shape, packed into ring
+    words, with AND2 correlations (a, b, b', c = a & b, c' = a & b'): open e = x ^ a,
+    d = y ^ b, d' = y2 ^ b' (3 words for 2 ANDs, one round); then
+        z = c ^ (a & d) ^ (e & y),   z' = c' ^ (a & d') ^ (e & y2)      (per party),
+    as x & y = (a ^ e) & y = (a & (b ^ d)) ^ (e & y). Offline an AND2 word costs 64
+    OTs each way carrying both b bits: 16 + 2 bytes per bit, against 2 x 17 for two
+    AND words."""
+    dt, item = P.ring.dtype, np.dtype(P.ring.dtype).itemsize
+    n = x.size
 
-    def pack(arrs):
-        bits = np.concatenate([a.reshape(-1) for a in arrs])
-        by = np.packbits(bits, bitorder="little")
+    def pack(a):
+        by = np.packbits(a.reshape(-1), bitorder="little")
         words = np.zeros(-(-by.size // item) * item, np.uint8)
         words[:by.size] = by
-        return Share([words.view(P.ring.dtype)], True)
+        return words.view(dt)
 
-    z = P.and_(pack([x for x, _ in pairs]), pack([y for _, y in pairs])).parts[0]
-    bits = np.unpackbits(np.ascontiguousarray(z).view(np.uint8), count=sum(sizes),
-                         bitorder="little")
-    out, lo = [], 0
-    for (x, _), n in zip(pairs, sizes):
-        out.append(bits[lo:lo + n].reshape(x.shape))
-        lo += n
-    return out
+    xs, ys, y2s = pack(x), pack(y), pack(y2)
+    a, b, b2, c, c2 = take(AND2, xs.size)
+    mine = (xs ^ a, ys ^ b, y2s ^ b2)
+    (got,) = P._exchange(mine)
+    if not isinstance(got, tuple) or len(got) != 3 or any(
+            not isinstance(g, np.ndarray) or g.dtype != dt or g.shape != xs.shape for g in got):
+        raise PeerError("comparison: malformed AND opening from the peer")
+    e, d, d2 = (m ^ g for m, g in zip(mine, got))
+    z = c ^ (a & d) ^ (e & ys)
+    z2 = c2 ^ (a & d2) ^ (e & y2s)
+    unpack = lambda w: np.unpackbits(w.view(np.uint8), count=n, bitorder="little").reshape(x.shape)
+    return unpack(z), unpack(z2)
 
 
 def greater(P, a: np.ndarray, l: int, take: Take) -> np.ndarray:
@@ -184,9 +198,7 @@ def greater(P, a: np.ndarray, l: int, take: Take) -> np.ndarray:
         h = gt.shape[1] // 2
         lo_gt, hi_gt = gt[:, 0:2 * h:2], gt[:, 1:2 * h:2]
         lo_eq, hi_eq = eq[:, 0:2 * h:2], eq[:, 1:2 * h:2]
-        and_gt, and_eq = _and_bits(P, [(hi_eq, lo_gt), (hi_eq[:, 1:], lo_eq[:, 1:])])
-        new_eq = np.zeros_like(hi_eq)                  # node 0 is the lowest: no eq
-        new_eq[:, 1:] = and_eq
+        and_gt, new_eq = _and_pair(P, hi_eq, lo_gt, lo_eq, take)
         new_gt = hi_gt ^ and_gt
         if gt.shape[1] % 2:                            # the top node moves up as it is
             new_gt = np.concatenate([new_gt, gt[:, -1:]], axis=1)

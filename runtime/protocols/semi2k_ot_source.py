@@ -23,6 +23,8 @@ trunc    r from k random shared bits rho_j = beta0_j ^ beta1_j (arithmetic share
          all exact (no wrap to estimate, so truncation stays exact to 1 ulp). A share of
          beta0_j beta1_j is only needed mod 2^{w_j}, w_j = k - j (+ m for j >= m).
          k OTs per element: ~720 bytes per party (1024 + ~400, split).
+and2     (a, b, b', c = a & b, c' = a & b'): as and, one OT per bit of a carrying both
+         bits: 64 OTs each way per word, 1024 + 128 bytes.
 rot      random 1-out-of-16 OTs for comparisons (semi2k_ot_compare.py): 4 random IKNP
          OTs each, no corrections: 64 bytes from the receiver.
 dot      C = A.B = A0.B0 + A1.B1 + A0.B1 + A1.B0 over the dot_general dims. A0.B1:
@@ -165,6 +167,25 @@ class OtCorrelations:
             x = (mine[:, :, 0] ^ theirs[:, :, 0]) & one
             c[s] ^= _weighted(x, k).astype(self.dt)
         return a, b, c
+
+    @_timed
+    def and2(self, n: int):
+        """(a_i, b_i, b'_i, c_i, c'_i) over k-bit words with c = a & b, c' = a & b': as
+        and_, each bit of a choosing one OT that carries the bits of both b and b'."""
+        k = self.k
+        a, b, b2 = (self._rand((n,)) for _ in range(3))
+        c, c2 = a & b, a & b2
+        widths = np.ones(k, np.int64)
+        step = self._rows(k, 2)
+        one = np.uint64(1)
+        for lo in range(0, n, step):
+            s = slice(lo, min(n, lo + step))
+            y = np.stack([_bits(b[s], k), _bits(b2[s], k)], axis=2).astype(np.uint64)
+            mine, theirs = self._both_ways(_bits(a[s], k), y, 2, widths)
+            x = (mine ^ theirs) & one
+            c[s] ^= _weighted(x[:, :, 0], k).astype(self.dt)
+            c2[s] ^= _weighted(x[:, :, 1], k).astype(self.dt)
+        return a, b, b2, c, c2
 
     @_timed
     def b2a(self, n: int):

@@ -11,7 +11,7 @@ from spu_lite.runtime.fxp.compare import msb, msb_boolean
 from spu_lite.runtime.fxp.narrow import msb_narrow
 from spu_lite.runtime.protocols.base import Share
 from spu_lite.runtime.protocols.semi2k_common import AND, B2A
-from spu_lite.runtime.protocols.semi2k_ot_compare import ROT
+from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT
 from spu_lite.two_party import correlation_counts, offline_bytes, online_cost, precompute
 
 from .harness import run_parties
@@ -108,7 +108,8 @@ def test_comparison_costs_and_counts():
     assert dry.rounds == 7 and abs(dry.bytes - prof.ops["less"].bytes) <= 1000
     counts = correlation_counts(program)
     assert counts[(ROT, 0)] + counts[(ROT, 1)] == 16 * x.size and counts[B2A] == x.size
-    assert counts[AND] == sum(-(-b * x.size // 64) for b in (15, 7, 3, 1))   # 26 bits, packed
+    assert AND not in counts                                 # AND pairs, 15 bits packed:
+    assert counts[AND2] == sum(-(-b * x.size // 64) for b in (8, 4, 2, 1))
     per_element = sum(offline_bytes(k, v) for k, v in counts.items()) / x.size
     assert per_element < 1000
     assert abs(prof.offline.bytes - per_element * x.size) <= 128 * len(counts) + 64
