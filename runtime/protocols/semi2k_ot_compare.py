@@ -26,10 +26,11 @@ v_i != c_i, and field v of p_i^{1-c_i} is a pad bit the receiver cannot compute,
 for every v: the other 15 entries are pseudo-random to it; the sender learns nothing of
 c (IKNP). The sender also draws its output share s (2 bits).
 Online, 2 rounds: the receiver sends e = b_j ^ c (4 bits); the sender sends the 16
-entries T[v] = f(v) ^ R[v ^ e], f(v) = ([a_j > v] ^ s_gt) | ([a_j == v] ^ s_eq) << 1
-(one 32-bit word: permuting fields by v ^ e is 4 delta swaps); the receiver takes
-T[b_j] ^ R[c] = f(b_j), its share; s is the sender's. e is uniform (c is), T is padded
-by R entries the receiver cannot compute, except T[b_j], which is f(b_j), padded by s.
+entries T[w] = f(w ^ e) ^ R[w], f(v) = ([a_j > v] ^ s_gt) | ([a_j == v] ^ s_eq) << 1
+(one 32-bit word; the f part is one of 2 x 1024 precomputed words, by s, a_j and e);
+the receiver takes T[c] ^ R[c] = f(c ^ e) = f(b_j), its share; s is the sender's. e is
+uniform (c is), T is padded by R entries the receiver cannot compute, except T[c],
+which is f(b_j), padded by s.
 The leaves of an element are split: party 0 sends for the first half of all OTs, party
 1 for the rest (the table for party 1 as sender compares the other way round).
 
@@ -53,8 +54,6 @@ ROT = 9                 # correlation kind: random 1-out-of-16 OT, key (ROT, sen
 AND2 = 10               # correlation kind: AND pair with a shared operand, per ring word
 BLOCK_BITS = 4
 _U32 = np.uint64(0xFFFFFFFF)
-_FIELD_BIT0 = np.uint64(0x55555555)     # bit 0 of every 2-bit field (gt)
-_FIELD_BIT1 = np.uint64(0xAAAAAAAA)     # bit 1 (eq)
 #: fields v with bit i of v set, i = 0..3 (16 fields of 2 bits in a 32-bit word)
 _CHOICE_MASKS = [np.uint64(m) for m in (0xCCCCCCCC, 0xF0F0F0F0, 0xFF00FF00, 0xFFFF0000)]
 
@@ -96,27 +95,23 @@ def empty_pieces(key, rank: int, n: int, dtype):
 
 # ---- online --------------------------------------------------------------------------------
 
-def _permute(r: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Word whose field v is field v ^ e of r (per element): a swap of field groups for
-    every set bit of e."""
-    r = r.astype(np.uint64)
-    for i, m in enumerate(_CHOICE_MASKS):
-        s = np.uint64(2 << i)
-        swapped = ((r & m) >> s) | ((r << s) & m)
-        r = np.where(((e >> i) & 1).astype(bool), swapped, r)
-    return r
+def _masked_tables() -> np.ndarray:
+    """(2, 1024) uint32: for the sender (party 0 or 1), its share s (2 bits), its block
+    a and the receiver's shift e (4 bits each), at s << 8 | a << 4 | e, the word whose
+    field w is f(w ^ e) ^ s: f(v) = [a > v] | [a == v] << 1 when party 0 sends (v is
+    party 1's block), [v > a] | [v == a] << 1 when party 1 sends."""
+    idx = np.arange(1024, dtype=np.uint64)[:, None]
+    sh, a, e = idx >> np.uint64(8), (idx >> np.uint64(4)) & np.uint64(15), idx & np.uint64(15)
+    w = np.arange(16, dtype=np.uint64)[None, :]
+    v = w ^ e
+    out = []
+    for gt in (a > v, v > a):                      # party 0 sends, party 1 sends
+        field = (gt.astype(np.uint64) | ((a == v).astype(np.uint64) << np.uint64(1))) ^ sh
+        out.append((field << (w << np.uint64(1))).sum(axis=1, dtype=np.uint64))
+    return np.stack(out).astype(np.uint32)
 
 
-def _table(b: np.ndarray, first: bool) -> np.ndarray:
-    """f(v) without the sender's share, for the sender's block values b: gt is
-    [b > v] when party 0 sends (v is party 1's block), [v > b] when party 1 sends."""
-    b2 = b.astype(np.uint64) << np.uint64(1)
-    one = np.uint64(1)
-    if first:
-        gt = ((one << b2) - one) & _FIELD_BIT0
-    else:
-        gt = ~((one << (b2 + np.uint64(2))) - one) & _FIELD_BIT0
-    return gt | (np.uint64(2) << b2)
+_TABLES = _masked_tables()
 
 
 def _nibbles(e: np.ndarray) -> np.ndarray:
@@ -144,13 +139,13 @@ def leaves(P, b: np.ndarray, take: Take):
     (R, s), (c, rc) = made[P.rank], made[1 - P.rank]
     (got,) = P._exchange((_nibbles(b[recv] ^ c),))[0]           # e = b ^ c
     e = _unnibble(got, n_send)
-    S = (s & 1).astype(np.uint64) * _FIELD_BIT0 | (s >> 1).astype(np.uint64) * _FIELD_BIT1
-    words = (_table(b[send], first) ^ S ^ _permute(R, e)).astype(np.uint32)
+    idx = (s.astype(np.uint16) << 8) | (b[send].astype(np.uint16) << 4) | e
+    words = _TABLES[P.rank][idx]                                # field w: f(w ^ e) ^ s
+    words ^= R
     (tab,) = P._exchange((words,))[0]
     if not isinstance(tab, np.ndarray) or tab.dtype != np.uint32 or tab.shape != (n_recv,):
         raise PeerError("comparison: malformed OT table from the peer")
-    out = ((tab.astype(np.uint64) >> (b[recv].astype(np.uint64) << np.uint64(1)))
-           & np.uint64(3)).astype(np.uint8) ^ rc
+    out = ((tab >> (c.astype(np.uint32) << np.uint32(1))) & np.uint32(3)).astype(np.uint8) ^ rc
     both = np.empty(T, np.uint8)
     both[send], both[recv] = s, out
     return both & 1, both >> 1
