@@ -1,5 +1,5 @@
-"""semi2k_ot: two-party semi2k with no dealer. The online protocol is semi2k's own
-(semi2k.py: Beaver products, matrix triples, exact truncation pairs, AND triples, bit
+"""semi2k_ot: two-party semi2k with no dealer. The online protocol is semi2k's own, sign bits
+aside (semi2k.py: Beaver products, matrix triples, exact truncation pairs, AND triples, bit
 injection); the correlations it asks the dealer for are made by the two computing
 parties themselves with oblivious transfer (semi2k_ot_source.py, runtime/ot).
 
@@ -22,8 +22,11 @@ is OT messages (IKNP's u matrix: uniform; Gilboa corrections: padded by hashes t
 receiver cannot compute); the online view is semi2k's (openings padded by correlations
 no party knows in full). Randomness: the party's local PRG (os.urandom-keyed
 AES-CTR, runtime.prg; derived from the seed only in a seeded test cluster).
-Costs: online exactly semi2k's for two parties, without the dealer's messages; offline
-per correlation in semi2k_ot_source.py. Offline traffic is counted apart from online
+Sign bits (comparisons) are the one exception to semi2k's online protocol: sign_bit
+runs the millionaires' protocol of semi2k_ot_compare.py (7 rounds, ~42 bytes and 794
+offline bytes per element, against the boolean adder's 8 rounds, 192 and 13,068).
+Costs: otherwise online exactly semi2k's for two parties, without the dealer's messages;
+offline per correlation in semi2k_ot_source.py. Offline traffic is counted apart from online
 (offline_stats: bytes, messages, seconds).
 """
 from __future__ import annotations

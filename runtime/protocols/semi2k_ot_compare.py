@@ -57,7 +57,7 @@ _U32 = np.uint64(0xFFFFFFFF)
 #: fields v with bit i of v set, i = 0..3 (16 fields of 2 bits in a 32-bit word)
 _CHOICE_MASKS = [np.uint64(m) for m in (0xCCCCCCCC, 0xF0F0F0F0, 0xFF00FF00, 0xFFFF0000)]
 
-Take = Callable[[tuple, int], Tuple[np.ndarray, np.ndarray]]
+Take = Callable[[object, int], Tuple[np.ndarray, ...]]    # (key, n) -> the pieces
 
 
 # ---- offline: random 1-out-of-16 OTs from 4 random IKNP OTs ----------------------------
