@@ -93,6 +93,8 @@ def dry_run_comparisons(proto, counts: Counter) -> None:
     `counts`: its AND triples and bit injections then go to the dealer as requests,
     and its messages have the sizes and rounds of semi2k_ot's."""
     def take(key, n):
+        if key == ROT:                  # n = (sent by party 0, sent by party 1)
+            return tuple(take((ROT, sender), k) for sender, k in enumerate(n))
         counts[key] += n
         return empty_pieces(key, proto.rank, n, proto.ring.dtype)
     proto.sign_bit = lambda x, width, shift=0: sign_bit(proto, x, width, shift, take)

@@ -205,15 +205,29 @@ class Semi2kOT(Semi2k):
         return sign_bit(self, x, width, shift, self._take_own)
 
     def _take_own(self, key, n):
-        """n correlations of a kind only semi2k_ot asks for (ROT, AND2)."""
+        """n correlations of a kind only semi2k_ot asks for: AND2, or ROT with n = (sent
+        by party 0, sent by party 1), both directions made in the same OT batches (so
+        the two parties work at the same time)."""
         self.requests += 1
-        return self._take(key, n)
+        if key != ROT:
+            return self._take(key, n)
+        heads, need = [], []
+        for sender, want in enumerate(n):
+            pool = self.pools.get((ROT, sender))
+            use = min(want, 0 if pool is None else pool[0].shape[0])
+            heads.append([p[:use] for p in pool] if use else None)
+            if use:
+                self.pools[(ROT, sender)] = [p[use:] for p in pool]
+            need.append(want - use)
+        made = self.source.rot(*need)
+        return tuple(tuple(m) if h is None else tuple(np.concatenate(hm) for hm in zip(h, m))
+                     for h, m in zip(heads, made))
 
     # ---- pools (precompute) ---------------------------------------------------------------
     def _generate(self, key, n):
         kind = key[0] if isinstance(key, tuple) else key
         if kind == ROT:
-            return self.source.rot(n, key[1])
+            return self.source.rot(*((n, 0) if key[1] == 0 else (0, n)))[key[1]]
         if kind == AND2:
             return self.source.and2(n)
         if kind == MUL:
@@ -261,10 +275,17 @@ class Semi2kOT(Semi2k):
         """Make correlations before a job. counts: {MUL: n, SQUARE: n, AND: n, B2A: n,
         (TRUNC, m): n, (ROT, sender): n, AND2: n, ("dot", xs, ys, dims): count}; every party must
         pass the same."""
+        counts = dict(counts)
+        if (ROT, 0) in counts and (ROT, 1) in counts:      # both directions in one go
+            both = self.source.rot(counts.pop((ROT, 0)), counts.pop((ROT, 1)))
+            for sender, made in enumerate(both):
+                self._add_to_pool((ROT, sender), list(made))
         for key, n in counts.items():
             if isinstance(key, tuple) and key[0] == "dot":
                 self.pools.setdefault(key, []).extend(self.source.dot(*key[1:]) for _ in range(n))
                 continue
-            made = self._pooled(key, n)
-            old = self.pools.get(key)
-            self.pools[key] = made if not old else [np.concatenate([o, p]) for o, p in zip(old, made)]
+            self._add_to_pool(key, self._pooled(key, n))
+
+    def _add_to_pool(self, key, made) -> None:
+        old = self.pools.get(key)
+        self.pools[key] = made if not old else [np.concatenate([o, p]) for o, p in zip(old, made)]

@@ -135,7 +135,7 @@ def leaves(P, b: np.ndarray, take: Take):
     send = slice(0, h) if first else slice(h, T)
     recv = slice(h, T) if first else slice(0, h)
     n_send, n_recv = send.stop - send.start, recv.stop - recv.start
-    made = [take((ROT, 0), h), take((ROT, 1), T - h)]     # the same order at both parties
+    made = take(ROT, (h, T - h))               # (P0 sends h of them, P1 the rest)
     (R, s), (c, rc) = made[P.rank], made[1 - P.rank]
     (got,) = P._exchange((_nibbles(b[recv] ^ c),))[0]           # e = b ^ c
     e = _unnibble(got, n_send)

@@ -223,25 +223,27 @@ class OtCorrelations:
         return r, s_, w
 
     @_timed
-    def rot(self, n: int, sender: int):
-        """n random 1-out-of-16 OTs with 2-bit entries, party `sender` sending, from 4
-        random IKNP OTs each (semi2k_ot_compare.py). Pieces: the sender's (R words
-        uint32, field v = R[v]; its output shares s, 2 bits, uint8), the receiver's (c,
-        R[c]), uint8."""
+    def rot(self, n0: int, n1: int):
+        """Random 1-out-of-16 OTs with 2-bit entries, n0 with party 0 sending and n1 with
+        party 1 sending, both directions in the same batches, from 4 random IKNP OTs
+        each (semi2k_ot_compare.py). Returns this party's pieces of either direction:
+        the sender's (R words uint32, field v = R[v]; its output shares s, 2 bits,
+        uint8), the receiver's (c, R[c]), uint8."""
+        ns, nr = (n0, n1) if self.first else (n1, n0)
+        R, s = np.empty(ns, np.uint32), self._rand((ns,), np.uint8) & np.uint8(3)
+        c, rc = self._rand((nr,), np.uint8) & np.uint8(15), np.empty(nr, np.uint8)
         step = OT_BATCH // 4
-        if self.rank == sender:
-            R, s = np.empty(n, np.uint32), self._rand((n,), np.uint8) & np.uint8(3)
-            for lo in range(0, n, step):
-                hi = min(n, lo + step)
-                _, (p0, p1) = self.link.random(None, 4 * (hi - lo))
-                R[lo:hi] = rot_sender_table(p0[:, 0].reshape(-1, 4), p1[:, 0].reshape(-1, 4))
-            return R, s
-        c, rc = self._rand((n,), np.uint8) & np.uint8(15), np.empty(n, np.uint8)
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            pads, _ = self.link.random(rot_choice_bits(c[lo:hi]), 0)
-            rc[lo:hi] = rot_receiver_entry(pads[:, 0].reshape(-1, 4), c[lo:hi])
-        return c, rc
+        for lo in range(0, max(ns, nr), step):
+            hs, hr = min(ns, lo + step), min(nr, lo + step)
+            x = rot_choice_bits(c[lo:hr]) if hr > lo else None
+            pads, theirs = self.link.random(x, 4 * max(0, hs - lo))
+            if x is not None:
+                rc[lo:hr] = rot_receiver_entry(pads[:, 0].reshape(-1, 4), c[lo:hr])
+            if theirs is not None:
+                p0, p1 = theirs
+                R[lo:hs] = rot_sender_table(p0[:, 0].reshape(-1, 4), p1[:, 0].reshape(-1, 4))
+        mine = (R, s), (c, rc)
+        return mine if self.first else mine[::-1]
 
     # ---- dot ---------------------------------------------------------------------------
     @_timed

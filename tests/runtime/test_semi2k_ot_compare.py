@@ -28,8 +28,9 @@ def test_random_one_of_sixteen_ots_are_consistent(cl):
     """The receiver's entry is the sender's table at its choice; choices and tables
     are not degenerate (all 16 choices occur, the entries look uniform)."""
     n = 5000
-    (send0, recv1), (recv0, send1) = run_parties(
-        cl, lambda P, r: (P.source.rot(n, 0), P.source.rot(n, 1)))   # rot(n, s): s sends
+    (send0, recv1), (recv0, send1) = run_parties(       # n sent by P0, n + 7 by P1
+        cl, lambda P, r: P.source.rot(n, n + 7))
+    assert send0[0].size == n and send1[0].size == n + 7
     for (table, share), (c, entry) in ((send0, recv0), (send1, recv1)):
         assert table.dtype == np.uint32 and set(np.unique(share)) == {0, 1, 2, 3}
         assert set(np.unique(c)) == set(range(16))
@@ -129,6 +130,12 @@ def test_precomputed_comparisons_send_no_ot_message():
     assert np.array_equal(np.asarray(got[0]), x < y)
     np.testing.assert_allclose(got[1], np.maximum(x, y), atol=2 ** -17)
     np.testing.assert_allclose(got[2], np.exp(x), rtol=2e-3, atol=1e-4)
+    precompute(f, x, y)                             # pools for 999: a call on 1500 takes
+    x2, y2 = rng.uniform(-2, 2, 1500), rng.uniform(-2, 2, 1500)   # them and makes the rest
+    got = f(x2, y2)
+    assert f.cluster.last_profile.offline.bytes > 0
+    assert np.array_equal(np.asarray(got[0]), x2 < y2)
+    np.testing.assert_allclose(got[1], np.maximum(x2, y2), atol=2 ** -17)
 
 
 def _top_bytes(log):
