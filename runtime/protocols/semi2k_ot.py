@@ -42,7 +42,7 @@ from ..prg import KEY_BYTES, Prg
 from .semi2k import Semi2k
 from .semi2k_common import (AND, B2A, BLOCK, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
                             _blocks, _size)
-from .semi2k_ot_compare import AND2, ROT, sign_bit
+from .semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
 from .semi2k_ot_source import OtCorrelations
 
 
@@ -219,7 +219,8 @@ class Semi2kOT(Semi2k):
             if use:
                 self.pools[(ROT, sender)] = [p[use:] for p in pool]
             need.append(want - use)
-        made = self.source.rot(*need)
+        made = self.source.rot(*need) if any(need) else \
+            tuple(empty_pieces((ROT, sender), self.rank, 0, None) for sender in (0, 1))
         return tuple(tuple(m) if h is None else tuple(np.concatenate(hm) for hm in zip(h, m))
                      for h, m in zip(heads, made))
 
