@@ -188,18 +188,19 @@ def greater(P, a: np.ndarray, l: int, take: Take) -> np.ndarray:
     q = -(-l // BLOCK_BITS)
     sh = (np.arange(q, dtype=np.uint64) * np.uint64(BLOCK_BITS))
     blocks = ((a[:, None] >> sh) & np.uint64(15)).astype(np.uint8)
-    gt, eq = (v.reshape(n, q) for v in leaves(P, blocks.reshape(-1), take))
-    while gt.shape[1] > 1:
-        h = gt.shape[1] // 2
-        lo_gt, hi_gt = gt[:, 0:2 * h:2], gt[:, 1:2 * h:2]
-        lo_eq, hi_eq = eq[:, 0:2 * h:2], eq[:, 1:2 * h:2]
+    gt, eq = (np.ascontiguousarray(v.reshape(n, q).T)      # (q, n): a node's bits
+              for v in leaves(P, blocks.reshape(-1), take))    # side by side
+    while gt.shape[0] > 1:
+        h = gt.shape[0] // 2
+        lo_gt, hi_gt = gt[0:2 * h:2], gt[1:2 * h:2]
+        lo_eq, hi_eq = eq[0:2 * h:2], eq[1:2 * h:2]
         and_gt, new_eq = _and_pair(P, hi_eq, lo_gt, lo_eq, take)
         new_gt = hi_gt ^ and_gt
-        if gt.shape[1] % 2:                            # the top node moves up as it is
-            new_gt = np.concatenate([new_gt, gt[:, -1:]], axis=1)
-            new_eq = np.concatenate([new_eq, eq[:, -1:]], axis=1)
+        if gt.shape[0] % 2:                            # the top node moves up as it is
+            new_gt = np.concatenate([new_gt, gt[-1:]])
+            new_eq = np.concatenate([new_eq, eq[-1:]])
         gt, eq = new_gt, new_eq
-    return gt[:, 0]
+    return gt[0]
 
 
 def sign_bit(P, x: Share, width: int, shift: int, take: Take) -> Optional[Share]:
