@@ -207,7 +207,8 @@ def sign_bit(P, x: Share, width: int, shift: int, take: Take) -> Optional[Share]
     """Arithmetic 0/1 share of bit width-1 of (x_0 >> shift) + (x_1 >> shift) mod 2^width
     (x_i: party i's piece; semi2k's boolean addends are exactly these), i.e. the value
     the generic adder of fxp (compare.msb, narrow.msb_narrow) computes. take(key, n)
-    gives n ROT correlations' pieces (pools or OT; zeros in a dry run)."""
+    gives the pieces of n correlations of key (ROT, with n = the counts sent by party
+    0 and by party 1; AND2): from pools or OT, zeros in a dry run."""
     piece = np.asarray(x.parts[0])
     if piece.size == 0:
         return None
