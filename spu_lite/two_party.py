@@ -5,10 +5,12 @@ dealer=None, i.e. semi2k_ot): the offline phase on its own.
     spu_lite.two_party.precompute(f, x, y)     # OT work now: pools on both parties
     f(x, y)                                    # the online phase takes from the pools
 
-How many: the online protocol is semi2k's, whose requests (kind and shape, never data)
-depend only on the program. correlation_counts runs the program once on random inputs
-under semi2k with a dealer (cheap, as `spu-lite cost` does) and counts what the dealer
-was asked for. Elementwise correlations pool by kind (and shift); dot triples by shape.
+How many: the online protocol is semi2k's, with comparisons by the millionaires'
+protocol (runtime/protocols/semi2k_ot_compare.py); its requests (kind and shape, never
+data) depend only on the program. correlation_counts runs the program once on random
+inputs under semi2k with a dealer and semi2k_ot's comparisons (cheap: no OT, as
+`spu-lite cost` does) and counts what the dealer was asked for, plus the comparisons'
+1-out-of-16 OTs. Elementwise correlations pool by kind (and shift); dot triples by shape.
 Dots that reuse a kept operand (loop-invariant weights) are made during the job.
 On networked nodes the driver sends both nodes the counts (never the program, never
 data) and they make them over their own link: spu_lite/deploy/precompute.py.
@@ -23,18 +25,21 @@ import numpy as np
 
 from spu_lite.compiler.ir import Program
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
-from spu_lite.runtime.ot.cot_mul import _classes
+from spu_lite.runtime.profile import Profile
+from spu_lite.runtime.ot.cot_mul import _classes, _count
+from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
 from spu_lite.runtime.protocols.semi2k_ot_source import _canonical
 from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
                                              _decode_request, _size)
 
 from .deploy.precompute import precompute_on
-from .tools.cost import _random_input
+from .tools.cost import CostReport, _batches, _public_control, _random_input
 
 
-def correlation_counts(program: Program, seed: int = 0) -> Dict:
-    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, ("dot", xs, ys, dims): count}
-    that one run of `program` asks for."""
+def _dry_run(program: Program, seed: int):
+    """One run of `program` on random inputs under semi2k with a dealer (cheap: no OT),
+    with semi2k_ot's comparison protocol (dry_run_comparisons). Returns the cluster,
+    the requests the dealer got and the 1-out-of-16 OTs counted."""
     cluster = InProcessCluster(ClusterConfig(protocol="semi2k", field=program.field,
                                              fxp_bits=program.fxp_bits, seed=seed))
     transport = cluster.dealer.comm.transport
@@ -46,8 +51,18 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
         return msg
 
     transport.recv = recording_recv
+    ots: Counter = Counter()            # the comparisons' 1-out-of-16 OTs (P0's count)
+    for party in cluster.parties:
+        dry_run_comparisons(party.proto, ots if party.proto.rank == 0 else Counter())
     rng = np.random.default_rng(seed)
     cluster.run(program, [_random_input(cluster, p.type, rng) for p in program.params])
+    return cluster, log, ots
+
+
+def correlation_counts(program: Program, seed: int = 0) -> Dict:
+    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, (ROT, sender): n, AND2: n,
+    ("dot", xs, ys, dims): count} that one run of `program` asks for."""
+    _, log, ots = _dry_run(program, seed)
     counts: Counter = Counter()
     for kind, params in log:
         if kind in (MUL, SQUARE, AND, B2A):
@@ -56,7 +71,33 @@ def correlation_counts(program: Program, seed: int = 0) -> Dict:
             counts[(TRUNC, params[1])] += _size(params[0])
         elif kind in (DOT, DOT_KEEP):
             counts[("dot",) + tuple(params[:3])] += 1
+    counts.update({key: ots[key] for key in sorted(ots, key=repr)})
     return dict(counts)
+
+
+def online_cost(program: Program, seed: int = 0) -> CostReport:
+    """The online communication of `program` under semi2k_ot, per op (what `spu-lite
+    cost --protocol semi2k_ot` prints): the dry run of correlation_counts, whose
+    messages between the parties are semi2k_ot's (P0's bytes also count its requests
+    to the dealer, a few bytes per op that semi2k_ot does not send)."""
+    cluster, _, _ = _dry_run(program, seed)
+    profs = cluster.party_profiles
+    return CostReport("semi2k_ot", Profile.merge_max(profs), [p.total.bytes for p in profs],
+                      max(p.total.rounds for p in profs), _public_control(program),
+                      _batches(program))
+
+
+def dry_run_comparisons(proto, counts: Counter) -> None:
+    """Give a semi2k party of a dry run semi2k_ot's comparison protocol
+    (semi2k_ot_compare.py), with zero pieces for its 1-out-of-16 OTs, counted in
+    `counts`: its AND triples and bit injections then go to the dealer as requests,
+    and its messages have the sizes and rounds of semi2k_ot's."""
+    def take(key, n):
+        if key == ROT:                  # n = (sent by party 0, sent by party 1)
+            return tuple(take((ROT, sender), k) for sender, k in enumerate(n))
+        counts[key] += n
+        return empty_pieces(key, proto.rank, n, proto.ring.dtype)
+    proto.sign_bit = lambda x, width, shift=0: sign_bit(proto, x, width, shift, take)
 
 
 def precompute(f, *args, times: int = 1) -> Dict:
@@ -95,7 +136,7 @@ def precompute(f, *args, times: int = 1) -> Dict:
 def _correction_bytes(widths) -> int:
     """Bytes of Gilboa corrections per element for one OT per bit position of `widths`
     (each position travels in the narrowest of 1, 2, 4, 8 bytes; cot_mul.py)."""
-    return sum(idx.size * np.dtype(dt).itemsize for idx, dt in _classes(widths))
+    return sum(_count(idx) * np.dtype(dt).itemsize for idx, dt in _classes(widths))
 
 
 def offline_bytes(key, n: int, k: int = 64) -> int:
@@ -118,6 +159,10 @@ def offline_bytes(key, n: int, k: int = 64) -> int:
         m = key[1]
         widths = np.minimum(k, np.where(j >= m, k - j + m, k - j))
         return -(-n * (16 * k + _correction_bytes(widths)) // 2)
+    if kind == AND2:
+        return n * (16 * k + 2 * k)
+    if kind == ROT:                     # 4 IKNP OTs from the receiver; both directions
+        return -(-n * 4 * 16 // 2)      # come in equal halves: charged half each
     if kind == "dot":
         _, _, (bt, rows, inner, cols) = _canonical(*key[1:])
         return n * bt * rows * inner * (16 * k + cols * _correction_bytes(k - j))
@@ -127,7 +172,7 @@ def offline_bytes(key, n: int, k: int = 64) -> int:
 def correlation_table(counts: Dict, k: int = 64) -> str:
     """The correlations of one call and their offline bytes, for `spu-lite cost`."""
     names = {MUL: "mul (Beaver triple)", SQUARE: "square pair", AND: "and (64-bit word)",
-             B2A: "random bit"}
+             B2A: "random bit", AND2: "and pair (64-bit words)"}
     lines = [f"{'correlation':<34}{'count':>12}{'offline bytes (busier party)':>30}"]
     total = 0
     for key, n in sorted(counts.items(), key=lambda kv: -offline_bytes(kv[0], kv[1], k)):
@@ -135,6 +180,7 @@ def correlation_table(counts: Dict, k: int = 64) -> str:
         total += b
         name = (names[key] if not isinstance(key, tuple) else
                 f"truncation pair >> {key[1]}" if key[0] == TRUNC else
+                f"1-of-16 OT, P{key[1]} sends" if key[0] == ROT else
                 f"dot triple {list(key[1])} . {list(key[2])}")
         lines.append(f"{name:<34}{n:>12,}{b:>30,}")
     lines.append(f"{'total':<34}{'':>12}{total:>30,}")

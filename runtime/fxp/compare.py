@@ -27,7 +27,8 @@ def msb(P: Protocol, x):
     """Arithmetic 0/1 share of the sign bit of x (public in, public out)."""
     if not is_secret(x):
         return P.ring.msb(x)
-    return P.b2a_bit(msb_boolean(P, x))
+    own = P.sign_bit(x, P.ring.bits)            # a protocol's own comparison, if it has one
+    return own if own is not None else P.b2a_bit(msb_boolean(P, x))
 
 
 def less(P: Protocol, x, y):

@@ -102,6 +102,9 @@ def msb_narrow(P: Protocol, y: Share, width: int = 32, shift: int = 0) -> Share:
         raise ValueError("msb_narrow needs a 64-bit ring and a width dividing 64")
     if shift and P.ring.bits - shift < width:
         raise ValueError(f"msb_narrow: shift {shift} leaves fewer than {width} bits")
+    own = P.sign_bit(y, width, shift)           # a protocol's own comparison, if it has one
+    if own is not None:
+        return own
     n, shape = int(np.prod(y.shape, dtype=np.int64)), y.shape
     m = max(1, -(-n // (64 // width)))
     addends: List[Share] = [_pack(a, width, m, shift) for a in P.boolean_addends(y)]

@@ -37,15 +37,23 @@ _CLASSES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
 
 
 def _classes(widths):
-    """Bit positions grouped by the narrowest unsigned dtype that holds their width."""
+    """Bit positions grouped by the narrowest unsigned dtype that holds their width: a
+    slice when the positions are contiguous (every construction here: no fancy-index
+    copies), else an index array."""
     widths = np.asarray(widths)
     out, lo = [], 0
     for bits, dt in _CLASSES:
         idx = np.nonzero((widths > lo) & (widths <= bits))[0]
         if idx.size:
+            if idx[-1] - idx[0] + 1 == idx.size:
+                idx = slice(int(idx[0]), int(idx[-1]) + 1)
             out.append((idx, dt))
         lo = bits
     return out
+
+
+def _count(idx) -> int:
+    return idx.stop - idx.start if isinstance(idx, slice) else idx.size
 
 
 class OtLink:
@@ -90,6 +98,26 @@ class OtLink:
         b = raw.tobytes()
         return [b[33 * i:33 * (i + 1)] for i in range(count)]
 
+    def random(self, x: Optional[np.ndarray], peer_count: int, n: int = 1):
+        """One batch of random OTs (no corrections): the receiver of each OT gets the
+        pad of its choice, the sender both pads, H(q_j) and H(q_j ^ Delta), n words each.
+        x: (N,) 0/1 uint8 choices if this party receives, else None; peer_count: the
+        OTs the peer receives (0: none). One message from each receiver (its IKNP u).
+        Returns (my pads (N, n) or None, (pads0, pads1) (peer_count, n) each or None)."""
+        mine = theirs = None
+        if x is not None:
+            m = x.size
+            xs = np.zeros(-(-m // 8) * 8, np.uint8)
+            xs[:m] = x.reshape(-1)
+            u, t, first = self.receiver.extend(xs)
+            self.send(u)
+            mine = self.hash(t[:m], first, n)
+        if peer_count:
+            q, firstq = self.sender.extend(self.recv(), -(-peer_count // 8) * 8)
+            q = q[:peer_count]
+            theirs = (self.hash(q, firstq, n), self.hash(q ^ self.sender.delta, firstq, n))
+        return mine, theirs
+
     def cross(self, x: Optional[np.ndarray], y: Optional[np.ndarray], n: int, widths,
               peer_shape: Optional[Tuple[int, int]] = None):
         """One batch of OT products (see the module docstring).
@@ -119,7 +147,7 @@ class OtLink:
             m1 = self.hash(q ^ self.sender.delta, firstq, n)
             m1 -= m0
             corr = np.broadcast_to(y, (Np, Lp, n)) - m1.reshape(Np, Lp, n)
-            self.send(tuple(np.ascontiguousarray(corr[:, idx, :]).astype(dt) for idx, dt in classes))
+            self.send(tuple(corr[:, idx, :].astype(dt) for idx, dt in classes))
             theirs = (np.uint64(0) - m0).reshape(Np, Lp, n)
         if x is not None:
             got = self.recv()
@@ -128,7 +156,7 @@ class OtLink:
             u = np.empty((N, L, n), np.uint64)
             for (idx, dt), part in zip(classes, got):
                 if not isinstance(part, np.ndarray) or part.dtype != dt \
-                        or part.shape != (N, idx.size, n):
+                        or part.shape != (N, _count(idx), n):
                     raise PeerError("OT product: malformed corrections from the peer")
                 u[:, idx, :] = part
             mine = self.hash(t[:m], first, n).reshape(N, L, n)

@@ -41,30 +41,42 @@ _SWAPS = [(np.uint64(7), np.uint64(0x00AA00AA00AA00AA)),
           (np.uint64(28), np.uint64(0x00000000F0F0F0F0))]
 
 
+_HASH_ROWS = 1 << 15    # 128-bit blocks hashed at a time
+_CHUNK = 4096       # columns (bytes per row) transposed at a time: 512 KB of words, in cache
+
+
 def transpose_bits(rows: np.ndarray) -> np.ndarray:
     """(128, M) uint8 -- bit j of row i is bit j%8 of byte j//8 -- to (8M, 2) uint64:
     row j holds bit i of every input row i (same LSB-first layout). The bytes of 8 rows
     are interleaved into uint64 words (8 strided copies with long inner loops), the
     8 x 8 bit block inside each word is transposed with three delta swaps (Hacker's
-    Delight 7-3), and the words' bytes are spread to the output rows (16 copies)."""
+    Delight 7-3), and the words' bytes are spread to the output rows (16 copies).
+    Column chunks of _CHUNK bytes keep the ~25 passes over the words in cache (2x
+    faster than whole-matrix passes at M = 2^17)."""
     M = rows.shape[1]
     X = rows.reshape(16, 8, M)
-    W8 = np.empty((16, M, 8), np.uint8)
-    for r in range(8):
-        W8[:, :, r] = X[:, r, :]
-    w = W8.view(np.uint64).reshape(16, M)
-    t = np.empty_like(w)
-    for sh, mask in _SWAPS:
-        np.right_shift(w, sh, out=t)
-        t ^= w
-        t &= mask
-        w ^= t
-        t <<= sh
-        w ^= t
-    src = w.view(np.uint8).reshape(16, 8 * M)
     out = np.empty((8 * M, 16), np.uint8)
-    for a in range(16):
-        out[:, a] = src[a]
+    c = min(_CHUNK, M)
+    W8 = np.empty((16, c, 8), np.uint8)
+    T = np.empty((16, c), np.uint64)
+    for lo in range(0, M, c):
+        n = min(M, lo + c) - lo
+        w8 = W8[:, :n]
+        for r in range(8):
+            w8[:, :, r] = X[:, r, lo:lo + n]
+        w = w8.view(np.uint64).reshape(16, n)
+        t = T[:, :n]
+        for sh, mask in _SWAPS:
+            np.right_shift(w, sh, out=t)
+            t ^= w
+            t &= mask
+            w ^= t
+            t <<= sh
+            w ^= t
+        src = w.view(np.uint8).reshape(16, 8 * n)
+        dst = out[8 * lo:8 * (lo + n)]
+        for a in range(16):
+            dst[:, a] = src[a]
     return out.view(np.uint64)
 
 
@@ -90,20 +102,26 @@ class Hash:
     def __call__(self, rows: np.ndarray, first_index: int, n: int) -> np.ndarray:
         """rows (m, 2) uint64 -> (m, n) uint64 pads. OT j of a batch whose first OT has
         the global index f gets the tweaks (j, f + l 2^40), l = 0 .. ceil(n/2) - 1:
-        distinct for every OT and block while f < 2^40 and l < 2^24."""
+        distinct for every OT and block while f < 2^40 and l < 2^24. Rows go through
+        in chunks of _HASH_ROWS (2x faster than whole-batch passes: in cache)."""
         m, nb = rows.shape[0], (n + 1) // 2
         if first_index >= 1 << 40 or nb >= 1 << 24:
             raise ValueError("IKNP: tweak space exhausted (set up a fresh link)")
         if self._idx.size < m:
             self._idx = np.arange(max(m, 2 * self._idx.size), dtype=np.uint64)
-        px = self._pi(rows)
-        tw = np.empty((m, nb, 2), np.uint64)
-        np.bitwise_xor(px[:, None, 0], self._idx[:m, None], out=tw[:, :, 0])
         hi = np.uint64(first_index) + (np.arange(nb, dtype=np.uint64) << np.uint64(40))
-        np.bitwise_xor(px[:, None, 1], hi[None, :], out=tw[:, :, 1])
-        out = self._pi(tw)
-        out ^= px[:, None, :]
-        return out.reshape(m, 2 * nb)[:, :n]
+        out = np.empty((m, n), np.uint64)              # contiguous: no copies downstream
+        step = max(1, _HASH_ROWS // nb)
+        for lo in range(0, m, step):
+            top = min(m, lo + step)
+            px = self._pi(rows[lo:top])
+            tw = np.empty((top - lo, nb, 2), np.uint64)
+            np.bitwise_xor(px[:, None, 0], self._idx[lo:top, None], out=tw[:, :, 0])
+            np.bitwise_xor(px[:, None, 1], hi[None, :], out=tw[:, :, 1])
+            h = self._pi(tw)
+            h ^= px[:, None, :]
+            out[lo:top] = h.reshape(top - lo, 2 * nb)[:, :n]
+        return out
 
 
 def _streams(seeds: List[bytes], nbytes: int) -> np.ndarray:
@@ -141,6 +159,7 @@ class IknpSender:
         self.delta_bits = np.asarray(delta_bits, np.uint8)
         self.g = [Prg(k) for k in keys]
         self.delta = pack_bits(self.delta_bits).view(np.uint64)        # row layout
+        self._delta_rows = [int(i) for i in np.nonzero(self.delta_bits)[0]]
         self.count = 0
 
     def extend(self, u: np.ndarray, m: int):
@@ -148,6 +167,7 @@ class IknpSender:
         if not isinstance(u, np.ndarray) or u.shape != (KAPPA, m // 8) or u.dtype != np.uint8:
             raise PeerError("IKNP: the peer's extension matrix has the wrong shape")
         q = _streams(self.g, m // 8)
-        q ^= u * self.delta_bits[:, None]          # Delta_i u^i (bitwise: 0 or u^i)
+        for i in self._delta_rows:                 # Delta_i u^i: u^i where Delta_i = 1
+            q[i] ^= u[i]
         first, self.count = self.count, self.count + m
         return transpose_bits(q), first

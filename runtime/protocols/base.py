@@ -202,3 +202,11 @@ class Protocol:
     def b2a_bit(self, x: Share) -> Share:
         """Arithmetic share of bit 0 of boolean share x (other bits must be 0)."""
         raise NotImplementedError
+
+    def sign_bit(self, x: Share, width: int, shift: int = 0):
+        """Optional: arithmetic 0/1 share of bit width-1 of sum_j (b_j >> shift) mod
+        2^width, the b_j being boolean_addends(x), by the protocol's own comparison
+        protocol. None (this default): fxp/compare.py and fxp/narrow.py build it from
+        the boolean adder of fxp/bits.py. Which algorithm a protocol uses is its own
+        decision (semi2k_ot: the millionaires' protocol, semi2k_ot_compare.py)."""
+        return None

@@ -1,5 +1,5 @@
-"""semi2k_ot: two-party semi2k with no dealer. The online protocol is semi2k's own
-(semi2k.py: Beaver products, matrix triples, exact truncation pairs, AND triples, bit
+"""semi2k_ot: two-party semi2k with no dealer. The online protocol is semi2k's own, sign bits
+aside (semi2k.py: Beaver products, matrix triples, exact truncation pairs, AND triples, bit
 injection); the correlations it asks the dealer for are made by the two computing
 parties themselves with oblivious transfer (semi2k_ot_source.py, runtime/ot).
 
@@ -22,8 +22,11 @@ is OT messages (IKNP's u matrix: uniform; Gilboa corrections: padded by hashes t
 receiver cannot compute); the online view is semi2k's (openings padded by correlations
 no party knows in full). Randomness: the party's local PRG (os.urandom-keyed
 AES-CTR, runtime.prg; derived from the seed only in a seeded test cluster).
-Costs: online exactly semi2k's for two parties, without the dealer's messages; offline
-per correlation in semi2k_ot_source.py. Offline traffic is counted apart from online
+Sign bits (comparisons) are the one exception to semi2k's online protocol: sign_bit
+runs the millionaires' protocol of semi2k_ot_compare.py (7 rounds, ~42 bytes and 794
+offline bytes per element, against the boolean adder's 8 rounds, 192 and 13,068).
+Costs: otherwise online exactly semi2k's for two parties, without the dealer's messages;
+offline per correlation in semi2k_ot_source.py. Offline traffic is counted apart from online
 (offline_stats: bytes, messages, seconds).
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ from ..prg import KEY_BYTES, Prg
 from .semi2k import Semi2k
 from .semi2k_common import (AND, B2A, BLOCK, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
                             _blocks, _size)
+from .semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
 from .semi2k_ot_source import OtCorrelations
 
 
@@ -193,9 +197,40 @@ class Semi2kOT(Semi2k):
             return [a], [c]
         raise PeerError(f"semi2k_ot: unknown correlation kind {kind}")
 
+    # ---- comparison ---------------------------------------------------------------------
+    def sign_bit(self, x, width, shift=0):
+        """Sign bits by the millionaires' protocol (semi2k_ot_compare.py): 1-out-of-16
+        OTs made offline (ROT correlations, pooled like the others) instead of the
+        ~12 AND words per element of the boolean adder."""
+        return sign_bit(self, x, width, shift, self._take_own)
+
+    def _take_own(self, key, n):
+        """n correlations of a kind only semi2k_ot asks for: AND2, or ROT with n = (sent
+        by party 0, sent by party 1), both directions made in the same OT batches (so
+        the two parties work at the same time)."""
+        self.requests += 1
+        if key != ROT:
+            return self._take(key, n)
+        heads, need = [], []
+        for sender, want in enumerate(n):
+            pool = self.pools.get((ROT, sender))
+            use = min(want, 0 if pool is None else pool[0].shape[0])
+            heads.append([p[:use] for p in pool] if use else None)
+            if use:
+                self.pools[(ROT, sender)] = [p[use:] for p in pool]
+            need.append(want - use)
+        made = self.source.rot(*need) if any(need) else \
+            tuple(empty_pieces((ROT, sender), self.rank, 0, None) for sender in (0, 1))
+        return tuple(tuple(m) if h is None else tuple(np.concatenate(hm) for hm in zip(h, m))
+                     for h, m in zip(heads, made))
+
     # ---- pools (precompute) ---------------------------------------------------------------
     def _generate(self, key, n):
         kind = key[0] if isinstance(key, tuple) else key
+        if kind == ROT:
+            return self.source.rot(*((n, 0) if key[1] == 0 else (0, n)))[key[1]]
+        if kind == AND2:
+            return self.source.and2(n)
         if kind == MUL:
             return self.source.mul(n)
         if kind == AND:
@@ -239,11 +274,19 @@ class Semi2kOT(Semi2k):
 
     def precompute(self, counts) -> None:
         """Make correlations before a job. counts: {MUL: n, SQUARE: n, AND: n, B2A: n,
-        (TRUNC, m): n, ("dot", xs, ys, dims): count}; every party must pass the same."""
+        (TRUNC, m): n, (ROT, sender): n, AND2: n, ("dot", xs, ys, dims): count}; every party must
+        pass the same."""
+        counts = dict(counts)
+        if (ROT, 0) in counts and (ROT, 1) in counts:      # both directions in one go
+            both = self.source.rot(counts.pop((ROT, 0)), counts.pop((ROT, 1)))
+            for sender, made in enumerate(both):
+                self._add_to_pool((ROT, sender), list(made))
         for key, n in counts.items():
             if isinstance(key, tuple) and key[0] == "dot":
                 self.pools.setdefault(key, []).extend(self.source.dot(*key[1:]) for _ in range(n))
                 continue
-            made = self._pooled(key, n)
-            old = self.pools.get(key)
-            self.pools[key] = made if not old else [np.concatenate([o, p]) for o, p in zip(old, made)]
+            self._add_to_pool(key, self._pooled(key, n))
+
+    def _add_to_pool(self, key, made) -> None:
+        old = self.pools.get(key)
+        self.pools[key] = made if not old else [np.concatenate([o, p]) for o, p in zip(old, made)]

@@ -23,6 +23,10 @@ trunc    r from k random shared bits rho_j = beta0_j ^ beta1_j (arithmetic share
          all exact (no wrap to estimate, so truncation stays exact to 1 ulp). A share of
          beta0_j beta1_j is only needed mod 2^{w_j}, w_j = k - j (+ m for j >= m).
          k OTs per element: ~720 bytes per party (1024 + ~400, split).
+and2     (a, b, b', c = a & b, c' = a & b'): as and, one OT per bit of a carrying both
+         bits: 64 OTs each way per word, 1024 + 128 bytes.
+rot      random 1-out-of-16 OTs for comparisons (semi2k_ot_compare.py): 4 random IKNP
+         OTs each, no corrections: 64 bytes from the receiver.
 dot      C = A.B = A0.B0 + A1.B1 + A0.B1 + A1.B0 over the dot_general dims. A0.B1:
          each entry A0[b, i, l] is one Gilboa product with the row vector B1[b, l, :]:
          64 OTs carrying |row| elements each. So a (M x K) . (K x N) triple costs
@@ -39,6 +43,7 @@ import numpy as np
 from ..ot.cot_mul import OtLink
 from ..ring_linalg import ring_dot_general
 from .semi2k_common import _fill
+from .semi2k_ot_compare import rot_choice_bits, rot_receiver_entry, rot_sender_table
 
 OT_BATCH = 1 << 20          # OTs per batch
 WORDS_BATCH = 1 << 21       # uint64 words of pads per batch (16 MB)
@@ -164,6 +169,25 @@ class OtCorrelations:
         return a, b, c
 
     @_timed
+    def and2(self, n: int):
+        """(a_i, b_i, b'_i, c_i, c'_i) over k-bit words with c = a & b, c' = a & b': as
+        and_, each bit of a choosing one OT that carries the bits of both b and b'."""
+        k = self.k
+        a, b, b2 = (self._rand((n,)) for _ in range(3))
+        c, c2 = a & b, a & b2
+        widths = np.ones(k, np.int64)
+        step = self._rows(k, 2)
+        one = np.uint64(1)
+        for lo in range(0, n, step):
+            s = slice(lo, min(n, lo + step))
+            y = np.stack([_bits(b[s], k), _bits(b2[s], k)], axis=2).astype(np.uint64)
+            mine, theirs = self._both_ways(_bits(a[s], k), y, 2, widths)
+            x = (mine ^ theirs) & one
+            c[s] ^= _weighted(x[:, :, 0], k).astype(self.dt)
+            c2[s] ^= _weighted(x[:, :, 1], k).astype(self.dt)
+        return a, b, b2, c, c2
+
+    @_timed
     def b2a(self, n: int):
         """(rb_i packed as np.packbits, ra_i): r = XOR of the parties' bits, [r] arithmetic."""
         rb = self._rand(((n + 7) // 8,), np.uint8)
@@ -197,6 +221,29 @@ class OtCorrelations:
             r += self.dt(1 << (k - 2))
             s_ += self.dt(1 << (k - 2 - m))
         return r, s_, w
+
+    @_timed
+    def rot(self, n0: int, n1: int):
+        """Random 1-out-of-16 OTs with 2-bit entries, n0 with party 0 sending and n1 with
+        party 1 sending, both directions in the same batches, from 4 random IKNP OTs
+        each (semi2k_ot_compare.py). Returns this party's pieces of either direction:
+        the sender's (R words uint32, field v = R[v]; its output shares s, 2 bits,
+        uint8), the receiver's (c, R[c]), uint8."""
+        ns, nr = (n0, n1) if self.first else (n1, n0)
+        R, s = np.empty(ns, np.uint32), self._rand((ns,), np.uint8) & np.uint8(3)
+        c, rc = self._rand((nr,), np.uint8) & np.uint8(15), np.empty(nr, np.uint8)
+        step = OT_BATCH // 4
+        for lo in range(0, max(ns, nr), step):
+            hs, hr = min(ns, lo + step), min(nr, lo + step)
+            x = rot_choice_bits(c[lo:hr]) if hr > lo else None
+            pads, theirs = self.link.random(x, 4 * max(0, hs - lo))
+            if x is not None:
+                rc[lo:hr] = rot_receiver_entry(pads[:, 0].reshape(-1, 4), c[lo:hr])
+            if theirs is not None:
+                p0, p1 = theirs
+                R[lo:hs] = rot_sender_table(p0[:, 0].reshape(-1, 4), p1[:, 0].reshape(-1, 4))
+        mine = (R, s), (c, rc)
+        return mine if self.first else mine[::-1]
 
     # ---- dot ---------------------------------------------------------------------------
     @_timed

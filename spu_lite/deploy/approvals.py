@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 
 from spu_lite.compiler.ir import parse_program
 from ..tools.cost import dry_run
-from ..two_party import correlation_counts, offline_bytes
+from ..two_party import correlation_counts, offline_bytes, online_cost
 
 from .joblog import open_private, utc_now
 from .policy import RULES, JobView, canonical_ir, rule_holds
@@ -146,7 +146,7 @@ def show(rec: dict, protocol: str, with_ir: bool = False, with_cost: bool = True
         lines.append(f"  options: {rec['options']}")
     if with_cost and protocol != "ref2k":
         two_party = protocol == "semi2k_ot"         # online as semi2k; OT counted apart
-        rep = dry_run(program, "semi2k" if two_party else protocol)
+        rep = online_cost(program) if two_party else dry_run(program, protocol)
         lines.append(f"  cost ({protocol}, dry run): {rep.rounds} rounds, "
                      f"{max(rep.party_bytes):,} bytes sent by the busiest party")
         if two_party:

@@ -31,12 +31,14 @@ import numpy as np
 
 from spu_lite.runtime.link import PeerError
 from spu_lite.runtime.protocols.semi2k_common import AND, B2A, MUL, SQUARE, TRUNC
+from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT
 
-ELEMENTWISE = {MUL: "mul", SQUARE: "square", AND: "and", B2A: "b2a"}
+ELEMENTWISE = {MUL: "mul", SQUARE: "square", AND: "and", B2A: "b2a", AND2: "and2"}
 KINDS = {v: k for k, v in ELEMENTWISE.items()}
 #: bytes a party keeps per pooled element (mul/and: a, b, c; square: a, c; b2a: the
-#: unpacked bit and [r]; trunc: r, r >> m, msb r)
-POOL_BYTES = {MUL: 24, AND: 24, SQUARE: 16, B2A: 9, TRUNC: 24}
+#: unpacked bit and [r]; trunc: r, r >> m, msb r; rot: the sender's table and share;
+#: and2: a, b, b', c, c')
+POOL_BYTES = {MUL: 24, AND: 24, SQUARE: 16, B2A: 9, TRUNC: 24, ROT: 5, AND2: 40}
 MAX_DIMS = 8
 
 
@@ -55,6 +57,8 @@ def encode_counts(counts: Dict) -> List:
     for key, n in sorted(counts.items(), key=lambda kv: repr(kv[0])):
         if isinstance(key, tuple) and key[0] == "dot":
             out.append(["dot", list(key[1]), list(key[2]), [list(d) for d in key[3]], int(n)])
+        elif isinstance(key, tuple) and key[0] == ROT:
+            out.append(["rot", int(key[1]), int(n)])
         elif isinstance(key, tuple):
             out.append(["trunc", int(key[1]), int(n)])
         else:
@@ -95,12 +99,14 @@ def decode_counts(doc, field: int) -> Dict:
         raise PrecomputeError("precompute: counts must be a list of [kind, ..., n]")
     counts: Dict = {}
     for e in doc:
-        if not isinstance(e, list) or not e or e[0] not in (*KINDS, "trunc", "dot"):
+        if not isinstance(e, list) or not e or e[0] not in (*KINDS, "trunc", "rot", "dot"):
             raise PrecomputeError("precompute: unknown correlation kind")
         if e[0] == "dot" and len(e) == 5:
             key = _dot_key(*e[1:4])
         elif e[0] == "trunc" and len(e) == 3:
             key = (TRUNC, _int(e[1], 1, field - 2, "a truncation shift"))
+        elif e[0] == "rot" and len(e) == 3:
+            key = (ROT, _int(e[1], 0, 1, "an OT sender"))
         elif e[0] in KINDS and len(e) == 2:
             key = KINDS[e[0]]
         else:

@@ -53,7 +53,7 @@ def run_case(name, fn, args, cluster=None):
     prof = f.cluster.last_profile
     assert prof.offline.bytes == 0, "the online phase made correlations"
     return {"case": name, "offline_s": t_off, "online_s": t_on, "offline_bytes": b_off,
-            "online_bytes": prof.total.bytes}
+            "online_bytes": prof.total.bytes, "rounds": prof.total.rounds}
 
 
 def matmul_triple_bytes(n: int) -> int:
@@ -98,14 +98,15 @@ def main(argv=None):
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"{'nodes of ' + a.cluster if a.cluster else 'in-process'}")
     print(f"{'case':<14}{'offline s':>10}{'online s':>10}{'total s':>9}{'offline MB':>12}"
-          f"{'online MB':>11}{'B/elem':>10}   CHEETAH")
+          f"{'online MB':>11}{'rounds':>7}{'B/elem':>10}   CHEETAH")
     for r, count, ref, ref_n in rows:
         tot = r["offline_s"] + r["online_s"]
         per = r["offline_bytes"] / count if count > 1 else float("nan")
         scale = f"{CHEETAH[ref]:.2f} s for {ref}" + (
             f" (~{CHEETAH[ref] * count / ref_n:.2f} s pro rata)" if count > 1 else "")
         print(f"{r['case']:<14}{r['offline_s']:>10.2f}{r['online_s']:>10.3f}{tot:>9.2f}"
-              f"{r['offline_bytes'] / 1e6:>12.1f}{r['online_bytes'] / 1e6:>11.2f}{per:>10.0f}   {scale}")
+              f"{r['offline_bytes'] / 1e6:>12.1f}{r['online_bytes'] / 1e6:>11.2f}{r['rounds']:>7}"
+              f"{per:>10.0f}   {scale}")
     return rows
 
 

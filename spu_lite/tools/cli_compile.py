@@ -23,7 +23,7 @@ from ..codec import InputError
 from .cost import dry_run
 from ..frontend import Public, flatten_inputs, split_args
 from ..optim_state import public_counts
-from ..two_party import correlation_counts, correlation_table
+from ..two_party import correlation_counts, correlation_table, online_cost
 
 PROG = "spu-lite"
 
@@ -272,12 +272,12 @@ def cmd_cost(args) -> int:
     print(format_op_counts(op_counts(program)))
     if not getattr(args, "counts_only", False):
         two_party = args.protocol == "semi2k_ot"
-        report = dry_run(program, "semi2k" if two_party else args.protocol)
+        report = online_cost(program) if two_party else dry_run(program, args.protocol)
         print(f"\n# communication under {args.protocol}, measured by a dry run on random inputs "
               f"(loop bodies counted per iteration; bytes of the busiest party)")
         if two_party:
-            print("# (online: semi2k's dry run, whose P0 also sends the dealer its requests, "
-                  "a few bytes per op that semi2k_ot does not send)")
+            print("# (online: semi2k's dry run with semi2k_ot's comparisons, whose P0 also sends "
+                  "the dealer its requests, a few bytes per op that semi2k_ot does not send)")
         print(report.table())
         if two_party:
             print("\n# correlations one call asks for; semi2k_ot makes them by OT between the "

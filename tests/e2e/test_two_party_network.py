@@ -94,7 +94,7 @@ def test_precompute_requests_are_checked_as_hostile_input():
     back = decode_counts(encode_counts(counts), 64)
     assert back == counts and pool_bytes(back) > 0
     for hostile in ("mul", [["mul"]], [["mul", -1]], [["mul", 2 ** 41]], [["rm -rf", 1]],
-                    [["trunc", 64, 5]], [["mul", True]], [["dot", [3, 4], [5, 4], [[0], [0], [], []], 1]],
+                    [["trunc", 64, 5]], [["mul", True]], [["rot", 2, 5]], [["rot", 0]], [["and2", -3]], [["dot", [3, 4], [5, 4], [[0], [0], [], []], 1]],
                     [["dot", [3, 4], [3, 4], [[7], [1], [], []], 1]],
                     [["dot", [0, 4], [3, 4], [[1], [1], [], []], 1]]):
         with pytest.raises(PrecomputeError):
@@ -151,7 +151,7 @@ def test_two_nodes_match_plaintext_and_the_in_process_cluster(tmp_path, monkeypa
     assert prof.offline.calls > 0 and prof.offline.bytes > 100_000
     assert prof.offline.rounds > 0 and prof.total.bytes < prof.offline.bytes
     driver = sum((dump / f"driver.{k}").stat().st_size for k in ("sent", "recv"))
-    assert driver < offline / 20
+    assert driver < offline / 10
     assert (dump / "bob.recv").stat().st_size > offline
     assert "INSECURE" in log_of(tmp_path, "alice")
 

@@ -45,8 +45,9 @@ def test_base_ot_gives_the_chosen_key_only():
     assert all(g == p[c] and g != p[1 - c] for g, p, c in zip(got, pairs, choices))
 
 
-def test_bit_transpose_matches_unpacked_reference():
-    m = np.random.default_rng(1).integers(0, 256, (128, 104), dtype=np.uint8)
+@pytest.mark.parametrize("cols", [104, 2 * 4096 + 13])    # one chunk; chunks and a tail
+def test_bit_transpose_matches_unpacked_reference(cols):
+    m = np.random.default_rng(1).integers(0, 256, (128, cols), dtype=np.uint8)
     bits = np.unpackbits(m, axis=1, bitorder="little")
     want = np.ascontiguousarray(np.packbits(bits.T, axis=1, bitorder="little")).view(np.uint64)
     assert np.array_equal(transpose_bits(m), want)
