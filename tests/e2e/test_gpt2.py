@@ -232,7 +232,7 @@ def test_mpc_logits_match_plaintext(params, protocol):
 @pytest.mark.parametrize("protocol", ["aby3", "semi2k",
                                       pytest.param("semi2k_ot", marks=pytest.mark.slow)])
 def test_mpc_greedy_tokens_equal_plaintext(params, protocol):
-    """semi2k_ot (two parties, no dealer): 34 s, 1.56 GB of OT traffic per party."""
+    """semi2k_ot (two parties, no dealer): 29-41 s, 1.25 GB of OT traffic per party (docs/two-party.md)."""
     plain = np.asarray(G.plaintext_generate(TINY)(params, PROMPT, n_new=N_NEW))
     gen = G.private_generate(TINY, protocol)
     tokens = gen(params, PROMPT, n_new=N_NEW)
