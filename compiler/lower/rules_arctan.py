@@ -9,7 +9,7 @@ domain checks (a reciprocal of a max below 0.1 is a spu.check domain finding).
 
 The polynomial: t P(t^2) of degree 15, least squares on Chebyshev nodes of [0, 1]
 (fit error 1.2e-7, coefficients below 1), evaluated by Horner: 8 products in sequence.
-Cost of atan2: 2 comparisons for max/min, 1 reciprocal, 9 products, 3 selects.
+Cost of atan2: 3 comparisons, 1 reciprocal, 9 products, 4 selects.
 """
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def _atan_unit(t):
 
 def atan2(y, x):
     ax, ay = jnp.abs(x), jnp.abs(y)
-    r = _atan_unit(jnp.minimum(ax, ay) / jnp.maximum(ax, ay))   # 0 / 0 reads 0 * 2^f: 0
+    hi = jnp.maximum(ax, ay)
+    r = _atan_unit(jnp.minimum(ax, ay) / jnp.where(hi > 0, hi, 1.0))   # (0, 0): 0, as JAX
     r = jnp.where(ay > ax, np.pi / 2 - r, r)
     r = jnp.where(x < 0, np.pi - r, r)
     return jnp.where(y < 0, -r, r)
