@@ -152,7 +152,7 @@ def format_table(rows: List[dict]) -> str:
 
 def phases_table(rows: List[dict]) -> str:
     """Where the networked time goes (ms, last run): see driver._phases."""
-    keys = ["prepare", "dispatch", "setup", "consent_wait", "program", "inputs", "run",
+    keys = ["prepare", "dispatch", "queue", "setup", "consent_wait", "program", "inputs", "run",
             "run_wait", "wait_dealer", "back", "transit", "reconstruct", "total"]
     lines = ["| protocol | case | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for r in rows:
@@ -230,8 +230,10 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
                 "`consent_wait` the part of `setup` spent waiting for the other parties' "
                 "verdicts (it absorbs the skew between the nodes' starts); "
                 "`transit` is the rest of the driver's round trip (encoding, encryption, "
-                "hand-offs), `dispatch` the part until the last node started, `back` the "
-                "part after the last node finished):", "", phases_table(loop_rows), ""]
+                "hand-offs), `dispatch` the part until the last node started (`queue`: "
+                "of it, the hand-off of the request from a node's io thread to its job "
+                "thread), `back` the part after the last node finished):", "",
+                phases_table(loop_rows), ""]
     if rows:
         out += ["## LAN and WAN, measured vs predicted", "",
                 "Node processes on this machine with emulated links (`net:` in the cluster "

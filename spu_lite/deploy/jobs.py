@@ -7,7 +7,8 @@
    inputs it holds (step 4: keys from the driver, kept secrets), which sends nothing.
    The job runs only if every computing party allowed it and all were sent the same
    job: a party that refuses stops its data from being read, and the others stop
-   too, so no subset of parties can open a secret to the driver on its own. Refused programs are recorded as pending for the operator.
+   too, so no subset of parties can open a secret to the driver on its own. Refused
+   programs are recorded as pending for the operator.
 3. On a new session, set up fresh protocol state with the peers.
 4. Inputs: public arrays and this party's shares come with the job from the driver,
    random pieces as 16-byte keys (runtime/protocols/dealing.py), expanded here and
