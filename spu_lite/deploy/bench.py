@@ -46,10 +46,10 @@ def _cases(size: int, rng) -> Dict[str, tuple]:
 
 def _time_pair(jf_net, jf_loc, args, repeat: int):
     """Both clusters' medians, their calls alternating (a machine whose load drifts
-    during the run moves both alike), and the networked run's last phases."""
+    during the run moves both alike) and both runs' last totals."""
     jf_net(*args)                               # warm-up: compile, session setup
     jf_loc(*args)
-    ts, phases = {0: [], 1: []}, []
+    ts = {0: [], 1: []}
     for i in range(repeat):
         for k in ((0, 1) if i % 2 == 0 else (1, 0)):
             t = time.perf_counter()
