@@ -8,9 +8,9 @@ workloads on emulated LAN / WAN links next to the cost model's prediction
         [--doc docs/performance-network.md]
 
 Per case and protocol: warm up once (compile, key setup), then --repeat end-to-end
-calls of the jitted function (share, send, run, receive, reconstruct); the median is
-reported. Bytes and rounds are the run's totals (max over parties), identical on both
-clusters since the same party code runs. `--size` is the number of elements of the
+calls of the jitted function (share, send, run, receive, reconstruct) on each cluster,
+alternating between them; the medians are reported. Bytes and rounds are the run's
+totals (max over parties), identical on both clusters since the same party code runs. `--size` is the number of elements of the
 elementwise cases; matmul multiplies two sqrt(size) x sqrt(size) matrices.
 bench_rows() is what another benchmark can call.
 """
@@ -44,15 +44,19 @@ def _cases(size: int, rng) -> Dict[str, tuple]:
             "relu": (lambda x: jax.nn.relu(x), (vec(),))}
 
 
-def _time(jf, args, repeat: int):
-    jf(*args)                                   # warm-up: compile, session setup
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        jf(*args)
-        ts.append(time.perf_counter() - t)
-    total = jf.last_profile.total
-    return statistics.median(ts), total.bytes, total.rounds
+def _time_pair(jf_net, jf_loc, args, repeat: int):
+    """Both clusters' medians, their calls alternating (a machine whose load drifts
+    during the run moves both alike) and both runs' last totals."""
+    jf_net(*args)                               # warm-up: compile, session setup
+    jf_loc(*args)
+    ts = {0: [], 1: []}
+    for i in range(repeat):
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+            t = time.perf_counter()
+            (jf_net, jf_loc)[k](*args)
+            ts[k].append(time.perf_counter() - t)
+    return [statistics.median(ts[k]) for k in (0, 1)], [jf.last_profile.total
+                                                        for jf in (jf_net, jf_loc)]
 
 
 def _cluster_file(d: str, protocol: str, timeout: float, net: Optional[str] = None) -> str:
@@ -87,9 +91,10 @@ def bench_rows(protocols: Sequence[str] = ("aby3", "semi2k"), size: int = 65_536
                                                        nparties=net.nparties))
                 try:
                     for name, (fn, args) in _cases(size, np.random.default_rng(0)).items():
-                        t_net, b, r = _time(spu.jit(fn, cluster=net), args, repeat)
+                        (t_net, t_loc), (tot, tot_loc) = _time_pair(
+                            spu.jit(fn, cluster=net), spu.jit(fn, cluster=local), args, repeat)
                         phases = dict(net.last_phases)
-                        t_loc, b_loc, _ = _time(spu.jit(fn, cluster=local), args, repeat)
+                        b, r, b_loc = tot.bytes, tot.rounds, tot_loc.bytes
                         spu_s = SPU_MULTIPROCESS.get(protocol, {}).get(name) \
                             if size == 65_536 else None
                         rows.append(dict(protocol=protocol, case=name, net_s=t_net,
@@ -152,7 +157,7 @@ def format_table(rows: List[dict]) -> str:
 
 def phases_table(rows: List[dict]) -> str:
     """Where the networked time goes (ms, last run): see driver._phases."""
-    keys = ["prepare", "dispatch", "setup", "consent_wait", "program", "inputs", "run",
+    keys = ["prepare", "dispatch", "queue", "setup", "consent_wait", "program", "inputs", "run",
             "run_wait", "wait_dealer", "back", "transit", "reconstruct", "total"]
     lines = ["| protocol | case | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for r in rows:
@@ -187,7 +192,8 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
                 "AES-256-GCM), end to end from "
                 "the driver (share, send, run, return, reconstruct), median of "
                 f"{loop_rows[0].get('repeat', 5)} after a "
-                "warm-up; n = 65,536, matmul 256 x 256. SPU: SecretFlow SPU 0.9.5's "
+                "warm-up, networked and in-process calls alternating; n = 65,536, matmul "
+                "256 x 256. SPU: SecretFlow SPU 0.9.5's "
                 "multi-process runtime on the same kind of machine, inputs already shared.", "",
                 "| protocol | case | nodes s | in-process s | nodes / in-process | SPU mp s "
                 "| ours / SPU | rounds | bytes |", "|---|---|---|---|---|---|---|---|---|"]
@@ -230,8 +236,10 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
                 "`consent_wait` the part of `setup` spent waiting for the other parties' "
                 "verdicts (it absorbs the skew between the nodes' starts); "
                 "`transit` is the rest of the driver's round trip (encoding, encryption, "
-                "hand-offs), `dispatch` the part until the last node started, `back` the "
-                "part after the last node finished):", "", phases_table(loop_rows), ""]
+                "hand-offs), `dispatch` the part until the last node started (`queue`: "
+                "of it, the hand-off of the request from a node's io thread to its job "
+                "thread), `back` the part after the last node finished):", "",
+                phases_table(loop_rows), ""]
     if rows:
         out += ["## LAN and WAN, measured vs predicted", "",
                 "Node processes on this machine with emulated links (`net:` in the cluster "

@@ -211,8 +211,9 @@ class NetworkCluster:
             if self.client.seen_down or self.session is None:
                 self.client.seen_down = False
                 self.session = f"{time.time_ns():x}"
-            # the dealer (rank n) gets no program: the job id and session are all it needs
-            ranks = list(self.spec.endpoints())
+            # the dealer (rank n) gets no program: the job id and session are all it needs;
+            # it is sent first (a few bytes) so that it is ready when party 0 first asks
+            ranks = sorted(self.spec.endpoints(), key=lambda r: r < n)
             t_send, w_send = time.perf_counter(), time.time()
             try:
                 job, rep = self._request(ranks, dict(header, session=self.session), payloads,

@@ -3,10 +3,12 @@
 1. Make the job current (messages of other jobs are kept apart).
 2. Consent (policy.py): judge the job as this party sees it under its own policy, then
    tell every other computing party the verdict together with a fingerprint of the job
-   (one small message each way). The job runs only if every computing party allowed
-   it and all were sent the same job: a party that refuses stops its data from being
-   read, and the others stop too, so no subset of parties can open a secret to the
-   driver on its own. Refused programs are recorded as pending for the operator.
+   (one small message each way). While the verdicts travel, the node expands the
+   inputs it holds (step 4: keys from the driver, kept secrets), which sends nothing.
+   The job runs only if every computing party allowed it and all were sent the same
+   job: a party that refuses stops its data from being read, and the others stop
+   too, so no subset of parties can open a secret to the driver on its own. Refused
+   programs are recorded as pending for the operator.
 3. On a new session, set up fresh protocol state with the peers.
 4. Inputs: public arrays and this party's shares come with the job from the driver,
    random pieces as 16-byte keys (runtime/protocols/dealing.py), expanded here and
@@ -37,7 +39,7 @@ import os
 import re
 import time
 from types import SimpleNamespace
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -53,13 +55,15 @@ from .policy import JobRefused, decide, owners_of, view_of_job
 MAX_REASON = 500
 
 
-def run_job(node, h: dict, payload):
+def run_job(node, h: dict, payload, arrived: Optional[float] = None):
+    """Serve one job; `arrived`: when the io thread received it (wall clock)."""
     t0 = time.perf_counter()
+    queued = max(0.0, time.time() - arrived) if arrived else 0.0
     job = int(h["job"])
     node.transport.start_job(job)
     if node.is_dealer:
         return _serve_as_dealer(node, h, job)
-    t0, view, outcome, why = time.perf_counter(), None, "failed", ""
+    view, outcome, why = None, "failed", ""
     record = {}
     try:
         for kid in h.get("release") or ():
@@ -69,16 +73,23 @@ def run_job(node, h: dict, payload):
         program, ir_hash = node.programs.resolve(h)     # by digest; the IR text on a miss
         t2 = time.perf_counter()
         view = view_of_job(node, h, h["program"], program, ir_hash)
-        wait0 = node.transport.waited
-        why = _consent(node, h, job, view, ir_hash)
+        verdict = _send_verdict(node, h, view, ir_hash)
+        # while the verdicts travel: work that stays here (nothing is sent before consent)
+        ta = time.perf_counter()
+        vals, deferred = _local_inputs(node, h["inputs"], payload, program)
+        tb, wait0 = time.perf_counter(), node.transport.waited
+        why = _await_verdicts(node, verdict)
         consent_wait = node.transport.waited - wait0
+        if deferred is not None:
+            raise deferred
         node.ensure_session(str(h["session"]))
         t3 = time.perf_counter()
-        reply, out, record = _run(node, job, h, payload, program, view)
+        reply, out, record = _run(node, job, h, vals, program, view)
         t4 = time.perf_counter()
-        reply["phases"].update(program=t2 - t1, setup=t3 - t2, consent_wait=consent_wait,
-                               node=t4 - t0, wall_start=time.time() - (t4 - t0),
-                               wall_end=time.time())
+        reply["phases"]["inputs"] += tb - ta
+        reply["phases"].update(queue=queued, program=t2 - t1, setup=t3 - t2 - (tb - ta),
+                               consent_wait=consent_wait, node=t4 - t0,
+                               wall_start=time.time() - (t4 - t0), wall_end=time.time())
         outcome = "ok"
         return reply, out
     except JobRefused as e:
@@ -97,9 +108,9 @@ def run_job(node, h: dict, payload):
             outcome=outcome, reason=why, **record)
 
 
-def _run(node, job: int, h: dict, payload, program, view):
+def _run(node, job: int, h: dict, vals: List, program, view):
     t0 = time.perf_counter()
-    inputs = _inputs(node, h["inputs"], payload, program)
+    inputs = _owned_inputs(node, h["inputs"], vals, program)
     comm, dealer = node.party.comm, node.spec.nparties      # the semi2k dealer's rank
     t1, wait0, dealer0 = time.perf_counter(), comm.wait, comm.wait_from.get(dealer, 0.0)
     node.party.options = dict(h.get("options") or {})
@@ -149,20 +160,28 @@ def _fingerprint(h: dict, ir_hash: str) -> bytes:
     return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).digest()
 
 
-def _consent(node, h: dict, job: int, view, ir_hash: str) -> str:
-    """Judge the job under this party's policy and exchange verdicts with the other
-    computing parties; returns why this party allowed it, or raises JobRefused naming
-    every party that refused (the same message at every party)."""
+def _send_verdict(node, h: dict, view, ir_hash: str):
+    """Judge the job under this party's policy and send the verdict, with the job's
+    fingerprint, to every other computing party; returns what _await_verdicts needs."""
     decisions = node.approvals.decisions()
     ok, why = decide(node.me.policy, view, decisions)
     if not ok and decisions.get(view.digest) != "deny":
-        node.approvals.add_pending(view, job, why)
+        node.approvals.add_pending(view, int(h["job"]), why)
         why += f"; its operator can review it with `spu-lite approve --party {node.name}`"
-    fp, n, names = _fingerprint(h, ir_hash), node.spec.nparties, node.spec.names
+    fp = _fingerprint(h, ir_hash)
     mine = json.dumps({"ok": ok, "why": why[:MAX_REASON]}).encode()
-    for r in range(n):
+    for r in range(node.spec.nparties):
         if r != node.rank:
             node.transport.send(r, (fp, mine))
+    return fp, ok, why
+
+
+def _await_verdicts(node, verdict) -> str:
+    """Receive the other computing parties' verdicts; returns why this party allowed
+    the job, or raises JobRefused naming every party that refused (the same message
+    at every party)."""
+    fp, ok, why = verdict
+    n, names = node.spec.nparties, node.spec.names
     verdicts, mismatch = {node.rank: (ok, why)}, []
     for r in range(n):
         if r == node.rank:
@@ -194,25 +213,38 @@ def _for_driver(node, o):
     return node.proto_cls.reply_share(o, node.rank)
 
 
-def _inputs(node, descs: List, payload, program) -> List:
-    """descs[i]: "p" public array, "s" this party's share (a SeededShare, or a Share;
-    both in payload[i]), ["o", owner rank, handle, leaf] for a party-owned input, or
-    ["k", id] for a secret kept at the parties by an earlier job."""
+def _local_inputs(node, descs: List, payload, program):
+    """The inputs this party has without its peers: descs[i] is "p" (a public array),
+    "s" (this party's share: a SeededShare, or a Share; both in payload[i]; keys are
+    expanded here), ["k", id] (a secret kept at the parties by an earlier job) or
+    ["o", owner rank, handle, leaf] (party-owned: left for _owned_inputs). Runs
+    before consent is complete, so it sends nothing, and an error is returned to be
+    raised once consent is (a refusal still reads the same at every party)."""
     vals = list(payload or [None] * len(descs))
     if len(vals) != len(descs):
-        raise WireError(f"{len(vals)} input payloads for {len(descs)} inputs")
+        return vals, WireError(f"{len(vals)} input payloads for {len(descs)} inputs")
+    dtype = node.ring.dtype
     for i, d in enumerate(descs):
         if isinstance(d, list) and d[0] == "k":
             if str(d[1]) not in node.kept:
-                raise RuntimeError(f"{node.name} holds no kept secret {str(d[1])[:8]} "
-                                   f"(restarted, or released?)")
+                return vals, RuntimeError(f"{node.name} holds no kept secret "
+                                          f"{str(d[1])[:8]} (restarted, or released?)")
             vals[i] = node.kept[str(d[1])]
         elif d == "s":
             try:
-                vals[i] = _own_share(node, vals[i], program.params[i])
+                vals[i] = _own_share(node, vals[i], program.params[i], dtype)
             except SeedError as e:
-                raise WireError(f"input {i}: {e}") from None
+                return vals, WireError(f"input {i}: {e}")
+    return vals, None
+
+
+def _owned_inputs(node, descs: List, vals: List, program) -> List:
+    """Party-owned inputs: their owner encodes each one, deals shares with its own PRG
+    (keys travel) and sends every computing party its share in one message; the
+    others receive theirs. After consent only: this sends."""
     owned = [(i, d) for i, d in enumerate(descs) if isinstance(d, list) and d[0] == "o"]
+    if not owned:
+        return vals
     n, rank, ring = node.spec.nparties, node.rank, node.party.ctx.ring
     mine = [(i, d) for i, d in owned if int(d[1]) == rank]
     if mine:
@@ -224,7 +256,7 @@ def _inputs(node, descs: List, payload, program) -> List:
             frac = program.params[i].type.dtype.frac      # the program's input format
             x = encode(ring, leaves[int(leaf)], frac, f"owned by {node.name}")
             shares = node.proto_cls.deal_seeded(x, n, node.owner_prg, ring)   # keys travel
-            vals[i] = _own_share(node, shares[rank], program.params[i])
+            vals[i] = _own_share(node, shares[rank], program.params[i], ring.dtype)
             for r in out:
                 out[r].append(shares[r])
         for r, lst in out.items():
@@ -237,20 +269,20 @@ def _inputs(node, descs: List, payload, program) -> List:
             raise PeerError(f"party {who!r} sent malformed input shares")
         for i, s in zip(idx, got):
             try:
-                vals[i] = _own_share(node, s, program.params[i])
+                vals[i] = _own_share(node, s, program.params[i], ring.dtype)
             except SeedError as e:
                 raise PeerError(f"party {who!r} sent malformed input shares ({e})") from None
     return vals
 
 
-def _own_share(node, s, param) -> Share:
+def _own_share(node, s, param, dtype) -> Share:
     """This party's Share of an input from what was sent (SeededShare: keys expanded),
     checked against the program's input: part count, shape, ring dtype."""
     if isinstance(s, Share):
         s = SeededShare(s.parts, s.boolean)
     if not isinstance(s, SeededShare):
         raise SeedError(f"a {type(s).__name__} where a share was expected")
-    return s.expand(param.type.shape, node.party.ctx.ring.dtype, node.proto_cls.share_parts)
+    return s.expand(param.type.shape, dtype, node.proto_cls.share_parts)
 
 
 def _reveal(node, job: int, h: dict, program, outs: List, target: int) -> dict:

@@ -34,6 +34,7 @@ from spu_lite.runtime.net.endpoint import Endpoint
 from spu_lite.runtime.net.transport import NetTransport
 from spu_lite.runtime.party import DealerParty, Party, local_prg
 from spu_lite.runtime.protocols import get_protocol
+from spu_lite.runtime.ring import Ring
 
 from . import handles, jobs, loaders, precompute
 from .approvals import ApprovalStore
@@ -73,6 +74,7 @@ class Node:
                            sealed=spec.sealed_data)
         self.transport = NetTransport(self.ep, spec.timeout, LinkModel.parse(spec.net))
         self.proto_cls = get_protocol(spec.protocol)
+        self.ring = Ring(spec.field)
         self.party = None
         self.session = None
         self.owner_prg = None
@@ -102,7 +104,7 @@ class Node:
         elif kind == "abort":
             self.ep.mailbox.abort(int(header["job"]), f"driver: {header.get('reason')}")
         elif kind in ("job", "load", "free", "precompute"):
-            self.control.put((route, header, wire.decode(header, frames)))
+            self.control.put((route, header, wire.decode(header, frames), time.time()))
 
     def _on_peer_down(self, r: int) -> None:
         if self.busy is not None:
@@ -122,17 +124,17 @@ class Node:
                  self.me.listen or self.me.address)
         while not self._stop.is_set():
             try:
-                route, header, payload = self.control.get(timeout=0.2)
+                route, header, payload, arrived = self.control.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self.handle(route, header, payload)
+            self.handle(route, header, payload, arrived)
 
-    def handle(self, route, header: dict, payload) -> None:
+    def handle(self, route, header: dict, payload, arrived: Optional[float] = None) -> None:
         kind, job = header.get("k"), int(header.get("job", 0))
         self.busy, self._last_hb = (route, job), 0.0
         try:
             if kind == "job":
-                reply, out = jobs.run_job(self, header, payload)
+                reply, out = jobs.run_job(self, header, payload, arrived)
             elif kind == "load":
                 reply, out = self._load(header, payload), None
             elif kind == "precompute":
