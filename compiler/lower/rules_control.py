@@ -44,18 +44,24 @@ def _canonical(L: Lowerer, v: Value) -> Value:
     return L.to_frac(v, L.opt.fxp_bits) if v.type.dtype.is_fxp else v
 
 
-def _block(L: Lowerer, closed, param_types: Sequence[Type], states=None, wanted=None):
-    """Lower a closed jaxpr into a Block with fresh params of the given types.
-    states[i]: param i (a loop carry) holds a moment at that state format (wide.py), and
-    its yield comes back to it; wanted (a dict) collects carries a moment wanted wide."""
+def _lower_body(L: Lowerer, closed, param_types: Sequence[Type], states):
+    """(sub-lowerer, fresh params, raw outputs) of a closed jaxpr; a param with a state
+    format in `states` enters as a wide value (wide.py)."""
     sub = L.sub()
     sub.loc = L.loc
-    states = list(states or []) + [None] * (len(param_types) - len(states or []))
     params = [Value(L.names(), t) for t in param_types]
     for p, sf in zip(params, states):
         if sf is not None:
             wide.mark_state(sub, p, sf)
-    outs = sub.inline(closed, params)
+    return sub, params, sub.inline(closed, params)
+
+
+def _block(L: Lowerer, closed, param_types: Sequence[Type], states=None, wanted=None):
+    """Lower a closed jaxpr into a Block with fresh params of the given types.
+    states[i]: param i (a loop carry) holds a moment at that state format (wide.py), and
+    its yield comes back to it; wanted (a dict) collects carries a moment wanted wide."""
+    states = list(states or []) + [None] * (len(param_types) - len(states or []))
+    sub, params, outs = _lower_body(L, closed, param_types, states)
     n_carry = 0 if wanted is None else wanted.get("n_carry", 0)
     first = wanted.get("first", 0) if wanted is not None else 0
     res = []
@@ -194,15 +200,7 @@ def _public_branches(L: Lowerer, branches, ops):
     of the largest bound, any other at f bits. (optax.MultiSteps updates its inner
     Adam in such a cond: without this its moments left at 18 bits.)"""
     states = [_entry_state(L, v) for v in ops]
-    lowered = []
-    for br in branches:
-        sub = L.sub()
-        sub.loc = L.loc
-        params = [Value(L.names(), v.type) for v in ops]
-        for p, sf in zip(params, states):
-            if sf is not None:
-                wide.mark_state(sub, p, sf)
-        lowered.append((sub, params, sub.inline(br, params)))
+    lowered = [_lower_body(L, br, [v.type for v in ops], states) for br in branches]
     out_states = []
     for i in range(len(lowered[0][2])):
         bounds = [sub.wide.get(id(outs[i])) for sub, _, outs in lowered]

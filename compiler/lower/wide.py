@@ -285,20 +285,22 @@ def add(L, a, b, sub: bool = False):
     return None if (a.type.dtype.frac != b.type.dtype.frac) else L.emit("sub" if sub else "add", [a, b])
 
 
+def _meet(L, a, b):
+    """Two wide values at the format of the larger bound (the coarser one), and that bound."""
+    frac = min(a.type.dtype.frac, b.type.dtype.frac)
+    return L.to_frac(a, frac), L.to_frac(b, frac), max(L.wide[id(a)], L.wide[id(b)])
+
+
 def select(L, pred, a, b):
     """pred ? a : b of two wide values (optax's `where(skip, new_state, old_state)`):
     the result keeps the larger bound and its format, so a moment stays wide."""
-    bound = max(L.wide[id(a)], L.wide[id(b)])
-    frac = min(a.type.dtype.frac, b.type.dtype.frac)
-    out = L.emit("select", [pred, L.to_frac(a, frac), L.to_frac(b, frac)])
-    return _mark(L, out, bound)
+    a, b, bound = _meet(L, a, b)
+    return _mark(L, L.emit("select", [pred, a, b]), bound)
 
 
 def maximum(L, a, b):
-    """max(a, b) of two wide values at the format of the larger bound, still wide."""
-    bound = max(L.wide[id(a)], L.wide[id(b)])
-    frac = min(a.type.dtype.frac, b.type.dtype.frac)
-    a, b = L.to_frac(a, frac), L.to_frac(b, frac)
+    """max(a, b) of two wide values (amsgrad's running max of second moments), still wide."""
+    a, b, bound = _meet(L, a, b)
     return _mark(L, L.emit("select", [L.emit("less", [b, a]), a, b]), bound)
 
 
