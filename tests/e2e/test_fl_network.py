@@ -57,6 +57,16 @@ def fl_site(tmp_path, parties, loaders=("fl_update",), **entry):
     return path, env, dumps
 
 
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """One set of three real nodes for the networked FL tests (starting nodes is the
+    slow part); each test connects its own driver and uses its own round numbers, so
+    the owners' dumped updates do not collide."""
+    tmp_path = tmp_path_factory.mktemp("fl_site")
+    path, env, dumps = fl_site(tmp_path, ["alice", "bob", "carol"], loaders=("fl_update", "fl_count"))
+    with running(path, tmp_path, env=env):
+        yield path, dumps, tmp_path
+
 
 def test_builtin_noise_loader():
     """spu_lite.gaussian_noise: noise shaped like the JSON shapes, fresh per call, bad
@@ -80,36 +90,34 @@ def test_params_json_round_trip():
 
 
 @pytest.mark.slow
-def test_networked_secure_fedavg_learns_and_the_model_owner_sees_only_the_mean(tmp_path):
-    path, env, dumps = fl_site(tmp_path, ["alice", "bob", "carol"])
+def test_networked_secure_fedavg_learns_and_the_model_owner_sees_only_the_mean(site, tmp_path):
+    path, dumps, _ = site
     wire = tmp_path / "wire"
-    env["SPU_LITE_WIRE_DUMP"] = str(wire)
-    os.environ["SPU_LITE_WIRE_DUMP"] = str(wire)
+    os.environ["SPU_LITE_WIRE_DUMP"] = str(wire)        # the driver's frames, in the clear
     task = D.digits_task(n_owners=3, seed=0)
     params = D.init_mlp(jax.random.PRNGKey(0))
     clip = 2.0          # clipping under MPC, through a secret kept at the nodes
     try:
-        with running(path, tmp_path, env=env):
-            net = NetworkCluster(path)
-            revealed = []                       # every plaintext the driver obtains from the nodes
-            real_run = net.run
+        net = NetworkCluster(path)
+        revealed = []                       # every plaintext the driver obtains from the nodes
+        real_run = net.run
 
-            def recording_run(*a, **k):
-                out = real_run(*a, **k)
-                revealed.append([Ring(64).decode(o, 18) for o in out if isinstance(o, np.ndarray)])
-                return out
-            net.run = recording_run
-            try:
-                fed = NetworkFederation(net, ["alice", "bob", "carol"], "fl_update",
-                                        evaluate=D.evaluator(task.x_test, task.y_test),
-                                        aggregator=Mean(clip_norm=clip))
-                rounds = 6
-                for r in range(1, rounds + 1):
-                    fed.loader_args = {"round": r}
-                    params, rec = fed.run_round(params, r)
-                    fed.history.append(rec)
-            finally:
-                net.close()
+        def recording_run(*a, **k):
+            out = real_run(*a, **k)
+            revealed.append([Ring(64).decode(o, 18) for o in out if isinstance(o, np.ndarray)])
+            return out
+        net.run = recording_run
+        try:
+            fed = NetworkFederation(net, ["alice", "bob", "carol"], "fl_update",
+                                    evaluate=D.evaluator(task.x_test, task.y_test),
+                                    aggregator=Mean(clip_norm=clip))
+            rounds = 6
+            for r in range(1, rounds + 1):
+                fed.loader_args = {"round": r}
+                params, rec = fed.run_round(params, r)
+                fed.history.append(rec)
+        finally:
+            net.close()
     finally:
         os.environ.pop("SPU_LITE_WIRE_DUMP", None)
     acc = fed.history["accuracy"]
@@ -138,26 +146,25 @@ def test_networked_secure_fedavg_learns_and_the_model_owner_sees_only_the_mean(t
 
 
 @pytest.mark.slow
-def test_networked_dp_noise_is_drawn_at_the_nodes(tmp_path):
+def test_networked_dp_noise_is_drawn_at_the_nodes(site):
     """Mean(dp=...) on real nodes: every computing node draws its share of the Gaussian
     noise itself (built-in loader) and shares it; the revealed mean is the clipped mean
     plus noise of std noise_multiplier * clip_norm / n per coordinate."""
     from spu_lite.fl.dp import DPConfig
 
-    path, env, dumps = fl_site(tmp_path, ["alice", "bob", "carol"])
+    path, dumps, _ = site
     params = D.init_mlp(jax.random.PRNGKey(0))
-    clip, z = 2.0, 1.0
-    with running(path, tmp_path, env=env):
-        net = NetworkCluster(path)
-        try:
-            fed = NetworkFederation(net, ["alice", "bob", "carol"], "fl_update",
-                                    aggregator=Mean(dp=DPConfig(clip_norm=clip, noise_multiplier=z)))
-            fed.loader_args = {"round": 1}
-            new, rec = fed.run_round(params, 1)
-        finally:
-            net.close()
+    clip, z, r = 2.0, 1.0, 11
+    net = NetworkCluster(path)
+    try:
+        fed = NetworkFederation(net, ["alice", "bob", "carol"], "fl_update",
+                                aggregator=Mean(dp=DPConfig(clip_norm=clip, noise_multiplier=z)))
+        fed.loader_args = {"round": r}
+        new, rec = fed.run_round(params, 1)
+    finally:
+        net.close()
     got = np.concatenate([np.ravel(np.asarray(new[k]) - np.asarray(params[k])) for k in sorted(params)])
-    ups = [np.load(dumps / f"update-{i}-1.npy") for i in range(3)]
+    ups = [np.load(dumps / f"update-{i}-{r}.npy") for i in range(3)]
     clipped = np.mean([u * min(1.0, clip / np.linalg.norm(u)) for u in ups], axis=0)
     noise = got - clipped
     assert noise.size > 1000
@@ -167,30 +174,29 @@ def test_networked_dp_noise_is_drawn_at_the_nodes(tmp_path):
 
 
 @pytest.mark.slow
-def test_networked_weighted_mean(tmp_path):
+def test_networked_weighted_mean(site):
     """WeightedMean on real nodes: each owner shares its update and its example count
     (two loaders); the driver obtains sum_i n_i u_i / sum_i n_i."""
     from spu_lite.fl.aggregators import WeightedMean
 
-    path, env, dumps = fl_site(tmp_path, ["alice", "bob", "carol"],
-                               loaders=("fl_update", "fl_count"))
+    path, dumps, _ = site
     params = D.init_mlp(jax.random.PRNGKey(0))
+    r = 21
     with pytest.raises(ValueError, match="weight_loader"):
         NetworkFederation(None, ["alice", "bob"], "fl_update", aggregator=WeightedMean())
-    with running(path, tmp_path, env=env):
-        net = NetworkCluster(path)
-        try:
-            fed = NetworkFederation(net, ["alice", "bob", "carol"], "fl_update",
-                                    aggregator=WeightedMean(), weight_loader="fl_count")
-            fed.loader_args = {"round": 1}
-            new, _ = fed.run_round(params, 1)
-        finally:
-            net.close()
+    net = NetworkCluster(path)
+    try:
+        fed = NetworkFederation(net, ["alice", "bob", "carol"], "fl_update",
+                                aggregator=WeightedMean(), weight_loader="fl_count")
+        fed.loader_args = {"round": r}
+        new, _ = fed.run_round(params, 1)
+    finally:
+        net.close()
     got = np.concatenate([np.ravel(np.asarray(new[k]) - np.asarray(params[k])) for k in sorted(params)])
     task = D.digits_task(n_owners=3, seed=0)
     n = np.array([len(task.owners[i][1]) * (i + 1) for i in range(3)], np.float64)
     assert len(set(n)) > 1                                 # the weights matter
-    ups = [np.load(dumps / f"update-{i}-1.npy") for i in range(3)]
+    ups = [np.load(dumps / f"update-{i}-{r}.npy") for i in range(3)]
     want = sum(w * u for w, u in zip(n, ups)) / n.sum()
     np.testing.assert_allclose(got, want, atol=1e-3)
     assert np.abs(got - np.mean(ups, axis=0)).max() > 1e-3  # not the unweighted mean
