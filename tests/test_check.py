@@ -176,3 +176,44 @@ def test_a_library_function_checked_directly_names_no_line_of_spu_lite():
     own tracing code (spu_lite/frontend.py)."""
     report = spu.check(jnp.exp, np.array([30.0, 1.0]))
     assert [(f.kind, f.op, f.source) for f in report.findings] == [("domain", "exp", "<exp>")]
+
+
+def masked_log(x):
+    return jnp.where(x > 0, jnp.log(x), 0.0)          # bad lanes thrown away
+
+
+def leaky_log(x):
+    return jnp.where(x > -5, jnp.log(x), 0.0)         # MARK leaky: bad lanes kept
+
+
+def masked_norm(v):                                     # zero vector: 1/0 thrown away
+    n2 = jnp.sum(v * v)
+    return jnp.where(n2 > 0, v / jnp.sqrt(n2), v)
+
+
+def masked_then_summed(x):
+    return jnp.where(x != 0, 1.0 / x, 0.0).sum()
+
+
+def bad_lane_summed(x):
+    return jnp.log(x).sum()                           # MARK summed
+
+
+@pytest.mark.parametrize("fn,x", [
+    (masked_log, np.array([2.0, 0.0, -1.0, 0.5])),
+    (masked_norm, np.zeros(4)),
+    (masked_then_summed, np.array([2.0, 0.0, -4.0])),
+])
+def test_lanes_a_where_throws_away_are_not_findings(fn, x):
+    """jnp.where evaluates both branches on every lane: an out-of-domain lane it does
+    not pick is no finding (the result is right), in JAX's own safe-log idiom."""
+    report = spu.check(fn, x)
+    assert report.ok, report
+    np.testing.assert_allclose(spu.jit(fn)(x), fn(jnp.asarray(x)), atol=1e-4)
+
+
+@pytest.mark.parametrize("fn,mark", [(leaky_log, "leaky"), (bad_lane_summed, "summed")])
+def test_bad_lanes_that_reach_a_result_are_findings(fn, mark):
+    report = spu.check(fn, np.array([2.0, 0.0, -1.0, 0.5]))
+    assert [(f.kind, f.op) for f in report.findings if f.kind != "precision"] == [("domain", "log")]
+    assert report.findings[0].count == 2 and report.findings[0].source == line_of(fn, mark)

@@ -149,9 +149,11 @@ def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[li
         return None
     party = cluster.parties[0]
     K = KernelContext(party.proto, program.fxp_bits, party.options, observer=observer)
+    observer.watch(program)
     party.proto.begin_job()
     try:
         outs = run_program(K, program, inputs, Profile())
+        observer.finish(program.results)
     except ExecutionError as e:   # e.g. a kernel's numpy OverflowError: "op `x` (loc) failed"
         m = re.match(r"op `([^`]*)` \((.*?)\) failed", str(e))
         op, loc = (m.group(1), m.group(2)) if m else ("run", None)

@@ -13,13 +13,20 @@ protocols hold in shares. Two kinds of findings come from here:
   op's inputs, so a product that already wrapped in the ring is still caught.
 - "domain": an input of exp, log, reciprocal, ... outside the approximation's stated
   domain (runtime/fxp/domains.py).
+
+Masked lanes: `jnp.where(x > 0, jnp.log(x), 0)` evaluates log on every lane and throws
+the bad ones away. A finding at an elementwise op of the program's top level is held
+back and its lanes are followed (lane_taint.py) through elementwise ops, broadcasts,
+reshapes and transposes; a select drops the lanes it does not pick. The finding is
+reported only when one of its lanes reaches an output or an op whose lanes mix
+(a sum, a dot, a loop, ...); findings inside loop and branch bodies are reported at once.
 """
 from __future__ import annotations
 
 import os
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -29,6 +36,8 @@ from spu_lite.compiler.ir.ops_fused import FUSED
 from spu_lite.runtime.fxp.domains import domains
 from spu_lite.runtime.protocols.base import Share
 from spu_lite.runtime.ring import Ring
+
+from .lane_taint import follow, nested_ops
 
 
 @dataclass
@@ -90,7 +99,22 @@ class Observer:
         self._found: Dict[Tuple[str, str, str], Finding] = {}
         self._details: Dict[Tuple[str, str, str], object] = {}
         self._flagged = set()          # values computed from a reported value
+        self._pending: Dict[Tuple[str, str, str], Finding] = {}   # held back (masked lanes?)
+        self._taint: Dict[int, Tuple[np.ndarray, frozenset]] = {}  # value -> (bad lanes, keys)
+        self._nested = None            # ids of ops inside bodies (None: every op, no lanes)
         self.ops_seen = 0
+
+    def watch(self, program) -> None:
+        """Follow bad lanes through `program`'s top-level ops (see the module doc)."""
+        self._nested = nested_ops(program)
+
+    def finish(self, results) -> None:
+        """At the end of the run: held-back findings whose lanes reach a result."""
+        for r in results:
+            t = self._taint.get(id(r))
+            if t is not None:
+                self._commit(t[1])
+                self._flagged.add(id(r))
 
     @property
     def findings(self) -> List[Finding]:
@@ -120,29 +144,62 @@ class Observer:
             # garbage in, garbage out: only the first op that went wrong is reported
             self._flagged.update(id(v) for v in op.outputs)
             return
+        lanes = self._nested is not None and id(op) not in self._nested
+        taints = [self._taint.get(id(v)) for v in op.inputs]
+        skip = None                      # lanes already known bad: not checked again
+        if any(t is not None for t in taints):
+            carried = follow(op, inputs, [None if t is None else t[0] for t in taints]) \
+                if lanes else None
+            keys = frozenset().union(*(t[1] for t in taints if t is not None))
+            if carried is None:          # the lanes mix: what they held is now everywhere
+                self._commit(keys)
+                self._flagged.update(id(v) for v in op.outputs)
+                return
+            if carried.any():
+                self._taint[id(op.outputs[0])] = (carried, keys)
+                skip = carried
         src = source_of(op.loc, self.fallback_source)
+        hold = lanes and follow(op, inputs, [None] * len(op.inputs)) is not None
         with np.errstate(all="ignore"):
             if op.name in _DOMAIN_OPS and inputs and inputs[0] is not None:
-                self._domain(op, inputs[0], src)
-            self._overflow(op, inputs, outputs, src)
+                self._domain(op, inputs[0], src, skip, hold)
+            self._overflow(op, inputs, outputs, src, skip, hold)
+
+    def _commit(self, keys) -> None:
+        """Report held-back findings (merged into those of the same kind, op, source)."""
+        for key in keys:
+            f = self._pending.pop(key, None)
+            if f is None:
+                continue
+            held = self._details[("held",) + key]
+            g = self._found.get(key)
+            if g is None:
+                self._found[key], self._details[key] = f, held
+                continue
+            g.count += f.count
+            if f.magnitude >= g.magnitude:
+                g.magnitude, self._details[key] = f.magnitude, held
+            g.detail = self._details[key](g.count)
 
     def _body_flagged(self, op) -> bool:
         """A loop or branch whose body computed a reported value."""
         return any(id(v) in self._flagged for b in op.blocks for o in b.ops for v in o.outputs)
 
-    def _domain(self, op, x, src) -> None:
+    def _domain(self, op, x, src, skip=None, hold=False) -> None:
         fo = op.outputs[0].type.dtype.frac if op.outputs[0].type.dtype.is_fxp else None
         dom = domains(self.field, self.fxp_bits, self.options, exp_frac=fo)[op.name]
         v = self.real(x, op.inputs[0])
         if v is None or not v.size:
             return
         bad = dom.outside_mask(v)
+        if skip is not None:
+            bad = bad & ~skip
         n = int(bad.sum())
         if n:
             seen = v[bad]
             self._add("domain", op, src, n, float(np.max(np.abs(seen))),
                       lambda cnt: f"{cnt} input(s) outside {dom} (seen {seen.min():.4g} .. "
-                                  f"{seen.max():.4g}): {dom.outside}")
+                                  f"{seen.max():.4g}): {dom.outside}", bad if hold else None)
 
     def _true_value(self, op, inputs, outputs) -> Optional[np.ndarray]:
         """The exact real result of the op, from its inputs where the ring may have
@@ -166,7 +223,7 @@ class Observer:
             return None
         return self.real(outputs[0], op.outputs[0]) if outputs and len(op.outputs) == 1 else None
 
-    def _overflow(self, op, inputs, outputs, src) -> None:
+    def _overflow(self, op, inputs, outputs, src, skip=None, hold=False) -> None:
         if not op.outputs or not op.outputs[0].type.dtype.is_fxp:
             return
         if op.name == "trunc":
@@ -181,27 +238,40 @@ class Observer:
         v = np.abs(np.asarray(v, np.float64))
         real_limit = value_limit(self.field, frac)        # 2^(k-2-frac)
         bad = ~(v < real_limit)
+        if skip is not None and bad.shape == skip.shape:
+            bad = bad & ~skip
         n = int(bad.sum())
         if n:
             top = float(np.max(v[bad]))
             what = "before its truncation " if frac > self.fxp_bits else ""
             self._add("overflow", op, src, n, top,
                       lambda cnt: f"{cnt} value(s) {what}up to |{top:.4g}|, at {frac} fractional "
-                                  f"bits the limit is 2^{self.field - 2 - frac} = {real_limit:.4g}")
+                                  f"bits the limit is 2^{self.field - 2 - frac} = {real_limit:.4g}",
+                      bad if hold and bad.shape == tuple(op.outputs[0].type.shape) else None)
 
-    def _add(self, kind, op, src, n, mag, detail) -> None:
+    def _add(self, kind, op, src, n, mag, detail, lanes=None) -> None:
         """Merge into the finding of (kind, op name, source); detail(count) describes
-        the largest magnitude seen."""
+        the largest magnitude seen. With `lanes` (the bad lanes of the op's output) the
+        finding is held back and the lanes followed; else it is reported."""
         name = _product_of(op.name)       # a fused mul_trunc is reported as the mul
         key = (kind, name, src)
-        f = self._found.get(key)
+        found, dkey = (self._found, key) if lanes is None else (self._pending, ("held",) + key)
+        f = found.get(key)
         if f is None:
-            f = self._found[key] = Finding(kind, name, src, "", 0, 0.0)
+            f = found[key] = Finding(kind, name, src, "", 0, 0.0)
         f.count += n
-        if mag >= f.magnitude or key not in self._details:
-            f.magnitude, self._details[key] = mag, detail
-        f.detail = self._details[key](f.count)
-        self._flagged.update(id(v) for v in op.outputs)
+        if mag >= f.magnitude or dkey not in self._details:
+            f.magnitude, self._details[dkey] = mag, detail
+        f.detail = self._details[dkey](f.count)
+        if lanes is None:
+            self._flagged.update(id(v) for v in op.outputs)
+            return
+        old = self._taint.get(id(op.outputs[0]))
+        if old is not None:
+            lanes, keys = lanes | old[0], old[1] | {key}
+        else:
+            keys = frozenset([key])
+        self._taint[id(op.outputs[0])] = (lanes, frozenset(keys))
 
 
 _DOMAIN_OPS = frozenset(domains())
