@@ -23,6 +23,7 @@ from .codec import InputError, decode, encode, jax_dtype
 from .optim_state import moment_formats, public_counts, warn_unkept_states
 from .frontend import flat_function, flatten_inputs, input_leaf as _input_leaf, ir_type, is_prng_key, split_args
 from .secret import Secret
+from .tools.watch import default_mode, parse_mode, wanted, watch
 
 _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout", "net")
 _CACHE_SIZE = 64        # compiled programs kept per spu.jit function (least recently used go)
@@ -97,6 +98,7 @@ class JitFunction:
         if "dealer" in config:
             protocol = _no_dealer(protocol, config.pop("dealer"))
         self.reveal_to = config.pop("reveal_to", None)   # a party name: outputs go only there
+        self.check = parse_mode(config.pop("check", default_mode()))   # the fixed-point watch
         cluster_kw = {k: config.pop(k) for k in list(config) if k in _CLUSTER_KEYS}
         self.config = ClusterConfig(protocol=protocol, options=dict(config), **cluster_kw)
         self.config.parties  # validate early
@@ -189,6 +191,13 @@ class JitFunction:
                 inputs.append(owned[id(leaf)])
             else:
                 inputs.append(encode(cluster.ring, leaf, param.type.dtype.frac, where))
+        if not networked and wanted(self.check, not getattr(compiled, "watched", False)) and \
+                all(isinstance(x, np.ndarray) for x in inputs):
+            # in-process the caller holds every input: warn before a wrong number returns
+            compiled.watched = True
+            watch(getattr(self.fn, "__name__", "fn"), compiled.program, inputs,
+                  [v == "secret" for v in leaf_vis], self.options.field,
+                  self.options.fxp_bits, self.config.options)
         inputs = [cluster.share(x) if vis == "secret" and isinstance(x, np.ndarray) else x
                   for x, vis in zip(inputs, leaf_vis)]
         keep = self._kept_leaves(compiled)
@@ -308,7 +317,12 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
         docs/rings.md), nparties, seed, timeout, net ("rtt=20ms,bw=100mbit", "lan",
         "wan": emulated links of the in-process cluster, see runtime/link.py), and
         approximation modes of the runtime; reveal_to="bob" (networked clusters):
-        outputs are revealed to that party only, the call returns a receipt.
+        outputs are revealed to that party only, the call returns a receipt;
+        check="first" (default; SPU_LITE_CHECK=on|first|off sets it process-wide), True
+        or False: in-process, run the program once more in plaintext fixed point and
+        warn (spu.FixedPointWarning) about overflows and out-of-domain inputs at your
+        lines -- on the first call of each compiled program, on every call, or never
+        (docs/check.md).
     """
     if fn is None:
         return lambda f: JitFunction(f, protocol, static_argnums, static_argnames,

@@ -5,13 +5,11 @@
     python -m spu_lite.tools.bench ...            (same flags)
 
 For every case and protocol: compile once (timed separately), warm up once, then run
-`--repeat` times end to end -- make shares of the inputs, run the program on the
-in-process cluster, reconstruct the outputs; compile excluded -- and report the median.
-Next to it: bytes sent (max over parties) and rounds of one run, the plaintext
-`jax.jit` time of the same function (median, block_until_ready), the ratio MPC /
-plaintext, SPU's figure for the same case (shared/anchors/README.md) and the ratio
-ours / SPU (target <= 1.0). A case that fails (an op not implemented yet, ...) is
-reported as `error: <message>` in its row; the run goes on.
+`--repeat` times end to end (share the inputs, run on the in-process cluster without
+the fixed-point watch, reconstruct) and report the median; next to it bytes sent (max
+over parties) and rounds of one run, plaintext `jax.jit`'s median, MPC / plaintext,
+SPU's figure (shared/anchors/README.md) and ours / SPU (target <= 1.0); `--watch`: the
+time with the watch / without. A failing case is `error: <message>` in its row.
 
 Cases live in a registry so other workloads can be added:
 
@@ -176,6 +174,7 @@ class Row:
     spu_seconds: Optional[float] = None      # SPU's figure (full size only)
     ratio_spu: Optional[float] = None        # ours / SPU
     max_abs_err: Optional[float] = None      # MPC result vs plaintext JAX
+    watch_ratio: Optional[float] = None      # with the fixed-point watch / without (--watch)
     runs: List[float] = field(default_factory=list)
     error: Optional[str] = None
 
@@ -234,9 +233,9 @@ def _bytes_sent(jf, profile) -> Optional[int]:
 
 
 def run_case(c: Case, protocol: str, repeat: int = 3, quick: bool = False, seed: int = 0,
-             plain_cache: Optional[dict] = None) -> Row:
-    """Benchmark one case under one protocol; errors end up in Row.error.
-
+             plain_cache: Optional[dict] = None, watch: bool = False) -> Row:
+    """Benchmark one case under one protocol; errors end up in Row.error. `watch`: calls
+    with the fixed-point watch alternate with those without (Row.watch_ratio);
     `plain_cache` (a dict) keeps the plaintext timing between protocols of one case."""
     import spu_lite as spu
 
@@ -248,18 +247,28 @@ def run_case(c: Case, protocol: str, repeat: int = 3, quick: bool = False, seed:
         if "plain" not in cache:
             cache["plain"] = time_plaintext(c.plaintext or c.fn, args, repeat)
         row.plain_seconds, plain_out = cache["plain"]
-        jf = spu.jit(c.fn, protocol=protocol, **c.jit_kwargs)
+        jf = spu.jit(c.fn, protocol=protocol, check=False, **c.jit_kwargs)
         t = time.perf_counter()
         jf.lower(*args)
         row.compile_seconds = time.perf_counter() - t
         jf(*args)  # warm-up: clusters, keys, caches
-        times, out = [], None
-        for _ in range(max(1, repeat)):
-            t = time.perf_counter()
-            out = jf(*args)
-            times.append(time.perf_counter() - t)
+        watched = spu.jit(c.fn, protocol=protocol, check=True, **c.jit_kwargs) if watch else None
+        times, out, with_watch = [], None, []
+        for i in range(max(1, repeat) + (watched is not None)):
+            if watched is not None:       # a warm-up, then alternating with jf
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    t = time.perf_counter()
+                    watched(*args)
+                    with_watch.append(time.perf_counter() - t)
+            if i < max(1, repeat):
+                t = time.perf_counter()
+                out = jf(*args)
+                times.append(time.perf_counter() - t)
         row.runs = times
         row.seconds = statistics.median(times)
+        if with_watch:
+            row.watch_ratio = statistics.median(with_watch[1:]) / row.seconds
         prof = jf.last_profile
         row.bytes = _bytes_sent(jf, prof)
         row.rounds = prof.total.rounds if prof is not None else None
@@ -277,7 +286,7 @@ def run_case(c: Case, protocol: str, repeat: int = 3, quick: bool = False, seed:
 
 
 def run(cases: Sequence[str], protocols: Sequence[str], repeat: int = 3, quick: bool = False,
-        seed: int = 0, progress=None) -> List[Row]:
+        seed: int = 0, progress=None, watch: bool = False) -> List[Row]:
     rows = []
     for name in cases:
         c = CASES[name]
@@ -286,7 +295,7 @@ def run(cases: Sequence[str], protocols: Sequence[str], repeat: int = 3, quick: 
             with warnings.catch_warnings():
                 # uint64 ring arithmetic wraps around by design
                 warnings.filterwarnings("ignore", message="overflow encountered", category=RuntimeWarning)
-                row = run_case(c, proto, repeat, quick, seed, plain_cache)
+                row = run_case(c, proto, repeat, quick, seed, plain_cache, watch)
             rows.append(row)
             if progress:
                 progress(f"[{proto}] {name}: " + (f"error: {row.error}" if row.error
@@ -308,6 +317,7 @@ _COLUMNS = [  # header, width, formatter
     ("spu_s", 7, lambda r: _f(r.spu_seconds, 3)),
     ("ours/spu", 8, lambda r: _f(r.ratio_spu, 2)),
     ("max_err", 9, lambda r: "-" if r.max_abs_err is None else f"{r.max_abs_err:.1e}"),
+    ("watch", 6, lambda r: _f(r.watch_ratio, 2)),
 ]
 
 
@@ -360,6 +370,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write {meta, rows} as JSON to FILE")
     p.add_argument("--seed", type=int, default=0, help="seed of the input data (default: 0)")
     p.add_argument("--list", action="store_true", help="list the registered cases and exit")
+    p.add_argument("--watch", action="store_true",
+                   help="also time each case with spu.jit's fixed-point watch (check=True, "
+                        "the default in-process) and show with/without in column `watch`")
     p.add_argument("--net", nargs="*", default=None, metavar="LINK",
                    help="emulated links (lan, wan, rtt=20ms,bw=100mbit; none given: lan wan): "
                         "run bench_net's workloads (--workloads) on the in-process cluster, "
@@ -400,7 +413,7 @@ def run_from_args(args, parser: argparse.ArgumentParser) -> int:
         parser.error(f"unknown protocol(s) {', '.join(bad)}; choose from {', '.join(PROTOCOL_NAMES)}")
 
     rows = run(args.cases, args.protocol, args.repeat, args.quick, args.seed,
-               progress=lambda m: print(m, file=sys.stderr, flush=True))
+               progress=lambda m: print(m, file=sys.stderr, flush=True), watch=args.watch)
     title = (f"spu-lite bench: median of {args.repeat} end-to-end runs after a warm-up"
              f"{' (quick: 1/16 sizes)' if args.quick else ''}; MB_sent = busiest party, one run")
     print(title)

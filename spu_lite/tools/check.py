@@ -23,12 +23,11 @@ import jax
 import numpy as np
 
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
-from spu_lite.runtime.executor import ExecutionError, run_program
-from spu_lite.runtime.kernels import KernelContext
-from spu_lite.runtime.profile import Profile
+from spu_lite.runtime.executor import ExecutionError
 
 from .. import api
 from .check_observer import Finding, Observer, source_of
+from .watch import run_observed
 from ..codec import InputError, decode, encode
 from ..frontend import Public, input_leaf
 
@@ -92,6 +91,7 @@ def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwa
     point on args; return a Report (see the module docstring). atol / rtol: the
     precision threshold (default 64 ulps of fxp_bits, and 1e-3)."""
     jit_kwargs.pop("protocol", None)         # the IR is the same for every protocol
+    jit_kwargs.pop("check", None)
     jf = api.jit(fn, protocol="ref2k", **jit_kwargs)
     cfg = jf.config
     atol = ATOL_ULPS * 2.0 ** -cfg.fxp_bits if atol is None else atol
@@ -147,21 +147,14 @@ def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[li
         inputs.append(cluster.share(x)[0] if param.type.secret else x)
     if len(inputs) < len(program.params):
         return None
-    party = cluster.parties[0]
-    K = KernelContext(party.proto, program.fxp_bits, party.options, observer=observer)
-    observer.watch(program)
-    party.proto.begin_job()
     try:
-        outs = run_program(K, program, inputs, Profile())
-        observer.finish(program.results)
+        outs = run_observed(cluster, program, inputs, observer)
     except ExecutionError as e:   # e.g. a kernel's numpy OverflowError: "op `x` (loc) failed"
         m = re.match(r"op `([^`]*)` \((.*?)\) failed", str(e))
         op, loc = (m.group(1), m.group(2)) if m else ("run", None)
         report.findings.append(Finding("overflow", op, source_of(loc, observer.fallback_source),
                                        f"the program failed here: {e}"))
         return None
-    finally:
-        party.proto.end_job()
     flat = []
     for o, r, aval in zip(outs, program.results, compiled.out_avals):
         o = cluster.proto_cls.reconstruct([o], ring) if not isinstance(o, np.ndarray) else o

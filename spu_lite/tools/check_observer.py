@@ -85,7 +85,7 @@ def _float_dot(a: np.ndarray, b: np.ndarray, attrs) -> np.ndarray:
         ra[j] = la[i]
     out = [la[i] for i in lb] + [la[i] for i in range(a.ndim) if i not in lc + lb] \
         + [ra[j] for j in range(b.ndim) if j not in rc + rb]
-    return np.einsum(f"{''.join(la)},{''.join(ra)}->{''.join(out)}", a, b)
+    return np.einsum(f"{''.join(la)},{''.join(ra)}->{''.join(out)}", a, b, optimize=True)
 
 
 class Observer:

@@ -1,0 +1,83 @@
+"""spu.jit's fixed-point watch: in-process, a call whose values overflow or leave an
+approximation's domain warns (spu.FixedPointWarning) at the user's call, naming the
+line of the op; a clean call and a where-masked bad lane do not."""
+import inspect
+import os
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spu_lite as spu
+
+HERE = os.path.basename(__file__)
+
+
+def squares(x):
+    return x * x                                  # MARK square
+
+
+def safe_log(x):
+    return jnp.where(x > 0, jnp.log(x), 0.0)
+
+
+def _line(fn, mark):
+    src, start = inspect.getsourcelines(fn)
+    return f"{HERE}:{start + next(i for i, s in enumerate(src) if f'MARK {mark}' in s)}"
+
+
+def _call(f, *args):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = f(*args)
+    return out, [m for m in w if issubclass(m.category, spu.FixedPointWarning)]
+
+
+BIG = np.array([2e4, 1.0, 3.0])        # 2e4^2 = 4e8: past the product range 2^26
+SMALL = np.array([2.0, 1.0, 3.0])
+
+
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_an_overflow_warns_at_the_call_naming_the_line(protocol):
+    out, w = _call(spu.jit(squares, protocol=protocol), BIG)
+    assert len(w) == 1
+    msg = str(w[0].message)
+    assert "overflow" in msg and _line(squares, "square") in msg and "spu.check" in msg
+    assert w[0].filename == __file__               # points at the caller, not spu-lite
+    assert abs(out[0] - 4e8) > 1e6                 # and the number it warns about is wrong
+
+
+def test_clean_calls_and_masked_lanes_do_not_warn():
+    _, w = _call(spu.jit(squares), SMALL)
+    assert w == []
+    out, w = _call(spu.jit(safe_log), np.array([2.0, 0.0, -1.0]))
+    assert w == []
+    np.testing.assert_allclose(out, [np.log(2.0), 0, 0], atol=1e-4)
+
+
+def test_modes_first_always_never(monkeypatch):
+    f = spu.jit(squares)                          # default: the first call of each program
+    assert len(_call(f, BIG)[1]) == 1
+    assert _call(f, BIG)[1] == []                 # same program: not watched again
+    assert len(_call(f, np.array([2e4, 1.0]))[1]) == 1     # a new shape compiles again
+    g = spu.jit(squares, check=True)
+    assert len(_call(g, SMALL)[1]) == 0 and len(_call(g, BIG)[1]) == 1   # every call
+    assert _call(spu.jit(squares, check=False), BIG)[1] == []
+    monkeypatch.setenv("SPU_LITE_CHECK", "off")
+    assert _call(spu.jit(squares), BIG)[1] == []
+    monkeypatch.setenv("SPU_LITE_CHECK", "on")
+    h = spu.jit(squares)
+    assert len(_call(h, SMALL)[1]) == 0 and len(_call(h, BIG)[1]) == 1
+    with pytest.raises(ValueError, match="check="):
+        spu.jit(squares, check="sometimes")
+    monkeypatch.setenv("SPU_LITE_CHECK", "maybe")
+    with pytest.raises(ValueError, match="SPU_LITE_CHECK"):
+        spu.jit(squares)
+
+
+def test_kept_secrets_are_not_watched():
+    """A Secret's plaintext is not in the caller's hands: nothing to watch with."""
+    s = spu.jit(lambda x: x, keep_secret=True)(BIG)
+    out, w = _call(spu.jit(squares), s)
+    assert w == []
