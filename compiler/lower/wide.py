@@ -217,9 +217,14 @@ def moment(L, a, b):
         d = L.emit("sub", [d, yF])
     s = _const_bits(c)
     k = L.const(c, L.opt.fxp.with_frac(s), x.type.shape)
-    step = L.emit("trunc", [L.emit("mul", [d, k])], bits=s)
-    out = step if yF is None else L.emit("add", [yF, step])
-    return _mark(L, out, (1 - c) * by + c * bx)
+    # The average's own bound is c times smaller than x - y's: the step c (x - y) keeps
+    # up to s more bits (at F they were lost: (1 - b2) g^2 of a gradient of 1 ulp,
+    # 2^-46, was 0 at 44 bits and m_hat / eps made Adam's update 4x lr).
+    bound = (1 - c) * by + c * bx
+    F_out = min(F + s, max(F, frac_for(bound, f)))
+    step = L.to_frac(L.emit("mul", [d, k]), F_out)
+    out = step if yF is None else L.emit("add", [L.to_frac(y, F_out), step])
+    return _mark(L, out, bound)
 
 
 def root(L, x):
@@ -232,10 +237,11 @@ def root(L, x):
 def _eps_floored(L, d):
     """d = w + eps (w wide, public 0 <= eps < EPS_FLOOR) as w + EPS_FLOOR; else d.
 
-    Adam's sqrt(v_hat) + eps with eps = 1e-8: a gradient of a few ulps (2^-18; the
+    Adam's sqrt(v_hat) + eps with eps = 1e-8: a gradient of about 1 ulp (2^-18; the
     rounding noise of a parameter whose true gradient is 0, such as a bias before a
-    BatchNorm) has a second moment below the 44-bit state's resolution, v_hat rounds
-    to 0 and m_hat / eps is 1e3 x lr, past RATIO_BITS, so the quotient wraps. With eps
+    BatchNorm) has a second moment below the 44-bit state format's resolution (state
+    passed in; moment() keeps more bits inside a call), v_hat rounds to 0 and m_hat /
+    eps is 1e3 x lr, past RATIO_BITS, so the quotient wraps. With eps
     at least 2^-20 the quotient of such noise stays below 8 (m_hat <= 2^-17 when v
     underflows); a real gradient g moves by eps / |g| relative: 1% at 1e-4."""
     op = L.producer(d)

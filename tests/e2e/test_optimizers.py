@@ -271,3 +271,41 @@ def test_wide_value_carried_but_not_averaged_returns_to_f_bits():
         return jax.lax.fori_loop(0, 3, lambda i, c: c + 1e6, v)
     g = np.array([0.5, 1.0])
     np.testing.assert_allclose(np.asarray(spu.jit(f, protocol="ref2k")(g)), f(g), rtol=1e-6)
+
+
+# Gradients of a few ulps (2^-18 = 3.8e-6): the rounding noise of a parameter whose
+# exact gradient is 0, e.g. a bias before a BatchNorm. Plaintext Adam moves each by lr.
+TINY_G = np.array([1e-4, 3e-5, 1e-5, 7.6e-6, 5e-6, 3e-6], np.float32)
+
+
+def test_adam_on_gradients_of_a_few_ulps_inside_one_call():
+    """Moments inside one spu.jit: the second moment keeps the bits its own bound
+    allows, so a 1-ulp gradient's (1 - b2) g^2 = 2^-46 is not 0 (it was at 44 bits, and
+    m_hat / eps made the update 4 lr). Now within 20% of lr (eps is floored at 2^-20)."""
+    opt = optax.adam(1e-2)
+
+    def first_update(p, g):
+        return opt.update(g, opt.init(p), p)[0]
+    got = np.asarray(spu.jit(first_update)(np.zeros(6), TINY_G), np.float64)
+    np.testing.assert_allclose(got / -1e-2, 1.0, atol=0.21)
+
+
+def test_adam_state_passed_in_floor_of_the_second_moment():
+    """State passed in (optax's loop as its docs write it) arrives at the state format
+    (44 bits for v): a gradient of >= 2 ulps moves within 15% of lr; one of <= 1.3 ulps
+    has (1 - b2) g^2 below v's resolution and moves by up to 4 lr (docs/fixed-point.md,
+    'Floor')."""
+    opt = optax.adam(1e-2)
+
+    def step(p, s, g):
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s, u
+    f = spu.jit(step)
+    p, s = np.zeros(6), opt.init(np.zeros(6))
+    ratios = []
+    for _ in range(3):
+        p, s, u = f(p, s, TINY_G)
+        ratios.append(np.asarray(u, np.float64) / -1e-2)
+    ratios = np.array(ratios)
+    np.testing.assert_allclose(ratios[:, :4], 1.0, atol=0.15)      # >= 7.6e-6: 2 ulps
+    assert ratios[:, 5].max() > 2                                   # 3e-6: under 1 ulp of v
