@@ -81,3 +81,19 @@ def test_kept_secrets_are_not_watched():
     s = spu.jit(lambda x: x, keep_secret=True)(BIG)
     out, w = _call(spu.jit(squares), s)
     assert w == []
+
+
+def nan_sentinel(x):
+    return jnp.where(x > 0, x, jnp.nan)                 # MARK nan
+
+
+def test_a_nan_constant_that_reaches_a_result_warns():
+    """Fixed point has no NaN: the constant is 0 in the ring. Where a lane of it comes
+    back, the call warns; library code that keeps NaN in a branch it never takes
+    (jnp.nanmean, jnp.var with ddof) does not."""
+    x = np.array([1.0, -1.0, 2.0])
+    out, w = _call(spu.jit(nan_sentinel), x)
+    assert len(w) == 1 and _line(nan_sentinel, "nan") in str(w[0].message)
+    assert "NaN" in str(w[0].message) and out[1] == 0.0
+    for fn in (jnp.nanmean, lambda a: jnp.var(a, ddof=1), lambda a: jnp.where(a > -5, a, jnp.nan)):
+        assert _call(spu.jit(fn), x)[1] == []

@@ -102,6 +102,7 @@ class Observer:
         self._pending: Dict[Tuple[str, str, str], Finding] = {}   # held back (masked lanes?)
         self._taint: Dict[int, Tuple[np.ndarray, frozenset]] = {}  # value -> (bad lanes, keys)
         self._nested = None            # ids of ops inside bodies (None: every op, no lanes)
+        self._soft = set()             # held findings reported only if a lane is a result
         self.ops_seen = 0
 
     def watch(self, program) -> None:
@@ -151,15 +152,20 @@ class Observer:
             carried = follow(op, inputs, [None if t is None else t[0] for t in taints]) \
                 if lanes else None
             keys = frozenset().union(*(t[1] for t in taints if t is not None))
-            if carried is None:          # the lanes mix: what they held is now everywhere
+            if carried is None or op.outputs[0].type.dtype.is_bool:
+                keys = keys - self._soft          # NaN lanes: only a result counts
+            if carried is None and keys:      # the lanes mix: the garbage is everywhere
                 self._commit(keys)
                 self._flagged.update(id(v) for v in op.outputs)
                 return
-            if carried.any():
+            if carried is not None and keys and carried.any():
                 self._taint[id(op.outputs[0])] = (carried, keys)
                 skip = carried
         src = source_of(op.loc, self.fallback_source)
         hold = lanes and follow(op, inputs, [None] * len(op.inputs)) is not None
+        if op.name == "constant":
+            self._nan_constant(op, src, lanes)
+            return
         with np.errstate(all="ignore"):
             if op.name in _DOMAIN_OPS and inputs and inputs[0] is not None:
                 self._domain(op, inputs[0], src, skip, hold)
@@ -184,6 +190,23 @@ class Observer:
     def _body_flagged(self, op) -> bool:
         """A loop or branch whose body computed a reported value."""
         return any(id(v) in self._flagged for b in op.blocks for o in b.ops for v in o.outputs)
+
+    def _nan_constant(self, op, src, lanes: bool) -> None:
+        """A NaN in a constant (`jnp.where(m, x, jnp.nan)`): fixed point has no NaN,
+        the ring holds 0 there; a finding if such a lane reaches a result."""
+        if not op.outputs[0].type.dtype.is_fxp or not lanes:    # in a body: not followed
+            return
+        val = np.asarray(op.attrs["value"], np.float64)
+        nan = np.isnan(val)
+        if nan.any():
+            # library code keeps NaN for cases it then handles (searchsorted, digitize
+            # compare and sum them): such lanes count only where they are returned
+            self._soft.add(("domain", "constant", src))
+            mask = np.broadcast_to(nan, tuple(op.outputs[0].type.shape))
+            self._add("domain", op, src, int(nan.sum()), 0.0,
+                      lambda cnt: f"{cnt} NaN constant(s): fixed point has no NaN, they are 0 "
+                                  f"here where float JAX keeps NaN",
+                      mask.copy())
 
     def _domain(self, op, x, src, skip=None, hold=False) -> None:
         fo = op.outputs[0].type.dtype.frac if op.outputs[0].type.dtype.is_fxp else None
