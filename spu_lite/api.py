@@ -279,7 +279,7 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
     in_types = [ir_type(l, v, options.field, options.fxp_bits) for l, v in zip(leaves, leaf_vis)]
     if refine and leaf_names is not None:    # optimizer moments at their state formats
         warn_unkept_states(dyn)
-        fmt = moment_formats(names, dyn, options.fxp_bits)
+        fmt = moment_formats(names, dyn, options.fxp_bits) if options.field >= 64 else {}
         in_types = [t.replace(dtype=t.dtype.with_frac(fmt[n]))
                     if n in fmt and t.secret and t.dtype.is_fxp and not isinstance(l, Secret) else t
                     for t, n, l in zip(in_types, leaf_names, leaves)]

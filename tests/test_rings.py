@@ -198,3 +198,32 @@ def test_op_table_in_a_32_bit_ring(case, protocol):
     for g, w in zip(got_leaves, want_leaves):
         np.testing.assert_allclose(np.asarray(g, np.float64), w, atol=case.atol * 2 ** 9,
                                    rtol=max(case.rtol, 2.0 ** -7))
+
+
+def test_second_moments_need_the_64_bit_ring():
+    """Adam's and RMSprop's second moment keeps a wide format (docs/fixed-point.md) that a
+    32-bit ring cannot hold: a CompileError at the optimizer's line (it was a runtime
+    failure of a truncation, 'shift 45 outside [1, 30]'). A first moment (SGD with
+    momentum, an EMA in a scan) runs at the ring's 9 bits."""
+    import optax
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    y = (x.sum(1) > 0).astype(np.float32)
+    loss = lambda w: optax.sigmoid_binary_cross_entropy(x @ w, y).mean()
+
+    def train(opt):
+        def run(w):
+            s = opt.init(w)
+            for _ in range(2):
+                u, s = opt.update(jax.grad(loss)(w), s, w)       # MARK update
+                w = optax.apply_updates(w, u)
+            return w
+        return run
+    w0 = np.zeros(4, np.float32)
+    for opt in (optax.adam(1e-2), optax.rmsprop(1e-2)):
+        with pytest.raises(CompileError, match=r"needs field=64.*test_rings.py"):
+            spu.jit(train(opt), field=32)(w0)
+        np.testing.assert_allclose(spu.jit(train(opt))(w0), jax.jit(train(opt))(w0), atol=2e-4)
+    sgd = train(optax.sgd(0.1, momentum=0.9))
+    np.testing.assert_allclose(spu.jit(sgd, field=32)(w0), jax.jit(sgd)(w0), atol=2e-2)
+    ema = lambda a: jax.lax.scan(lambda c, r: (0.9 * c + 0.1 * r, c), jnp.zeros(4), a)[0]
+    np.testing.assert_allclose(spu.jit(ema, field=32)(x), ema(x), atol=1e-2)

@@ -15,16 +15,13 @@ from ..ir.ops import infer
 from ..ir.program import NameGen, Op, Value
 from ..ir.fields import ring_problem
 from ..ir.types import DType
+from .errors import CompileError
 from . import wide
 from .fixed_point import scale_plan
 
 
 _CONST_ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "neg": np.negative,
                 "less": np.less, "select": np.where}
-
-
-class CompileError(Exception):
-    """A program spu-lite cannot compile; the message names the primitive and source line."""
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ from typing import Optional
 
 import numpy as np
 
+from .errors import CompileError
+
 HEAD = 8           # significant bits of a public constant multiplying a wide value
 MAX_FRAC = 56      # and at most this many fractional bits
 ROOT_FRAC = 30     # sqrt's output scale at most (runtime roots: (k - 4) / 2 at k = 64)
@@ -199,13 +201,16 @@ def moment(L, a, b):
     (kx, x, c), (ky, y, _) = sorted(terms, key=lambda t: t[2])[0], sorted(terms, key=lambda t: t[2])[1]
     if kx != "secret" or c > 0.5:
         return None
-    if ky == "secret" and id(y) not in L.wide:
+    if ky == "secret" and id(y) not in L.wide and L.opt.field >= 64:
         # state from outside at f bits: a loop carry gets a state format next time round
         # (rules_control's fixpoint); an input not recognised as optimizer state stays
         source = _ema_source(L, x)[1]
         L.want_wide[id(y)] = state_bound(source)
         if source > 2.0 ** GRAD_BITS:     # an average of squares: a 2nd moment
             warn_narrow(L, "a moving average of squares whose state is an input or loop carry")
+        return None
+    if L.opt.field < 64:
+        _needs_64_bit_ring(L, _ema_source(L, x)[1])
         return None
     x, bx = _ema_source(L, x)
     by = L.wide[id(y)] if ky == "secret" else 0.0
@@ -225,6 +230,17 @@ def moment(L, a, b):
     step = L.to_frac(L.emit("mul", [d, k]), F_out)
     out = step if yF is None else L.emit("add", [L.to_frac(y, F_out), step])
     return _mark(L, out, bound)
+
+
+def _needs_64_bit_ring(L, source_bound: float) -> None:
+    """Wide formats need a 64-bit ring. A first moment (an average of gradients) is
+    fine at the ring's f bits; a second moment is not: at field 32 (f = 9) (1 - b2) g^2
+    is 0 for |g| < 0.7 and the update becomes m / eps."""
+    if source_bound > 2.0 ** GRAD_BITS:
+        raise CompileError(
+            f"a moving average of squares (Adam's or RMSprop's second moment) needs "
+            f"field=64: in a {L.opt.field}-bit ring ({L.opt.fxp_bits} fractional bits) "
+            f"(1 - b2) g^2 rounds to 0 for small gradients and the update to m / eps")
 
 
 def root(L, x):

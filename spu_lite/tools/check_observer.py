@@ -37,7 +37,7 @@ from spu_lite.runtime.fxp.domains import domains
 from spu_lite.runtime.protocols.base import Share
 from spu_lite.runtime.ring import Ring
 
-from .lane_taint import follow, nested_ops
+from .lane_taint import follow, nested_ops, reaching
 
 
 @dataclass
@@ -149,9 +149,10 @@ class Observer:
         taints = [self._taint.get(id(v)) for v in op.inputs]
         skip = None                      # lanes already known bad: not checked again
         if any(t is not None for t in taints):
-            carried = follow(op, inputs, [None if t is None else t[0] for t in taints]) \
-                if lanes else None
-            keys = frozenset().union(*(t[1] for t in taints if t is not None))
+            masks = [None if t is None else t[0] for t in taints]
+            carried = follow(op, inputs, masks) if lanes else None
+            keys = frozenset().union(*(t[1] for t, r in zip(taints, reaching(op, inputs, masks))
+                                       if r))
             if carried is None or op.outputs[0].type.dtype.is_bool:
                 keys = keys - self._soft          # NaN lanes: only a result counts
             if carried is None and keys:      # the lanes mix: the garbage is everywhere

@@ -78,3 +78,17 @@ def follow(op, inputs, masks: Sequence[Optional[np.ndarray]]) -> Optional[np.nda
     if op.name == "transpose":
         return none if m is None else m.transpose(tuple(op.attrs["perm"]))
     return None
+
+
+def reaching(op, inputs, masks: Sequence[Optional[np.ndarray]]) -> list:
+    """Per input: whether any of its bad lanes reaches the output (a select's branch
+    that is never picked on its bad lanes does not)."""
+    reach = [m is not None and bool(m.any()) for m in masks]
+    if op.name == "select" and len(masks) == 3:
+        pred = _values(inputs[0]) if inputs else None
+        if pred is not None and np.shape(pred) == tuple(op.outputs[0].type.shape):
+            picked = np.asarray(pred) != 0
+            for i, side in ((1, picked), (2, ~picked)):
+                if masks[i] is not None:
+                    reach[i] = bool((masks[i] & side).any())
+    return reach
