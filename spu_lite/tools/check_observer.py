@@ -155,9 +155,13 @@ class Observer:
                                        if r))
             if carried is None or op.outputs[0].type.dtype.is_bool:
                 keys = keys - self._soft          # NaN lanes: only a result counts
-            if carried is None and keys:      # the lanes mix: the garbage is everywhere
-                self._commit(keys)
+            if carried is None and keys and (op.blocks or not lanes):
+                self._commit(keys)            # a loop, or lanes not followed: report
                 self._flagged.update(id(v) for v in op.outputs)
+                return
+            if carried is None and keys:      # the lanes mix: every output lane is bad
+                for v in op.outputs:
+                    self._taint[id(v)] = (np.ones(tuple(v.type.shape), bool), keys)
                 return
             if carried is not None and keys and carried.any():
                 self._taint[id(op.outputs[0])] = (carried, keys)

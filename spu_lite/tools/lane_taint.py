@@ -3,10 +3,10 @@ tells a bad value that reaches a result from one a `where` throws away.
 
 `follow(op, inputs, masks)` takes one boolean mask per input (None: no bad lane, else
 the input's shape) and returns the output's mask, or None when the op mixes lanes (a
-sum, a dot, a gather, a loop: then every output lane may hold the garbage). A select
+sum, a dot, a gather: then the observer marks every output lane bad). A select
 keeps the bad lanes of the branch it picks, lane by lane, plus those of a bad
-predicate; elementwise ops join their inputs' lanes; broadcast, reshape and transpose
-move them.
+predicate; a product by an exact 0 clears a lane; other elementwise ops join their
+inputs' lanes; broadcast, reshape and transpose move them.
 """
 from __future__ import annotations
 
@@ -61,6 +61,14 @@ def follow(op, inputs, masks: Sequence[Optional[np.ndarray]]) -> Optional[np.nda
     if op.name in ELEMENTWISE:
         if any(tuple(v.type.shape) != shape for v in op.inputs):
             return None
+        if op.name in ("mul", "mul_trunc", "and") and len(masks) == 2:
+            # a factor of exactly 0 makes the lane 0 whatever the other holds (a ladder
+            # that multiplies every rung by a 0/1 choice, then sums them)
+            a, b = (_values(x) for x in inputs[:2])
+            if a is not None and b is not None and np.shape(a) == np.shape(b) == shape:
+                keep = [m & (np.asarray(other) != 0) if m is not None else None
+                        for m, other in ((masks[0], b), (masks[1], a))]
+                return (none if keep[0] is None else keep[0]) | (none if keep[1] is None else keep[1])
         out = none
         for m in masks:
             if m is not None:
@@ -84,6 +92,10 @@ def reaching(op, inputs, masks: Sequence[Optional[np.ndarray]]) -> list:
     """Per input: whether any of its bad lanes reaches the output (a select's branch
     that is never picked on its bad lanes does not)."""
     reach = [m is not None and bool(m.any()) for m in masks]
+    if op.name in ("mul", "mul_trunc", "and") and len(masks) == 2:
+        out = follow(op, inputs, masks)
+        if out is not None and not out.any():
+            return [False, False]
     if op.name == "select" and len(masks) == 3:
         pred = _values(inputs[0]) if inputs else None
         if pred is not None and np.shape(pred) == tuple(op.outputs[0].type.shape):
