@@ -68,19 +68,40 @@ def _shared(K, ops, ins, parts, call):
     return outs
 
 
+class _BitTimes(tuple):
+    """(c, d) whose product is select's: c a 0/1 value (fxp/compare.py bit_product)."""
+
+
 # One ring product each (fxp/compare.py select; kernels/arith.py logic on 0/1 values).
 PRODUCT_PARTS = {
     "mul": lambda P, x, y: ([(x, y)], lambda r: r[0]),
     "and": lambda P, x, y: ([(x, y)], lambda r: r[0]),
-    "select": lambda P, c, a, b: ([(c, B.sub(P, a, b))], lambda r: B.add(P, b, r[0])),
+    "select": lambda P, c, a, b: ([_BitTimes((c, B.sub(P, a, b)))], lambda r: B.add(P, b, r[0])),
     "or": lambda P, a, b: ([(a, b)], lambda r: B.sub(P, B.add(P, a, b), r[0])),
     "xor": lambda P, a, b: ([(a, b)], lambda r: B.sub(P, B.add(P, a, b), B.add(P, r[0], r[0]))),
 }
 
 
+def _mul_or_mux_many(P, pairs):
+    """All products of a batch: select's by the protocol's multiplexer if it has one
+    (P.mux, one call), the others by ring products (one call; a batch mixing the two
+    then takes two rounds)."""
+    bits = [i for i, p in enumerate(pairs) if P.mux is not None and isinstance(p, _BitTimes)
+            and _all_secret(p)]
+    if not bits:
+        return mul_many(P, pairs)
+    out = [None] * len(pairs)
+    rest = sorted(set(range(len(pairs))) - set(bits))
+    for i, r in zip(rest, mul_many(P, [pairs[i] for i in rest])):
+        out[i] = r
+    for i, r in zip(bits, elementwise_many(P, [pairs[i] for i in bits], P.mux)):
+        out[i] = r
+    return out
+
+
 @batch_kernel("product")
 def _products(K, ops, ins):
-    return _shared(K, ops, ins, PRODUCT_PARTS, lambda pairs: mul_many(K.P, pairs))
+    return _shared(K, ops, ins, PRODUCT_PARTS, lambda pairs: _mul_or_mux_many(K.P, pairs))
 
 
 def _eq_parts(P, x, y):
