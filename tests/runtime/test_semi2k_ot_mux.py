@@ -12,7 +12,8 @@ import spu_lite as spu
 from spu_lite.runtime.protocols.semi2k_common import MUL
 from spu_lite.runtime.protocols.semi2k_ot import Semi2kOT
 from spu_lite.runtime.protocols.semi2k_ot_mux import MUX
-from spu_lite.two_party import correlation_counts, offline_bytes, online_cost, precompute
+from spu_lite.two_party import (correlation_counts, correlation_table, offline_bytes,
+                                 online_cost, precompute)
 
 from .harness import run_parties
 from .test_semi2k import Recorder, _uniform_pvalue
@@ -98,6 +99,9 @@ def test_select_costs_one_round_and_its_counts_match_what_the_job_makes():
     assert dry.rounds == 1 and abs(dry.bytes - prof.ops["select"].bytes) <= 1000
     counts = correlation_counts(program)
     assert counts[MUX] == x.size and offline_bytes(MUX, 1) == 24
+    rows = [line.split()[-2:] for line in correlation_table(counts).splitlines()
+            if line.startswith("multiplexer (select)")]                  # spu-lite cost's row
+    assert rows == [["4,096", "98,304"]]
     total = sum(offline_bytes(k, v) for k, v in counts.items())
     assert abs(prof.offline.bytes - total) <= 128 * len(counts) + 64
     assert total / x.size < 850                           # comparison 794 + select 24
