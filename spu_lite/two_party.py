@@ -30,7 +30,7 @@ from spu_lite.runtime.profile import Profile
 from spu_lite.runtime.ot.cot_mul import _classes, _count
 from spu_lite.runtime.protocols.semi2k_ot import Semi2kOT
 from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
-from spu_lite.runtime.protocols.semi2k_ot_mux import MUX, empty_mux, mux
+from spu_lite.runtime.protocols.semi2k_ot_mux import MUX, empty_mux_pieces, mux
 from spu_lite.runtime.protocols.semi2k_ot_source import _canonical
 from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
                                              _decode_request, _size)
@@ -100,12 +100,12 @@ def dry_run_comparisons(proto, counts: Counter) -> None:
         if key == ROT:                  # n = (sent by party 0, sent by party 1)
             return tuple(take((ROT, sender), k) for sender, k in enumerate(n))
         counts[key] += n
-        if key == MUX:
-            return empty_mux(n, proto.ring.dtype)
+        if key in (MUX, MUL):
+            return empty_mux_pieces(key, n, proto.ring.dtype)
         return empty_pieces(key, proto.rank, n, proto.ring.dtype)
     proto.sign_bit = lambda x, width, shift=0: sign_bit(proto, x, width, shift, take)
     if Semi2kOT.mux is not None:
-        proto.mux = lambda c, x: mux(proto, c, x, take)
+        proto.mux = lambda c, x, products=None: mux(proto, c, x, take, products)
 
 
 def precompute(f, *args, times: int = 1) -> Dict:

@@ -211,8 +211,9 @@ class Protocol:
         decision (semi2k_ot: the millionaires' protocol, semi2k_ot_compare.py)."""
         return None
 
-    #: Optional: a method mux(c, x) -> Share of c * x for secret c holding a 0/1 value
-    #: and secret x (select's product, fxp/compare.py bit_product), by the protocol's own
-    #: multiplexer. None (this default): a ring product, P.mul. semi2k_ot: an OT
-    #: multiplexer (semi2k_ot_mux.py).
+    #: Optional: a method mux(c, x, products=None) -> Share of c * x for secret c holding
+    #: a 0/1 value and secret x (select's product, fxp/compare.py bit_product), by the
+    #: protocol's own multiplexer; products = (y, w), 1-D secrets of one size: also y * w,
+    #: in the same round, returned second (kernels/batches.py). None (this default): a
+    #: ring product, P.mul. semi2k_ot: an OT multiplexer (semi2k_ot_mux.py).
     mux = None

@@ -207,11 +207,11 @@ class Semi2kOT(Semi2k):
         ~12 AND words per element of the boolean adder."""
         return sign_bit(self, x, width, shift, self._take_own)
 
-    def mux(self, c, x):
+    def mux(self, c, x, products=None):
         """select's product c * x (c a 0/1 value) by the OT multiplexer of
         semi2k_ot_mux.py: 1 round, 24 offline bytes per element instead of a Beaver
-        triple's 1,368."""
-        return mux(self, c, x, self._take_own)
+        triple's 1,368; products = (y, w): also y * w by a triple, in the same round."""
+        return mux(self, c, x, self._take_own, products)
 
     def _take_own(self, key, n):
         """n correlations of a kind only semi2k_ot asks for: AND2, MUX, or ROT with n = (sent

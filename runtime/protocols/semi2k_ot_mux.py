@@ -24,7 +24,9 @@ differ).
 
 Cost per element, per party, k = 64: online 1 round (as a Beaver product), 8 bytes + 1
 bit (a Beaver product: 16 bytes); offline one OT each way: 16 bytes of IKNP as
-receiver + an 8-byte correction as sender = 24 bytes (a Beaver triple: 1,368).
+receiver + an 8-byte correction as sender = 24 bytes (a Beaver triple: 1,368). A batch
+that mixes selects with other products opens the products' Beaver differences in the
+same message (`products`): still one round.
 
 Views. e_i is padded by the fresh random bit b_i, f_i by the fresh random v_i; the
 offline messages are IKNP's and Gilboa corrections (semi2k_ot_source.py). The
@@ -32,12 +34,13 @@ correlation requires c to be 0 or 1: select's predicate is a bool, held as 0/1.
 """
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from ..link import PeerError
 from .base import Share
+from .semi2k_common import MUL
 
 MUX = 11                # correlation kind: (b_i bit, v_i, u_i) with u = (b_0 ^ b_1) v
 
@@ -55,29 +58,47 @@ def cross_operand(b: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.where(b.astype(bool), np.negative(v), v)
 
 
-def empty_mux(n: int, dtype):
-    """n MUX correlations of zeros (b = 0, v = 0, u = 0 is one): a dry run's stand-in."""
-    return np.zeros(n, np.uint8), np.zeros(n, dtype), np.zeros(n, dtype)
+def empty_mux_pieces(key, n: int, dtype):
+    """n correlations of zeros, MUX (b = 0, v = 0, u = 0 is one) or MUL (a Beaver triple
+    of zeros): a dry run's stand-in."""
+    if key == MUX:
+        return np.zeros(n, np.uint8), np.zeros(n, dtype), np.zeros(n, dtype)
+    return tuple(np.zeros(n, dtype) for _ in range(3))
 
 
-def mux(P, c: Share, x: Share, take: Take) -> Share:
-    """c * x for semi2k shares of c (0 or 1) and x: 1 round (module docstring). take(MUX,
-    n) gives the pieces (b_i, v_i, u_i) of n correlations (pools, OT, or zeros)."""
+def _flat(s: Share, shape) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(s.parts[0], shape)).reshape(-1)
+
+
+def mux(P, c: Share, x: Share, take: Take, products: Optional[tuple] = None):
+    """c * x for semi2k shares of c (0 or 1) and x: 1 round (module docstring). take(key,
+    n) gives the pieces of n correlations (pools, OT, or zeros): MUX (b_i, v_i, u_i), MUL.
+    products: None, or 1-D Shares (y, w) of one size whose ring product y * w is wanted
+    in the same round (a batch mixing selects with other products), by a Beaver triple
+    (a, b', c' = a b'): open y - a and w - b' with e and f; y w = c' + a (w - b') +
+    (y - a) w. Returns c x, or (c x, y w)."""
     dt = P.ring.dtype
     shape = tuple(np.broadcast_shapes(c.shape, x.shape))
-    cs = np.ascontiguousarray(np.broadcast_to(c.parts[0], shape)).reshape(-1)
-    xs = np.ascontiguousarray(np.broadcast_to(x.parts[0], shape)).reshape(-1)
+    cs, xs = _flat(c, shape), _flat(x, shape)
     n = cs.size
     b, v, u = take(MUX, n)
-    e_mine = np.packbits((cs & dt(1)).astype(np.uint8) ^ b, bitorder="little")
-    f_mine = xs - v
-    (got,) = P._exchange((e_mine, f_mine))
-    if not isinstance(got, tuple) or len(got) != 2 or not all(isinstance(g, np.ndarray) for g in got) \
-            or got[0].dtype != np.uint8 or got[0].shape != e_mine.shape \
-            or got[1].dtype != dt or got[1].shape != f_mine.shape:
+    mine = (np.packbits((cs & dt(1)).astype(np.uint8) ^ b, bitorder="little"), xs - v)
+    if products is not None:
+        ys, ws = (_flat(p, p.shape) for p in products)
+        ta, tb, tc = take(MUL, ys.size)
+        mine += (ys - ta, ws - tb)
+    (got,) = P._exchange(mine)
+    if not isinstance(got, tuple) or len(got) != len(mine) or any(
+            not isinstance(g, np.ndarray) or g.dtype != m.dtype or g.shape != m.shape
+            for g, m in zip(got, mine)):
         raise PeerError("select: malformed multiplexer message from the peer")
-    e = np.unpackbits(e_mine ^ got[0], count=n, bitorder="little").astype(bool)
-    f = f_mine + got[1]
+    e = np.unpackbits(mine[0] ^ got[0], count=n, bitorder="little").astype(bool)
+    f = mine[1] + got[1]
     z = cs * f
     z += np.where(e, v - u, u)
-    return Share([z.reshape(shape)])
+    out = Share([z.reshape(shape)])
+    if products is None:
+        return out
+    d_open, e_open = mine[3] + got[3], mine[2] + got[2]
+    zp = tc + ta * d_open + e_open * ws
+    return out, Share([zp.reshape(products[0].shape)])

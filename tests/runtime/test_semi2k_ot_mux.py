@@ -42,12 +42,16 @@ def test_mux_equals_the_beaver_product_for_every_element(field):
     x[:4] = [0, 1, np.iinfo(dt).max, 1 << (field - 1)]
     c_row = rng.integers(0, 2, (1, 7)).astype(dt)
     x_mat = rng.integers(0, np.iinfo(dt).max, (5, 7), dtype=dt, endpoint=True)
+    y, w = (rng.integers(0, np.iinfo(dt).max, 77, dtype=dt, endpoint=True) for _ in range(2))
     sc, sx, scr, sxm = cl.share(c), cl.share(x), cl.share(c_row), cl.share(x_mat)
+    sy, sw = cl.share(y), cl.share(w)
     outs = run_parties(cl, lambda P, r: (P.mux(sc[r], sx[r]), P.mul(sc[r], sx[r]),
-                                         P.mux(scr[r], sxm[r])))
-    ours, beaver, bcast = (opened(cl, [o[i] for o in outs]) for i in range(3))
+                                         P.mux(scr[r], sxm[r]),
+                                         *P.mux(sc[r], sx[r], products=(sy[r], sw[r]))))
+    ours, beaver, bcast, again, prod = (opened(cl, [o[i] for o in outs]) for i in range(5))
     assert np.array_equal(ours, c * x) and np.array_equal(beaver, c * x)
     assert np.array_equal(bcast, c_row * x_mat)
+    assert np.array_equal(again, c * x) and np.array_equal(prod, y * w)   # one round
 
 
 CASES = {
@@ -105,6 +109,26 @@ def test_select_costs_one_round_and_its_counts_match_what_the_job_makes():
     total = sum(offline_bytes(k, v) for k, v in counts.items())
     assert abs(prof.offline.bytes - total) <= 128 * len(counts) + 64
     assert total / x.size < 850                           # comparison 794 + select 24
+
+
+def test_a_batch_of_selects_takes_one_round_mixed_with_products_too():
+    """Independent selects, batched by the compiler, share one multiplexer round; a batch
+    that also holds another secret product (here an integer product) stays one round:
+    the product's Beaver differences travel with the multiplexer's message."""
+    rng = np.random.default_rng(6)
+    a, b, c = (rng.normal(size=100) for _ in range(3))
+    i, j = (rng.integers(-100, 100, 100).astype(np.int32) for _ in range(2))
+    for fn, args, want_mux in (
+            (lambda a, b, c: (jnp.where(a < b, a, b), jnp.where(c < b, b, c)), (a, b, c), 200),
+            (lambda a, b, i, j: (jnp.where(a < b, a, b), i * j), (a, b, i, j), 100)):
+        f = spu.jit(fn, protocol="semi2k", dealer=None)
+        got = f(*args)
+        prof = f.cluster.last_profile
+        assert prof.ops["select"].rounds == 1 and prof.total.rounds == 8    # less: 7
+        for g, w in zip(got, fn(*args)):
+            np.testing.assert_allclose(np.asarray(g, np.float64), w, atol=2 ** -17)
+        counts = correlation_counts(f.lower(*args).program)
+        assert counts.get(MUX, 0) == want_mux and counts.get(MUL, 0) == 200 - want_mux
 
 
 def test_precomputed_selects_send_no_ot_message():
