@@ -7,11 +7,12 @@ dealer=None, i.e. semi2k_ot): the offline phase on its own.
 
 How many: the online protocol is semi2k's, with comparisons by the millionaires'
 protocol (runtime/protocols/semi2k_ot_compare.py) and select's products by an OT
-multiplexer (semi2k_ot_mux.py); its requests (kind and shape, never
-data) depend only on the program. correlation_counts runs the program once on random
-inputs under semi2k with a dealer and semi2k_ot's comparisons (cheap: no OT, as
-`spu-lite cost` does) and counts what the dealer was asked for, plus the comparisons'
-1-out-of-16 OTs and AND pairs and the multiplexers' correlations. Elementwise correlations pool by kind (and shift); dot triples by shape.
+multiplexer (semi2k_ot_mux.py); its requests (kind and shape, never data) depend only
+on the program. correlation_counts runs the program once on random inputs under semi2k
+with a dealer and semi2k_ot's comparisons and multiplexers (cheap: no OT, as `spu-lite
+cost` does) and counts what the dealer was asked for, plus the comparisons' 1-out-of-16
+OTs and AND pairs and the multiplexers' correlations. Elementwise correlations pool by
+kind (and shift); dot triples by shape.
 Dots that reuse a kept operand (loop-invariant weights) are made during the job.
 On networked nodes the driver sends both nodes the counts (never the program, never
 data) and they make them over their own link: spu_lite/deploy/precompute.py.
@@ -41,8 +42,8 @@ from .tools.cost import CostReport, _batches, _public_control, _random_input
 
 def _dry_run(program: Program, seed: int):
     """One run of `program` on random inputs under semi2k with a dealer (cheap: no OT),
-    with semi2k_ot's comparison and multiplexer protocols (dry_run_comparisons). Returns the cluster,
-    the requests the dealer got and the 1-out-of-16 OTs counted."""
+    with semi2k_ot's comparison and multiplexer protocols (dry_run_comparisons). Returns
+    the cluster, the requests the dealer got and the correlations of those counted."""
     cluster = InProcessCluster(ClusterConfig(protocol="semi2k", field=program.field,
                                              fxp_bits=program.fxp_bits, seed=seed))
     transport = cluster.dealer.comm.transport

@@ -285,8 +285,8 @@ class Semi2kOT(Semi2k):
 
     def precompute(self, counts) -> None:
         """Make correlations before a job. counts: {MUL: n, SQUARE: n, AND: n, B2A: n,
-        (TRUNC, m): n, (ROT, sender): n, AND2: n, MUX: n, ("dot", xs, ys, dims): count}; every party must
-        pass the same."""
+        (TRUNC, m): n, (ROT, sender): n, AND2: n, MUX: n, ("dot", xs, ys, dims): count};
+        every party must pass the same."""
         counts = dict(counts)
         if (ROT, 0) in counts and (ROT, 1) in counts:      # both directions in one go
             both = self.source.rot(counts.pop((ROT, 0)), counts.pop((ROT, 1)))

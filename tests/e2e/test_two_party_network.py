@@ -95,7 +95,8 @@ def test_precompute_requests_are_checked_as_hostile_input():
     back = decode_counts(encode_counts(counts), 64)
     assert back == counts and pool_bytes(back) > 0
     for hostile in ("mul", [["mul"]], [["mul", -1]], [["mul", 2 ** 41]], [["rm -rf", 1]],
-                    [["trunc", 64, 5]], [["mul", True]], [["rot", 2, 5]], [["rot", 0]], [["and2", -3]], [["mux", 1.5]], [["mux", 2, 3]], [["dot", [3, 4], [5, 4], [[0], [0], [], []], 1]],
+                    [["trunc", 64, 5]], [["mul", True]], [["rot", 2, 5]], [["rot", 0]], [["and2", -3]], [["mux", 1.5]], [["mux", 2, 3]],
+                    [["dot", [3, 4], [5, 4], [[0], [0], [], []], 1]],
                     [["dot", [3, 4], [3, 4], [[7], [1], [], []], 1]],
                     [["dot", [0, 4], [3, 4], [[1], [1], [], []], 1]]):
         with pytest.raises(PrecomputeError):
