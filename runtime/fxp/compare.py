@@ -47,6 +47,14 @@ def equal(P: Protocol, x, y):
     return add(P, neg(P, s), np.ones(d.shape, P.ring.dtype))
 
 
+def bit_product(P: Protocol, c, d):
+    """c * d with c a 0/1 value: the protocol's multiplexer (P.mux) when c and d are
+    secret and it has one, else a ring product."""
+    if P.mux is not None and is_secret(c) and is_secret(d):
+        return P.mux(c, d)
+    return mul(P, c, d)
+
+
 def select(P: Protocol, c, a, b):
     """c ? a : b with c a 0/1 value: b + c * (a - b). One product if c is secret."""
     if not is_secret(c):
@@ -54,7 +62,7 @@ def select(P: Protocol, c, a, b):
         if is_secret(a) or is_secret(b):
             return add(P, b, mul(P, c, sub(P, a, b)))
         return np.where(mask, a, b)
-    return add(P, b, mul(P, c, sub(P, a, b)))
+    return add(P, b, bit_product(P, c, sub(P, a, b)))
 
 
 def _split_halves(x, axis_len):

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..protocols.base import Protocol, Share
 from . import basic as B
-from .compare import cat_last, less, take_last
+from .compare import bit_product, cat_last, less, take_last
 
 
 def _pad(P: Protocol, x, N: int, value: int):
@@ -61,7 +61,7 @@ def sort_last(P: Protocol, key: Share, others: Sequence, descending: bool = Fals
                         take_last(key_now, np.where(up, lo, hi)))
             m = len(lo)
             diffs = [B.sub(P, take_last(v, hi), take_last(v, lo)) for v in vals]
-            d = B.mul(P, cat_last(P, [swap] * len(vals)), cat_last(P, diffs))
+            d = bit_product(P, cat_last(P, [swap] * len(vals)), cat_last(P, diffs))
             back = np.argsort(np.concatenate([lo, hi]))   # positions of lo ++ hi
             new = []
             for i, v in enumerate(vals):

@@ -12,6 +12,7 @@ import numpy as np
 from ..fxp import basic as B
 from ..fxp.batch import elementwise_many, mul_many, mul_trunc_many, trunc_many
 from ..fxp.compare import msb
+from ..protocols.base import Share
 from .arith import dot_dims
 from .registry import KERNELS, batched
 
@@ -68,19 +69,65 @@ def _shared(K, ops, ins, parts, call):
     return outs
 
 
+class _BitTimes(tuple):
+    """(c, d) whose product is select's: c a 0/1 value (fxp/compare.py bit_product)."""
+
+
 # One ring product each (fxp/compare.py select; kernels/arith.py logic on 0/1 values).
 PRODUCT_PARTS = {
     "mul": lambda P, x, y: ([(x, y)], lambda r: r[0]),
     "and": lambda P, x, y: ([(x, y)], lambda r: r[0]),
-    "select": lambda P, c, a, b: ([(c, B.sub(P, a, b))], lambda r: B.add(P, b, r[0])),
+    "select": lambda P, c, a, b: ([_BitTimes((c, B.sub(P, a, b)))], lambda r: B.add(P, b, r[0])),
     "or": lambda P, a, b: ([(a, b)], lambda r: B.sub(P, B.add(P, a, b), r[0])),
     "xor": lambda P, a, b: ([(a, b)], lambda r: B.sub(P, B.add(P, a, b), B.add(P, r[0], r[0]))),
 }
 
 
+def _side_by_side(items):
+    """Pairs of secret Shares -> both operands of all of them (each pair broadcast to its
+    shape, flattened, concatenated) and split(result) -> one Share per pair."""
+    shapes = [tuple(np.broadcast_shapes(x.shape, y.shape)) for x, y in items]
+    cuts = np.cumsum([int(np.prod(s, dtype=np.int64)) for s in shapes])[:-1]
+    cols = [Share([np.concatenate([np.broadcast_to(o.parts[k], s).reshape(-1)
+                                   for o, s in zip(col, shapes)])
+                   for k in range(len(col[0].parts))]) for col in zip(*items)]
+
+    def split(res):
+        pieces = [np.split(p, cuts) for p in res.parts]
+        return [Share([pp[i].reshape(s) for pp in pieces]) for i, s in enumerate(shapes)]
+    return cols, split
+
+
+def _mul_or_mux_many(P, pairs):
+    """All products of a batch, one round: select's by the protocol's multiplexer if it
+    has one (P.mux), the other secret products by ring products in the same round
+    (P.mux's `products`); without a multiplexer, all by P.mul (mul_many)."""
+    bits = [i for i, p in enumerate(pairs) if P.mux is not None and isinstance(p, _BitTimes)
+            and _all_secret(p)]
+    if not bits:
+        return mul_many(P, pairs)
+    rest = sorted(set(range(len(pairs))) - set(bits))
+    secret = [i for i in rest if _all_secret(pairs[i])]
+    public = [i for i in rest if i not in secret]
+    out = [None] * len(pairs)
+    for i, r in zip(public, mul_many(P, [pairs[i] for i in public])):    # local
+        out[i] = r
+    (c, d), split_bits = _side_by_side([pairs[i] for i in bits])
+    if not secret:
+        results = [(bits, split_bits(P.mux(c, d)))]
+    else:
+        (x, y), split_rest = _side_by_side([pairs[i] for i in secret])
+        zb, zr = P.mux(c, d, products=(x, y))
+        results = [(bits, split_bits(zb)), (secret, split_rest(zr))]
+    for idx, res in results:
+        for i, r in zip(idx, res):
+            out[i] = r
+    return out
+
+
 @batch_kernel("product")
 def _products(K, ops, ins):
-    return _shared(K, ops, ins, PRODUCT_PARTS, lambda pairs: mul_many(K.P, pairs))
+    return _shared(K, ops, ins, PRODUCT_PARTS, lambda pairs: _mul_or_mux_many(K.P, pairs))
 
 
 def _eq_parts(P, x, y):

@@ -210,3 +210,10 @@ class Protocol:
         the boolean adder of fxp/bits.py. Which algorithm a protocol uses is its own
         decision (semi2k_ot: the millionaires' protocol, semi2k_ot_compare.py)."""
         return None
+
+    #: Optional: a method mux(c, x, products=None) -> Share of c * x for secret c holding
+    #: a 0/1 value and secret x (select's product, fxp/compare.py bit_product), by the
+    #: protocol's own multiplexer; products = (y, w), 1-D secrets of one size: also y * w,
+    #: in the same round, returned second (kernels/batches.py). None (this default): a
+    #: ring product, P.mul. semi2k_ot: an OT multiplexer (semi2k_ot_mux.py).
+    mux = None

@@ -25,6 +25,8 @@ AES-CTR, runtime.prg; derived from the seed only in a seeded test cluster).
 Sign bits (comparisons) are the one exception to semi2k's online protocol: sign_bit
 runs the millionaires' protocol of semi2k_ot_compare.py (7 rounds, ~42 bytes and 794
 offline bytes per element, against the boolean adder's 8 rounds, 192 and 13,068).
+Select's product c * x (c a 0/1 value) is the other: mux runs the OT multiplexer of
+semi2k_ot_mux.py (1 round as Beaver's, 24 offline bytes per element against 1,368).
 Costs: otherwise online exactly semi2k's for two parties, without the dealer's messages;
 offline per correlation in semi2k_ot_source.py. Offline traffic is counted apart from online
 (offline_stats: bytes, messages, seconds).
@@ -43,6 +45,7 @@ from .semi2k import Semi2k
 from .semi2k_common import (AND, B2A, BLOCK, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUARE, TRUNC,
                             _blocks, _size)
 from .semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
+from .semi2k_ot_mux import MUX, mux
 from .semi2k_ot_source import OtCorrelations
 
 
@@ -204,8 +207,14 @@ class Semi2kOT(Semi2k):
         ~12 AND words per element of the boolean adder."""
         return sign_bit(self, x, width, shift, self._take_own)
 
+    def mux(self, c, x, products=None):
+        """select's product c * x (c a 0/1 value) by the OT multiplexer of
+        semi2k_ot_mux.py: 1 round, 24 offline bytes per element instead of a Beaver
+        triple's 1,368; products = (y, w): also y * w by a triple, in the same round."""
+        return mux(self, c, x, self._take_own, products)
+
     def _take_own(self, key, n):
-        """n correlations of a kind only semi2k_ot asks for: AND2, or ROT with n = (sent
+        """n correlations of a kind only semi2k_ot asks for: AND2, MUX, or ROT with n = (sent
         by party 0, sent by party 1), both directions made in the same OT batches (so
         the two parties work at the same time)."""
         self.requests += 1
@@ -231,6 +240,8 @@ class Semi2kOT(Semi2k):
             return self.source.rot(*((n, 0) if key[1] == 0 else (0, n)))[key[1]]
         if kind == AND2:
             return self.source.and2(n)
+        if kind == MUX:
+            return self.source.mux(n)
         if kind == MUL:
             return self.source.mul(n)
         if kind == AND:
@@ -274,8 +285,8 @@ class Semi2kOT(Semi2k):
 
     def precompute(self, counts) -> None:
         """Make correlations before a job. counts: {MUL: n, SQUARE: n, AND: n, B2A: n,
-        (TRUNC, m): n, (ROT, sender): n, AND2: n, ("dot", xs, ys, dims): count}; every party must
-        pass the same."""
+        (TRUNC, m): n, (ROT, sender): n, AND2: n, MUX: n, ("dot", xs, ys, dims): count};
+        every party must pass the same."""
         counts = dict(counts)
         if (ROT, 0) in counts and (ROT, 1) in counts:      # both directions in one go
             both = self.source.rot(counts.pop((ROT, 0)), counts.pop((ROT, 1)))

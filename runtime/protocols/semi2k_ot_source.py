@@ -25,6 +25,9 @@ trunc    r from k random shared bits rho_j = beta0_j ^ beta1_j (arithmetic share
          k OTs per element: ~720 bytes per party (1024 + ~400, split).
 and2     (a, b, b', c = a & b, c' = a & b'): as and, one OT per bit of a carrying both
          bits: 64 OTs each way per word, 1024 + 128 bytes.
+mux      (b_i bit, v_i, u_i) with u = (b_0 ^ b_1) v, for select (semi2k_ot_mux.py):
+         the cross terms b_j (1 - 2 b_i) v_i, one OT with a 64-bit correction each
+         way: 16 + 8 = 24 bytes.
 rot      random 1-out-of-16 OTs for comparisons (semi2k_ot_compare.py): 4 random IKNP
          OTs each, no corrections: 64 bytes from the receiver.
 dot      C = A.B = A0.B0 + A1.B1 + A0.B1 + A1.B0 over the dot_general dims. A0.B1:
@@ -44,6 +47,7 @@ from ..ot.cot_mul import OtLink
 from ..ring_linalg import ring_dot_general
 from .semi2k_common import _fill
 from .semi2k_ot_compare import rot_choice_bits, rot_receiver_entry, rot_sender_table
+from .semi2k_ot_mux import cross_operand, mux_pieces
 
 OT_BATCH = 1 << 20          # OTs per batch
 WORDS_BATCH = 1 << 21       # uint64 words of pads per batch (16 MB)
@@ -221,6 +225,21 @@ class OtCorrelations:
             r += self.dt(1 << (k - 2))
             s_ += self.dt(1 << (k - 2 - m))
         return r, s_, w
+
+    @_timed
+    def mux(self, n: int):
+        """(b_i 0/1 uint8, v_i, u_i) with u = (b_0 ^ b_1)(v_0 + v_1): the bits b_i choose,
+        the peer corrects with w_j = (1 - 2 b_j) v_j, both ways in one batch."""
+        b = np.unpackbits(self._rand(((n + 7) // 8,), np.uint8), count=n)
+        v = self._rand((n,))
+        w = cross_operand(b, v).astype(np.uint64)
+        cross = np.zeros(n, np.uint64)
+        step = self._rows(1)
+        for lo in range(0, n, step):
+            s = slice(lo, min(n, lo + step))
+            mine, theirs = self._both_ways(b[s, None], w[s, None, None], 1, [self.k])
+            cross[s] = mine[:, 0, 0] + theirs[:, 0, 0]
+        return b, v, mux_pieces(b, v, cross)
 
     @_timed
     def rot(self, n0: int, n1: int):

@@ -32,13 +32,14 @@ import numpy as np
 from spu_lite.runtime.link import PeerError
 from spu_lite.runtime.protocols.semi2k_common import AND, B2A, MUL, SQUARE, TRUNC
 from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT
+from spu_lite.runtime.protocols.semi2k_ot_mux import MUX
 
-ELEMENTWISE = {MUL: "mul", SQUARE: "square", AND: "and", B2A: "b2a", AND2: "and2"}
+ELEMENTWISE = {MUL: "mul", SQUARE: "square", AND: "and", B2A: "b2a", AND2: "and2", MUX: "mux"}
 KINDS = {v: k for k, v in ELEMENTWISE.items()}
 #: bytes a party keeps per pooled element (mul/and: a, b, c; square: a, c; b2a: the
 #: unpacked bit and [r]; trunc: r, r >> m, msb r; rot: the sender's table and share;
-#: and2: a, b, b', c, c')
-POOL_BYTES = {MUL: 24, AND: 24, SQUARE: 16, B2A: 9, TRUNC: 24, ROT: 5, AND2: 40}
+#: and2: a, b, b', c, c'; mux: b, v, u)
+POOL_BYTES = {MUL: 24, AND: 24, SQUARE: 16, B2A: 9, TRUNC: 24, ROT: 5, AND2: 40, MUX: 17}
 MAX_DIMS = 8
 
 

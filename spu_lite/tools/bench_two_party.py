@@ -1,8 +1,10 @@
 """Benchmark of semi2k without a dealer (semi2k_ot): offline (OT) and online cost of
-mul and matmul, next to SPU CHEETAH's figures (shared/anchors/README.md).
+mul, matmul, comparisons, relu, max, exp and softmax, next to SPU CHEETAH's figures
+(shared/anchors/README.md).
 
     python -m spu_lite.tools.bench_two_party [--mul 16 20] [--matmul 128]
-        [--less 12] [--relu 12] [--exp 12] [--cluster cluster.yaml]
+        [--less 12] [--relu 12] [--max 12] [--exp 17] [--softmax 128x1024]
+        [--cluster cluster.yaml] [--select-by-triple]
 
 --cluster runs on two networked semi2k_ot nodes (started with `spu-lite cluster up`
 or one `spu-lite node` per party) instead of the in-process cluster: the nodes make
@@ -14,6 +16,8 @@ reconstruct: timed, online bytes). The machine's load average is printed with th
 table: the OT work is CPU-bound and the in-process parties share the cores.
 matmul sizes whose matrix triple needs more than --max-ot-gb of OT traffic are not run;
 their offline bytes are printed from the formula of semi2k_ot_source.py.
+--select-by-triple makes select's products by Beaver triples instead of the OT
+multiplexer (the previous construction: for before/after comparisons, in-process).
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ import numpy as np
 import jax
 
 import spu_lite as spu
+
+from spu_lite.runtime.protocols.semi2k_ot import Semi2kOT
 
 from ..two_party import precompute
 
@@ -67,11 +73,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mul", type=int, nargs="*", default=[16], help="log2 sizes of mul")
     ap.add_argument("--matmul", type=int, nargs="*", default=[128], help="square sizes")
-    for name in ("less", "relu", "exp"):
+    for name in ("less", "relu", "max", "exp"):
         ap.add_argument(f"--{name}", type=int, nargs="*", default=[], help=f"log2 sizes of {name}")
+    ap.add_argument("--softmax", nargs="*", default=[], help="shapes ROWSxCOLS (last axis)")
     ap.add_argument("--max-ot-gb", type=float, default=4.0)
     ap.add_argument("--cluster", help="a semi2k_ot cluster file: run on its nodes")
+    ap.add_argument("--select-by-triple", action="store_true",
+                    help="select's products by Beaver triples (the previous construction)")
     a = ap.parse_args(argv)
+    if a.select_by_triple:
+        Semi2kOT.mux = None
     cluster = None
     if a.cluster:
         from spu_lite.deploy.driver import NetworkCluster
@@ -81,12 +92,18 @@ def main(argv=None):
     elementwise = [("mul", a.mul, lambda p, q: p * q, 2, "mul_1M", 1 << 20),
                    ("less", a.less, lambda p, q: p < q, 2, "less_1M", 1 << 20),
                    ("relu", a.relu, jax.nn.relu, 1, "relu_1M", 1 << 20),
+                   ("max", a.max, jax.numpy.maximum, 2, None, 1),
                    ("exp", a.exp, jax.numpy.exp, 1, "exp_128k", 1 << 17)]
     for name, sizes, fn, arity, ref, ref_n in elementwise:
         for lg in sizes:
             n = 1 << lg
             args = tuple(rng.uniform(-4, 4, n) for _ in range(arity))
             rows.append((run_case(f"{name}_2^{lg}", fn, args, cluster), n, ref, ref_n))
+    for shape in a.softmax:
+        r, c = (int(v) for v in shape.lower().split("x"))
+        x = rng.uniform(-4, 4, (r, c))
+        rows.append((run_case(f"softmax_{r}x{c}", lambda p: jax.nn.softmax(p, axis=-1), (x,),
+                              cluster), r * c, "softmax_128x1024", 128 * 1024))
     for n in a.matmul:
         if matmul_triple_bytes(n) > a.max_ot_gb * 2 ** 30:
             print(f"matmul_{n}: not run; one matrix triple by OT needs "
@@ -96,15 +113,16 @@ def main(argv=None):
         rows.append((run_case(f"matmul_{n}", lambda p, q: p @ q, (x, y), cluster), 1,
                      "matmul_512", 1))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
-          f"{'nodes of ' + a.cluster if a.cluster else 'in-process'}")
-    print(f"{'case':<14}{'offline s':>10}{'online s':>10}{'total s':>9}{'offline MB':>12}"
+          f"{'nodes of ' + a.cluster if a.cluster else 'in-process'}"
+          f"{'; select by Beaver triples' if a.select_by_triple else ''}")
+    print(f"{'case':<17}{'offline s':>10}{'online s':>10}{'total s':>9}{'offline MB':>12}"
           f"{'online MB':>11}{'rounds':>7}{'B/elem':>10}   CHEETAH")
     for r, count, ref, ref_n in rows:
         tot = r["offline_s"] + r["online_s"]
         per = r["offline_bytes"] / count if count > 1 else float("nan")
-        scale = f"{CHEETAH[ref]:.2f} s for {ref}" + (
+        scale = "" if ref is None else f"{CHEETAH[ref]:.2f} s for {ref}" + (
             f" (~{CHEETAH[ref] * count / ref_n:.2f} s pro rata)" if count > 1 else "")
-        print(f"{r['case']:<14}{r['offline_s']:>10.2f}{r['online_s']:>10.3f}{tot:>9.2f}"
+        print(f"{r['case']:<17}{r['offline_s']:>10.3f}{r['online_s']:>10.3f}{tot:>9.3f}"
               f"{r['offline_bytes'] / 1e6:>12.1f}{r['online_bytes'] / 1e6:>11.2f}{r['rounds']:>7}"
               f"{per:>10.0f}   {scale}")
     return rows
