@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..fxp import basic as B
-from ..fxp.compare import less, equal, select
+from ..fxp.compare import bit_product, less, equal, select
 from .registry import kernel
 
 
@@ -105,19 +105,20 @@ def _select(K, op, c, a, b):
 
 
 # Logic on bools held as arithmetic 0/1: and = a*b, or = a+b-ab, xor = a+b-2ab, not = 1-a.
+# a*b is a product by a 0/1 value: the protocol's multiplexer if it has one.
 @kernel("and")
 def _and(K, op, a, b):
-    return B.mul(K.P, a, b)
+    return bit_product(K.P, a, b)
 
 
 @kernel("or")
 def _or(K, op, a, b):
-    return B.sub(K.P, B.add(K.P, a, b), B.mul(K.P, a, b))
+    return B.sub(K.P, B.add(K.P, a, b), bit_product(K.P, a, b))
 
 
 @kernel("xor")
 def _xor(K, op, a, b):
-    ab = B.mul(K.P, a, b)
+    ab = bit_product(K.P, a, b)
     return B.sub(K.P, B.add(K.P, a, b), B.add(K.P, ab, ab))
 
 

@@ -76,10 +76,10 @@ class _BitTimes(tuple):
 # One ring product each (fxp/compare.py select; kernels/arith.py logic on 0/1 values).
 PRODUCT_PARTS = {
     "mul": lambda P, x, y: ([(x, y)], lambda r: r[0]),
-    "and": lambda P, x, y: ([(x, y)], lambda r: r[0]),
+    "and": lambda P, x, y: ([_BitTimes((x, y))], lambda r: r[0]),
     "select": lambda P, c, a, b: ([_BitTimes((c, B.sub(P, a, b)))], lambda r: B.add(P, b, r[0])),
-    "or": lambda P, a, b: ([(a, b)], lambda r: B.sub(P, B.add(P, a, b), r[0])),
-    "xor": lambda P, a, b: ([(a, b)], lambda r: B.sub(P, B.add(P, a, b), B.add(P, r[0], r[0]))),
+    "or": lambda P, a, b: ([_BitTimes((a, b))], lambda r: B.sub(P, B.add(P, a, b), r[0])),
+    "xor": lambda P, a, b: ([_BitTimes((a, b))], lambda r: B.sub(P, B.add(P, a, b), B.add(P, r[0], r[0]))),
 }
 
 

@@ -63,6 +63,8 @@ CASES = {
     "max_argmax": (lambda a: (jnp.max(a.reshape(-1, 10), axis=1),
                               jnp.argmax(a.reshape(-1, 10), axis=1)), 1),
     "sort": (lambda a: jnp.sort(a[:64]), 1),
+    "logic": (lambda a, b: (jnp.logical_and(a > 0, b > 0), jnp.logical_or(a > 1, b < -1),
+                            jnp.logical_xor(a > 0, b < 0)), 2),      # a product of 0/1 values
 }
 
 
