@@ -37,7 +37,7 @@ from spu_lite.runtime.fxp.domains import domains
 from spu_lite.runtime.protocols.base import Share
 from spu_lite.runtime.ring import Ring
 
-from .lane_taint import follow, nested_ops, reaching
+from .lane_taint import follow, followable, nested_ops, reaching
 
 
 @dataclass
@@ -167,7 +167,7 @@ class Observer:
                 self._taint[id(op.outputs[0])] = (carried, keys)
                 skip = carried
         src = source_of(op.loc, self.fallback_source)
-        hold = lanes and follow(op, inputs, [None] * len(op.inputs)) is not None
+        hold = lanes and followable(op)
         if op.name == "constant":
             self._nan_constant(op, src, lanes)
             return

@@ -45,6 +45,19 @@ def _values(x) -> Optional[np.ndarray]:
     return x.parts[0] if isinstance(x, Share) else np.asarray(x)
 
 
+_MOVES = frozenset(["select", "broadcast", "reshape", "transpose"])
+
+
+def followable(op) -> bool:
+    """Whether follow() tracks this op's lanes (cheap: no values looked at)."""
+    if len(op.outputs) != 1 or op.blocks:
+        return False
+    if op.name in ELEMENTWISE:
+        shape = tuple(op.outputs[0].type.shape)
+        return all(tuple(v.type.shape) == shape for v in op.inputs)
+    return op.name in _MOVES
+
+
 def follow(op, inputs, masks: Sequence[Optional[np.ndarray]]) -> Optional[np.ndarray]:
     """The output's bad lanes (see the module doc); None if the op mixes lanes."""
     if len(op.outputs) != 1 or op.blocks:
