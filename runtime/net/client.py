@@ -50,6 +50,7 @@ class DriverClient:
         self.monitors: Dict[zmq.Socket, int] = {}
         self.sealed: Dict[int, Tuple[zmq.Socket, Sealer, ReplyOpener]] = {}
         self._offers: Dict[int, tuple] = {}       # rank -> (port, key, link) not yet used
+        self._polled = None                       # (sockets, their Poller)
         self.seen_down = False            # some node's connection dropped since last check
         self._open()
 
@@ -96,16 +97,20 @@ class DriverClient:
         s.connect(f"tcp://{host_of(self.nodes[r][1])}:{port}")
         self.sealed[r] = (s, Sealer(key, link, 0), ReplyOpener(key, link))
 
+    def _poller(self) -> zmq.Poller:
+        """One poller over every socket, rebuilt only when the sockets change."""
+        socks = (tuple(self.socks.values()) + tuple(x[0] for x in self.sealed.values()) +
+                 tuple(self.monitors))
+        if self._polled is None or self._polled[0] != socks:
+            poller = zmq.Poller()
+            for s in socks:
+                poller.register(s, zmq.POLLIN)
+            self._polled = (socks, poller)
+        return self._polled[1]
+
     def _poll(self, ms: int):
         """Yield ("msg", rank, header, payload) and ("down"/"badkey", rank, None, None)."""
-        poller = zmq.Poller()
-        for s in self.socks.values():
-            poller.register(s, zmq.POLLIN)
-        for s, _, _ in self.sealed.values():
-            poller.register(s, zmq.POLLIN)
-        for m in self.monitors:
-            poller.register(m, zmq.POLLIN)
-        for sock, _ in poller.poll(ms):
+        for sock, _ in self._poller().poll(ms):
             if sock in self.monitors:
                 r = self.monitors[sock]
                 try:
@@ -126,11 +131,8 @@ class DriverClient:
                 if r is None:
                     continue                 # its link was dropped in this poll
                 opener = self.sealed[r][2]
-            while True:
-                try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
+            while not sock.closed and sock.get(zmq.EVENTS) & zmq.POLLIN:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 try:
                     if opener is not None:
                         frames = opener.open(frames)

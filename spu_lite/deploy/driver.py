@@ -43,6 +43,7 @@ from spu_lite.runtime.ring import Ring
 from . import loaders
 from .cluster_file import ClusterSpec, load
 from .handles import OwnedRef, PartyInput
+from .memory import keep_freed_memory
 from .policy import JobRefused
 from .program_cache import ProgramShipping, ir_digest
 
@@ -73,6 +74,7 @@ class NetworkCluster:
         if keys[0] != self.spec.driver_key:
             raise CredentialError(f"{key_file} is not the driver key of the cluster file")
         self.config = self.spec.config()
+        keep_freed_memory()                    # no fresh pages for every job (memory.py)
         self.ring = Ring(self.spec.field)
         self.proto_cls = get_protocol(self.spec.protocol)
         self.client = DriverClient(self.spec.endpoints(), keys, self.spec.timeout)

@@ -41,6 +41,7 @@ from .approvals import ApprovalStore
 from .errors import public_reason
 from .cluster_file import ClusterSpec
 from .joblog import JobLog
+from .memory import keep_freed_memory
 from .policy import JobRefused
 from .program_cache import ProgramCache
 from .threads import limit_blas_threads
@@ -69,6 +70,7 @@ class Node:
                                   f"(its public key differs from the cluster file's)")
         peers = {r: e for r, e in spec.endpoints().items() if r != self.rank}
         self._blas = limit_blas_threads(spec, self.rank)    # its share of this host's cores
+        keep_freed_memory()
         self.ep = Endpoint(name, self.me.listen or self.me.address, keys, peers,
                            spec.allowed_keys(), spec.timeout, spec.max_message_bytes,
                            sealed=spec.sealed_data)
@@ -131,7 +133,9 @@ class Node:
 
     def handle(self, route, header: dict, payload, arrived: Optional[float] = None) -> None:
         kind, job = header.get("k"), int(header.get("job", 0))
-        self.busy, self._last_hb = (route, job), 0.0
+        # the first heartbeat after one interval: a job that ends sooner needs none
+        self._last_hb = time.monotonic()
+        self.busy = (route, job)
         try:
             if kind == "job":
                 reply, out = jobs.run_job(self, header, payload, arrived)
@@ -216,6 +220,7 @@ class Node:
     def close(self) -> None:
         self.stop()
         self.ep.close()
+        self.joblog.close()
 
 
 def _startup_checks(spec: ClusterSpec, name: str, insecure_test_seed: bool) -> None:
