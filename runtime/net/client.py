@@ -22,7 +22,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ..link import PeerError
-from . import wire
+from . import wire, zio
 from .auth import curve_client, require_curve
 from .endpoint import WireDump, host_of, parse_offer
 from .sealed import ReplyOpener, SealError, Sealer
@@ -77,9 +77,9 @@ class DriverClient:
             self._take_offer(r)
         if r in self.sealed:
             sock, sealer, _ = self.sealed[r]
-            sock.send_multipart(sealer.seal(frames), copy=False)
+            zio.send(sock, sealer.seal(frames))
         else:
-            self.socks[r].send_multipart(frames, copy=False)
+            zio.send(self.socks[r], frames)
 
     def _unseal(self, r: int) -> None:
         """Node r's connection dropped (it may have restarted on a new data port): the
@@ -131,8 +131,8 @@ class DriverClient:
                 if r is None:
                     continue                 # its link was dropped in this poll
                 opener = self.sealed[r][2]
-            while not sock.closed and sock.get(zmq.EVENTS) & zmq.POLLIN:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            while not sock.closed and zio.readable(sock):
+                frames = zio.recv(sock)
                 try:
                     if opener is not None:
                         frames = opener.open(frames)
