@@ -41,7 +41,6 @@ from .approvals import ApprovalStore
 from .errors import public_reason
 from .cluster_file import ClusterSpec
 from .joblog import JobLog
-from .memory import keep_freed_memory
 from .policy import JobRefused
 from .program_cache import ProgramCache
 from .threads import limit_blas_threads
@@ -70,7 +69,6 @@ class Node:
                                   f"(its public key differs from the cluster file's)")
         peers = {r: e for r, e in spec.endpoints().items() if r != self.rank}
         self._blas = limit_blas_threads(spec, self.rank)    # its share of this host's cores
-        keep_freed_memory()
         self.ep = Endpoint(name, self.me.listen or self.me.address, keys, peers,
                            spec.allowed_keys(), spec.timeout, spec.max_message_bytes,
                            sealed=spec.sealed_data)
