@@ -59,6 +59,36 @@ def _time_pair(jf_net, jf_loc, args, repeat: int):
                                                         for jf in (jf_net, jf_loc)]
 
 
+def _node_cpu(pids: Sequence[int]) -> Optional[float]:
+    """CPU seconds (user + system) the node processes used so far; None without /proc."""
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def _cpu_per_job(jf_net, jf_loc, args, pids: Sequence[int], calls: int) -> Dict[str, float]:
+    """CPU seconds per call, back to back after the timed calls: the driver process and
+    the node processes for jf_net; this process (all parties) for jf_loc. CPU time
+    counts what a job costs whatever else the machine runs (wall time does not)."""
+    out = {}
+    d0, n0 = time.process_time(), _node_cpu(pids)
+    for _ in range(calls):
+        jf_net(*args)
+    d1, n1 = time.process_time(), _node_cpu(pids)
+    for _ in range(calls):
+        jf_loc(*args)
+    out["cpu_driver"], out["cpu_inproc"] = (d1 - d0) / calls, (time.process_time() - d1) / calls
+    if n0 is not None and n1 is not None:
+        out["cpu_nodes"] = (n1 - n0) / calls
+    return out
+
+
 def _cluster_file(d: str, protocol: str, timeout: float, net: Optional[str] = None) -> str:
     from .keygen import keygen
     from .launcher import free_ports
@@ -85,14 +115,17 @@ def bench_rows(protocols: Sequence[str] = ("aby3", "semi2k"), size: int = 65_536
     for protocol in protocols:
         with tempfile.TemporaryDirectory() as d:
             path = _cluster_file(d, protocol, timeout)
-            with Launcher(path, log_dir=f"{d}/logs"):
+            with Launcher(path, log_dir=f"{d}/logs") as launcher:
                 net = NetworkCluster(path)
+                pids = [p.pid for p in launcher.procs.values()]
                 local = InProcessCluster(ClusterConfig(protocol=protocol,
                                                        nparties=net.nparties))
                 try:
                     for name, (fn, args) in _cases(size, np.random.default_rng(0)).items():
-                        (t_net, t_loc), (tot, tot_loc) = _time_pair(
-                            spu.jit(fn, cluster=net), spu.jit(fn, cluster=local), args, repeat)
+                        jf_net, jf_loc = spu.jit(fn, cluster=net), spu.jit(fn, cluster=local)
+                        (t_net, t_loc), (tot, tot_loc) = _time_pair(jf_net, jf_loc, args,
+                                                                    repeat)
+                        cpu = _cpu_per_job(jf_net, jf_loc, args, pids, max(repeat, 20))
                         phases = dict(net.last_phases)
                         b, r, b_loc = tot.bytes, tot.rounds, tot_loc.bytes
                         spu_s = SPU_MULTIPROCESS.get(protocol, {}).get(name) \
@@ -100,7 +133,7 @@ def bench_rows(protocols: Sequence[str] = ("aby3", "semi2k"), size: int = 65_536
                         rows.append(dict(protocol=protocol, case=name, net_s=t_net,
                                          inproc_s=t_loc, bytes=b, rounds=r,
                                          ratio=t_net / t_loc, same_bytes=b == b_loc,
-                                         spu_s=spu_s, phases=phases, repeat=repeat))
+                                         spu_s=spu_s, phases=phases, repeat=repeat, **cpu))
                 finally:
                     net.close()
     return rows
@@ -145,13 +178,16 @@ def _stop(live: dict) -> None:
 
 def format_table(rows: List[dict]) -> str:
     lines = [f"{'protocol':<9}{'case':<12}{'net s':>9}{'in-proc s':>11}{'ratio':>8}"
-             f"{'SPU mp s':>10}{'ours/SPU':>9}{'bytes':>13}{'rounds':>8}"]
+             f"{'SPU mp s':>10}{'ours/SPU':>9}{'bytes':>13}{'rounds':>8}{'cpu ms net':>11}"
+             f"{'in-proc':>8}"]
     for r in rows:
         spu = r.get("spu_s")
         lines.append(f"{r['protocol']:<9}{r['case']:<12}{r['net_s']:>9.4f}{r['inproc_s']:>11.4f}"
                      f"{r['ratio']:>8.2f}{spu or float('nan'):>10.3f}"
                      f"{r['net_s'] / spu if spu else float('nan'):>9.2f}"
-                     f"{r['bytes']:>13}{r['rounds']:>8}")
+                     f"{r['bytes']:>13}{r['rounds']:>8}"
+                     f"{(r.get('cpu_driver', 0) + r.get('cpu_nodes', 0)) * 1e3:>11.1f}"
+                     f"{r.get('cpu_inproc', 0) * 1e3:>8.1f}")
     return "\n".join(lines)
 
 
@@ -196,13 +232,16 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
                 "256 x 256. SPU: SecretFlow SPU 0.9.5's "
                 "multi-process runtime on the same kind of machine, inputs already shared.", "",
                 "| protocol | case | nodes s | in-process s | nodes / in-process | SPU mp s "
-                "| ours / SPU | rounds | bytes |", "|---|---|---|---|---|---|---|---|---|"]
+                "| ours / SPU | rounds | bytes | CPU ms driver + nodes | CPU ms in-process |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in loop_rows:
             spu = r.get("spu_s")
             vs = f"{spu} | {r['net_s'] / spu:.2f}" if spu else "- | -"
+            cpu = (f"{r['cpu_driver'] * 1e3:.1f} + {r['cpu_nodes'] * 1e3:.1f} | "
+                   f"{r['cpu_inproc'] * 1e3:.1f}" if "cpu_nodes" in r else "- | -")
             out.append(f"| {r['protocol']} | {r['case']} | {r['net_s']:.4f} | "
                        f"{r['inproc_s']:.4f} | {r['ratio']:.2f} | {vs} | {r['rounds']} | "
-                       f"{r['bytes']:,} |")
+                       f"{r['bytes']:,} | {cpu} |")
         out += ["", "What a networked job pays for beyond the in-process run: every job "
                 "and round crosses process boundaries, and every byte between processes "
                 "is encrypted. Bulk data is sealed with AES-256-GCM (AES-NI: about 0.25 ms "
@@ -282,7 +321,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-loopback", action="store_true", help="skip the loopback op table")
     p.add_argument("--json", metavar="FILE", help="also save the rows as JSON")
     p.add_argument("--from-json", nargs="+", metavar="FILE", help="run nothing: merge rows "
-                   "saved with --json (e.g. by separate runs) and print / --doc them")
+                   "saved with --json (e.g. by separate runs; a later file's row replaces "
+                   "an earlier one of the same case) and print / --doc them")
     p.add_argument("--doc", metavar="FILE", help="write the tables as markdown (e.g. "
                                                    "docs/performance-network.md)")
     a = p.parse_args(argv)
@@ -292,8 +332,8 @@ def main(argv=None) -> int:
         for path in a.from_json:
             with open(path) as f:
                 got = json.load(f)
-            loop_rows += got["loop_rows"]
-            rows += got["rows"]
+            loop_rows = _replaced(loop_rows, got["loop_rows"], ("protocol", "case"))
+            rows = _replaced(rows, got["rows"], ("protocol", "link", "case"))
             missing += got["missing"]
             runs.append(got["argv"])
             loads.append(f"{got.get('date', '?')}: "
@@ -316,6 +356,21 @@ def main(argv=None) -> int:
     if a.doc:
         write_doc(a.doc, loop_rows, rows, missing, runs, "; ".join(loads))
     return 0
+
+
+def _replaced(rows: List[dict], later: List[dict], key) -> List[dict]:
+    """rows merged with a later run's: a later row replaces an earlier one of the same
+    key (the table shows the latest measurement), new keys are appended."""
+    at = {tuple(r[k] for k in key): i for i, r in enumerate(rows)}
+    out = list(rows)
+    for r in later:
+        i = at.get(tuple(r[k] for k in key))
+        if i is None:
+            at[tuple(r[k] for k in key)] = len(out)
+            out.append(r)
+        else:
+            out[i] = r
+    return out
 
 
 def _workload_of(case: str) -> str:
