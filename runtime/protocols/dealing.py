@@ -103,7 +103,7 @@ def seeded_pieces(x: np.ndarray, count: int, prg: Prg,
     if not keys:
         return keys, np.array(x, copy=True)
     stream = uniform(Prg(keys[0]), x.shape, ring.dtype)
-    correction = np.subtract(x, stream)
+    correction = np.subtract(x, stream, out=np.empty(x.shape, ring.dtype))   # 0-d: an array
     for k in keys[1:]:                      # one scratch array for every keystream
         correction -= _fill(Prg(k), stream)
     return keys, correction
