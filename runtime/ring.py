@@ -62,15 +62,17 @@ class Ring:
     def encode(self, x, frac: int) -> np.ndarray:
         """round(x * 2^frac) as ring elements; raises RangeError on NaN/inf/overflow."""
         x = np.asarray(x, dtype=np.float64)
-        if not np.all(np.isfinite(x)):
-            raise RangeError("input contains NaN or inf")
         limit = self.max_abs_real(frac)
-        if x.size and np.max(np.abs(x)) >= limit:
+        if x.size and not np.abs(x).max() < limit:        # NaN and inf fail this too
+            if not np.all(np.isfinite(x)):
+                raise RangeError("input contains NaN or inf")
             rule = (f"outside the fixed-point range |x| < 2^{self.bits - frac - 2} = "
                     f"{limit:.4g} (ring {self.bits} bits, {frac} fractional bits)")
             raise RangeError(f"input magnitude {np.max(np.abs(x)):.4g} is {rule}",
                              f"a value is {rule}")
-        return np.asarray(np.round(x * float(2 ** frac)).astype(np.int64).astype(self.sdtype)).view(self.dtype)
+        y = np.asarray(x * float(2 ** frac))          # 0-d input: a scalar otherwise
+        np.round(y, out=y)
+        return y.astype(np.int64).astype(self.sdtype, copy=False).view(self.dtype)
 
     def encode_int(self, x) -> np.ndarray:
         x = np.asarray(x)
@@ -84,7 +86,9 @@ class Ring:
         return np.asarray(x.astype(np.int64).astype(self.sdtype)).view(self.dtype)
 
     def decode(self, x: np.ndarray, frac: int) -> np.ndarray:
-        return self.signed(x).astype(np.float64) / float(2 ** frac)
+        y = self.signed(x).astype(np.float64)
+        y /= float(2 ** frac)
+        return y
 
     def decode_int(self, x: np.ndarray) -> np.ndarray:
         return self.signed(x).astype(np.int64)

@@ -48,4 +48,4 @@ def decode(ring: Ring, value: np.ndarray, type, aval) -> np.ndarray:
         out = ring.decode_int(value)
     else:
         out = ring.decode_int(value) != 0
-    return np.asarray(out).astype(aval.dtype).reshape(aval.shape)
+    return np.asarray(out).astype(aval.dtype, copy=False).reshape(aval.shape)

@@ -22,7 +22,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ..link import PeerError
-from . import wire
+from . import wire, zio
 from .auth import curve_client, require_curve
 from .endpoint import WireDump, host_of, parse_offer
 from .sealed import ReplyOpener, SealError, Sealer
@@ -50,6 +50,7 @@ class DriverClient:
         self.monitors: Dict[zmq.Socket, int] = {}
         self.sealed: Dict[int, Tuple[zmq.Socket, Sealer, ReplyOpener]] = {}
         self._offers: Dict[int, tuple] = {}       # rank -> (port, key, link) not yet used
+        self._polled = None                       # (sockets, their Poller)
         self.seen_down = False            # some node's connection dropped since last check
         self._open()
 
@@ -76,9 +77,9 @@ class DriverClient:
             self._take_offer(r)
         if r in self.sealed:
             sock, sealer, _ = self.sealed[r]
-            sock.send_multipart(sealer.seal(frames), copy=False)
+            zio.send(sock, sealer.seal(frames))
         else:
-            self.socks[r].send_multipart(frames, copy=False)
+            zio.send(self.socks[r], frames)
 
     def _unseal(self, r: int) -> None:
         """Node r's connection dropped (it may have restarted on a new data port): the
@@ -96,16 +97,20 @@ class DriverClient:
         s.connect(f"tcp://{host_of(self.nodes[r][1])}:{port}")
         self.sealed[r] = (s, Sealer(key, link, 0), ReplyOpener(key, link))
 
+    def _poller(self) -> zmq.Poller:
+        """One poller over every socket, rebuilt only when the sockets change."""
+        socks = (tuple(self.socks.values()) + tuple(x[0] for x in self.sealed.values()) +
+                 tuple(self.monitors))
+        if self._polled is None or self._polled[0] != socks:
+            poller = zmq.Poller()
+            for s in socks:
+                poller.register(s, zmq.POLLIN)
+            self._polled = (socks, poller)
+        return self._polled[1]
+
     def _poll(self, ms: int):
         """Yield ("msg", rank, header, payload) and ("down"/"badkey", rank, None, None)."""
-        poller = zmq.Poller()
-        for s in self.socks.values():
-            poller.register(s, zmq.POLLIN)
-        for s, _, _ in self.sealed.values():
-            poller.register(s, zmq.POLLIN)
-        for m in self.monitors:
-            poller.register(m, zmq.POLLIN)
-        for sock, _ in poller.poll(ms):
+        for sock, _ in self._poller().poll(ms):
             if sock in self.monitors:
                 r = self.monitors[sock]
                 try:
@@ -126,11 +131,8 @@ class DriverClient:
                 if r is None:
                     continue                 # its link was dropped in this poll
                 opener = self.sealed[r][2]
-            while True:
-                try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
+            while not sock.closed and zio.readable(sock):
+                frames = zio.recv(sock)
                 try:
                     if opener is not None:
                         frames = opener.open(frames)

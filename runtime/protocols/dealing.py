@@ -34,7 +34,7 @@ import numpy as np
 from ..prg import KEY_BYTES, Prg
 from ..ring import Ring
 from .base import Share
-from .semi2k_common import uniform
+from .semi2k_common import _fill, uniform
 
 Part = Union[np.ndarray, bytes]
 
@@ -100,9 +100,12 @@ def seeded_pieces(x: np.ndarray, count: int, prg: Prg,
     if x.dtype != ring.dtype:
         x = ring.cast(x)
     keys = [bytes(prg.bytes(KEY_BYTES)) for _ in range(count - 1)]
-    correction = np.array(x, copy=True)
-    for k in keys:
-        correction -= uniform(Prg(k), x.shape, ring.dtype)
+    if not keys:
+        return keys, np.array(x, copy=True)
+    stream = uniform(Prg(keys[0]), x.shape, ring.dtype)
+    correction = np.subtract(x, stream, out=np.empty(x.shape, ring.dtype))   # 0-d: an array
+    for k in keys[1:]:                      # one scratch array for every keystream
+        correction -= _fill(Prg(k), stream)
     return keys, correction
 
 

@@ -44,19 +44,54 @@ def _cases(size: int, rng) -> Dict[str, tuple]:
             "relu": (lambda x: jax.nn.relu(x), (vec(),))}
 
 
-def _time_pair(jf_net, jf_loc, args, repeat: int):
+def _time_pair(jf_net, jf_loc, args, repeat: int, phases_of=lambda: {}):
     """Both clusters' medians, their calls alternating (a machine whose load drifts
-    during the run moves both alike) and both runs' last totals."""
+    during the run moves both alike), both runs' last totals, and the median of each
+    phase of the networked calls (phases_of(): the cluster's last_phases)."""
     jf_net(*args)                               # warm-up: compile, session setup
     jf_loc(*args)
-    ts = {0: [], 1: []}
+    ts, phases = {0: [], 1: []}, []
     for i in range(repeat):
         for k in ((0, 1) if i % 2 == 0 else (1, 0)):
             t = time.perf_counter()
             (jf_net, jf_loc)[k](*args)
             ts[k].append(time.perf_counter() - t)
+            if k == 0:
+                phases.append(dict(phases_of()))
+    keys = dict.fromkeys(k for ph in phases for k in ph)
+    med = {k: statistics.median(ph.get(k, 0.0) for ph in phases) for k in keys}
     return [statistics.median(ts[k]) for k in (0, 1)], [jf.last_profile.total
-                                                        for jf in (jf_net, jf_loc)]
+                                                        for jf in (jf_net, jf_loc)], med
+
+
+def _node_cpu(pids: Sequence[int]) -> Optional[float]:
+    """CPU seconds (user + system) the node processes used so far; None without /proc."""
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def _cpu_per_job(jf_net, jf_loc, args, pids: Sequence[int], calls: int) -> Dict[str, float]:
+    """CPU seconds per call, back to back after the timed calls: the driver process and
+    the node processes for jf_net; this process (all parties) for jf_loc. CPU time
+    counts what a job costs whatever else the machine runs (wall time does not)."""
+    out = {}
+    d0, n0 = time.process_time(), _node_cpu(pids)
+    for _ in range(calls):
+        jf_net(*args)
+    d1, n1 = time.process_time(), _node_cpu(pids)
+    for _ in range(calls):
+        jf_loc(*args)
+    out["cpu_driver"], out["cpu_inproc"] = (d1 - d0) / calls, (time.process_time() - d1) / calls
+    if n0 is not None and n1 is not None:
+        out["cpu_nodes"] = (n1 - n0) / calls
+    return out
 
 
 def _cluster_file(d: str, protocol: str, timeout: float, net: Optional[str] = None) -> str:
@@ -85,22 +120,24 @@ def bench_rows(protocols: Sequence[str] = ("aby3", "semi2k"), size: int = 65_536
     for protocol in protocols:
         with tempfile.TemporaryDirectory() as d:
             path = _cluster_file(d, protocol, timeout)
-            with Launcher(path, log_dir=f"{d}/logs"):
+            with Launcher(path, log_dir=f"{d}/logs") as launcher:
                 net = NetworkCluster(path)
+                pids = [p.pid for p in launcher.procs.values()]
                 local = InProcessCluster(ClusterConfig(protocol=protocol,
                                                        nparties=net.nparties))
                 try:
                     for name, (fn, args) in _cases(size, np.random.default_rng(0)).items():
-                        (t_net, t_loc), (tot, tot_loc) = _time_pair(
-                            spu.jit(fn, cluster=net), spu.jit(fn, cluster=local), args, repeat)
-                        phases = dict(net.last_phases)
+                        jf_net, jf_loc = spu.jit(fn, cluster=net), spu.jit(fn, cluster=local)
+                        (t_net, t_loc), (tot, tot_loc), phases = _time_pair(
+                            jf_net, jf_loc, args, repeat, lambda: net.last_phases)
+                        cpu = _cpu_per_job(jf_net, jf_loc, args, pids, max(repeat, 20))
                         b, r, b_loc = tot.bytes, tot.rounds, tot_loc.bytes
                         spu_s = SPU_MULTIPROCESS.get(protocol, {}).get(name) \
                             if size == 65_536 else None
                         rows.append(dict(protocol=protocol, case=name, net_s=t_net,
                                          inproc_s=t_loc, bytes=b, rounds=r,
                                          ratio=t_net / t_loc, same_bytes=b == b_loc,
-                                         spu_s=spu_s, phases=phases, repeat=repeat))
+                                         spu_s=spu_s, phases=phases, repeat=repeat, **cpu))
                 finally:
                     net.close()
     return rows
@@ -143,20 +180,74 @@ def _stop(live: dict) -> None:
         live.pop("dir").cleanup()
 
 
+
+MERGED = (" (merged with --from-json: a later run's row replaces an earlier run's row of the "
+          "same case, so each table shows the latest run that measured it)")
+
+# The explanation under the loopback table (measured figures: update with the table).
+LOOPBACK_NOTES = ["""
+What a networked job pays for beyond the in-process run: every job and round crosses
+process boundaries, and every byte between processes is encrypted. Bulk data is sealed
+with AES-256-GCM (AES-NI: about 0.25 ms per MB, both ends together) on a second
+connection per link, keyed over CURVE, whose own cipher (libzmq's XSalsa20-Poly1305)
+costs about 3.7 ms per MB here (docs/deployment.md, sealed data). Also in place: BLAS
+threads per node from the cores it has, programs cached at the nodes by the sha256 of
+their IR (the text travels once per session), input shares sent as 16-byte PRG keys
+wherever the receiving party holds a random piece (runtime/protocols/dealing.py: aby3
+sends 2 arrays per input instead of 6, semi2k 1 instead of 2), outputs returned in as
+few arrays as reconstruction needs, and the semi2k dealer computing correlations ahead
+of P0's requests (runtime/protocols/semi2k_ahead.py; `wait_dealer`).""", """
+CPU decides the ratio on this machine: three node processes and the driver share two
+cores, so a job takes at least its CPU time over two (the last two columns: driver +
+node processes, read from /proc, against the in-process cluster's process; the mean of
+20 calls after the timed ones). Per
+thread, aby3, n = 65,536, load 1.7-1.9: a product costs the driver 3.6 ms (2.8 in its
+main thread: encoding, dealing with two AES-CTR keystreams per input, sealing 2 MB;
+0.7 in libzmq's io thread) and each node 4.3-4.8 ms (job thread 2.5-2.8, of which the
+product itself about 2 as in-process; the io thread 0.7-1.5: opening and filing
+messages; libzmq's io thread 0.5-0.8: TCP); a comparison costs each node about 23 ms
+(job thread 14, io thread 4, libzmq 4.5). Beyond the protocol's own work a node pays
+about 1 ms per MB it sends and receives (AES-GCM at both ends, the copies of loopback
+TCP, the hand-offs between its three threads), so less and relu (9 MB per party) spend
+about 10 ms per node and job on moving bytes: that, not waiting, keeps them above 1.3x
+the in-process time.""", """
+Cut in this round (paired runs against the previous main, four alternating runs of 30
+jobs each, medians, load 1.9-2.6): the driver's CPU per job 0.56-0.69x (5.5 -> 3.8 ms
+for aby3 mul, 5.2 -> 2.9 for semi2k mul), the nodes' 0.85-0.94x on mul and unchanged
+within noise on the comparisons and matmul (their cost is the protocol and the bytes),
+wall time 0.75-1.00x (the table's single runs move by more than that between runs when
+the machine is shared: four alternating bench runs each, load 1.9-5.2, gave
+nodes / in-process medians of 1.84 vs 1.81 (aby3 mul), 1.55 vs 1.45 (aby3 less), 1.69
+vs 2.20 (semi2k mul), 1.57 vs 1.40 (semi2k less), new vs old). Tried and dropped:
+4 MiB socket buffers on the data connections (no change). What changed: glibc handed the driver's freed heap back to the
+kernel after every job, so each job's arrays came back as fresh zero-filled pages
+(500-800 page faults, about 1 ms per job); the driver now tunes its allocator like the
+parties (runtime/alloc.py). The IR of a program was printed and hashed on every job
+(6.7 ms for the MNIST-sized step); now once per program. Messages move through zmq with
+int flags (runtime/net/zio.py: pyzmq's send_multipart / recv_multipart combine IntFlag
+enums per frame; a three-frame send and receive took 25 us of Python, now 5), sockets
+are drained by their event flags instead of by raising zmq.Again, the driver keeps one
+poller, a node sends its first heartbeat after one interval instead of one per job, the
+job log stays open, and encoding, dealing and decoding make fewer temporaries."""]
+
 def format_table(rows: List[dict]) -> str:
     lines = [f"{'protocol':<9}{'case':<12}{'net s':>9}{'in-proc s':>11}{'ratio':>8}"
-             f"{'SPU mp s':>10}{'ours/SPU':>9}{'bytes':>13}{'rounds':>8}"]
+             f"{'SPU mp s':>10}{'ours/SPU':>9}{'bytes':>13}{'rounds':>8}{'cpu ms net':>11}"
+             f"{'in-proc':>8}"]
     for r in rows:
         spu = r.get("spu_s")
         lines.append(f"{r['protocol']:<9}{r['case']:<12}{r['net_s']:>9.4f}{r['inproc_s']:>11.4f}"
                      f"{r['ratio']:>8.2f}{spu or float('nan'):>10.3f}"
                      f"{r['net_s'] / spu if spu else float('nan'):>9.2f}"
-                     f"{r['bytes']:>13}{r['rounds']:>8}")
+                     f"{r['bytes']:>13}{r['rounds']:>8}"
+                     f"{(r.get('cpu_driver', 0) + r.get('cpu_nodes', 0)) * 1e3:>11.1f}"
+                     f"{r.get('cpu_inproc', 0) * 1e3:>8.1f}")
     return "\n".join(lines)
 
 
 def phases_table(rows: List[dict]) -> str:
-    """Where the networked time goes (ms, last run): see driver._phases."""
+    """Where the networked time goes (ms, each phase's median over the timed calls):
+    see driver._phases."""
     keys = ["prepare", "dispatch", "queue", "setup", "consent_wait", "program", "inputs", "run",
             "run_wait", "wait_dealer", "back", "transit", "reconstruct", "total"]
     lines = ["| protocol | case | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
@@ -173,7 +264,7 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
     from spu_lite.tools import bench_net
     cmds = ", then ".join(f"`python -m spu_lite.deploy.bench {' '.join(r)}`" for r in runs)
     out = ["# Performance on networks", "",
-           f"Generated by {cmds}{' (merged with --from-json)' if len(runs) > 1 else ''} on "
+           f"Generated by {cmds}{MERGED if len(runs) > 1 else ''} on "
            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
            f"{len(os.sched_getaffinity(0))} cores, load average (1, 5, 15 min) when each "
            f"run finished: {load}. The machine was shared: absolute seconds are noisy, ratios "
@@ -196,41 +287,19 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
                 "256 x 256. SPU: SecretFlow SPU 0.9.5's "
                 "multi-process runtime on the same kind of machine, inputs already shared.", "",
                 "| protocol | case | nodes s | in-process s | nodes / in-process | SPU mp s "
-                "| ours / SPU | rounds | bytes |", "|---|---|---|---|---|---|---|---|---|"]
+                "| ours / SPU | rounds | bytes | CPU ms driver + nodes | CPU ms in-process |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in loop_rows:
             spu = r.get("spu_s")
             vs = f"{spu} | {r['net_s'] / spu:.2f}" if spu else "- | -"
+            cpu = (f"{r['cpu_driver'] * 1e3:.1f} + {r['cpu_nodes'] * 1e3:.1f} | "
+                   f"{r['cpu_inproc'] * 1e3:.1f}" if "cpu_nodes" in r else "- | -")
             out.append(f"| {r['protocol']} | {r['case']} | {r['net_s']:.4f} | "
                        f"{r['inproc_s']:.4f} | {r['ratio']:.2f} | {vs} | {r['rounds']} | "
-                       f"{r['bytes']:,} |")
-        out += ["", "What a networked job pays for beyond the in-process run: every job "
-                "and round crosses process boundaries, and every byte between processes "
-                "is encrypted. Bulk data is sealed with AES-256-GCM (AES-NI: about 0.25 ms "
-                "per MB, both ends together) on a second connection per link, keyed over "
-                "CURVE, whose own cipher (libzmq's XSalsa20-Poly1305) costs about 3.7 ms "
-                "per MB here (docs/deployment.md, sealed data). Through the node "
-                "transport, a round trip of two 512 KiB messages takes 0.85 ms sealed "
-                "against 1.53 ms under CURVE, one of an 8-byte message about 0.35 ms "
-                "either way (thread hand-offs: 0.15 ms between bare sockets); the consent "
-                "round costs about 1 ms per job plus the skew between the nodes' starts. "
-                "Paired runs before and after sealing (three alternating runs each, "
-                "medians, load 0.7-2.4): nodes 1.09-1.37x faster, nodes / in-process "
-                "1.13-2.04 instead of 1.31-2.56. Also fixed: BLAS threads per node from "
-                "the cores it has (three "
-                "nodes with two threads each on two cores made matmul 256 7x slower than "
-                "in-process), programs cached at the nodes by the sha256 of their IR (the "
-                "text travels once per session), input shares sent as 16-byte PRG keys "
-                "wherever the receiving party holds a random piece "
-                "(runtime/protocols/dealing.py: aby3 sends 2 arrays per input instead of 6, "
-                "semi2k 1 instead of 2), outputs returned in as few arrays as "
-                "reconstruction needs (aby3: P0's x0 + x1 and P1's x2), and the semi2k "
-                "dealer computing correlations ahead of P0's requests, also between jobs "
-                "(runtime/protocols/semi2k_ahead.py; `wait_dealer`). What remains: three "
-                "node processes, their io threads and the driver share two cores (a "
-                "node's `run` exceeds the whole in-process run on the comparisons, whose "
-                "three parties share one process and its threads), the consent round, "
-                "and the hand-offs per message.", ""]
-        out += ["Where the time of the last run went (ms; node phases are the max over "
+                       f"{r['bytes']:,} | {cpu} |")
+        out += [""] + [line for p in LOOPBACK_NOTES for line in (" ".join(p.split()), "")]
+        out += ["Where the time of the networked calls went (ms, median over the timed "
+                "calls of each phase; node phases are the max over "
                 "the computing parties; `run_wait` is the part of `run` spent waiting for "
                 "peers (`wait_dealer`: waiting for the semi2k dealer's correlations); "
                 "`consent_wait` the part of `setup` spent waiting for the other parties' "
@@ -282,7 +351,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-loopback", action="store_true", help="skip the loopback op table")
     p.add_argument("--json", metavar="FILE", help="also save the rows as JSON")
     p.add_argument("--from-json", nargs="+", metavar="FILE", help="run nothing: merge rows "
-                   "saved with --json (e.g. by separate runs) and print / --doc them")
+                   "saved with --json (e.g. by separate runs; a later file's row replaces "
+                   "an earlier one of the same case) and print / --doc them")
     p.add_argument("--doc", metavar="FILE", help="write the tables as markdown (e.g. "
                                                    "docs/performance-network.md)")
     a = p.parse_args(argv)
@@ -292,8 +362,8 @@ def main(argv=None) -> int:
         for path in a.from_json:
             with open(path) as f:
                 got = json.load(f)
-            loop_rows += got["loop_rows"]
-            rows += got["rows"]
+            loop_rows = _replaced(loop_rows, got["loop_rows"], ("protocol", "case"))
+            rows = _replaced(rows, got["rows"], ("protocol", "link", "case"))
             missing += got["missing"]
             runs.append(got["argv"])
             loads.append(f"{got.get('date', '?')}: "
@@ -316,6 +386,21 @@ def main(argv=None) -> int:
     if a.doc:
         write_doc(a.doc, loop_rows, rows, missing, runs, "; ".join(loads))
     return 0
+
+
+def _replaced(rows: List[dict], later: List[dict], key) -> List[dict]:
+    """rows merged with a later run's: a later row replaces an earlier one of the same
+    key (the table shows the latest measurement), new keys are appended."""
+    at = {tuple(r[k] for k in key): i for i, r in enumerate(rows)}
+    out = list(rows)
+    for r in later:
+        i = at.get(tuple(r[k] for k in key))
+        if i is None:
+            at[tuple(r[k] for k in key)] = len(out)
+            out.append(r)
+        else:
+            out[i] = r
+    return out
 
 
 def _workload_of(case: str) -> str:

@@ -32,6 +32,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from spu_lite.compiler.ir import Program, Value
+from spu_lite.runtime.alloc import tune_allocator
 from spu_lite.runtime.link import PeerError
 from spu_lite.runtime.net.auth import CredentialError, load_secret
 from spu_lite.runtime.net.client import DriverClient, JobError
@@ -44,7 +45,7 @@ from . import loaders
 from .cluster_file import ClusterSpec, load
 from .handles import OwnedRef, PartyInput
 from .policy import JobRefused
-from .program_cache import ProgramShipping, ir_digest
+from .program_cache import ProgramShipping
 
 
 class RevealReceipt:
@@ -73,6 +74,7 @@ class NetworkCluster:
         if keys[0] != self.spec.driver_key:
             raise CredentialError(f"{key_file} is not the driver key of the cluster file")
         self.config = self.spec.config()
+        tune_allocator()      # the driver's arrays too: no fresh pages every job (alloc.py)
         self.ring = Ring(self.spec.field)
         self.proto_cls = get_protocol(self.spec.protocol)
         self.client = DriverClient(self.spec.endpoints(), keys, self.spec.timeout)
@@ -199,8 +201,7 @@ class NetworkCluster:
             for r in range(n):
                 payloads[r].append(None if isinstance(x, (OwnedRef, KeptShares)) else
                                    x if isinstance(x, np.ndarray) else x[r])
-        text = program.text
-        digest = ir_digest(text)
+        text, digest = self._shipping.text_of(program)
         header = {"k": "job", "inputs": descs,
                   "options": dict(options or {}), "reveal_to": target,
                   "outputs": _output_names(program, outputs), "tag": program.name,

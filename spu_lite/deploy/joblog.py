@@ -33,15 +33,35 @@ def open_private(path: str, flags: int):
 
 
 class JobLog:
+    """Appends to one file kept open (a stat per record notices a log moved away or
+    deleted, e.g. by rotation, and starts a new file at the path)."""
+
     def __init__(self, path: str, party: str):
         self.path, self.party = path, party
         self._lock = threading.Lock()
+        self._f, self._ino = None, None
 
     def append(self, **record) -> None:
         line = json.dumps(dict({"time": utc_now(), "party": self.party}, **record),
                           separators=(",", ":"), default=str)
-        with self._lock, open_private(self.path, os.O_WRONLY | os.O_APPEND) as f:
-            f.write(line + "\n")
+        with self._lock:
+            try:
+                ino = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                ino = None
+            if self._f is None or ino != self._ino:
+                if self._f is not None:
+                    self._f.close()
+                self._f = open_private(self.path, os.O_WRONLY | os.O_APPEND)
+                self._ino = os.fstat(self._f.fileno()).st_ino
+            self._f.write(line + "\n")
+            self._f.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._f is not None:
+                self._f.close()
+                self._f = None
 
 
 def read(path: str) -> List[dict]:

@@ -131,7 +131,9 @@ class Node:
 
     def handle(self, route, header: dict, payload, arrived: Optional[float] = None) -> None:
         kind, job = header.get("k"), int(header.get("job", 0))
-        self.busy, self._last_hb = (route, job), 0.0
+        # the first heartbeat after one interval: a job that ends sooner needs none
+        self._last_hb = time.monotonic()
+        self.busy = (route, job)
         try:
             if kind == "job":
                 reply, out = jobs.run_job(self, header, payload, arrived)
@@ -216,6 +218,7 @@ class Node:
     def close(self) -> None:
         self.stop()
         self.ep.close()
+        self.joblog.close()
 
 
 def _startup_checks(spec: ClusterSpec, name: str, insecure_test_seed: bool) -> None:

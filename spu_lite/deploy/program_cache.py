@@ -62,11 +62,26 @@ class ProgramCache:
 
 
 class ProgramShipping:
-    """The driver's side: which program digests each node acknowledged this session."""
+    """The driver's side: which program digests each node acknowledged this session,
+    and the IR text and digest of the programs it ran lately (printing and hashing
+    the IR of a large program on every job costs milliseconds; a compiled Program is
+    not changed afterwards, so they are kept by the object, which is kept alive)."""
 
     def __init__(self):
         self.session = None
         self.acked: Dict[int, Set[str]] = {}
+        self._texts: "OrderedDict[int, Tuple[Program, str, str]]" = OrderedDict()
+
+    def text_of(self, program: Program) -> Tuple[str, str]:
+        """(IR text, its digest) of `program`."""
+        hit = self._texts.get(id(program))
+        if hit is None or hit[0] is not program:
+            text = program.text
+            hit = self._texts[id(program)] = (program, text, ir_digest(text))
+            while len(self._texts) > MAX_PROGRAMS:
+                self._texts.popitem(last=False)
+        self._texts.move_to_end(id(program))
+        return hit[1], hit[2]
 
     def header(self, session: str, rank: int, text: str, digest: str) -> dict:
         if session != self.session:
