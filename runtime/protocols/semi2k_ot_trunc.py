@@ -44,44 +44,57 @@ import numpy as np
 
 from ..link import PeerError
 from .base import Share
-from .semi2k_common import B2A, _flat
+from .semi2k_common import B2A, _blocks, _flat
 
 Take = Callable[[object, int], Tuple[np.ndarray, ...]]    # (key, n) -> the pieces
 
 
 def trunc_by_msb(P, x: Share, bits: int, take: Take) -> Share:
     """[x >> bits] for a two-party semi2k share x with |x| < 2^(k-2): floor(x / 2^m) or
-    one more (module docstring). take(B2A, n) -> (beta_i packed as np.packbits, ra_i)."""
+    one more (module docstring). take(B2A, n) -> (beta_i packed as np.packbits, ra_i).
+    Per element the parties' terms fold into small signed coefficients (int8) of 2^(k-m)
+    and of g_i, so the ring-sized work runs block by block in cache:
+        y_0 = (a >> m) - u (1 - e_1) 2^(k-m) + sigma g_0 + 1 - 2^(k-2-m)
+        y_1 = (b >> m) + (-v + (1 - 2 e_1) e_0 beta_1) 2^(k-m) + sigma g_1
+    with sigma = (1 - 2 e_0)(1 - 2 e_1) = 1 - 2 (e_0 ^ e_1)."""
     k, m = P.ring.bits, int(bits)
     if not 1 <= m <= k - 2:
         raise ValueError(f"semi2k_ot trunc: shift {m} outside [1, {k - 2}]")
     dt, first = P.ring.dtype, P.rank == 0
     shape = x.shape
-    a = _flat(x.parts[0], shape)
-    n = a.size
-    if first:
-        a = a + dt(1 << (k - 2))                 # a = x_0 + 2^(k-2); b = x_1
+    xs = _flat(x.parts[0], shape)
+    n = xs.size
+    off = dt(1 << (k - 2)) if first else dt(0)           # a = x_0 + 2^(k-2); b = x_1
     rb, ra = take(B2A, n)
-    top = (a >> dt(k - 1)).astype(np.uint8)      # u (party 0) or v (party 1)
-    mine = np.packbits(top) ^ rb                 # e_i = top ^ beta_i
+    top = np.empty(n, np.uint8)                           # u (party 0) or v (party 1)
+    for lo, hi in _blocks(n):
+        top[lo:hi] = (xs[lo:hi] + off) >> dt(k - 1)
+    mine = np.packbits(top)
+    mine ^= rb                                            # e_i = top ^ beta_i
     (got,) = P._exchange((mine,))
     got = got[0] if isinstance(got, tuple) and len(got) == 1 else None
     if not isinstance(got, np.ndarray) or got.dtype != np.uint8 or got.shape != mine.shape:
         raise PeerError("trunc: malformed message from the peer")
-    e_mine, e_peer = (np.unpackbits(p, count=n).astype(bool) for p in (mine, got))
+    e_mine, e_peer = (np.unpackbits(p, count=n) for p in (mine, got))
     e0, e1 = (e_mine, e_peer) if first else (e_peer, e_mine)
-    beta = np.unpackbits(rb, count=n).astype(dt)
-    g = (beta - ra) << dt(k - m - 1)             # g_0 + g_1 = beta_0 beta_1 2^(k-m)
-    uv = np.where(e0 ^ e1, -g, g)                # (1 - 2 e_0)(1 - 2 e_1) g_i
-    hi = dt(k - m)
-    if first:                                    # + u e_1 2^(k-m)
-        uv += (top.astype(dt) & e1.astype(dt)) << hi
-    else:                                        # + (1 - 2 e_1) e_0 beta_1 2^(k-m)
-        t = (beta & e0.astype(dt)) << hi
-        uv += np.where(e1, -t, t)
-    y = a >> dt(m)
-    y -= top.astype(dt) << hi                    # - u 2^(k-m)  or  - v 2^(k-m)
-    y += uv
+    beta = np.unpackbits(rb, count=n)
+    sigma = (1 - 2 * (e0 ^ e1).view(np.int8)).astype(np.int8)
     if first:
-        y += dt((1 - (1 << (k - 2 - m))) % (1 << k))
-    return Share([y.reshape(shape)])
+        coef = -(top & (1 - e1)).view(np.int8)
+    else:
+        coef = (e0 & beta).view(np.int8) * (1 - 2 * e1.view(np.int8)) - top.view(np.int8)
+    const = dt((1 - (1 << (k - 2 - m))) % (1 << k)) if first else dt(0)
+    sh, hi_sh, g_sh = dt(m), dt(k - m), dt(k - m - 1)
+    out = np.empty(n, dt)
+    for lo, hi in _blocks(n):
+        y = xs[lo:hi] + off
+        y >>= sh
+        y += coef[lo:hi].astype(dt) << hi_sh              # int8 -> ring: -1 wraps to 2^k - 1
+        g = beta[lo:hi].astype(dt)
+        g -= ra[lo:hi]
+        g <<= g_sh                                        # g_i: g_0 + g_1 = beta_0 beta_1 2^(k-m)
+        g *= sigma[lo:hi].astype(dt)
+        y += g
+        y += const
+        out[lo:hi] = y
+    return Share([out.reshape(shape)])
