@@ -13,8 +13,8 @@ program. correlation_counts runs the program once on random inputs under semi2k 
 a dealer and semi2k_ot's comparisons, multiplexers and truncations (cheap: no OT, as
 `spu-lite cost` does) and counts what the dealer was asked for, plus the comparisons'
 1-out-of-16 OTs and AND pairs, the multiplexers' correlations and the truncations'
-random bit products (B2A, counted with the bit injections' random bits). Elementwise correlations pool by
-kind (and shift); dot triples by shape.
+random bit products (B2A, counted with the bit injections' random bits). Elementwise
+correlations pool by kind (and shift); dot triples by shape.
 Dots that reuse a kept operand (loop-invariant weights) are made during the job.
 On networked nodes the driver sends both nodes the counts (never the program, never
 data) and they make them over their own link: spu_lite/deploy/precompute.py.
@@ -68,7 +68,8 @@ def _dry_run(program: Program, seed: int):
 
 def correlation_counts(program: Program, seed: int = 0) -> Dict:
     """{MUL: n, SQUARE: n, AND: n, B2A: n, (ROT, sender): n, AND2: n, MUX: n,
-    MUX: n, ("dot", xs, ys, dims): count} that one run of `program` asks for."""
+    ("dot", xs, ys, dims): count} that one run of `program` asks for ((TRUNC, m): n
+    instead of the truncations' B2A only with Semi2kOT.trunc_by_pair)."""
     _, log, ots = _dry_run(program, seed)
     counts: Counter = Counter()
     for kind, params in log:
@@ -193,7 +194,8 @@ def offline_bytes(key, n: int, k: int = 64) -> int:
 def correlation_table(counts: Dict, k: int = 64) -> str:
     """The correlations of one call and their offline bytes, for `spu-lite cost`."""
     names = {MUL: "mul (Beaver triple)", SQUARE: "square pair", AND: "and (64-bit word)",
-             B2A: "random bit (b2a, trunc)", AND2: "and pair (64-bit words)", MUX: "multiplexer (select)"}
+             B2A: "random bit (b2a, trunc)", AND2: "and pair (64-bit words)",
+             MUX: "multiplexer (select)"}
     lines = [f"{'correlation':<34}{'count':>12}{'offline bytes (busier party)':>30}"]
     total = 0
     for key, n in sorted(counts.items(), key=lambda kv: -offline_bytes(kv[0], kv[1], k)):

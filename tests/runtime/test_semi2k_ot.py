@@ -115,7 +115,8 @@ def test_dealer_keyword_is_checked():
         spu.jit(jnp.add, protocol="semi2k", dealer=None, nparties=3)
 
 
-@pytest.mark.parametrize("n", [pytest.param(1 << 12), pytest.param(1 << 20, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("n", [pytest.param(1 << 12),
+                               pytest.param(1 << 20, marks=pytest.mark.slow)])
 def test_truncation_never_off_by_more_than_one_ulp(cl, n):
     """n products of uniform [-256, 256] encodings (|x y| <= 65536) truncated by 18 bits
     (semi2k_ot_trunc.py): every result is floor(XY / 2^18) or one more (the wrap bit is
