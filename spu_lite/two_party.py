@@ -6,13 +6,15 @@ dealer=None, i.e. semi2k_ot): the offline phase on its own.
     f(x, y)                                    # the online phase takes from the pools
 
 How many: the online protocol is semi2k's, with comparisons by the millionaires'
-protocol (runtime/protocols/semi2k_ot_compare.py) and select's products by an OT
-multiplexer (semi2k_ot_mux.py); its requests (kind and shape, never data) depend only
-on the program. correlation_counts runs the program once on random inputs under semi2k
-with a dealer and semi2k_ot's comparisons and multiplexers (cheap: no OT, as `spu-lite
-cost` does) and counts what the dealer was asked for, plus the comparisons' 1-out-of-16
-OTs and AND pairs and the multiplexers' correlations. Elementwise correlations pool by
-kind (and shift); dot triples by shape.
+protocol (runtime/protocols/semi2k_ot_compare.py), select's products by an OT
+multiplexer (semi2k_ot_mux.py) and truncations by the pieces' top bits
+(semi2k_ot_trunc.py); its requests (kind and shape, never data) depend only on the
+program. correlation_counts runs the program once on random inputs under semi2k with
+a dealer and semi2k_ot's comparisons, multiplexers and truncations (cheap: no OT, as
+`spu-lite cost` does) and counts what the dealer was asked for, plus the comparisons'
+1-out-of-16 OTs and AND pairs, the multiplexers' correlations and the truncations'
+random bit products (B2A, counted with the bit injections' random bits). Elementwise
+correlations pool by kind (and shift); dot triples by shape.
 Dots that reuse a kept operand (loop-invariant weights) are made during the job.
 On networked nodes the driver sends both nodes the counts (never the program, never
 data) and they make them over their own link: spu_lite/deploy/precompute.py.
@@ -33,6 +35,7 @@ from spu_lite.runtime.protocols.semi2k_ot import Semi2kOT
 from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
 from spu_lite.runtime.protocols.semi2k_ot_mux import MUX, empty_mux_pieces, mux
 from spu_lite.runtime.protocols.semi2k_ot_source import _canonical
+from spu_lite.runtime.protocols.semi2k_ot_trunc import trunc_by_msb
 from spu_lite.runtime.protocols.semi2k_common import (AND, B2A, DOT, DOT_KEEP, MUL, SQUARE, TRUNC,
                                              _decode_request, _size)
 
@@ -64,8 +67,9 @@ def _dry_run(program: Program, seed: int):
 
 
 def correlation_counts(program: Program, seed: int = 0) -> Dict:
-    """{MUL: n, SQUARE: n, AND: n, B2A: n, (TRUNC, m): n, (ROT, sender): n, AND2: n,
-    MUX: n, ("dot", xs, ys, dims): count} that one run of `program` asks for."""
+    """{MUL: n, SQUARE: n, AND: n, B2A: n, (ROT, sender): n, AND2: n, MUX: n,
+    ("dot", xs, ys, dims): count} that one run of `program` asks for ((TRUNC, m): n
+    instead of the truncations' B2A only with Semi2kOT.trunc_by_pair)."""
     _, log, ots = _dry_run(program, seed)
     counts: Counter = Counter()
     for kind, params in log:
@@ -93,20 +97,27 @@ def online_cost(program: Program, seed: int = 0) -> CostReport:
 
 def dry_run_comparisons(proto, counts: Counter) -> None:
     """Give a semi2k party of a dry run semi2k_ot's comparison protocol
-    (semi2k_ot_compare.py) and multiplexer (semi2k_ot_mux.py, unless Semi2kOT.mux is
-    switched off), with zero pieces for their own correlations, counted in `counts`:
-    its bit injections then go to the dealer as requests, and its messages have the
-    sizes and rounds of semi2k_ot's."""
+    (semi2k_ot_compare.py), multiplexer (semi2k_ot_mux.py, unless Semi2kOT.mux is
+    switched off) and truncation (semi2k_ot_trunc.py, unless Semi2kOT.trunc_by_pair),
+    with zero pieces for their own correlations, counted in `counts`: its bit
+    injections then go to the dealer as requests, and its messages have the sizes and
+    rounds of semi2k_ot's."""
+    dt = proto.ring.dtype
+
     def take(key, n):
         if key == ROT:                  # n = (sent by party 0, sent by party 1)
             return tuple(take((ROT, sender), k) for sender, k in enumerate(n))
         counts[key] += n
         if key in (MUX, MUL):
-            return empty_mux_pieces(key, n, proto.ring.dtype)
-        return empty_pieces(key, proto.rank, n, proto.ring.dtype)
+            return empty_mux_pieces(key, n, dt)
+        if key == B2A:                  # beta_i packed, [beta_0 ^ beta_1]_i: zeros
+            return np.zeros((n + 7) // 8, np.uint8), np.zeros(n, dt)
+        return empty_pieces(key, proto.rank, n, dt)
     proto.sign_bit = lambda x, width, shift=0: sign_bit(proto, x, width, shift, take)
     if Semi2kOT.mux is not None:
         proto.mux = lambda c, x, products=None: mux(proto, c, x, take, products)
+    if not Semi2kOT.trunc_by_pair:
+        proto.trunc = lambda x, bits: trunc_by_msb(proto, x, bits, take)
 
 
 def precompute(f, *args, times: int = 1) -> Dict:
@@ -183,7 +194,8 @@ def offline_bytes(key, n: int, k: int = 64) -> int:
 def correlation_table(counts: Dict, k: int = 64) -> str:
     """The correlations of one call and their offline bytes, for `spu-lite cost`."""
     names = {MUL: "mul (Beaver triple)", SQUARE: "square pair", AND: "and (64-bit word)",
-             B2A: "random bit", AND2: "and pair (64-bit words)", MUX: "multiplexer (select)"}
+             B2A: "random bit (b2a, trunc)", AND2: "and pair (64-bit words)",
+             MUX: "multiplexer (select)"}
     lines = [f"{'correlation':<34}{'count':>12}{'offline bytes (busier party)':>30}"]
     total = 0
     for key, n in sorted(counts.items(), key=lambda kv: -offline_bytes(kv[0], kv[1], k)):

@@ -27,6 +27,9 @@ runs the millionaires' protocol of semi2k_ot_compare.py (7 rounds, ~42 bytes and
 offline bytes per element, against the boolean adder's 8 rounds, 192 and 13,068).
 Select's product c * x (c a 0/1 value) is the other: mux runs the OT multiplexer of
 semi2k_ot_mux.py (1 round as Beaver's, 24 offline bytes per element against 1,368).
+Truncation is the third: trunc ANDs the pieces' top bits with a random bit product
+(semi2k_ot_trunc.py: 1 round of 1 bit, 12 offline bytes per element against a
+truncation pair's ~740 bytes and semi2k's 8 online bytes).
 Costs: otherwise online exactly semi2k's for two parties, without the dealer's messages;
 offline per correlation in semi2k_ot_source.py. Offline traffic is counted apart from online
 (offline_stats: bytes, messages, seconds).
@@ -47,6 +50,7 @@ from .semi2k_common import (AND, B2A, BLOCK, DOT, DOT_KEEP, DOT_REUSE, MUL, SQUA
 from .semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
 from .semi2k_ot_mux import MUX, mux
 from .semi2k_ot_source import OtCorrelations
+from .semi2k_ot_trunc import trunc_by_msb
 
 
 class _TapeCipher:
@@ -206,6 +210,19 @@ class Semi2kOT(Semi2k):
         OTs made offline (ROT correlations, pooled like the others) instead of the
         ~12 AND words per element of the boolean adder."""
         return sign_bit(self, x, width, shift, self._take_own)
+
+    #: truncate by semi2k's truncation pairs (the previous construction, ~740 offline bytes
+    #: per element): only for before/after measurements (bench_two_party --trunc-by-pair)
+    trunc_by_pair = False
+
+    def trunc(self, x, bits):
+        """x >> bits by the pieces' top bits and one random bit product
+        (semi2k_ot_trunc.py): 1 round of 1 bit per element, 12 offline bytes per element
+        instead of a truncation pair's ~740; floor(x / 2^m) or one more, as semi2k's."""
+        if self.trunc_by_pair:
+            return super().trunc(x, bits)
+        self.requests += 1
+        return trunc_by_msb(self, x, bits, self._take)
 
     def mux(self, c, x, products=None):
         """select's product c * x (c a 0/1 value) by the OT multiplexer of

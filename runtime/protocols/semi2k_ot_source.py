@@ -17,9 +17,11 @@ square   a^2 = a0^2 + a1^2 + 2 a0 a1: one cross term. 64 OTs.
 and      (a0 ^ a1) & (b0 ^ b1) = a0 b0 ^ a1 b1 ^ a0 b1 ^ a1 b0 bitwise: one 1-bit product
          per bit of a_i, shares mod 2 are XOR shares. 64 OTs each way per word.
 b2a      a random bit r = r0 ^ r1 = r0 + r1 - 2 r0 r1 (P_i's bit from its PRG, sent
-         packed in the online phase): one OT (width k) per bit.
-trunc    r from k random shared bits rho_j = beta0_j ^ beta1_j (arithmetic shares as in
-         b2a): r = sum_j 2^j rho_j, r >> m = sum_{j>=m} 2^{j-m} rho_j, msb(r) = rho_{k-1},
+         packed in the online phase): one OT (width k) per bit. Also the random bit
+         product that semi2k_ot's truncation uses (semi2k_ot_trunc.py).
+trunc    (made only with Semi2kOT.trunc_by_pair, for measurements) r from k random
+         shared bits rho_j = beta0_j ^ beta1_j (arithmetic shares as in b2a):
+         r = sum_j 2^j rho_j, r >> m = sum_{j>=m} 2^{j-m} rho_j, msb(r) = rho_{k-1},
          all exact (no wrap to estimate, so truncation stays exact to 1 ulp). A share of
          beta0_j beta1_j is only needed mod 2^{w_j}, w_j = k - j (+ m for j >= m).
          k OTs per element: ~720 bytes per party (1024 + ~400, split).

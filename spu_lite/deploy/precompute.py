@@ -30,16 +30,17 @@ from typing import Dict, List
 import numpy as np
 
 from spu_lite.runtime.link import PeerError
-from spu_lite.runtime.protocols.semi2k_common import AND, B2A, MUL, SQUARE, TRUNC
+from spu_lite.runtime.protocols.semi2k_common import AND, B2A, MUL, SQUARE
 from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT
 from spu_lite.runtime.protocols.semi2k_ot_mux import MUX
 
 ELEMENTWISE = {MUL: "mul", SQUARE: "square", AND: "and", B2A: "b2a", AND2: "and2", MUX: "mux"}
 KINDS = {v: k for k, v in ELEMENTWISE.items()}
 #: bytes a party keeps per pooled element (mul/and: a, b, c; square: a, c; b2a: the
-#: unpacked bit and [r]; trunc: r, r >> m, msb r; rot: the sender's table and share;
-#: and2: a, b, b', c, c'; mux: b, v, u)
-POOL_BYTES = {MUL: 24, AND: 24, SQUARE: 16, B2A: 9, TRUNC: 24, ROT: 5, AND2: 40, MUX: 17}
+#: unpacked bit and [r], also what a truncation takes; rot: the sender's table and
+#: share; and2: a, b, b', c, c'; mux: b, v, u). Truncation pairs are not a kind: nodes
+#: truncate by the pieces' top bits (runtime/protocols/semi2k_ot_trunc.py, b2a pieces).
+POOL_BYTES = {MUL: 24, AND: 24, SQUARE: 16, B2A: 9, ROT: 5, AND2: 40, MUX: 17}
 MAX_DIMS = 8
 
 
@@ -53,15 +54,13 @@ class PrecomputeError(ValueError):
 
 
 def encode_counts(counts: Dict) -> List:
-    """{MUL: n, (TRUNC, m): n, ("dot", xs, ys, dims): k} -> JSON-able list."""
+    """{MUL: n, (ROT, sender): n, ("dot", xs, ys, dims): k} -> JSON-able list."""
     out = []
     for key, n in sorted(counts.items(), key=lambda kv: repr(kv[0])):
         if isinstance(key, tuple) and key[0] == "dot":
             out.append(["dot", list(key[1]), list(key[2]), [list(d) for d in key[3]], int(n)])
         elif isinstance(key, tuple) and key[0] == ROT:
             out.append(["rot", int(key[1]), int(n)])
-        elif isinstance(key, tuple):
-            out.append(["trunc", int(key[1]), int(n)])
         else:
             out.append([ELEMENTWISE[key], int(n)])
     return out
@@ -100,12 +99,10 @@ def decode_counts(doc, field: int) -> Dict:
         raise PrecomputeError("precompute: counts must be a list of [kind, ..., n]")
     counts: Dict = {}
     for e in doc:
-        if not isinstance(e, list) or not e or e[0] not in (*KINDS, "trunc", "rot", "dot"):
+        if not isinstance(e, list) or not e or e[0] not in (*KINDS, "rot", "dot"):
             raise PrecomputeError("precompute: unknown correlation kind")
         if e[0] == "dot" and len(e) == 5:
             key = _dot_key(*e[1:4])
-        elif e[0] == "trunc" and len(e) == 3:
-            key = (TRUNC, _int(e[1], 1, field - 2, "a truncation shift"))
         elif e[0] == "rot" and len(e) == 3:
             key = (ROT, _int(e[1], 0, 1, "an OT sender"))
         elif e[0] in KINDS and len(e) == 2:

@@ -4,7 +4,7 @@ mul, matmul, comparisons, relu, max, exp and softmax, next to SPU CHEETAH's figu
 
     python -m spu_lite.tools.bench_two_party [--mul 16 20] [--matmul 128]
         [--less 12] [--relu 12] [--max 12] [--exp 17] [--softmax 128x1024]
-        [--cluster cluster.yaml] [--select-by-triple]
+        [--cluster cluster.yaml] [--select-by-triple] [--trunc-by-pair]
 
 --cluster runs on two networked semi2k_ot nodes (started with `spu-lite cluster up`
 or one `spu-lite node` per party) instead of the in-process cluster: the nodes make
@@ -17,7 +17,9 @@ table: the OT work is CPU-bound and the in-process parties share the cores.
 matmul sizes whose matrix triple needs more than --max-ot-gb of OT traffic are not run;
 their offline bytes are printed from the formula of semi2k_ot_source.py.
 --select-by-triple makes select's products by Beaver triples instead of the OT
-multiplexer (the previous construction: for before/after comparisons, in-process).
+multiplexer (the previous construction: for before/after comparisons, in-process);
+--trunc-by-pair truncates by semi2k's truncation pairs (k OTs each) instead of the
+pieces' top bits and a random bit product (semi2k_ot_trunc.py), likewise.
 """
 from __future__ import annotations
 
@@ -80,9 +82,12 @@ def main(argv=None):
     ap.add_argument("--cluster", help="a semi2k_ot cluster file: run on its nodes")
     ap.add_argument("--select-by-triple", action="store_true",
                     help="select's products by Beaver triples (the previous construction)")
+    ap.add_argument("--trunc-by-pair", action="store_true",
+                    help="truncate by truncation pairs (the previous construction)")
     a = ap.parse_args(argv)
     if a.select_by_triple:
         Semi2kOT.mux = None
+    Semi2kOT.trunc_by_pair = a.trunc_by_pair
     cluster = None
     if a.cluster:
         from spu_lite.deploy.driver import NetworkCluster
@@ -114,7 +119,8 @@ def main(argv=None):
                      "matmul_512", 1))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"{'nodes of ' + a.cluster if a.cluster else 'in-process'}"
-          f"{'; select by Beaver triples' if a.select_by_triple else ''}")
+          f"{'; select by Beaver triples' if a.select_by_triple else ''}"
+          f"{'; truncation by pairs' if a.trunc_by_pair else ''}")
     print(f"{'case':<17}{'offline s':>10}{'online s':>10}{'total s':>9}{'offline MB':>12}"
           f"{'online MB':>11}{'rounds':>7}{'B/elem':>10}   CHEETAH")
     for r, count, ref, ref_n in rows:

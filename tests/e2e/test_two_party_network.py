@@ -22,7 +22,7 @@ from spu_lite.deploy.precompute import (PrecomputeError, decode_counts, encode_c
                                         pool_bytes, precompute_on)
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.net.client import JobError
-from spu_lite.runtime.protocols.semi2k_common import MUL, TRUNC
+from spu_lite.runtime.protocols.semi2k_common import B2A, MUL
 from spu_lite.runtime.protocols.semi2k_ot_mux import MUX
 from spu_lite.two_party import correlation_counts, precompute
 
@@ -91,11 +91,12 @@ def test_precompute_requests_are_checked_as_hostile_input():
     f = spu.jit(lambda a, b: (a * b, a @ b.T), protocol="semi2k", dealer=None)
     x = np.ones((3, 4))
     counts = correlation_counts(f.lower(x, x).program)
-    assert counts == {MUL: 12, (TRUNC, 18): 12 + 9, ("dot", (3, 4), (4, 3), ((1,), (0,), (), ())): 1}
+    # the truncations' random bit products (B2A), no truncation pairs
+    assert counts == {MUL: 12, B2A: 12 + 9, ("dot", (3, 4), (4, 3), ((1,), (0,), (), ())): 1}
     back = decode_counts(encode_counts(counts), 64)
     assert back == counts and pool_bytes(back) > 0
     for hostile in ("mul", [["mul"]], [["mul", -1]], [["mul", 2 ** 41]], [["rm -rf", 1]],
-                    [["trunc", 64, 5]], [["mul", True]], [["rot", 2, 5]], [["rot", 0]], [["and2", -3]], [["mux", 1.5]], [["mux", 2, 3]],
+                    [["trunc", 18, 5]], [["mul", True]], [["rot", 2, 5]], [["rot", 0]], [["and2", -3]], [["mux", 1.5]], [["mux", 2, 3]],
                     [["dot", [3, 4], [5, 4], [[0], [0], [], []], 1]],
                     [["dot", [3, 4], [3, 4], [[7], [1], [], []], 1]],
                     [["dot", [0, 4], [3, 4], [[1], [1], [], []], 1]]):
@@ -111,7 +112,8 @@ def test_cost_lists_the_correlations_that_precompute_makes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mul_trunc" in out and "correlations one call asks for" in out
     assert "mul (Beaver triple)" in out and "1,000" in out and "1,368,000" in out
-    assert "truncation pair >> 18" in out and "740,000" in out
+    assert "random bit (b2a, trunc)" in out and "12,000" in out      # 1,000 truncations
+    assert "truncation pair" not in out
 
 
 # -- real node processes -----------------------------------------------------------------------

@@ -115,11 +115,12 @@ def test_dealer_keyword_is_checked():
         spu.jit(jnp.add, protocol="semi2k", dealer=None, nparties=3)
 
 
-@pytest.mark.parametrize("n", [pytest.param(1 << 12), pytest.param(1 << 16, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("n", [pytest.param(1 << 12),
+                               pytest.param(1 << 20, marks=pytest.mark.slow)])
 def test_truncation_never_off_by_more_than_one_ulp(cl, n):
-    """n products of uniform [-256, 256] encodings (|x y| <= 65536) truncated by 18 bits:
-    every result is floor(XY / 2^18) or one more (the pairs are exact: no probabilistic
-    wrap)."""
+    """n products of uniform [-256, 256] encodings (|x y| <= 65536) truncated by 18 bits
+    (semi2k_ot_trunc.py): every result is floor(XY / 2^18) or one more (the wrap bit is
+    exact: no probabilistic truncation)."""
     rng = np.random.default_rng(12)
     X = np.round(rng.uniform(-256, 256, n) * 2.0 ** 18).astype(np.int64)
     Y = np.round(rng.uniform(-256, 256, n) * 2.0 ** 18).astype(np.int64)
@@ -169,7 +170,7 @@ def test_precomputed_correlations_are_used_online(cl):
     rng = np.random.default_rng(3)
     x = rng.integers(-1000, 1000, 3000).astype(np.int64)
     sx = share(cl, x.view(np.uint64))
-    run_parties(cl, lambda P, r: P.precompute({SQUARE: 5000, MUL: 3000, (TRUNC, 4): 3000, B2A: 100}))
+    run_parties(cl, lambda P, r: P.precompute({SQUARE: 5000, MUL: 3000, B2A: 3100}))
     msgs = [P.proto.link.messages for P in cl.parties]
     outs = run_parties(cl, lambda P, r: (P.trunc(P.mul(sx[r], sx[r]), 4),
                                          P.mul(sx[r], sx[r].map(lambda s: s + s))))
