@@ -12,7 +12,7 @@ import spu_lite as spu
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.ot.base_ot import BaseOtReceiver, BaseOtSender
 from spu_lite.runtime.ot.iknp import transpose_bits
-from spu_lite.runtime.protocols.semi2k_common import B2A, MUL, SQUARE, TRUNC
+from spu_lite.runtime.protocols.semi2k_common import B2A, MUL, SQUARE
 from spu_lite.runtime.ring import Ring
 from spu_lite.runtime.ring_linalg import ring_dot_general
 
@@ -191,11 +191,33 @@ def _top_bytes(a):
     return (a.reshape(-1) >> np.array(8 * a.itemsize - 8, a.dtype)).astype(np.int64)
 
 
+def received_arrays(rec, min_size=1000):
+    """The arrays of at least min_size elements a Recorder saw a party receive, flat."""
+    return [np.asarray(a).reshape(-1) for _, payload in rec.log
+            for a in (payload if isinstance(payload, tuple) else (payload,))
+            if isinstance(a, np.ndarray) and a.size >= min_size]
+
+
+def uniform_tops(arrays) -> np.ndarray:
+    """Asserts each array's top bytes look uniform; returns them all, for views_alike."""
+    tops = [_top_bytes(a) for a in arrays]
+    for t in tops:
+        assert _uniform_pvalue(t) > 1e-5
+    return np.concatenate(tops)
+
+
+def assert_views_alike(views):
+    """views[rank][secret] = top bytes: per party, alike for the different secrets."""
+    from scipy.stats import chi2_contingency
+    for rank in views:
+        table = np.stack([np.bincount(v, minlength=256) for v in views[rank].values()])
+        assert chi2_contingency(table).pvalue > 1e-4
+
+
 def test_party_views_are_independent_of_secrets():
     """Everything each party receives in a job -- IKNP matrices, Gilboa corrections,
     the online openings (the base OTs ran at setup) -- for x = y = 0 and x = y = 2^40:
     every message's top bytes look uniform, and the two secrets' views are alike."""
-    from scipy.stats import chi2_contingency
     views = {0: {}, 1: {}}
     for secret in (0, 1 << 40):
         cl = make_cluster()
@@ -206,17 +228,11 @@ def test_party_views_are_independent_of_secrets():
         run_parties(cl, lambda P, r: (P.trunc(P.mul(sx[r], sy[r]), 18), P.b2a_bit(bx[r]),
                                       P.mul(sx[r], sx[r])))
         for rank, rec in enumerate(recs):
-            pieces = [p for _, payload in rec.log
-                      for p in (payload if isinstance(payload, tuple) else (payload,))
-                      if p.size >= 1000]
+            pieces = received_arrays(rec)
             kinds = sorted({p.dtype.itemsize for p in pieces})
             assert kinds == [1, 2, 4, 8]        # IKNP bytes and every correction width
-            for p in pieces:
-                assert _uniform_pvalue(_top_bytes(p)) > 1e-5
-            views[rank][secret] = np.concatenate([_top_bytes(p) for p in pieces])
-    for rank in (0, 1):
-        table = np.stack([np.bincount(v, minlength=256) for v in views[rank].values()])
-        assert chi2_contingency(table).pvalue > 1e-4
+            views[rank][secret] = uniform_tops(pieces)
+    assert_views_alike(views)
 
 
 def test_precompute_for_a_program_then_run_without_ot():

@@ -16,8 +16,8 @@ from spu_lite.two_party import (correlation_counts, correlation_table, offline_b
                                  online_cost, precompute)
 
 from .harness import run_parties
-from .test_semi2k import Recorder, _uniform_pvalue
-from .test_semi2k_ot import make_cluster, opened
+from .test_semi2k import Recorder
+from .test_semi2k_ot import assert_views_alike, make_cluster, opened, received_arrays, uniform_tops
 
 
 @pytest.mark.parametrize("field", [64, 32])
@@ -152,7 +152,6 @@ def test_party_views_of_selects_are_independent_of_secrets():
     corrections of the offline multiplexer, the online e (packed bits) and f -- for
     (c, x) = (0, 0) and (1, 2^40 + 7) in every element: every message looks uniform
     (its bytes, or its elements' top bytes), and the two secrets' views are alike."""
-    from scipy.stats import chi2_contingency
     n = 16000
     views = {0: {}, 1: {}}
     for c, x in ((0, 0), (1, (1 << 40) + 7)):
@@ -161,19 +160,12 @@ def test_party_views_of_selects_are_independent_of_secrets():
         sc, sx = cl.share(np.full(n, c, np.uint64)), cl.share(np.full(n, x, np.uint64))
         run_parties(cl, lambda P, r: P.mux(sc[r], sx[r]))
         for rank, rec in enumerate(recs):
-            arrays = [a.reshape(-1) for _, payload in rec.log
-                      for a in (payload if isinstance(payload, tuple) else (payload,))
-                      if isinstance(a, np.ndarray) and a.size >= 1000]
+            arrays = received_arrays(rec)
             sizes = sorted((a.dtype.itemsize, a.size) for a in arrays)
             assert (1, n // 8) in sizes and sizes.count((8, n)) >= 1   # e, and f or corrections
             assert any(a.dtype == np.uint8 and a.size >= 16 * n for a in arrays)   # IKNP u
-            tops = [(a >> np.array(8 * a.itemsize - 8, a.dtype)).astype(np.int64) for a in arrays]
-            for t in tops:
-                assert _uniform_pvalue(t) > 1e-5
-            views[rank][c] = np.concatenate(tops)
-    for rank in (0, 1):
-        table = np.stack([np.bincount(v, minlength=256) for v in views[rank].values()])
-        assert chi2_contingency(table).pvalue > 1e-4
+            views[rank][c] = uniform_tops(arrays)
+    assert_views_alike(views)
 
 
 def test_protocols_without_a_multiplexer_keep_the_product():

@@ -16,8 +16,8 @@ from spu_lite.runtime.ring import Ring
 from spu_lite.two_party import correlation_counts, correlation_table, offline_bytes, precompute
 
 from .harness import run_parties, share
-from .test_semi2k import Recorder, _uniform_pvalue
-from .test_semi2k_ot import make_cluster, opened
+from .test_semi2k import Recorder
+from .test_semi2k_ot import assert_views_alike, make_cluster, opened, received_arrays, uniform_tops
 
 
 def _edges(k, rng, n=4000):
@@ -147,7 +147,6 @@ def test_party_views_of_truncations_are_independent_of_secrets():
     corrections of the random bit products, the online e (packed bits) -- for x = 0 and
     x = -(2^61 - 5) (a negative edge: every top bit differs) in every element: every
     message looks uniform, and the two secrets' views are alike."""
-    from scipy.stats import chi2_contingency
     n = 16000
     views = {0: {}, 1: {}}
     for x in (0, -((1 << 61) - 5)):
@@ -156,19 +155,12 @@ def test_party_views_of_truncations_are_independent_of_secrets():
         sx = share(cl, Ring(64).cast(np.full(n, x, np.int64)))
         run_parties(cl, lambda P, r: P.trunc(sx[r], 18))
         for rank, rec in enumerate(recs):
-            arrays = [a.reshape(-1) for _, payload in rec.log
-                      for a in (payload if isinstance(payload, tuple) else (payload,))
-                      if isinstance(a, np.ndarray) and a.size >= 1000]
+            arrays = received_arrays(rec)
             sizes = sorted((a.dtype.itemsize, a.size) for a in arrays)
             assert (1, n // 8) in sizes                                   # e
             assert any(a.dtype == np.uint8 and a.size >= 8 * n for a in arrays)   # IKNP u
-            tops = [(a >> np.array(8 * a.itemsize - 8, a.dtype)).astype(np.int64) for a in arrays]
-            for t in tops:
-                assert _uniform_pvalue(t) > 1e-5
-            views[rank][x] = np.concatenate(tops)
-    for rank in (0, 1):
-        table = np.stack([np.bincount(v, minlength=256) for v in views[rank].values()])
-        assert chi2_contingency(table).pvalue > 1e-4
+            views[rank][x] = uniform_tops(arrays)
+    assert_views_alike(views)
 
 
 def test_a_malformed_truncation_message_is_refused():
