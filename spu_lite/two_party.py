@@ -195,7 +195,7 @@ def correlation_table(counts: Dict, k: int = 64) -> str:
     """The correlations of one call and their offline bytes, for `spu-lite cost`."""
     names = {MUL: "mul (Beaver triple)", SQUARE: "square pair", AND: "and (64-bit word)",
              B2A: "random bit (b2a, trunc)", AND2: "and pair (64-bit words)",
-             MUX: "multiplexer (select)"}
+             MUX: "multiplexer (select, logic)"}
     lines = [f"{'correlation':<34}{'count':>12}{'offline bytes (busier party)':>30}"]
     total = 0
     for key, n in sorted(counts.items(), key=lambda kv: -offline_bytes(kv[0], kv[1], k)):

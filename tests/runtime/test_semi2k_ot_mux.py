@@ -106,7 +106,7 @@ def test_select_costs_one_round_and_its_counts_match_what_the_job_makes():
     counts = correlation_counts(program)
     assert counts[MUX] == x.size and offline_bytes(MUX, 1) == 24
     rows = [line.split()[-2:] for line in correlation_table(counts).splitlines()
-            if line.startswith("multiplexer (select)")]                  # spu-lite cost's row
+            if line.startswith("multiplexer (select, logic)")]                  # spu-lite cost's row
     assert rows == [["4,096", "98,304"]]
     total = sum(offline_bytes(k, v) for k, v in counts.items())
     assert abs(prof.offline.bytes - total) <= 128 * len(counts) + 64
