@@ -191,9 +191,10 @@ class JitFunction:
                 inputs.append(owned[id(leaf)])
             else:
                 inputs.append(encode(cluster.ring, leaf, param.type.dtype.frac, where))
-        if not networked and wanted(self.check, not getattr(compiled, "watched", False)) and \
+        if wanted(self.check, not getattr(compiled, "watched", False)) and \
                 all(isinstance(x, np.ndarray) for x in inputs):
-            # in-process the caller holds every input: warn before a wrong number returns
+            # the caller holds every input in the clear (no party's own input, no kept
+            # secret): run it once more in plaintext and warn before a wrong number returns
             compiled.watched = True
             watch(getattr(self.fn, "__name__", "fn"), compiled.program, inputs,
                   [v == "secret" for v in leaf_vis], self.options.field,
@@ -319,10 +320,10 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
         approximation modes of the runtime; reveal_to="bob" (networked clusters):
         outputs are revealed to that party only, the call returns a receipt;
         check="first" (default; SPU_LITE_CHECK=on|first|off sets it process-wide), True
-        or False: in-process, run the program once more in plaintext fixed point and
-        warn (spu.FixedPointWarning) about overflows and out-of-domain inputs at your
-        lines -- on the first call of each compiled program, on every call, or never
-        (docs/check.md).
+        or False: when the caller holds every input, run the program once more in
+        plaintext fixed point and warn (spu.FixedPointWarning) about overflows and
+        out-of-domain inputs at your lines -- on the first call of each compiled
+        program, on every call, or never (docs/check.md).
     """
     if fn is None:
         return lambda f: JitFunction(f, protocol, static_argnums, static_argnames,

@@ -1,11 +1,12 @@
-"""The fixed-point watch: in-process, spu.jit runs the compiled program once more in
-plaintext fixed point (ref2k) with spu.check's observer and warns about overflows and
-out-of-domain inputs at the user's lines, so a wrong number does not come back without
-a word.
+"""The fixed-point watch: when the caller holds every input in the clear, spu.jit runs
+the compiled program once more in plaintext fixed point (ref2k) with spu.check's
+observer and warns about overflows and out-of-domain inputs at the user's lines, so a
+wrong number does not come back without a word.
 
-In-process the caller holds every input in the clear, so watching shows them nothing
-new; a networked cluster's inputs belong to their owners and are never watched there
-(run spu.check on representative data instead). Cost: one ref2k run of the program
+That is every in-process call, and a networked call whose inputs all come from the
+driver: watching shows the caller nothing it could not compute itself, and nothing is
+sent. A party's own inputs and kept secrets are not in the caller's hands: such calls
+are not watched (run spu.check on representative data instead). Cost: one ref2k run of the program
 per call watched (`spu-lite bench --watch` measures it: about 1.0-1.2x an aby3 call
 for elementwise programs, up to 1.9x for a 512 x 512 matmul, whose ring product ref2k
 computes again). `check="first"` (the default) pays it on the first call of each

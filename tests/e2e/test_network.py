@@ -86,6 +86,13 @@ def test_aby3_three_nodes_identical_to_in_process(tmp_path):
     path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], seed=SEED)
     with running(path, tmp_path):
         _compare_with_in_process(path, "aby3", 3)
+        # the driver supplies every input: it watches the call as in-process ones are
+        net = NetworkCluster(path)
+        try:
+            with pytest.warns(spu.FixedPointWarning, match="overflow"):
+                spu.jit(lambda a: a * a, cluster=net)(np.array([2e4, 1.0]))
+        finally:
+            net.close()
 
 
 @pytest.mark.slow
