@@ -201,16 +201,16 @@ def moment(L, a, b):
     (kx, x, c), (ky, y, _) = sorted(terms, key=lambda t: t[2])[0], sorted(terms, key=lambda t: t[2])[1]
     if kx != "secret" or c > 0.5:
         return None
-    if ky == "secret" and id(y) not in L.wide and L.opt.field >= 64:
+    if L.opt.field < 64:
+        _needs_64_bit_ring(L, _ema_source(L, x)[1])
+        return None
+    if ky == "secret" and id(y) not in L.wide:
         # state from outside at f bits: a loop carry gets a state format next time round
         # (rules_control's fixpoint); an input not recognised as optimizer state stays
         source = _ema_source(L, x)[1]
         L.want_wide[id(y)] = state_bound(source)
         if source > 2.0 ** GRAD_BITS:     # an average of squares: a 2nd moment
             warn_narrow(L, "a moving average of squares whose state is an input or loop carry")
-        return None
-    if L.opt.field < 64:
-        _needs_64_bit_ring(L, _ema_source(L, x)[1])
         return None
     x, bx = _ema_source(L, x)
     by = L.wide[id(y)] if ky == "secret" else 0.0

@@ -17,9 +17,10 @@ protocols hold in shares. Two kinds of findings come from here:
 Masked lanes: `jnp.where(x > 0, jnp.log(x), 0)` evaluates log on every lane and throws
 the bad ones away. A finding at an elementwise op of the program's top level is held
 back and its lanes are followed (lane_taint.py) through elementwise ops, broadcasts,
-reshapes and transposes; a select drops the lanes it does not pick. The finding is
-reported only when one of its lanes reaches an output or an op whose lanes mix
-(a sum, a dot, a loop, ...); findings inside loop and branch bodies are reported at once.
+reshapes and transposes; a select drops the lanes it does not pick, a product by an
+exact 0 that is not itself bad clears a lane, and an op that mixes lanes (a sum, a dot)
+marks all its output lanes bad. The finding is reported only when a bad lane reaches a
+result or a loop or branch; findings inside loop and branch bodies are reported at once.
 """
 from __future__ import annotations
 
