@@ -53,6 +53,14 @@ def test_run_case_ref2k_fills_a_row():
     assert row.bytes == 0 and row.rounds == 0          # ref2k does not communicate
     assert row.max_abs_err < 1e-3
     assert row.spu_seconds is None and row.ratio_spu is None   # quick sizes: no SPU ratio
+    assert row.watch_ratio is None                             # only with --watch
+
+
+def test_watch_column_times_calls_with_the_fixed_point_watch():
+    row = bench.run_case(bench.CASES["mul_1M"], "aby3", repeat=2, quick=True, watch=True)
+    assert row.error is None and len(row.runs) == 2
+    assert row.watch_ratio is not None and row.watch_ratio > 0
+    assert "watch" in bench.format_table([row]).splitlines()[0]
 
 
 def test_failing_case_becomes_an_error_row():

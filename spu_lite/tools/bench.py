@@ -371,8 +371,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the input data (default: 0)")
     p.add_argument("--list", action="store_true", help="list the registered cases and exit")
     p.add_argument("--watch", action="store_true",
-                   help="also time each case with spu.jit's fixed-point watch (check=True, "
-                        "the default in-process) and show with/without in column `watch`")
+                   help="also time each case with spu.jit's fixed-point watch on every call "
+                        "(check=True) and show with/without in column `watch`")
     p.add_argument("--net", nargs="*", default=None, metavar="LINK",
                    help="emulated links (lan, wan, rtt=20ms,bw=100mbit; none given: lan wan): "
                         "run bench_net's workloads (--workloads) on the in-process cluster, "
