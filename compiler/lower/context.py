@@ -16,7 +16,7 @@ from ..ir.program import NameGen, Op, Value
 from ..ir.fields import ring_problem
 from ..ir.types import DType
 from .errors import CompileError
-from . import wide
+from . import residual, wide
 from .fixed_point import scale_plan
 
 
@@ -94,6 +94,7 @@ class Lowerer:
         self.wide: Dict[int, float] = {}           # wide values and their bounds (wide.py)
         self.scaled: Dict[int, tuple] = {}         # x * q results: (x, scalar q)
         self.want_wide: Dict[int, float] = {}      # state at f bits a moment wanted wide
+        self.residuals: Dict[int, Value] = {}      # quotient -> its residual (residual.py)
 
     # -- nested jaxprs ----------------------------------------------------------------
     def inline(self, closed, args: Sequence[Value]) -> List[Value]:
@@ -283,7 +284,7 @@ class Lowerer:
             c = self.const(uniq[0], c_type, x.type.shape) if uniq.size == 1 else \
                 self.emit("constant", [], value=np.ascontiguousarray(plan.value), dtype=c_type)
             return self.emit("trunc", [self.emit("mul", [x_pre, c])], bits=f + e - p)
-        x = self.to_frac(self.as_fxp(x), f)
+        x = x_f = self.to_frac(self.as_fxp(x), f)
         plan = scale_plan(q, self.opt.fxp_bits, self.opt.field, keep_range)
         if plan.pre_shift:
             x = self.emit("trunc", [x], bits=plan.pre_shift)
@@ -291,7 +292,10 @@ class Lowerer:
         uniq = np.unique(plan.value)
         c = self.const(uniq[0], c_type, x.type.shape) if uniq.size == 1 else \
             self.emit("constant", [], value=np.ascontiguousarray(plan.value), dtype=c_type)
-        return self.emit("trunc", [self.emit("mul", [x, c])], bits=plan.final_shift)
+        out = self.emit("trunc", [self.emit("mul", [x, c])], bits=plan.final_shift)
+        if keep_range and plan.frac > f and self.opt.field >= 64:   # a mean keeps its lost bits
+            residual.division_residual(self, x, x_f, c, out, plan.pre_shift, plan.frac - f)
+        return out
 
     def fmul(self, a: Value, b: Value, op: str = "mul", **attrs) -> Value:
         """Fixed-point product (elementwise `mul` or `dot`): one truncation afterwards
@@ -312,6 +316,10 @@ class Lowerer:
         same = a is b                 # a square stays one value (wide.py reads x * x)
         a = self.to_frac(a, self.opt.fxp_bits) if a.type.dtype.is_fxp else a
         b = a if same else self.to_frac(b, self.opt.fxp_bits) if b.type.dtype.is_fxp else b
+        if op == "mul" and a.type.dtype.is_fxp and b.type.dtype.is_fxp and self.residuals:
+            hi_lo = residual.product(self, a, b)     # a product with a mean (residual.py)
+            if hi_lo is not None:
+                return hi_lo
         out = self.emit(op, [a, b], **attrs)
         return self.to_frac(out, self.opt.fxp_bits) if out.type.dtype.is_fxp else out
 
