@@ -87,7 +87,30 @@ def test_silent_overflows_of_the_issue_are_found(fn, x, op):
 
 def test_division_by_zero_is_a_domain_finding():
     report = spu.check(lambda x, y: x / y, np.ones(3), np.array([1.0, 0.0, 2.0]))
+    assert [(f.kind, f.op, f.count) for f in report.findings] == [("domain", "recip_parts", 1)]
+    report = spu.check(lambda y: 1.0 / y, np.array([1.0, 0.0, 2.0]))
     assert [(f.kind, f.op, f.count) for f in report.findings] == [("domain", "reciprocal", 1)]
+
+
+def test_division_by_a_large_secret_keeps_its_bits_or_is_reported():
+    """a / x read 1/x at f bits: 1e4 / 2e4 was 0.4959, 3e5 / 6e5 was 0, silently.
+    Now within 2 ulps + 2e-6 relative up to |x| < 2^22; past it a domain finding."""
+    a = np.array([1e4, 3e5, 5e3, 4.1e6, 1.0], np.float32)
+    x = np.array([2e4, 6e5, 7e3, 4.19e6, 3.0], np.float32)    # 2^22 = 4.194e6
+    for protocol in ("ref2k", "aby3", "semi2k"):
+        got = np.asarray(spu.jit(lambda a, x: a / x, protocol=protocol)(a, x), np.float64)
+        np.testing.assert_allclose(got, a / x.astype(np.float64), rtol=2e-6, atol=2 * 2.0 ** -18)
+    assert spu.check(lambda a, x: a / x, a, x).ok
+    outside = spu.check(lambda a, x: a / x, a, x * np.float32(1.002))   # 4.198e6 > 2^22
+    assert [(f.kind, f.op, f.count) for f in outside.findings] == [("domain", "recip_parts", 1)]
+    masked = spu.check(lambda a, x: jnp.where(x != 0, a / x, 0.0), a, x * np.array([1, 1, 0, 1, 1]))
+    assert masked.ok, str(masked)                               # a safe division: no finding
+    div = lambda a, x: a / x
+    # |a / x| < 2^22 = 4.19e6 and, for x = 16 (mantissa 1/2, r = 2), |a| < 2^25 = 3.36e7
+    assert spu.check(div, np.float32([4.1e6, 3.3e7]), np.float32([1.0, 16.0])).ok
+    for a_out, x_out in (([4.3e6], [1.0]), ([3.4e7], [16.0])):
+        found = spu.check(div, np.float32(a_out), np.float32(x_out)).findings
+        assert [(f.kind, f.op) for f in found] == [("overflow", "mul")]
 
 
 def test_input_out_of_range_is_reported_not_raised():

@@ -63,6 +63,7 @@ def ring_problem(field: int, fxp_bits: int) -> Optional[str]:
 #: op -> largest fxp_bits at which its approximation works, per ring width
 OP_MAX_FXP = {
     "reciprocal": lambda k: (k - 13) // 2,      # working scale k - 5 - 2f >= 8
+    "recip_parts": lambda k: (k - 15) // 2,     # its normalisation has 2 bits more
 }
 
 

@@ -410,22 +410,6 @@ def _cumsum(ts, attrs):
     return [ts[0]]
 
 
-@defop("int_div", 2, "integer division (public only), rounding toward zero")
-def _int_div(ts, attrs):
-    if any(t.secret for t in ts):
-        raise IRTypeError("int_div of secret values")
-    _same_shape("int_div", ts)
-    return [ts[0]]
-
-
-@defop("fdiv", 2, "public fixed-point division, computed in plaintext")
-def _fdiv(ts, attrs):
-    if any(t.secret for t in ts):
-        raise IRTypeError("fdiv of secret values (use reciprocal)")
-    _same_shape("fdiv", ts)
-    return [ts[0]]
-
-
 @defop("to_secret", 1, "treat a public value as secret (trivial sharing, no communication)")
 def _to_secret(ts, attrs):
     from .types import SECRET

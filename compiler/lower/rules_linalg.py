@@ -105,7 +105,7 @@ def _lu(a):
         perm = _swap_in(perm, j, ei)
         pivots.append(idx.astype(jnp.int32) + j)
         if j + 1 < m:                                             # eliminate below
-            l = block[..., 1:, j] * (1.0 / row[..., j])[..., None]
+            l = block[..., 1:, j] / row[..., j][..., None]     # keeps l's bits (recip_parts)
             rest = block[..., 1:, j + 1:] - l[..., :, None] * row[..., None, j + 1:]
             below = jnp.concatenate([block[..., 1:, :j], l[..., None], rest], axis=-1)
             block = jnp.concatenate([row[..., None, :], below], axis=-2)

@@ -45,7 +45,28 @@ def _div(L, eqn, a, b):
             return L.emit("fdiv", [L.to_frac(L.as_fxp(a), L.opt.fxp_bits), b])
         inv = L.emit("fdiv", [L.const(1.0, L.opt.fxp, b.type.shape), b])
         return L.fmul(L.as_fxp(a), inv)
+    if L.opt.field >= 64 and L.const_value(a) is None:
+        return _quotient(L, a, b)
     return L.fmul(L.as_fxp(a), _reciprocal(L, b))
+
+
+def _quotient(L, a, b):
+    """a / b, b secret: b's reciprocal as factors (r, s) (runtime/fxp/reciprocal.py
+    reciprocal_parts), a / b = trunc(trunc(a r, f) s, f + 4). `a * reciprocal(b)`
+    read 1/b at f bits, absolute: 1e4 / 2e4 came out 0.4959, 3e5 / 6e5 0. Ranges:
+    |a| < 2^25, |a / b| < 2^22, |b| < 2^22 (spu.check's domain of recip_parts)."""
+    f = L.opt.fxp_bits
+    r, s = _reciprocal_parts(L, b)
+    ar = L.to_frac(L.emit("mul", [L.to_frac(L.as_fxp(a), f), r]), f)
+    return L.to_frac(L.emit("mul", [ar, s]), f)
+
+
+def _reciprocal_parts(L, b):
+    """recip_parts(b) taken before any broadcast of b (as _reciprocal)."""
+    op = L.producer(b)
+    if op is not None and op.name == "broadcast" and op.inputs[0].type.secret:
+        return [L.emit("broadcast", [v], **op.attrs) for v in _reciprocal_parts(L, op.inputs[0])]
+    return L.emit_multi("recip_parts", [L.to_frac(L.as_fxp(b), L.opt.fxp_bits)])
 
 
 def _reciprocal(L, b):

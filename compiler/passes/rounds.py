@@ -46,7 +46,7 @@ PRODUCTS = ("mul", "dot", "conv")
 #: rough rounds of one call, for the critical path (1 for the rest)
 ROUND_WEIGHT = {"less": 10, "eq": 10, "reduce_max": 40, "reduce_min": 40, "argmax": 40,
                 "argmin": 40, "sort": 200, "exp": 30, "log": 40, "log1p": 40,
-                "reciprocal": 30, "sqrt": 30, "rsqrt": 30, "logistic": 30, "tanh": 30, "erf": 30}
+                "reciprocal": 30, "recip_parts": 30, "sqrt": 30, "rsqrt": 30, "logistic": 30, "tanh": 30, "erf": 30}
 
 
 def _secret(op: Op, i: int) -> bool:

@@ -55,8 +55,10 @@ class Domain:
         return bad | (x == 0) if self.nonzero else bad
 
     def __str__(self) -> str:
-        if self.nonzero:
+        if self.nonzero and self.lo == -math.inf and self.hi == math.inf:
             return "x != 0"
+        if self.nonzero:
+            return f"x != 0, |x| < {self.hi:.4g}"
         lo = "" if self.lo == -math.inf else f"{self.lo:.4g} {'<' if self.lo_open else '<='} "
         hi = "" if self.hi == math.inf else f" {'<' if self.hi_open else '<='} {self.hi:.4g}"
         return f"{lo}x{hi}"
@@ -108,6 +110,10 @@ def domains(field: int = 64, fxp_bits: int = 18, options: Optional[dict] = None,
         "log": Domain(lo=0.0, outside="x = 0 reads as one ulp; x < 0 gives garbage"),
         "log1p": Domain(lo=-1.0, outside="x = -1 reads as one ulp above; below: garbage"),
         "reciprocal": Domain(nonzero=True, outside="1/0 saturates to 2^f"),
+        # a / x (runtime/fxp/reciprocal.py reciprocal_parts): x = 0 overflows the
+        # product, |x| >= 2^(f+4) reads as 1/x = 0 (right for 1/x, not for a / x)
+        "recip_parts": Domain(lo=-2.0 ** (fxp_bits + 4), hi=2.0 ** (fxp_bits + 4), nonzero=True,
+                              outside="a / x is garbage at x = 0 and 0 for larger |x|"),
         "rsqrt": Domain(lo=0.0, outside="x = 0 reads as one ulp; x < 0 gives garbage"),
         "sqrt": Domain(lo=0.0, lo_open=False, outside="x < 0 gives garbage"),
     }

@@ -56,8 +56,36 @@ def reciprocal(P: Protocol, x: Share, frac: int, options) -> Share:
     input at x = 0.1 (2^-19 / 0.01); max rel err 3.7e-4 (one ulp at 1/100).
     Cost: normalize (a2b, 6-round OR, 9 bit conversions), 18 products, 9 truncations;
     aby3: 29 rounds, 748 bytes per element; semi2k: 28 rounds, 641 bytes."""
+    m, fout, w, K = _normalized(P, x, frac)
+    y = recip_unit(P, m, w)
+    (out,) = mul_round(P, [(y, fout, K + 1 + w - 2 * frac)])
+    return out
+
+
+def reciprocal_parts(P: Protocol, x: Share, frac: int, options):
+    """1/x as two factors (r, s): r ~ 1/m in [1, 2] at f bits and s = +-2^d read at
+    f + 4 bits, so that a / x = trunc(trunc(a r, f) s, f + 4) for any a (the compiler
+    writes those two products, compiler/lower/rules_math.py). 1/x at f bits is
+    absolute: 1/2e4 is 13 ulps, 1/6e5 is 0, so a / x lost its relative precision
+    exactly where x is large (3e5 / 6e5 gave 0); a r keeps a's bits and s only shifts
+    them. Ranges (k = 64, f = 18): |x| < 2^(f+4) = 2^22 (larger x: s = 0), |a| < 2^25
+    (a r at 2f bits, r <= 2), |a / x| < 2^22 (a r s before its truncation is
+    a/x 2^(2f+4)). Cost: reciprocal's, its last product moved into the caller's (one
+    more product of a's size, one more round)."""
+    m, fout, w, _ = _normalized(P, x, frac, PARTS_EXTRA)
+    return recip_unit(P, m, w, out_shift=w - frac), fout
+
+
+#: reciprocal_parts normalises over 2 more bits than reciprocal: divisors up to 2^(f+4)
+#: (2^22) at the price of quotients below 2^(k-4-2f-4+...) = 2^22 (s is read at f + 4)
+PARTS_EXTRA = 2
+
+
+def _normalized(P: Protocol, x: Share, frac: int, extra: int = 0):
+    """(m, s, w, K): |x| 2^(d-K-1) = m in [0.5, 1) at scale w (0.5 for x = 0), and
+    s = sign(x) 2^d (0 for |x| >= 2^(K+1-f)), K = 2f + 1 + extra."""
     k, dt, f = P.ring.bits, P.ring.dtype, frac
-    K = 2 * f + 1                                  # e > K: result below 1/4 ulp
+    K = 2 * f + 1 + extra                          # e > K: 1/x below 1/4 ulp (extra = 0)
     w = min(work_scale(P, f), k - 4 - K)           # y 2^K < 2^(k-2)
     nm = normalize(P, x, K, signed=True, zero=True, big=True)
     one = enc(1, 0, dt)
@@ -72,6 +100,4 @@ def reciprocal(P: Protocol, x: Share, frac: int, options) -> Share:
     f03, xa, fb = step(P, [], [(f01, f23, None), (f45, xs, None), (f45, sb, None)])
     xf, fout = step(P, [], [(f03, xa, None), (f03, fb, None)])       # |x| 2^d, +-2^d
     m = B.add(P, B.trunc(P, xf, K + 1 - w), B.mul(P, zp, enc(0.5, w, dt)))
-    y = recip_unit(P, m, w)
-    (out,) = mul_round(P, [(y, fout, K + 1 + w - 2 * f)])
-    return out
+    return m, fout, w, K

@@ -9,6 +9,7 @@ from spu_lite.compiler.ir.nonlinear import TABLE
 
 from ..fxp import basic as B
 from ..fxp import nonlinear as N
+from ..fxp.reciprocal import reciprocal_parts
 from .registry import kernel
 
 
@@ -30,3 +31,9 @@ def _nonlinear(row):
 
 for _row in TABLE:
     kernel(_row.op)(_nonlinear(_row))
+
+
+@kernel("recip_parts")
+def _recip_parts(K, op, x):
+    """(r, s) with a / x = trunc(trunc(a r, f) s, f + 2) (runtime/fxp/reciprocal.py)."""
+    return list(reciprocal_parts(K.P, x, op.inputs[0].type.dtype.frac, K.options))

@@ -165,7 +165,8 @@ class Observer:
                     self._taint[id(v)] = (np.ones(tuple(v.type.shape), bool), keys)
                 return
             if carried is not None and keys and carried.any():
-                self._taint[id(op.outputs[0])] = (carried, keys)
+                for v in op.outputs:
+                    self._taint[id(v)] = (carried, keys)
                 skip = carried
         src = source_of(op.loc, self.fallback_source)
         hold = lanes and followable(op)
@@ -300,7 +301,8 @@ class Observer:
             lanes, keys = lanes | old[0], old[1] | {key}
         else:
             keys = frozenset([key])
-        self._taint[id(op.outputs[0])] = (lanes, frozenset(keys))
+        for v in op.outputs:
+            self._taint[id(v)] = (lanes, frozenset(keys))
 
 
 _DOMAIN_OPS = frozenset(domains())

@@ -22,7 +22,7 @@ ELEMENTWISE = frozenset([
     "add", "sub", "mul", "mul_trunc", "neg", "trunc", "lshift", "arshift", "convert",
     "fdiv", "int_div", "and", "or", "xor", "not", "bit_and", "bit_or", "bit_xor",
     "bit_not", "eq", "less", "to_secret", "exp", "log", "log1p", "logistic",
-    "reciprocal", "rsqrt", "sqrt", "sin", "cos", "tanh", "erf"])
+    "reciprocal", "recip_parts", "rsqrt", "sqrt", "sin", "cos", "tanh", "erf"])
 
 
 def nested_ops(program) -> set:
@@ -48,9 +48,15 @@ def _values(x) -> Optional[np.ndarray]:
 _MOVES = frozenset(["select", "broadcast", "reshape", "transpose"])
 
 
+def _one_shape_out(op) -> bool:
+    """One output, or several of one shape (recip_parts): each gets the same lanes."""
+    return len(op.outputs) == 1 or (len(op.outputs) > 1 and op.name in ELEMENTWISE and
+                                    len({tuple(v.type.shape) for v in op.outputs}) == 1)
+
+
 def followable(op) -> bool:
     """Whether follow() tracks this op's lanes (cheap: no values looked at)."""
-    if len(op.outputs) != 1 or op.blocks:
+    if not _one_shape_out(op) or op.blocks:
         return False
     if op.name in ELEMENTWISE:
         shape = tuple(op.outputs[0].type.shape)
@@ -59,8 +65,8 @@ def followable(op) -> bool:
 
 
 def follow(op, inputs, masks: Sequence[Optional[np.ndarray]]) -> Optional[np.ndarray]:
-    """The output's bad lanes (see the module doc); None if the op mixes lanes."""
-    if len(op.outputs) != 1 or op.blocks:
+    """The outputs' bad lanes (see the module doc); None if the op mixes lanes."""
+    if not _one_shape_out(op) or op.blocks:
         return None
     shape = tuple(op.outputs[0].type.shape)
     none = np.zeros(shape, bool)
