@@ -95,6 +95,7 @@ class Lowerer:
         self.scaled: Dict[int, tuple] = {}         # x * q results: (x, scalar q)
         self.want_wide: Dict[int, float] = {}      # state at f bits a moment wanted wide
         self.residuals: Dict[int, Value] = {}      # quotient -> its residual (residual.py)
+        self.parts_of: Dict[int, List[Value]] = {}  # divisor -> its recip_parts (rules_math)
 
     # -- nested jaxprs ----------------------------------------------------------------
     def inline(self, closed, args: Sequence[Value]) -> List[Value]:

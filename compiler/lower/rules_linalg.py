@@ -9,12 +9,12 @@ of secret values, the rest products and sums.
 
     cholesky, n x n          n steps, each one rsqrt and one dot (column j of L from
                              the j columns before it): ~n x (rsqrt's rounds + 2)
-    triangular_solve, n x n  one batched reciprocal of the diagonal, then n steps of
-                             a dot and a product (forward substitution)
+    triangular_solve, n x n  one batched recip_parts of the diagonal, then n steps of
+                             a dot and a quotient (forward substitution)
     lu, n x n                partial pivoting as LAPACK does it (the first row of the
                              largest |pivot|), obliviously: per step a secret argmax,
-                             its one-hot, the swap as products, one reciprocal and a
-                             rank-1 update; pivots and permutation are secret integers
+                             its one-hot, the swap as products, one quotient by the
+                             pivot and a rank-1 update; pivots and permutation are secret integers
     lu_pivots_to_permutation the swaps applied to 0..m-1, each by a one-hot product
     custom_linear_solve      its `solve` jaxpr, inlined (jnp.linalg.solve's form)
 
@@ -56,16 +56,18 @@ def _cholesky_lower(a):
 
 def _forward(a, b, unit_diagonal: bool):
     """x with a x = b, a lower triangular (..., n, n), b (..., n, k): forward
-    substitution with the diagonal's reciprocals taken once."""
+    substitution, the diagonal's reciprocal factors taken once."""
     n = a.shape[-1]
-    r = None if unit_diagonal else 1.0 / jnp.diagonal(a, axis1=-2, axis2=-1)
+    d = None if unit_diagonal else jnp.diagonal(a, axis1=-2, axis2=-1)
     rows = []
     for i in range(n):
         t = b[..., i, :]
         if i:
             done = jnp.stack(rows, axis=-2)                       # (..., i, k)
             t = t - jnp.einsum("...j,...jk->...k", a[..., i, :i], done)
-        rows.append(t if r is None else t * r[..., i, None])
+        # a quotient, not t * (1/d): 1/d at f bits is 0 for d >= 2^20; the divisions by
+        # slices of one diagonal share one recip_parts (rules_math._reciprocal_parts)
+        rows.append(t if d is None else t / d[..., i, None])
     return jnp.stack(rows, axis=-2)
 
 

@@ -61,12 +61,31 @@ def _quotient(L, a, b):
     return L.to_frac(L.emit("mul", [ar, s]), f)
 
 
+#: recip_parts is taken on the value a divisor was sliced from when that value has at
+#: most this many elements (a triangular solve divides step by step by the slices of
+#: one diagonal: one batched recip_parts, not one per step)
+PARTS_OF_WHOLE = 4096
+
+
 def _reciprocal_parts(L, b):
-    """recip_parts(b) taken before any broadcast of b (as _reciprocal)."""
-    op = L.producer(b)
-    if op is not None and op.name == "broadcast" and op.inputs[0].type.secret:
-        return [L.emit("broadcast", [v], **op.attrs) for v in _reciprocal_parts(L, op.inputs[0])]
-    return L.emit_multi("recip_parts", [L.to_frac(L.as_fxp(b), L.opt.fxp_bits)])
+    """recip_parts(b) taken before any broadcast of b (as _reciprocal), and before the
+    slices and reshapes of a small secret (memoised, so every slice shares it)."""
+    chain, root = [], b
+    while True:
+        op = L.producer(root)
+        if op is None or not op.inputs or not op.inputs[0].type.secret or not (
+                op.name == "broadcast" or (op.name in ("slice", "reshape") and
+                                           np.prod(op.inputs[0].type.shape) <= PARTS_OF_WHOLE)):
+            break
+        chain.append(op)
+        root = op.inputs[0]
+    parts = L.parts_of.get(id(root))
+    if parts is None:
+        parts = L.parts_of[id(root)] = L.emit_multi(
+            "recip_parts", [L.to_frac(L.as_fxp(root), L.opt.fxp_bits)])
+    for op in reversed(chain):
+        parts = [L.emit(op.name, [v], **op.attrs) for v in parts]
+    return parts
 
 
 def _reciprocal(L, b):
