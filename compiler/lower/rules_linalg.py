@@ -4,7 +4,7 @@ jax.scipy.linalg.cho_factor / cho_solve / solve_triangular / lu_factor / lu_solv
 
 Each is written as ordinary jnp code on the equation's static shapes, traced to a
 jaxpr and inlined, so every step is an op the IR already has (with its formats and
-domain checks): the secret square roots and divisions are `rsqrt` and `reciprocal`
+domain checks): the secret square roots and divisions are `rsqrt` and `recip_parts`
 of secret values, the rest products and sums.
 
     cholesky, n x n          n steps, each one rsqrt and one dot (column j of L from
