@@ -23,7 +23,7 @@ from .codec import InputError, decode, encode, jax_dtype
 from .optim_state import moment_formats, public_counts, warn_unkept_states
 from .frontend import flat_function, flatten_inputs, input_leaf as _input_leaf, ir_type, is_prng_key, split_args
 from .secret import Secret
-from .tools.watch import default_mode, parse_mode, wanted, watch
+from .tools.watch import WatchState, default_mode, parse_mode, watch
 
 _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout", "net")
 _CACHE_SIZE = 64        # compiled programs kept per spu.jit function (least recently used go)
@@ -77,6 +77,7 @@ class Compiled:
         #: flax nnx arguments the function changed: the program's outputs are then
         #: (outputs, changed leaves), written back after the run (nnx_args.py)
         self.mutations = list(mutations)
+        self.watch_state = WatchState()     # which calls the fixed-point watch runs on
 
     @property
     def text(self) -> str:
@@ -191,11 +192,10 @@ class JitFunction:
                 inputs.append(owned[id(leaf)])
             else:
                 inputs.append(encode(cluster.ring, leaf, param.type.dtype.frac, where))
-        if wanted(self.check, not getattr(compiled, "watched", False)) and \
-                all(isinstance(x, np.ndarray) for x in inputs):
+        if self.check is not False and all(isinstance(x, np.ndarray) for x in inputs) and \
+                compiled.watch_state.wanted(self.check, inputs):
             # the caller holds every input in the clear (no party's own input, no kept
             # secret): run it once more in plaintext and warn before a wrong number returns
-            compiled.watched = True
             watch(getattr(self.fn, "__name__", "fn"), compiled.program, inputs,
                   [v == "secret" for v in leaf_vis], self.options.field,
                   self.options.fxp_bits, self.config.options)
@@ -319,11 +319,12 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
         "wan": emulated links of the in-process cluster, see runtime/link.py), and
         approximation modes of the runtime; reveal_to="bob" (networked clusters):
         outputs are revealed to that party only, the call returns a receipt;
-        check="first" (default; SPU_LITE_CHECK=on|first|off sets it process-wide), True
-        or False: when the caller holds every input, run the program once more in
-        plaintext fixed point and warn (spu.FixedPointWarning) about overflows and
-        out-of-domain inputs at your lines -- on the first call of each compiled
-        program, on every call, or never (docs/check.md).
+        check="auto" (default; SPU_LITE_CHECK=auto|on|first|off sets it process-wide),
+        "first", True or False: when the caller holds every input, run the program once
+        more in plaintext fixed point and warn (spu.FixedPointWarning) about overflows
+        and out-of-domain inputs at your lines -- on calls 1, 2, 4, 8, ... of each
+        compiled program and whenever an input is more than twice as large as before
+        ("auto"), on the first call only, on every call, or never (docs/check.md).
     """
     if fn is None:
         return lambda f: JitFunction(f, protocol, static_argnums, static_argnames,

@@ -56,8 +56,45 @@ def test_clean_calls_and_masked_lanes_do_not_warn():
     np.testing.assert_allclose(out, [np.log(2.0), 0, 0], atol=1e-4)
 
 
+def test_auto_watches_doubling_calls_and_growing_inputs():
+    """The default: calls 1, 2, 4, 8, ... and any call whose input outgrew (2x) the
+    largest seen in a watched call -- a loop that diverges is caught when it does."""
+    f = spu.jit(squares)
+    assert len(_call(f, BIG)[1]) == 1             # call 1
+    assert len(_call(f, BIG)[1]) == 1             # call 2
+    assert _call(f, BIG)[1] == []                 # call 3: same program, same sizes
+    assert len(_call(f, BIG)[1]) == 1             # call 4
+    g = spu.jit(squares)
+    assert [len(_call(g, SMALL)[1]) for _ in range(3)] == [0, 0, 0]
+    assert len(_call(g, np.array([2e3, 1.0, 3.0]))[1]) == 0    # call 4, grown: clean
+    assert len(_call(g, np.array([3.9e3, 1.0, 3.0]))[1]) == 0  # < 2x the envelope: not run
+    assert len(_call(g, BIG)[1]) == 1             # call 6: 10x the envelope, watched
+    assert len(_call(g, np.array([2e4, 1.0]))[1]) == 1     # a new shape compiles again
+
+
+def test_diverging_training_loop_warns_when_it_diverges():
+    """Gradient descent with too large a step on raw features: right at first, then the
+    weights grow past the product range. The first wrong step warns (with "first",
+    only call 1 was watched, and it was clean)."""
+    r = np.random.default_rng(0)
+    x = r.uniform(20, 300, size=(64, 3)).astype(np.float32)
+    y = x @ np.array([0.5, -1.0, 2.0], np.float32)
+
+    def step(w, x, y):
+        return w - 1e-4 * (x.T @ (x @ w - y) / x.shape[0])
+
+    f, w, warned, wrong = spu.jit(step), np.zeros(3, np.float32), [], []
+    for i in range(8):
+        want = step(w.astype(np.float64), x, y)
+        w, ws = _call(f, w, x, y)
+        w = np.asarray(w)
+        warned += [i] * bool(ws)
+        wrong += [i] * bool(np.abs(w - want).max() > 1e-2 * np.abs(want).max())
+    assert wrong and warned and warned[0] <= wrong[0]       # measured: both at step 2
+
+
 def test_modes_first_always_never(monkeypatch):
-    f = spu.jit(squares)                          # default: the first call of each program
+    f = spu.jit(squares, check="first")           # the first call of each program
     assert len(_call(f, BIG)[1]) == 1
     assert _call(f, BIG)[1] == []                 # same program: not watched again
     assert len(_call(f, np.array([2e4, 1.0]))[1]) == 1     # a new shape compiles again

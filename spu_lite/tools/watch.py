@@ -9,9 +9,12 @@ sent. A party's own inputs and kept secrets are not in the caller's hands: such 
 are not watched (run spu.check on representative data instead). Cost: one ref2k run of the program
 per call watched (`spu-lite bench --watch` measures it: about 1.0-1.2x an aby3 call
 for elementwise programs, up to 1.9x for a 512 x 512 matmul, whose ring product ref2k
-computes again). `check="first"` (the default) pays it on the first call of each
-compiled program, `check=True` on every call (training loops whose values drift),
-`check=False` never; SPU_LITE_CHECK=on|first|off sets the default for the process.
+computes again). `check="auto"` (the default) watches a compiled program's calls 1, 2,
+4, 8, ... and every call one of whose inputs is more than twice as large (max |x|) as
+that input has been in any watched call: a training loop that diverges, or data of a
+new scale, is watched again, a steady loop costs log2(calls) ref2k runs.
+`check="first"` watches the first call only, `check=True` every call, `check=False`
+never; SPU_LITE_CHECK=auto|on|first|off sets the default for the process.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ import threading
 import warnings
 from typing import List, Sequence
 
+import numpy as np
+
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.executor import run_program
 from spu_lite.runtime.kernels import KernelContext
@@ -27,9 +32,10 @@ from spu_lite.runtime.profile import Profile
 
 from .check_observer import Finding, Observer
 
-MODES = ("first", True, False)
-_ENV = {"on": True, "1": True, "true": True, "first": "first", "off": False, "0": False,
-        "false": False}
+MODES = ("auto", "first", True, False)
+_ENV = {"on": True, "1": True, "true": True, "auto": "auto", "first": "first", "off": False,
+        "0": False, "false": False}
+GROWTH = 2.0        # "auto" watches again when an input's max |x| passes GROWTH x its envelope
 
 
 class FixedPointWarning(UserWarning):
@@ -89,19 +95,48 @@ def watch(fn_name: str, program, encoded: Sequence, secret: Sequence[bool], fiel
     return found
 
 
-def wanted(mode, first_call: bool) -> bool:
-    return mode is True or (mode == "first" and first_call)
+class WatchState:
+    """One compiled program's calls as the watch sees them: how many, and the largest
+    |x| of each input over the calls watched (encoded ring values: x 2^f)."""
+
+    def __init__(self):
+        self.calls = 0
+        self.envelope: List[int] = []
+
+    def wanted(self, mode, inputs: Sequence[np.ndarray]) -> bool:
+        """Count a call and say whether to watch it (and if so, widen the envelope)."""
+        self.calls += 1
+        if mode is True or (mode == "first" and self.calls == 1):
+            return True
+        if mode != "auto":
+            return False
+        sizes = [_max_abs(x) for x in inputs]
+        grown = len(self.envelope) != len(sizes) or any(
+            s > GROWTH * e for s, e in zip(sizes, self.envelope))
+        if not (grown or self.calls & (self.calls - 1) == 0):      # calls 1, 2, 4, 8, ...
+            return False
+        self.envelope = sizes if len(self.envelope) != len(sizes) else \
+            [max(s, e) for s, e in zip(sizes, self.envelope)]
+        return True
+
+
+def _max_abs(x: np.ndarray) -> int:
+    """max |x| of a ring array read as two's complement (0 for an empty one)."""
+    if x.size == 0:
+        return 0
+    s = x.view(np.int64 if x.dtype.itemsize == 8 else np.int32) if x.dtype.kind == "u" else x
+    return max(abs(int(s.max())), abs(int(s.min())))
 
 
 def default_mode() -> object:
-    """check= when spu.jit is not given one: SPU_LITE_CHECK, else "first"."""
-    v = os.environ.get("SPU_LITE_CHECK", "first").strip().lower()
+    """check= when spu.jit is not given one: SPU_LITE_CHECK, else "auto"."""
+    v = os.environ.get("SPU_LITE_CHECK", "auto").strip().lower()
     if v not in _ENV:
-        raise ValueError(f"SPU_LITE_CHECK={v!r}: use on, first or off")
+        raise ValueError(f"SPU_LITE_CHECK={v!r}: use auto, on, first or off")
     return _ENV[v]
 
 
 def parse_mode(mode) -> object:
     if not any(mode is m or (isinstance(m, str) and mode == m) for m in MODES):
-        raise ValueError(f"check={mode!r}: use 'first' (default), True or False")
+        raise ValueError(f"check={mode!r}: use 'auto' (default), 'first', True or False")
     return mode
