@@ -131,6 +131,15 @@ def _streams(seeds: List[bytes], nbytes: int) -> np.ndarray:
     return out
 
 
+def _xor_stream(g: Prg, data: np.ndarray, out: np.ndarray) -> None:
+    """out = data ^ the next data.size bytes of g's stream: AES-CTR encrypting data
+    costs what encrypting zeros does, so the XOR takes no pass of its own."""
+    try:
+        g._enc.update_into(data, out)
+    except ValueError:                                    # pragma: no cover - old library
+        out[:] = np.frombuffer(g._enc.update(data.tobytes()), np.uint8)
+
+
 def _pack_bits(bits: np.ndarray) -> np.ndarray:
     """0/1 array -> packed LSB-first bytes (Delta in the row layout of transpose_bits)."""
     return np.packbits(np.asarray(bits, np.uint8).reshape(-1), bitorder="little")
@@ -152,9 +161,10 @@ class IknpReceiver:
         x[:choices.size] = choices.reshape(-1)
         xb = pack_choices(x)
         t = _streams(self.g0, m // 8)
-        u = _streams(self.g1, m // 8)
-        u ^= t
-        u ^= xb[None, :]
+        u = np.empty_like(t)
+        tx = np.empty_like(xb)
+        for i, g in enumerate(self.g1):            # u^i = G(k1_i) ^ t^i ^ x
+            _xor_stream(g, np.bitwise_xor(t[i], xb, out=tx), u[i])
         first, self.count = self.count, self.count + m
         return u, transpose_bits(t), first
 
@@ -166,7 +176,6 @@ class IknpSender:
         self.delta_bits = np.asarray(delta_bits, np.uint8)
         self.g = [Prg(k) for k in keys]
         self.delta = _pack_bits(self.delta_bits).view(np.uint64)       # row layout
-        self._delta_rows = [int(i) for i in np.nonzero(self.delta_bits)[0]]
         self.count = 0
 
     def extend(self, u: np.ndarray, count: int):
@@ -174,8 +183,11 @@ class IknpSender:
         m = padded(count)
         if not isinstance(u, np.ndarray) or u.shape != (KAPPA, m // 8) or u.dtype != np.uint8:
             raise PeerError("IKNP: the peer's extension matrix has the wrong shape")
-        q = _streams(self.g, m // 8)
-        for i in self._delta_rows:                 # Delta_i u^i: u^i where Delta_i = 1
-            q[i] ^= u[i]
+        q = np.empty_like(u)
+        for i, g in enumerate(self.g):             # G(k_i) ^ Delta_i u^i
+            if self.delta_bits[i]:
+                _xor_stream(g, u[i], q[i])
+            else:
+                _fill(g, q[i])
         first, self.count = self.count, self.count + m
         return transpose_bits(q), first
