@@ -62,27 +62,69 @@ def _swap(W: np.ndarray, groups: int, stages, inner: int, tmp: np.ndarray) -> No
         A ^= t
 
 
+def _transpose_block(X: np.ndarray, lo: int, c: int, dst: np.ndarray, buf, tmp) -> None:
+    """Words lo .. lo + c of every row of X (16, 8, words) -> dst (64 c, 2)."""
+    W = buf[:128 * c].reshape(16, 8, c)
+    np.copyto(W, X[:, :, lo:lo + c])
+    _swap(W, 16, _BIT_SWAPS, c, tmp)
+    _swap(W, 2, _BYTE_SWAPS, 8 * c, tmp)
+    Z = W.reshape(2, 64 * c)
+    dst[:, 0] = Z[0]
+    dst[:, 1] = Z[1]
+
+
+def _words(rows: np.ndarray) -> np.ndarray:
+    if rows.shape[0] != KAPPA or rows.shape[1] % 8:
+        raise ValueError("transpose_bits: 128 rows of whole words expected")
+    return rows.view(np.uint64).reshape(16, 8, rows.shape[1] // 8)
+
+
 def transpose_bits(rows: np.ndarray) -> np.ndarray:
     """(128, M) uint8, M a multiple of 8 -> (8 M, 2) uint64: one row of 128 bits per OT,
     in the OT order of the module docstring. rows is read, not changed."""
-    M = rows.shape[1]
-    if rows.shape[0] != KAPPA or M % 8:
-        raise ValueError("transpose_bits: 128 rows of whole words expected")
-    words = M // 8
-    X = rows.view(np.uint64).reshape(16, 8, words)
-    out = np.empty((8 * M, 2), np.uint64)
+    X = _words(rows)
+    words = X.shape[2]
+    out = np.empty((64 * words, 2), np.uint64)
     c0 = min(BLOCK_WORDS, words)
     buf, tmp = np.empty(128 * c0, np.uint64), np.empty(64 * c0, np.uint64)
     for lo, c in _blocks(words):
-        W = buf[:128 * c].reshape(16, 8, c)
-        np.copyto(W, X[:, :, lo:lo + c])
-        _swap(W, 16, _BIT_SWAPS, c, tmp)
-        _swap(W, 2, _BYTE_SWAPS, 8 * c, tmp)
-        Z = W.reshape(2, 64 * c)
-        dst = out[64 * lo:64 * (lo + c)]
-        dst[:, 0] = Z[0]
-        dst[:, 1] = Z[1]
+        _transpose_block(X, lo, c, out[64 * lo:64 * (lo + c)], buf, tmp)
     return out
+
+
+class TransposedRows:
+    """transpose_bits(rows), made block by block as slices ask for it: a slice inside one
+    block is a view of a kept buffer, valid until a slice of another block (so a
+    consumer that hashes each slice at once never writes or reads the whole 16 MB of
+    rows of a batch of 2^20 OTs: the block is still in cache)."""
+
+    def __init__(self, rows: np.ndarray):
+        self._X = _words(rows)
+        self.size = 64 * self._X.shape[2]
+        c0 = min(BLOCK_WORDS, self._X.shape[2])
+        self._buf, self._tmp = np.empty(128 * c0, np.uint64), np.empty(64 * c0, np.uint64)
+        self._out = np.empty((64 * c0, 2), np.uint64)
+        self._block = None
+
+    def __getitem__(self, s: slice) -> np.ndarray:
+        start, stop, step = s.indices(self.size)
+        span = 64 * BLOCK_WORDS
+        if step != 1 or stop <= start:
+            raise IndexError("TransposedRows: a nonempty contiguous slice expected")
+        b = start // span
+        if (stop - 1) // span != b:                     # across blocks: assemble a copy
+            parts, lo = [], start
+            while lo < stop:
+                hi = min(stop, (lo // span + 1) * span)
+                parts.append(self[lo:hi].copy())         # each a view of the one buffer
+                lo = hi
+            return np.concatenate(parts)
+        if self._block != b:
+            lo = b * BLOCK_WORDS
+            c = min(BLOCK_WORDS, self._X.shape[2] - lo)
+            _transpose_block(self._X, lo, c, self._out[:64 * c], self._buf, self._tmp)
+            self._block = b
+        return self._out[start - b * span:stop - b * span]
 
 
 def ot_index(m: int) -> np.ndarray:

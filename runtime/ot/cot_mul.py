@@ -142,10 +142,10 @@ class OtLink:
             theirs = np.empty((Np, n) if fold else (Np, Lp, n), np.uint64)
             yb = np.broadcast_to(y, (Np, Lp, n))
             for e0, e1 in self._chunks(Np, Lp * n):
-                r = slice(e0 * Lp, e1 * Lp)
-                m0 = self.hash(q[r], firstq + e0 * Lp, n, out=self._buf("m0", (e1 - e0) * Lp * n).reshape(-1, n))
-                d = self.hash(q[r], firstq + e0 * Lp, n, xor=self.sender.delta, minus=m0,
-                              out=self._buf("d", (e1 - e0) * Lp * n).reshape(-1, n)).reshape(e1 - e0, Lp, n)
+                r, f = slice(e0 * Lp, e1 * Lp), firstq + e0 * Lp
+                m0 = self.hash(q[r], f, n, out=self._buf("m0", ((e1 - e0) * Lp, n)))
+                d = self.hash(q[r], f, n, xor=self.sender.delta, minus=m0,
+                              out=self._buf("d", ((e1 - e0) * Lp, n))).reshape(e1 - e0, Lp, n)
                 for (idx, dt), part in zip(classes, corr):      # u = y + m0 - m1, low w_j bits
                     np.subtract(yb[e0:e1, idx], d[:, idx], out=part[e0:e1], casting="unsafe")
                 np.negative(m0, out=m0)
@@ -162,8 +162,8 @@ class OtLink:
             mine = np.empty((N, n) if fold else (N, L, n), np.uint64)
             for e0, e1 in self._chunks(N, L * n):
                 h = self.hash(t[e0 * L:e1 * L], first + e0 * L, n,
-                              out=self._buf("h", (e1 - e0) * L * n).reshape(-1, n)).reshape(e1 - e0, L, n)
-                v = self._buf("v", (e1 - e0) * L * n).reshape(e1 - e0, L, n)
+                              out=self._buf("h", ((e1 - e0) * L, n))).reshape(e1 - e0, L, n)
+                v = self._buf("v", (e1 - e0, L, n))
                 for (idx, dt), part in zip(classes, got):
                     v[:, idx] = part[e0:e1]
                 v *= x[e0:e1, :, None]                 # H(t) + x u
@@ -171,11 +171,13 @@ class OtLink:
                 self._put(mine, e0, e1, h, fold)
         return mine, theirs
 
-    def _buf(self, name, words):
+    def _buf(self, name, shape):
+        """A kept uint64 buffer of that shape (chunks reuse it: no allocation each)."""
+        words = int(np.prod(shape))
         b = self._bufs.get(name)
         if b is None or b.size < words:
             b = self._bufs[name] = np.empty(words, np.uint64)
-        return b[:words]
+        return b[:words].reshape(shape)
 
     @staticmethod
     def _chunks(N, per):

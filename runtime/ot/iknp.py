@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from ..link import PeerError
 from ..prg import Prg
 from ..protocols.semi2k_common import _fill
-from .bit_transpose import KAPPA, pack_choices, transpose_bits
+from .bit_transpose import KAPPA, TransposedRows, pack_choices
 
 _FIXED_KEY = bytes.fromhex("73 70 75 2d 6c 69 74 65 2f 69 6b 6e 70 2f 70 69".replace(" ", ""))
 _HASH_ROWS = 1 << 15    # 128-bit blocks hashed at a time (512 KB: in cache)
@@ -155,7 +155,8 @@ class IknpReceiver:
 
     def extend(self, choices: np.ndarray):
         """choices: m 0/1 values, OT j chooses choices[j]. Extends padded(m) OTs (zero
-        choices past m). Returns (u to send, t rows (padded(m), 2), first index)."""
+        choices past m). Returns (u to send, t rows (padded(m), 2) as TransposedRows
+        (sliced, made block by block), first index)."""
         m = padded(choices.size)
         x = np.zeros(m, np.uint8)
         x[:choices.size] = choices.reshape(-1)
@@ -166,7 +167,7 @@ class IknpReceiver:
         for i, g in enumerate(self.g1):            # u^i = G(k1_i) ^ t^i ^ x
             _xor_stream(g, np.bitwise_xor(t[i], xb, out=tx), u[i])
         first, self.count = self.count, self.count + m
-        return u, transpose_bits(t), first
+        return u, TransposedRows(t), first
 
 
 class IknpSender:
@@ -179,7 +180,8 @@ class IknpSender:
         self.count = 0
 
     def extend(self, u: np.ndarray, count: int):
-        """The receiver's u for count OTs (128, padded(count) / 8) -> (q rows, first)."""
+        """The receiver's u for count OTs (128, padded(count) / 8) -> (q rows as
+        TransposedRows, first)."""
         m = padded(count)
         if not isinstance(u, np.ndarray) or u.shape != (KAPPA, m // 8) or u.dtype != np.uint8:
             raise PeerError("IKNP: the peer's extension matrix has the wrong shape")
@@ -190,4 +192,4 @@ class IknpSender:
             else:
                 _fill(g, q[i])
         first, self.count = self.count, self.count + m
-        return transpose_bits(q), first
+        return TransposedRows(q), first

@@ -126,3 +126,13 @@ def test_gilboa_products_folded_or_not_are_exact(monkeypatch):
     for s0, s1, r, q in ((weighted[0], weighted[3], 0, 1), (f0[:, 0], g1[:, 0], 0, 1),
                          (weighted[2], weighted[1], 1, 0), (f1[:, 0], g0[:, 0], 1, 0)):
         assert np.array_equal(s0 + s1, a[r] * b[q])        # a_r b_q mod 2^64
+
+
+def test_rows_made_block_by_block_equal_the_whole_transposition(monkeypatch):
+    from spu_lite.runtime.ot import bit_transpose
+    monkeypatch.setattr(bit_transpose, "BLOCK_WORDS", 4)      # blocks of 256 OTs
+    m = np.random.default_rng(5).integers(0, 256, (128, 8 * 11), dtype=np.uint8)
+    whole = bit_transpose.transpose_bits(m)
+    rows = bit_transpose.TransposedRows(m)
+    for a, b in ((0, 704), (10, 200), (256, 512), (300, 301), (250, 600), (0, 256), (600, 704)):
+        assert np.array_equal(rows[a:b], whole[a:b]), (a, b)
