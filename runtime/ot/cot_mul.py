@@ -143,9 +143,10 @@ class OtLink:
             yb = np.broadcast_to(y, (Np, Lp, n))
             for e0, e1 in self._chunks(Np, Lp * n):
                 r, f = slice(e0 * Lp, e1 * Lp), firstq + e0 * Lp
-                m0 = self.hash(q[r], f, n, out=self._buf("m0", ((e1 - e0) * Lp, n)))
-                d = self.hash(q[r], f, n, xor=self.sender.delta, minus=m0,
-                              out=self._buf("d", ((e1 - e0) * Lp, n))).reshape(e1 - e0, Lp, n)
+                m0, d = self.hash.pair(q[r], f, n, self.sender.delta,
+                                       self._buf("m0", ((e1 - e0) * Lp, n)),
+                                       self._buf("d", ((e1 - e0) * Lp, n)))
+                d = d.reshape(e1 - e0, Lp, n)
                 for (idx, dt), part in zip(classes, corr):      # u = y + m0 - m1, low w_j bits
                     np.subtract(yb[e0:e1, idx], d[:, idx], out=part[e0:e1], casting="unsafe")
                 np.negative(m0, out=m0)

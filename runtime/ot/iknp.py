@@ -56,6 +56,7 @@ class Hash:
         self._enc = Cipher(algorithms.AES(_FIXED_KEY), modes.ECB()).encryptor()
         self._bufs = {}
         self._tweaks = {}
+        self._dx = None
 
     def _buf(self, name, words):
         b = self._bufs.get(name)
@@ -81,46 +82,70 @@ class Hash:
         assert n == src.nbytes
         return out.reshape(src.shape)
 
-    def __call__(self, rows: np.ndarray, first_index: int, n: int, xor=None,
-                 minus: np.ndarray = None, out: np.ndarray = None) -> np.ndarray:
-        """rows (m, 2) uint64 -> (m, n) uint64 pads H(rows ^ xor) (xor: None or a (2,)
-        row, Delta for the sender's second pads) - minus (None or (m, n): the sender's
-        difference of its two pads without a pass of its own); out: (m, n) to write
-        into. Row j is the OT of global index g = first_index + j, and its tweak for
-        block l is (g, g + l 2^40): the first word names the OT, the second the block
-        (unique while g < 2^40 and l < 2^24), one scalar add per chunk makes them, and
-        a batch may be hashed in any slices. The sender's two pads of one OT share the
-        tweak. Chunks of _HASH_ROWS blocks stay in cache."""
-        m, nb = rows.shape[0], (n + 1) // 2
+    def _tiled(self, xor: np.ndarray, r: int) -> np.ndarray:
+        """(r, 2) rows of xor (Delta), kept: a (2,) row broadcast costs 10x a pass."""
+        if self._dx is None or self._dx.shape[0] < r or not np.array_equal(self._dx[0], xor):
+            self._dx = np.empty((max(r, _HASH_ROWS), 2), np.uint64)
+            self._dx[:] = xor
+        return self._dx[:r]
+
+    def _chunks(self, m: int, first_index: int, n: int):
+        """(lo, r, tweaks (r, nb, 2)) for the chunks of a batch of m rows."""
+        nb = (n + 1) // 2
         if first_index + m >= 1 << 40 or nb >= 1 << 24:
             raise ValueError("IKNP: tweak space exhausted (set up a fresh link)")
-        if out is None:
-            out = np.empty((m, n), np.uint64)          # contiguous: no copies downstream
         step = max(1, _HASH_ROWS // nb)
         base = self._base(step, nb)
-        dx = None
-        if xor is not None:
-            dx = self._buf("dx", 2 * min(m, step)).reshape(-1, 2)
-            dx[:] = xor
         for lo in range(0, m, step):
             r = min(m, lo + step) - lo
-            src = rows[lo:lo + r]
-            if dx is not None:
-                src = np.bitwise_xor(src, dx[:r], out=self._buf("x", 2 * r).reshape(r, 2))
-            px = self._pi(src, "px")
-            tw = self._buf("tw", 2 * nb * r).reshape(r, nb, 2)
+            tw = self._buf("tb", 2 * nb * r).reshape(r, nb, 2)
             np.add(base[:r], np.uint64(first_index + lo), out=tw)
-            tw ^= px[:, None, :]
-            h = self._pi(tw, "h").reshape(r, nb, 2)
-            dst = out[lo:lo + r]
-            if n == 1:                                  # the low words only
-                np.bitwise_xor(h[:, 0, 0], px[:, 0], out=dst[:, 0])
-            else:
-                h ^= px[:, None, :]
-                np.copyto(dst, h.reshape(r, 2 * nb)[:, :n])
-            if minus is not None:
-                dst -= minus[lo:lo + r]
+            yield lo, r, tw
+
+    def _hash(self, src: np.ndarray, tweaks: np.ndarray, dst: np.ndarray) -> None:
+        """dst (r, n) = H(src, tweaks) for one chunk."""
+        r, nb, n = src.shape[0], tweaks.shape[1], dst.shape[1]
+        px = self._pi(src, "px")
+        tw = self._buf("tw", tweaks.size).reshape(tweaks.shape)
+        np.bitwise_xor(tweaks, px[:, None, :], out=tw)
+        h = self._pi(tw, "h").reshape(r, nb, 2)
+        if n == 1:                                      # the low words only
+            np.bitwise_xor(h[:, 0, 0], px[:, 0], out=dst[:, 0])
+        else:
+            h ^= px[:, None, :]
+            np.copyto(dst, h.reshape(r, 2 * nb)[:, :n])
+
+    def __call__(self, rows: np.ndarray, first_index: int, n: int, xor=None,
+                 out: np.ndarray = None) -> np.ndarray:
+        """rows (m, 2) uint64 -> (m, n) uint64 pads H(rows ^ xor) (xor: None or a (2,)
+        row, Delta for the sender's second pads), into out if given. Row j is the OT
+        of global index g = first_index + j, and its tweak for block l is
+        (g, g + l 2^40): the first word names the OT, the second the block (unique
+        while g < 2^40 and l < 2^24), one scalar add per chunk makes them, and a batch
+        may be hashed in any slices. The sender's two pads of one OT share the tweak.
+        Chunks of _HASH_ROWS blocks stay in cache."""
+        m = rows.shape[0]
+        out = np.empty((m, n), np.uint64) if out is None else out
+        for lo, r, tw in self._chunks(m, first_index, n):
+            src = rows[lo:lo + r]
+            if xor is not None:
+                src = np.bitwise_xor(src, self._tiled(xor, r),
+                                     out=self._buf("x", 2 * r).reshape(r, 2))
+            self._hash(src, tw, out[lo:lo + r])
         return out
+
+    def pair(self, rows: np.ndarray, first_index: int, n: int, delta: np.ndarray,
+             out0: np.ndarray, out1: np.ndarray):
+        """The sender's pads of a batch: out0 = H(q), out1 = H(q ^ Delta) - H(q), the two
+        hashes of a chunk sharing its tweaks (as __call__ twice, one pass fewer)."""
+        for lo, r, tw in self._chunks(rows.shape[0], first_index, n):
+            src = rows[lo:lo + r]
+            m0, m1 = out0[lo:lo + r], out1[lo:lo + r]
+            self._hash(src, tw, m0)
+            qd = np.bitwise_xor(src, self._tiled(delta, r), out=self._buf("x", 2 * r).reshape(r, 2))
+            self._hash(qd, tw, m1)
+            m1 -= m0
+        return out0, out1
 
 
 def _streams(seeds: List[bytes], nbytes: int) -> np.ndarray:
