@@ -24,6 +24,7 @@ The link is set up with 128 base OTs per direction (base_ot.py), 2 rounds, once.
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional, Tuple
 
@@ -174,7 +175,7 @@ class OtLink:
 
     def _buf(self, name, shape):
         """A kept uint64 buffer of that shape (chunks reuse it: no allocation each)."""
-        words = int(np.prod(shape))
+        words = math.prod(shape)
         b = self._bufs.get(name)
         if b is None or b.size < words:
             b = self._bufs[name] = np.empty(words, np.uint64)
