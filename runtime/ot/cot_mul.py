@@ -35,6 +35,7 @@ from .base_ot import BaseOtReceiver, BaseOtSender
 from .iknp import KAPPA, Hash, IknpReceiver, IknpSender
 
 _CHUNK_WORDS = 1 << 15    # pad words per chunk of the corrections (256 KB: in cache)
+_POW2 = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))    # Gilboa's weights 2^j
 _CLASSES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
 
 
@@ -193,7 +194,7 @@ class OtLink:
         if not fold:
             dst[e0:e1] = s
             return
-        w = np.left_shift(np.uint64(1), np.arange(s.shape[1], dtype=np.uint64))
+        w = _POW2[:s.shape[1]]
         if s.shape[2] == 1:
             np.matmul(s[:, :, 0], w, out=dst[e0:e1, 0])      # sum_j 2^j s_j, mod 2^64
         else:
