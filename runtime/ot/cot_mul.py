@@ -151,8 +151,11 @@ class OtLink:
                 d = d.reshape(e1 - e0, Lp, n)
                 for (idx, dt), part in zip(classes, corr):      # u = y + m0 - m1, low w_j bits
                     np.subtract(yb[e0:e1, idx], d[:, idx], out=part[e0:e1], casting="unsafe")
-                np.negative(m0, out=m0)
+                if not fold:
+                    np.negative(m0, out=m0)
                 self._put(theirs, e0, e1, m0.reshape(e1 - e0, Lp, n), fold)
+            if fold:                                     # sum_j 2^j (-m0_j), negated once
+                np.negative(theirs, out=theirs)
             self.send(tuple(corr))
         if x is not None:
             got = self.recv()
