@@ -20,6 +20,12 @@ sum_j (k - j) bits, rounded up to 1/2/4/8 bytes per position (344 bytes at k = 6
 from the sender. Rounds: two messages (receiver's u matrix, sender's corrections);
 both directions of a pair of cross products run in the same two messages.
 
+Computation: after IKNP, each end works through its batch chunk by chunk (_CHUNK_WORDS
+pad words, in cache): it slices the transposed rows (made block by block, bit_transpose),
+hashes them (the sender both pads at once, Hash.pair), makes or applies the corrections,
+and with fold=True sums the positions into sum_j 2^j share_j (Gilboa's sum, mod 2^64, by
+a matmul of the pads with the weights), so no batch-sized pad arrays are written.
+
 The link is set up with 128 base OTs per direction (base_ot.py), 2 rounds, once.
 """
 from __future__ import annotations
