@@ -20,10 +20,17 @@ sum_j (k - j) bits, rounded up to 1/2/4/8 bytes per position (344 bytes at k = 6
 from the sender. Rounds: two messages (receiver's u matrix, sender's corrections);
 both directions of a pair of cross products run in the same two messages.
 
+Computation: after IKNP, each end works through its batch chunk by chunk (_CHUNK_WORDS
+pad words, in cache): it slices the transposed rows (made block by block, bit_transpose),
+hashes them (the sender both pads at once, Hash.pair), makes or applies the corrections,
+and with fold=True sums the positions into sum_j 2^j share_j (Gilboa's sum, mod 2^64, by
+a matmul of the pads with the weights), so no batch-sized pad arrays are written.
+
 The link is set up with 128 base OTs per direction (base_ot.py), 2 rounds, once.
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional, Tuple
 
@@ -33,6 +40,8 @@ from ..link import PeerError, nbytes
 from .base_ot import BaseOtReceiver, BaseOtSender
 from .iknp import KAPPA, Hash, IknpReceiver, IknpSender
 
+_CHUNK_WORDS = 1 << 15    # pad words per chunk of the corrections (256 KB: in cache)
+_POW2 = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))    # Gilboa's weights 2^j
 _CLASSES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
 
 
@@ -67,6 +76,7 @@ class OtLink:
         self.bytes_sent = 0
         self.messages = 0
         self.hash = Hash()
+        self._bufs = {}
         self.receiver: Optional[IknpReceiver] = None
         self.sender: Optional[IknpSender] = None
 
@@ -106,20 +116,17 @@ class OtLink:
         Returns (my pads (N, n) or None, (pads0, pads1) (peer_count, n) each or None)."""
         mine = theirs = None
         if x is not None:
-            m = x.size
-            xs = np.zeros(-(-m // 8) * 8, np.uint8)
-            xs[:m] = x.reshape(-1)
-            u, t, first = self.receiver.extend(xs)
+            u, t, first = self.receiver.extend(x.reshape(-1))
             self.send(u)
-            mine = self.hash(t[:m], first, n)
+            mine = self.hash(t[:x.size], first, n)
         if peer_count:
-            q, firstq = self.sender.extend(self.recv(), -(-peer_count // 8) * 8)
+            q, firstq = self.sender.extend(self.recv(), peer_count)
             q = q[:peer_count]
-            theirs = (self.hash(q, firstq, n), self.hash(q ^ self.sender.delta, firstq, n))
+            theirs = (self.hash(q, firstq, n), self.hash(q, firstq, n, xor=self.sender.delta))
         return mine, theirs
 
     def cross(self, x: Optional[np.ndarray], y: Optional[np.ndarray], n: int, widths,
-              peer_shape: Optional[Tuple[int, int]] = None):
+              peer_shape: Optional[Tuple[int, int]] = None, fold: bool = False):
         """One batch of OT products (see the module docstring).
 
         x: (N, L) 0/1 uint8 if this party receives in this batch, else None.
@@ -127,39 +134,77 @@ class OtLink:
            peer_shape = (N', L') then.
         widths: (L,) bit widths (the same list for both directions).
         Returns (share of x*y_peer (N, L, n) or None, share of x_peer*y (N', L', n) or None).
-        Both parties' shares of one product sum to it mod 2^{w_j}."""
+        Both parties' shares of one product sum to it mod 2^{w_j}. fold: return
+        sum_j 2^j share_j instead, (N, n) and (N', n) mod 2^64 (Gilboa's sum; then
+        w_j must be at most 64 - j), made chunk by chunk while the pads are in cache."""
         mine = theirs = None
         classes = _classes(widths)
         if x is not None:
             N, L = x.shape
-            m = N * L
-            mp = -(-m // 8) * 8
-            xs = np.zeros(mp, np.uint8)
-            xs[:m] = x.reshape(-1)
-            u, t, first = self.receiver.extend(xs)
+            u, t, first = self.receiver.extend(x.reshape(-1))
             self.send(u)
         if y is not None:
             Np, Lp = peer_shape
-            mq = Np * Lp
-            q, firstq = self.sender.extend(self.recv(), -(-mq // 8) * 8)
-            q = q[:mq]
-            m0 = self.hash(q, firstq, n)
-            m1 = self.hash(q ^ self.sender.delta, firstq, n)
-            m1 -= m0
-            corr = np.broadcast_to(y, (Np, Lp, n)) - m1.reshape(Np, Lp, n)
-            self.send(tuple(corr[:, idx, :].astype(dt) for idx, dt in classes))
-            theirs = (np.uint64(0) - m0).reshape(Np, Lp, n)
+            q, firstq = self.sender.extend(self.recv(), Np * Lp)
+            corr = [np.empty((Np, _count(idx), n), dt) for idx, dt in classes]
+            theirs = np.empty((Np, n) if fold else (Np, Lp, n), np.uint64)
+            yb = np.broadcast_to(y, (Np, Lp, n))
+            for e0, e1 in self._chunks(Np, Lp * n):
+                r, f = slice(e0 * Lp, e1 * Lp), firstq + e0 * Lp
+                m0, d = self.hash.pair(q[r], f, n, self.sender.delta,
+                                       self._buf("m0", ((e1 - e0) * Lp, n)),
+                                       self._buf("d", ((e1 - e0) * Lp, n)))
+                d = d.reshape(e1 - e0, Lp, n)
+                for (idx, dt), part in zip(classes, corr):      # u = y + m0 - m1, low w_j bits
+                    np.subtract(yb[e0:e1, idx], d[:, idx], out=part[e0:e1], casting="unsafe")
+                if not fold:
+                    np.negative(m0, out=m0)
+                self._put(theirs, e0, e1, m0.reshape(e1 - e0, Lp, n), fold)
+            if fold:                                     # sum_j 2^j (-m0_j), negated once
+                np.negative(theirs, out=theirs)
+            self.send(tuple(corr))
         if x is not None:
             got = self.recv()
             if not isinstance(got, tuple) or len(got) != len(classes):
                 raise PeerError("OT product: malformed corrections from the peer")
-            u = np.empty((N, L, n), np.uint64)
             for (idx, dt), part in zip(classes, got):
                 if not isinstance(part, np.ndarray) or part.dtype != dt \
                         or part.shape != (N, _count(idx), n):
                     raise PeerError("OT product: malformed corrections from the peer")
-                u[:, idx, :] = part
-            mine = self.hash(t[:m], first, n).reshape(N, L, n)
-            u *= x[:, :, None]
-            mine += u
+            mine = np.empty((N, n) if fold else (N, L, n), np.uint64)
+            for e0, e1 in self._chunks(N, L * n):
+                h = self.hash(t[e0 * L:e1 * L], first + e0 * L, n,
+                              out=self._buf("h", ((e1 - e0) * L, n))).reshape(e1 - e0, L, n)
+                v = self._buf("v", (e1 - e0, L, n))
+                for (idx, dt), part in zip(classes, got):
+                    v[:, idx] = part[e0:e1]
+                v *= x[e0:e1, :, None]                 # H(t) + x u
+                h += v
+                self._put(mine, e0, e1, h, fold)
         return mine, theirs
+
+    def _buf(self, name, shape):
+        """A kept uint64 buffer of that shape (chunks reuse it: no allocation each)."""
+        words = math.prod(shape)
+        b = self._bufs.get(name)
+        if b is None or b.size < words:
+            b = self._bufs[name] = np.empty(words, np.uint64)
+        return b[:words].reshape(shape)
+
+    @staticmethod
+    def _chunks(N, per):
+        """Element ranges of about _CHUNK_WORDS pad words (whole elements)."""
+        step = max(1, _CHUNK_WORDS // per)
+        for e0 in range(0, N, step):
+            yield e0, min(N, e0 + step)
+
+    @staticmethod
+    def _put(dst, e0, e1, s, fold):
+        if not fold:
+            dst[e0:e1] = s
+            return
+        w = _POW2[:s.shape[1]]
+        if s.shape[2] == 1:
+            np.matmul(s[:, :, 0], w, out=dst[e0:e1, 0])      # sum_j 2^j s_j, mod 2^64
+        else:
+            dst[e0:e1] = np.matmul(w, s)

@@ -101,12 +101,11 @@ class OtCorrelations:
         return wrapped
 
     # ---- elementwise -------------------------------------------------------------------
-    def _both_ways(self, x, y, n, widths):
+    def _both_ways(self, x, y, n, widths, fold=False):
         """Both cross products of a symmetric batch: my x with the peer's y, and back."""
-        mine, theirs = self.link.cross(x, y, n, widths, peer_shape=x.shape)
-        return mine, theirs
+        return self.link.cross(x, y, n, widths, peer_shape=x.shape, fold=fold)
 
-    def _split(self, x, y, n, widths):
+    def _split(self, x, y, n, widths, fold=False):
         """Shares of the products of the two parties' private values, element by element:
         x (N, L) this party's bits, y (N, L', n) its values (the same products either way
         round). Party 0 receives for the first half of the elements, party 1 for the
@@ -115,13 +114,14 @@ class OtCorrelations:
         h = N // 2
         if h == 0:                      # one element: party 0 receives
             if self.first:
-                return self.link.cross(x, None, n, widths)[0]
-            return self.link.cross(None, y, n, widths, peer_shape=x.shape)[1]
+                return self.link.cross(x, None, n, widths, fold=fold)[0]
+            return self.link.cross(None, y, n, widths, peer_shape=x.shape, fold=fold)[1]
         L = x.shape[1]
         if self.first:
-            mine, theirs = self.link.cross(x[:h], y[h:], n, widths, peer_shape=(N - h, L))
+            mine, theirs = self.link.cross(x[:h], y[h:], n, widths, peer_shape=(N - h, L),
+                                           fold=fold)
             return np.concatenate([mine, theirs])
-        mine, theirs = self.link.cross(x[h:], y[:h], n, widths, peer_shape=(h, L))
+        mine, theirs = self.link.cross(x[h:], y[:h], n, widths, peer_shape=(h, L), fold=fold)
         return np.concatenate([theirs, mine])
 
     def _rows(self, L, n=1):
@@ -138,8 +138,9 @@ class OtCorrelations:
         for lo in range(0, n, step):
             s = slice(lo, min(n, lo + step))
             y = b[s].astype(np.uint64)[:, None, None]
-            mine, theirs = self._both_ways(_bits(a[s], k), y, 1, widths)
-            c[s] += (_weighted(mine[:, :, 0], k) + _weighted(theirs[:, :, 0], k)).astype(self.dt)
+            mine, theirs = self._both_ways(_bits(a[s], k), y, 1, widths, fold=True)
+            mine += theirs
+            c[s] += mine[:, 0].astype(self.dt)
         return a, b, c
 
     @_timed
@@ -153,8 +154,8 @@ class OtCorrelations:
         for lo in range(0, n, step):
             s = slice(lo, min(n, lo + step))
             x = _bits(a[s], k)
-            p = self._split(x, a[s].astype(np.uint64)[:, None, None], 1, widths)
-            c[s] += (_weighted(p[:, :, 0], k) << np.uint64(1)).astype(self.dt)
+            p = self._split(x, a[s].astype(np.uint64)[:, None, None], 1, widths, fold=True)
+            c[s] += (p[:, 0] << np.uint64(1)).astype(self.dt)
         return a, c
 
     @_timed
@@ -285,9 +286,8 @@ class OtCorrelations:
                 hi = min(M, lo + rows)
                 x = _bits(A[bt, lo:hi], k)                               # (rows K, k)
                 y = np.broadcast_to(B[bt][None], (hi - lo, K, N)).reshape(-1, 1, N)
-                mine, theirs = self._both_ways(x, y, N, widths)
-                for sh in (mine, theirs):
-                    cross[bt, lo:hi] += _weighted(sh, k).reshape(hi - lo, K, N).sum(
-                        axis=1, dtype=np.uint64)
+                mine, theirs = self._both_ways(x, y, N, widths, fold=True)
+                mine += theirs
+                cross[bt, lo:hi] += mine.reshape(hi - lo, K, N).sum(axis=1, dtype=np.uint64)
         c += cross.reshape(c.shape).astype(self.dt)
         return a, b, c

@@ -11,7 +11,6 @@ import pytest
 import spu_lite as spu
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.ot.base_ot import BaseOtReceiver, BaseOtSender
-from spu_lite.runtime.ot.iknp import transpose_bits
 from spu_lite.runtime.protocols.semi2k_common import B2A, MUL, SQUARE
 from spu_lite.runtime.ring import Ring
 from spu_lite.runtime.ring_linalg import ring_dot_general
@@ -43,14 +42,6 @@ def test_base_ot_gives_the_chosen_key_only():
     pairs = s.keys(r.points(s.A))
     got = r.keys()
     assert all(g == p[c] and g != p[1 - c] for g, p, c in zip(got, pairs, choices))
-
-
-@pytest.mark.parametrize("cols", [104, 2 * 4096 + 13])    # one chunk; chunks and a tail
-def test_bit_transpose_matches_unpacked_reference(cols):
-    m = np.random.default_rng(1).integers(0, 256, (128, cols), dtype=np.uint8)
-    bits = np.unpackbits(m, axis=1, bitorder="little")
-    want = np.ascontiguousarray(np.packbits(bits.T, axis=1, bitorder="little")).view(np.uint64)
-    assert np.array_equal(transpose_bits(m), want)
 
 
 @pytest.mark.parametrize("field", [64, 32])

@@ -1,0 +1,139 @@
+"""The numpy kernels of the OT layer against straightforward references: the bit
+transposition and the order of its OTs, the receiver's choice packing, the tweakable
+hash (row by row through AES), and Gilboa products folded chunk by chunk."""
+import queue
+import threading
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from spu_lite.runtime.ot import cot_mul, iknp
+from spu_lite.runtime.ot.bit_transpose import BLOCK_WORDS, ot_index, pack_choices, transpose_bits
+from spu_lite.runtime.ot.cot_mul import OtLink
+
+
+def _natural_transpose(m):
+    """Column j of the 128 rows -> row j of 128 bits (bit i = row i), via unpacked bits."""
+    bits = np.unpackbits(m, axis=1, bitorder="little")
+    return np.ascontiguousarray(np.packbits(bits.T, axis=1, bitorder="little")).view(np.uint64)
+
+
+@pytest.mark.parametrize("words", [13, 2 * BLOCK_WORDS + 13])    # one block; blocks and a tail
+def test_bit_transpose_is_the_transpose_in_the_documented_ot_order(words):
+    m = np.random.default_rng(1).integers(0, 256, (128, 8 * words), dtype=np.uint8)
+    keep = m.copy()
+    got = transpose_bits(m)
+    assert np.array_equal(m, keep)                         # the input is not changed
+    idx = ot_index(64 * words)
+    assert np.array_equal(np.sort(idx), np.arange(64 * words))
+    assert np.array_equal(got, _natural_transpose(m)[idx])
+    # the order, written out: row (a, r, w) of a block starting at word lo is OT
+    # 64 (lo + w) + 8 a + r
+    want = [64 * (lo + w) + 8 * a + r
+            for lo in range(0, words, BLOCK_WORDS)
+            for a in range(8) for r in range(8) for w in range(min(BLOCK_WORDS, words - lo))]
+    assert np.array_equal(idx, want)
+
+
+def test_packed_choices_land_in_the_rows_that_chose_them():
+    words = BLOCK_WORDS + 5
+    x = np.random.default_rng(2).integers(0, 2, 64 * words, dtype=np.uint8)
+    rows = np.tile(pack_choices(x), (128, 1))              # every row: the choice vector
+    got = transpose_bits(rows)
+    ones = np.uint64(2 ** 64 - 1)
+    assert np.array_equal(got[:, 0] == ones, x == 1) and np.array_equal(got[:, 1] == ones, x == 1)
+    assert np.all((got == 0) | (got == ones))
+
+
+def _reference_hash(rows, first, n, xor=None):
+    """H(x, (g, g + l 2^40)) = pi(pi(x) ^ tweak) ^ pi(x), one row and block at a time."""
+    pi = Cipher(algorithms.AES(iknp._FIXED_KEY), modes.ECB()).encryptor()
+    out = np.empty((rows.shape[0], n), np.uint64)
+    for j, row in enumerate(rows):
+        x = row if xor is None else row ^ xor
+        px = np.frombuffer(pi.update(x.tobytes()), np.uint64)
+        words = []
+        for l in range(-(-n // 2)):
+            g = first + j
+            tw = px ^ np.array([g, g + (l << 40)], np.uint64)
+            words += list(np.frombuffer(pi.update(tw.tobytes()), np.uint64) ^ px)
+        out[j] = words[:n]
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_hash_matches_row_by_row_aes_in_any_slices(monkeypatch, n):
+    monkeypatch.setattr(iknp, "_HASH_ROWS", 64)            # many chunks and a tail
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 2 ** 64, (301, 2), dtype=np.uint64)
+    delta = rng.integers(0, 2 ** 64, 2, dtype=np.uint64)
+    h, first = iknp.Hash(), 12345
+    want0 = _reference_hash(rows, first, n)
+    want1 = _reference_hash(rows, first, n, xor=delta)
+    assert np.array_equal(h(rows, first, n), want0)
+    assert np.array_equal(h(rows, first, n, xor=delta), want1)
+    m0, d = h.pair(rows, first, n, delta, np.empty_like(want0), np.empty_like(want0))
+    assert np.array_equal(m0, want0) and np.array_equal(d, want1 - want0)
+    parts = [h(rows[a:b], first + a, n) for a, b in ((0, 100), (100, 101), (101, 301))]
+    assert np.array_equal(np.concatenate(parts), want0)
+
+
+def _linked():
+    qs = [queue.Queue(), queue.Queue()]
+    links = [OtLink(lambda o, r=r: qs[1 - r].put(o), qs[r].get) for r in range(2)]
+    return links
+
+
+def _both(fns):
+    out, errs = [None, None], []
+
+    def run(r):
+        try:
+            out[r] = fns[r]()
+        except BaseException as e:  # noqa: BLE001
+            errs.append(e)
+    ts = [threading.Thread(target=run, args=(r,)) for r in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    if errs:
+        raise errs[0]
+    return out
+
+
+def test_gilboa_products_folded_or_not_are_exact(monkeypatch):
+    monkeypatch.setattr(cot_mul, "_CHUNK_WORDS", 640)      # several chunks per batch
+    links = _linked()
+    _both([lambda: links[0].setup(), lambda: links[1].setup()])
+    rng = np.random.default_rng(4)
+    N, k = 203, 64
+    a = rng.integers(0, 2 ** 64, (2, N), dtype=np.uint64)
+    b = rng.integers(0, 2 ** 64, (2, N), dtype=np.uint64)
+    widths = k - np.arange(k)
+    bits = [np.unpackbits(a[r].view(np.uint8).reshape(N, 8), axis=1, bitorder="little")
+            for r in range(2)]
+    w = np.left_shift(np.uint64(1), np.arange(k, dtype=np.uint64))
+
+    def run(fold):
+        return _both([lambda r=r: links[r].cross(bits[r], b[r][:, None, None], 1, widths,
+                                                 peer_shape=(N, k), fold=fold)
+                      for r in range(2)])
+    (m0, t0), (m1, t1) = run(False)          # per position: sum_j 2^j (shares) = a b
+    weighted = [(s[:, :, 0] * w).sum(axis=1, dtype=np.uint64) for s in (m0, t0, m1, t1)]
+    (f0, g0), (f1, g1) = run(True)           # folded chunk by chunk
+    assert all(f.shape == (N, 1) for f in (f0, g0, f1, g1))
+    for s0, s1, r, q in ((weighted[0], weighted[3], 0, 1), (f0[:, 0], g1[:, 0], 0, 1),
+                         (weighted[2], weighted[1], 1, 0), (f1[:, 0], g0[:, 0], 1, 0)):
+        assert np.array_equal(s0 + s1, a[r] * b[q])        # a_r b_q mod 2^64
+
+
+def test_rows_made_block_by_block_equal_the_whole_transposition(monkeypatch):
+    from spu_lite.runtime.ot import bit_transpose
+    monkeypatch.setattr(bit_transpose, "BLOCK_WORDS", 4)      # blocks of 256 OTs
+    m = np.random.default_rng(5).integers(0, 256, (128, 8 * 11), dtype=np.uint8)
+    whole = bit_transpose.transpose_bits(m)
+    rows = bit_transpose.TransposedRows(m)
+    for a, b in ((0, 704), (10, 200), (256, 512), (300, 301), (250, 600), (0, 256), (600, 704)):
+        assert np.array_equal(rows[a:b], whole[a:b]), (a, b)
