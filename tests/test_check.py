@@ -100,6 +100,9 @@ def test_division_by_a_large_secret_keeps_its_bits_or_is_reported():
     for protocol in ("ref2k", "aby3", "semi2k"):
         got = np.asarray(spu.jit(lambda a, x: a / x, protocol=protocol)(a, x), np.float64)
         np.testing.assert_allclose(got, a / x.astype(np.float64), rtol=2e-6, atol=2 * 2.0 ** -18)
+        public = spu.jit(lambda a, x: a / x, protocol=protocol, public_argnums=(1,))(a, x)
+        np.testing.assert_allclose(np.asarray(public, np.float64), a / x.astype(np.float64),
+                                   rtol=2e-6, atol=2 * 2.0 ** -18)    # 3e5 / 6e5 was 3.8e-6
     assert spu.check(lambda a, x: a / x, a, x).ok
     outside = spu.check(lambda a, x: a / x, a, x * np.float32(1.002))   # 4.198e6 > 2^22
     assert [(f.kind, f.op, f.count) for f in outside.findings] == [("domain", "recip_parts", 1)]

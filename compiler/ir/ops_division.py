@@ -14,12 +14,12 @@ def _int_div(ts, attrs):
     return [ts[0]]
 
 
-@defop("recip_parts", 1, "1/x of a secret fxp x as two factors (r at x's frac, s at frac + 4): "
+@defop("recip_parts", 1, "1/x of an fxp x as two factors (r at x's frac, s at frac + 4): "
                          "a / x = trunc(trunc(a r, f) s, f + 4) keeps a's relative precision")
 def _recip_parts(ts, attrs):
     t = ts[0]
-    if not (t.secret and t.dtype.is_fxp):
-        raise IRTypeError("recip_parts takes a secret fxp value")
+    if not t.dtype.is_fxp:
+        raise IRTypeError("recip_parts takes an fxp value")
     return [t, t.replace(dtype=t.dtype.with_frac(t.dtype.frac + 4))]
 
 

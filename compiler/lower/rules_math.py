@@ -40,6 +40,8 @@ def _div(L, eqn, a, b):
                         for v in sel.inputs[1:])
         return L.fmul(L.as_fxp(a), L.emit("select", [sel.inputs[0], inv_t, inv_f]))
     if not b.type.secret:           # public divisor: its reciprocal is computed in the clear
+        if a.type.secret and L.opt.field >= 64:
+            return _quotient(L, a, b)      # its factors too: 1/b at f bits loses a's bits
         b = L.to_frac(L.as_fxp(b), L.opt.fxp_bits)
         if not a.type.secret:
             return L.emit("fdiv", [L.to_frac(L.as_fxp(a), L.opt.fxp_bits), b])

@@ -7,6 +7,8 @@ products of a step are independent: one round each.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..protocols.base import Protocol, Share
 from . import basic as B
 from .exp_log import work_scale
@@ -74,6 +76,22 @@ def reciprocal_parts(P: Protocol, x: Share, frac: int, options):
     more product of a's size, one more round)."""
     m, fout, w, _ = _normalized(P, x, frac, PARTS_EXTRA)
     return recip_unit(P, m, w, out_shift=w - frac), fout
+
+
+def reciprocal_parts_public(ring, x, frac: int):
+    """reciprocal_parts of a public ring array, in the clear: the same r (1/m at f bits)
+    and s (+-2^d, 0 for |x| >= 2^(f+4) and for x = 0)."""
+    K = 2 * frac + 1 + PARTS_EXTRA
+    X = ring.signed(x).astype(np.int64)
+    mag = np.abs(X).astype(np.float64)
+    e = np.floor(np.log2(np.maximum(mag, 1.0))).astype(np.int64)
+    e += (np.exp2(e + 1) <= mag).astype(np.int64) - (np.exp2(e) > mag).astype(np.int64)
+    ok = (X != 0) & (e <= K)
+    d = np.where(ok, K - e, 0)
+    m = mag * np.exp2(d - K - 1)                                   # in [0.5, 1)
+    r = np.where(ok, np.round(2.0 ** frac / np.where(ok, m, 1.0)), 0.0).astype(np.int64)
+    s = np.where(ok, np.sign(X) * np.left_shift(np.int64(1), d), 0).astype(np.int64)
+    return r.astype(ring.dtype), s.astype(ring.dtype)
 
 
 #: reciprocal_parts normalises over 2 more bits than reciprocal: divisors up to 2^(f+4)

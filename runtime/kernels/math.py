@@ -9,7 +9,7 @@ from spu_lite.compiler.ir.nonlinear import TABLE
 
 from ..fxp import basic as B
 from ..fxp import nonlinear as N
-from ..fxp.reciprocal import reciprocal_parts
+from ..fxp.reciprocal import reciprocal_parts, reciprocal_parts_public
 from .registry import kernel
 
 
@@ -36,4 +36,7 @@ for _row in TABLE:
 @kernel("recip_parts")
 def _recip_parts(K, op, x):
     """(r, s) with a / x = trunc(trunc(a r, f) s, f + 2) (runtime/fxp/reciprocal.py)."""
-    return list(reciprocal_parts(K.P, x, op.inputs[0].type.dtype.frac, K.options))
+    frac = op.inputs[0].type.dtype.frac
+    if not B.is_secret(x):
+        return list(reciprocal_parts_public(K.ring, x, frac))
+    return list(reciprocal_parts(K.P, x, frac, K.options))
