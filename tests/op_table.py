@@ -71,6 +71,8 @@ CASES = [
     Case("relu", jax.nn.relu, args(u(9))),
     Case("abs", jnp.abs, args(u(9))),
     Case("sign", jnp.sign, args(u(9))),
+    Case("signbit", jnp.signbit, args(u(9))),               # reads float bits in JAX
+    Case("copysign", jnp.copysign, args(u(9), u(9))),
     Case("less", lambda x, y: x < y, args(u(9), u(9))),
     Case("less_equal", lambda x, y: x <= y, args(u(9), u(9))),
     Case("greater", lambda x, y: x > y, args(u(9), u(9))),

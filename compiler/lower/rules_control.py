@@ -16,6 +16,10 @@ from .rules_arith import select
 @rule("pjit", "jit", "closed_call", "core_call")
 def _call(L, eqn, *args):
     jaxpr = eqn.params.get("jaxpr") or eqn.params.get("call_jaxpr")
+    if eqn.params.get("name") == "signbit" and len(args) == 1 and args[0].type.dtype.is_fxp:
+        # jnp.signbit (and copysign) reads the float's bits (bitcast_convert_type); a
+        # fixed-point value has no -0.0 or NaN, so its sign bit is x < 0
+        return [L.emit("less", [args[0], L.const(0.0, args[0].type.dtype, args[0].type.shape)])]
     return L.inline(jaxpr, args)
 
 
