@@ -5,16 +5,14 @@
             and stamps each message with the sender's name (`User-Id`).
     DEALER  one per peer, CURVE client (this party's key pair, the peer's public key
             as server key): outbound data to that peer. Used only under `send_lock`.
-    sealed  (unless `sealed=False`) plain ROUTERs on ephemeral ports for data sealed
-            with AES-256-GCM (sealed.py): CURVE costs ~15x more per byte. `inbox`
-            (inbox.py) takes the peers' data and is read by the job thread; `bulk`
-            the driver's requests, read by the io thread. At start this party offers
-            every peer a key for its inbox over the CURVE DEALER; a peer that
-            restarts offers anew and gets a fresh offer back. A node offers the
-            driver a key for `bulk` when the driver first writes to it; the driver
-            then sends requests sealed and gets the replies sealed back on the same
-            connection. Offers are taken up at a job's start (`use_offers`), so the
-            messages of one job to one party travel on one connection, in order.
+    sealed  (unless `sealed=False`) a plain ROUTER on a second, ephemeral port for data
+            sealed with AES-256-GCM (sealed.py): CURVE costs ~15x more per byte. At
+            start this party offers every peer a key for it over the CURVE DEALER; a
+            peer that restarts offers anew and gets a fresh offer back. A node offers
+            the driver a key when the driver first writes to it; the driver then sends
+            requests sealed and gets the replies sealed back on the same connection.
+            Offers are taken up at a job's start (`use_offers`), so the messages of one
+            job to one party travel on one connection, in order.
 
 Anything received may be hostile, even from an authenticated peer or the driver: a
 message larger than `max_message_bytes` (libzmq's ZMQ_MAXMSGSIZE also caps each
@@ -24,10 +22,10 @@ logged with its sender; the io thread never dies of a message. The mailbox bound
 what is kept for later jobs.
 
 The io thread owns the ROUTER and the DEALERs' monitor sockets: it files peer data
-that comes over CURVE into the Mailbox, hands driver requests to `on_control`, sends replies queued with
+into the Mailbox, hands driver requests to `on_control`, sends replies queued with
 `reply` (woken through a pipe), calls `tick` about every 50 ms, and reports a peer
 whose connection dropped to `on_peer_down`. Sending data never goes through the io
-thread: the job thread writes to the peer's DEALER directly.
+thread: the job thread writes to the peer's DEALER directly (zero-copy frames).
 """
 from __future__ import annotations
 
@@ -45,7 +43,6 @@ from . import wire, zio
 from .auth import (ClusterAuthenticator, curve_client, curve_server, open_private,
                    require_curve)
 from .mailbox import Mailbox
-from .inbox import PeerInbox
 from .sealed import KEY_BYTES, LINK_BYTES, TAG_BYTES, Openers, Sealer
 
 log = logging.getLogger("spu_lite.net")
@@ -135,9 +132,8 @@ class Endpoint:
         self.monitors: Dict[zmq.Socket, int] = {}
         # sealed data: links this party offered (inbound), and per peer the offer it
         # took up (outbound): a plain DEALER and its Sealer; offers not yet taken up
-        self.openers = Openers(max_links=4 * MAX_DRIVER_LINKS)
+        self.openers = Openers(max_links=4 * len(self.peers) + 4 * MAX_DRIVER_LINKS)
         self.bulk: Optional[zmq.Socket] = None
-        self.inbox: Optional[PeerInbox] = None
         self.bulk_out: Dict[int, Tuple[int, zmq.Socket, Sealer]] = {}
         self._offers_in: Dict[int, tuple] = {}
         self._driver_links: Dict[bytes, bytes] = {}     # CURVE route -> link offered
@@ -147,10 +143,6 @@ class Endpoint:
             self.bulk.maxmsgsize = self.max_message + TAG_BYTES
             self.bulk.bind(f"tcp://{host_of(bind)}:0")
             self.bulk_port = int(self.bulk.last_endpoint.rsplit(b":", 1)[1])
-            self.inbox = PeerInbox(self.ctx, host_of(bind), self.max_message,
-                                   {r: n for r, (n, _, _) in self.peers.items()},
-                                   self._sealed_from_peer, self._drop)
-            self.mailbox.pump, self.mailbox.wake = self.inbox.pump, self.inbox.wake
         for r in self.peers:
             self._connect(r)
             self._offer(r, reply=False)
@@ -176,8 +168,8 @@ class Endpoint:
         """Offer peer r a fresh key for sealed data to this party (over CURVE)."""
         if self.bulk is None:
             return
-        key, link = self.inbox.links.offer(("peer", r))
-        msg = wire.encode({"k": "offer", "port": self.inbox.port, "reply": reply}, (key, link))
+        key, link = self.openers.offer(("peer", r))
+        msg = wire.encode({"k": "offer", "port": self.bulk_port, "reply": reply}, (key, link))
         with self.send_lock:
             try:
                 self.dealers[r].send_multipart(msg, zmq.NOBLOCK)
@@ -220,8 +212,9 @@ class Endpoint:
         return s
 
     def send_peer(self, r: int, frames: List, nowait: bool = False) -> None:
-        """Send one message to peer r (sealed if r took up an offer). nowait: drop it
-        rather than wait if the peer's queue is full (for best-effort aborts)."""
+        """Send one message to peer r (zero-copy for large frames; sealed if r took
+        up an offer). nowait: drop it rather than wait if the peer's queue is full (for
+        best-effort aborts)."""
         self.dump.write("sent", frames)
         with self.send_lock:
             sock = self.dealers[r]
@@ -293,20 +286,9 @@ class Endpoint:
             except Exception as e:  # noqa: BLE001 - anything received may be hostile
                 self._drop(sender, f"a malformed message ({type(e).__name__}: {str(e)[:200]})")
 
-    def pump(self, timeout: float = 0.0) -> None:
-        """File the peers' sealed data that is waiting (job thread; inbox.py)."""
-        if self.inbox is not None:
-            self.inbox.pump(timeout)
-
-    def _sealed_from_peer(self, r: int, plain: List, size: int) -> None:
-        """A message from peer r that opened in the inbox: handled exactly as if it
-        came over CURVE from r."""
-        self.dump.write("recv", plain)
-        self._dispatch(self.peers[r][0], None, plain, size, sealed=True)
-
     def _drain_bulk(self) -> None:
-        """The driver's sealed messages: open, then handle exactly as if they came over
-        CURVE from the driver connection the link was offered to."""
+        """Sealed messages: open, then handle exactly as if they came over CURVE from
+        the party the link was offered to."""
         for _ in range(1000):
             if not zio.readable(self.bulk):
                 return
@@ -318,11 +300,16 @@ class Endpoint:
                     self._drop(sender, f"a message of {size} bytes, which exceeds the cap "
                                        f"of {self.max_message} (max_message_mb)", always=True)
                     continue
-                _, link, plain = self.openers.open(frames[1:])      # driver links only
-                sender = "driver"
-                self.dump.write("recv", plain)
-                self._dispatch(sender, ("sealed", frames[0].bytes, link), plain, size,
-                               sealed=True)
+                (kind, who), link, plain = self.openers.open(frames[1:])
+                if kind == "peer":
+                    sender = self.peers[who][0]
+                    self.dump.write("recv", plain)
+                    self._dispatch(sender, None, plain, size, sealed=True)
+                else:
+                    sender = "driver"
+                    self.dump.write("recv", plain)
+                    self._dispatch(sender, ("sealed", frames[0].bytes, link), plain, size,
+                                   sealed=True)
             except Exception as e:  # noqa: BLE001 - anything received may be hostile
                 self._drop(sender, f"a message that does not open or is malformed "
                                    f"({type(e).__name__}: {str(e)[:200]})")
@@ -440,7 +427,6 @@ class Endpoint:
             out[1].close(0)
         if self.bulk is not None:
             self.bulk.close(0)
-            self.inbox.close()
         self.router.close(0)
         self.auth.stop()
         self.ctx.term()

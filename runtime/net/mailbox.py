@@ -25,17 +25,13 @@ aborts are dropped at once (they would otherwise fail every job until then).
 recv waits at most `timeout` seconds and otherwise raises PeerError naming the peer;
 `abort` (a peer's or the driver's abort message, or a dropped connection) wakes every
 waiting recv of that job with the reason.
-
-With a `pump` (inbox.py: the job thread's own receive path for sealed peer data),
-recv and pending file what arrived themselves: recv waits in pump(timeout) instead of
-on the condition, and put / abort from another thread call `wake` to end that wait.
 """
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional
 
 from ..link import PeerError
 
@@ -58,15 +54,6 @@ class Mailbox:
         self.job = 0
         self.reason: Optional[str] = None
         self._early_aborts: Dict[int, str] = {}
-        self.pump: Optional[Callable[[float], None]] = None
-        self.wake: Callable[[], None] = lambda: None
-        self._pumper: Optional[int] = None      # the thread waiting in pump, if any
-
-    def _notify(self) -> None:
-        """Wake the waiting recvs (under self.cv)."""
-        self.cv.notify_all()
-        if self._pumper is not None and self._pumper != threading.get_ident():
-            self.wake()
 
     def start_job(self, job: int) -> None:
         """Make `job` current: drop older messages, apply an abort that came early."""
@@ -102,7 +89,7 @@ class Mailbox:
                 box.insert(at, (job, payload, nbytes))
             else:
                 box.append((job, payload, nbytes))
-            self._notify()
+            self.cv.notify_all()
             return True
 
     def abort(self, job: Optional[int], reason: str) -> None:
@@ -111,7 +98,7 @@ class Mailbox:
             if job is None or job == self.job:
                 if self.reason is None:
                     self.reason = reason
-                self._notify()
+                self.cv.notify_all()
             elif job > self.job and not _too_far(job) and (
                     job in self._early_aborts or len(self._early_aborts) < MAX_EARLY_ABORTS):
                 self._early_aborts.setdefault(job, reason)
@@ -119,8 +106,6 @@ class Mailbox:
     def pending(self, frm: int) -> bool:
         """Whether recv(frm) would return or fail at once (a message of the current job
         or a later one is waiting, or the job was aborted)."""
-        if self.pump is not None:
-            self.pump(0.0)
         with self.cv:
             box = self.boxes.get(frm)
             return self.reason is not None or bool(box and box[-1][0] >= self.job)
@@ -145,13 +130,4 @@ class Mailbox:
                 if left <= 0:
                     raise PeerError(f"no message from party {name!r} within {timeout:g} s "
                                     f"(dead or hung?)")
-                if self.pump is None:
-                    self.cv.wait(left)
-                    continue
-                self._pumper = threading.get_ident()
-                self.cv.release()            # the pump files through put (same thread)
-                try:
-                    self.pump(left)
-                finally:
-                    self.cv.acquire()
-                    self._pumper = None
+                self.cv.wait(left)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -104,29 +103,25 @@ class Openers:
 
     `owner` is whatever the offer was made for (a peer's rank, or a driver's route).
     Each owner keeps its `keep` most recent links, so a message sealed under an offer
-    that was just replaced (two offers crossed) still opens. Offers and opening may
-    come from different threads (a node's io thread offers, its job thread opens)."""
+    that was just replaced (two offers crossed) still opens."""
 
     def __init__(self, keep: int = 4, max_links: int = 256):
         self.links: Dict[bytes, _Opener] = {}
         self.keep, self.max_links = keep, max_links
-        self.lock = threading.Lock()
 
     def offer(self, owner) -> Tuple[bytes, bytes]:
         key, link = new_offer()
-        with self.lock:
-            mine = [lk for lk, o in self.links.items() if o.owner == owner]
-            for lk in mine[: max(0, len(mine) - self.keep + 1)]:
-                del self.links[lk]
-            while len(self.links) >= self.max_links:       # oldest first (dicts keep order)
-                del self.links[next(iter(self.links))]
-            self.links[link] = _Opener(owner, key, link)
+        mine = [lk for lk, o in self.links.items() if o.owner == owner]
+        for lk in mine[: max(0, len(mine) - self.keep + 1)]:
+            del self.links[lk]
+        while len(self.links) >= self.max_links:       # oldest first (dicts keep order)
+            del self.links[next(iter(self.links))]
+        self.links[link] = _Opener(owner, key, link)
         return key, link
 
     def forget(self, owner) -> None:
-        with self.lock:
-            for lk in [lk for lk, o in self.links.items() if o.owner == owner]:
-                del self.links[lk]
+        for lk in [lk for lk, o in self.links.items() if o.owner == owner]:
+            del self.links[lk]
 
     def replies(self, link: bytes) -> Optional[Sealer]:
         """The sealer for answers on `link` (one counter per link: nonces never repeat)."""

@@ -126,7 +126,6 @@ class Node:
             try:
                 route, header, payload, arrived = self.control.get(timeout=0.2)
             except queue.Empty:
-                self.ep.pump()      # peers' data waiting between jobs: filed or dropped
                 continue
             self.handle(route, header, payload, arrived)
 
