@@ -7,8 +7,8 @@ most `timeout` seconds and raises PeerError naming the silent peer.
 
 With a LinkModel (`net:` in the cluster file), every message travels as
 (due time, payload) and is held at the receiver until due (runtime.link.Shaper).
-Array frames go to zmq as buffers (wire.py): sealing writes the ciphertext once and
-zmq copies it once into its message (zio.py).
+Array frames go to zmq as buffers (no copy; wire.py), so sending costs no copy of
+the data on this side.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ A payload is a numpy array, bytes, a Share, a SeededShare (parts arrays or 16-by
 keys, protocols/dealing.py), None, or a tuple/list of those (nested).
 The header carries a descriptor tree in which every array is {"a": [dtype, shape]}
 and refers to the next raw frame; the array bytes themselves are never serialised:
-they are handed to zmq as buffers (zio.send: one copy into the message below 4 MiB) and
+they are handed to zmq as buffers (`copy=False`, no copy for frames >= 64 KiB) and
 received as zmq Frames that numpy views in place (`np.frombuffer`, no copy).
 
 Nothing here ever unpickles. Everything received is checked before use, and any
@@ -63,7 +63,7 @@ def _describe(p, bufs: List) -> Any:
 
 
 def encode(header: dict, payload=None) -> List:
-    """Frames for zio.send: header JSON + raw buffers."""
+    """Frames for zmq.send_multipart(frames, copy=False): header JSON + raw buffers."""
     bufs: List = []
     h = dict(header)
     h["p"] = _describe(payload, bufs)
