@@ -208,10 +208,12 @@ opening 2.1, memcpy 1.6, kernel TCP copies 1.5, the rest of the kernel (TCP, wak
 3.8, libzmq 0.5, other 2.2; the in-process cluster runs the whole job (three parties
 and the driver) in 39 ms (numpy 14, Python 6.5, PRG 5.9, memcpy 5.9). So a node pays
 about 8 ms per comparison for moving its 9 MB (AES-GCM, kernel, libzmq: about 0.9 ms
-per MB) and runs about three times the Python of one in-process party; py-spy puts 36%
-of a node job thread's busy time in sending (wire encoding, sealing, and mostly
-Socket.send, where a zero-copy frame is handed to pyzmq's garbage-collector thread and
-the job thread waits to get the GIL back from it or from the io thread). A product
+per MB) and runs about three times the Python of one in-process party. Its job thread
+also waits for the GIL: py-spy finds it in zio.send in 31% of its busy samples, but in
+4% of the samples taken while it held the GIL; pyzmq releases the GIL to send, and the
+io thread (AES-GCM in `cryptography` runs with the GIL held: sealing shows in 9% of the
+GIL-holding samples) or pyzmq's garbage-collector thread (woken after every zero-copy
+frame) takes it meanwhile. A product
 costs each node 4.5-5 ms (Python 1.9, numpy 0.5, PRG 0.4, AES-GCM 0.45, kernel 1.1)
 and the driver 3.5. What is out of reach: at the table's 68 ms of CPU (driver 3.7 +
 nodes 64.5) a comparison needs 34 ms on two cores even with both busy all the time,
