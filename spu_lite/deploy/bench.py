@@ -201,35 +201,47 @@ of P0's requests (runtime/protocols/semi2k_ahead.py; `wait_dealer`).""", """
 CPU decides the ratio on this machine: three node processes and the driver share two
 cores, so a job takes at least its CPU time over two (the last two columns: driver +
 node processes, read from /proc, against the in-process cluster's process; the mean of
-20 calls after the timed ones). Per
-thread, aby3, n = 65,536, load 1.7-1.9: a product costs the driver 3.6 ms (2.8 in its
-main thread: encoding, dealing with two AES-CTR keystreams per input, sealing 2 MB;
-0.7 in libzmq's io thread) and each node 4.3-4.8 ms (job thread 2.5-2.8, of which the
-product itself about 2 as in-process; the io thread 0.7-1.5: opening and filing
-messages; libzmq's io thread 0.5-0.8: TCP); a comparison costs each node about 23 ms
-(job thread 14, io thread 4, libzmq 4.5). Beyond the protocol's own work a node pays
-about 1 ms per MB it sends and receives (AES-GCM at both ends, the copies of loopback
-TCP, the hand-offs between its three threads), so less and relu (9 MB per party) spend
-about 10 ms per node and job on moving bytes: that, not waiting, keeps them above 1.3x
-the in-process time.""", """
-Cut in this round (paired runs against the previous main, four alternating runs of 30
-jobs each, medians, load 1.9-2.6): the driver's CPU per job 0.56-0.69x (5.5 -> 3.8 ms
-for aby3 mul, 5.2 -> 2.9 for semi2k mul), the nodes' 0.85-0.94x on mul and unchanged
-within noise on the comparisons and matmul (their cost is the protocol and the bytes),
-wall time 0.75-1.00x (the table's single runs move by more than that between runs when
-the machine is shared: four alternating bench runs each, load 1.9-5.2, gave
-nodes / in-process medians of 1.84 vs 1.81 (aby3 mul), 1.55 vs 1.45 (aby3 less), 1.69
-vs 2.20 (semi2k mul), 1.57 vs 1.40 (semi2k less), new vs old). Tried and dropped:
-4 MiB socket buffers on the data connections (no change). What changed: glibc handed the driver's freed heap back to the
-kernel after every job, so each job's arrays came back as fresh zero-filled pages
-(500-800 page faults, about 1 ms per job); the driver now tunes its allocator like the
-parties (runtime/alloc.py). The IR of a program was printed and hashed on every job
-(6.7 ms for the MNIST-sized step); now once per program. Messages move through zmq with
-int flags (runtime/net/zio.py: pyzmq's send_multipart / recv_multipart combine IntFlag
-enums per frame; a three-frame send and receive took 25 us of Python, now 5), sockets
-are drained by their event flags instead of by raising zmq.Again, the driver keeps one
-poller, a node sends its first heartbeat after one interval instead of one per job, the
-job log stays open, and encoding, dealing and decoding make fewer temporaries."""]
+20 calls after the timed ones). Profiled with perf (all threads; aby3, n = 65,536,
+load 2-4), a comparison costs each node about 25 ms (job thread 15, io thread 4.5,
+libzmq's io thread 4.5): numpy 3.7, the PRG 1.9, Python 7.6, AES-GCM sealing and
+opening 2.1, memcpy 1.6, kernel TCP copies 1.5, the rest of the kernel (TCP, wake-ups)
+3.8, libzmq 0.5, other 2.2; the in-process cluster runs the whole job (three parties
+and the driver) in 39 ms (numpy 14, Python 6.5, PRG 5.9, memcpy 5.9). So a node pays
+about 8 ms per comparison for moving its 9 MB (AES-GCM, kernel, libzmq: about 0.9 ms
+per MB) and runs about three times the Python of one in-process party. Its job thread
+also waits for the GIL: py-spy finds it in zio.send in 31% of its busy samples, but in
+4% of the samples taken while it held the GIL; pyzmq releases the GIL to send, and the
+io thread (AES-GCM in `cryptography` runs with the GIL held: sealing shows in 9% of the
+GIL-holding samples) or pyzmq's garbage-collector thread (woken after every zero-copy
+frame) takes it meanwhile. A product
+costs each node 4.5-5 ms (Python 1.9, numpy 0.5, PRG 0.4, AES-GCM 0.45, kernel 1.1)
+and the driver 3.5. What is out of reach: at the table's 68 ms of CPU (driver 3.7 +
+nodes 64.5) a comparison needs 34 ms on two cores even with both busy all the time,
+1.19x the in-process 29 ms; 1.3x (37 ms) leaves 3 ms for the rounds, in which the
+parties' work alternates instead of overlapping (measured: 42 ms, 1.47x). Moving the
+bytes (AES-GCM, kernel, libzmq) is about 8 ms per node, 24 of the 68: the sealing is
+required, the kernel's share is loopback TCP; what a node could still shed is Python
+and GIL hand-offs around its sends and receives.""", """
+Tried and dropped (paired runs against the previous main, alternating, medians; the
+machine was shared at load 2-8, and at that noise none of them beat main every time):
+(1) copying frames below 4 MiB into the zmq message instead of sending them zero-copy,
+which spares pyzmq's garbage-collector thread a wake-up and a GIL hand-off per frame
+(about 13 per node and comparison): nodes' CPU per job 0.88x (aby3 less) and 0.95x
+(aby3 mul) at load 6-8, but 1.06x and 1.17x (wall 1.19x for mul) at load 3-4; (2) the
+job thread receiving its peers' sealed data itself, on a socket of its own, instead of
+the io thread opening and filing it and waking it: a two-party ping-pong of 256 KiB got
+faster (0.60 vs 0.84 ms per round trip, 0.26 vs 0.37 ms of CPU), jobs did not (nodes'
+CPU per aby3 comparison 1.00-1.03x, wall 1.2-1.5x: the io thread had been opening
+messages on the other core while the job thread computed); (3) a GIL switch interval
+of 0.2 ms instead of 5 in the nodes: wall 0.87x (aby3 less), 1.00x (aby3 mul), 1.03x
+(semi2k less), within noise. The data path has no copy left to remove: encoding hands
+the arrays to zmq as buffers, AES-GCM writes each ciphertext once into a fresh buffer
+that libzmq sends from, libzmq reads a large message straight into its buffer, and
+AES-GCM opens it into a fresh writable array that numpy views in place. Earlier
+rounds cut the driver's CPU per job (allocator tuned like the parties',
+runtime/alloc.py; the IR printed and hashed once per program; zmq with int flags,
+runtime/net/zio.py) and the nodes' per-job costs (programs cached by digest, BLAS
+threads from the cores, input shares as PRG keys)."""]
 
 def format_table(rows: List[dict]) -> str:
     lines = [f"{'protocol':<9}{'case':<12}{'net s':>9}{'in-proc s':>11}{'ratio':>8}"
