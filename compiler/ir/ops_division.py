@@ -6,12 +6,19 @@ from __future__ import annotations
 from .ops import IRTypeError, _same_shape, defop
 
 
-@defop("int_div", 2, "integer division (public only), rounding toward zero")
-def _int_div(ts, attrs):
-    if any(t.secret for t in ts):
-        raise IRTypeError("int_div of secret values")
-    _same_shape("int_div", ts)
-    return [ts[0]]
+def _public_only(name: str, hint: str = ""):
+    """Type rule of a division computed in the clear: public operands of one shape."""
+    def rule(ts, attrs):
+        if any(t.secret for t in ts):
+            raise IRTypeError(f"{name} of secret values{hint}")
+        _same_shape(name, ts)
+        return [ts[0]]
+    return rule
+
+
+defop("int_div", 2, "integer division (public only), rounding toward zero")(_public_only("int_div"))
+defop("fdiv", 2, "public fixed-point division, computed in plaintext")(
+    _public_only("fdiv", " (use reciprocal)"))
 
 
 @defop("recip_parts", 1, "1/x of an fxp x as two factors (r at x's frac, s at frac + 4): "
@@ -21,11 +28,3 @@ def _recip_parts(ts, attrs):
     if not t.dtype.is_fxp:
         raise IRTypeError("recip_parts takes an fxp value")
     return [t, t.replace(dtype=t.dtype.with_frac(t.dtype.frac + 4))]
-
-
-@defop("fdiv", 2, "public fixed-point division, computed in plaintext")
-def _fdiv(ts, attrs):
-    if any(t.secret for t in ts):
-        raise IRTypeError("fdiv of secret values (use reciprocal)")
-    _same_shape("fdiv", ts)
-    return [ts[0]]
