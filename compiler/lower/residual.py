@@ -24,9 +24,9 @@ Error of a * q: |a| 2^-(f+r) + 2 ulps (random, per element) instead of |a| * 1.5
 (the same for every element). Cost: d is one truncation after q's (one more round on
 that path, on the reduced vector only); each product with q one more secret product of
 a's size and one more truncation (by f + r, its own call: one more round). Unused
-residuals are dead code. Only in the 64-bit ring. Range: |d| <= 2^(1-f), so the ring product a 2^f * d 2^(f+r)
-stays below 2^(k-1) for |a| < 2^(k-2-f-r): 2^36 at k = 64, r = 8 (a product at f bits
-needs |a q| < 2^27 anyway).
+residuals are dead code. Only in the 64-bit ring. Range: |d| <= 2^(1-f), so the ring
+product a 2^f * d 2^(f+r) stays below 2^(k-1) for |a| < 2^(k-2-f-r): 2^36 at k = 64,
+r = 8 (a product at f bits needs |a q| < 2^27 anyway).
 """
 from __future__ import annotations
 

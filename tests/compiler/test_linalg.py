@@ -93,3 +93,17 @@ def test_not_positive_definite_and_singular_are_domain_findings():
     report = spu.check(jnp.linalg.inv, singular)
     assert [(f.kind, f.op, f.count) for f in report.findings] == [("domain", "out[0]", 4)]
     assert not report.ok and "singular" in str(report)
+
+
+def test_solve_with_large_pivots_keeps_relative_precision():
+    """Pivots of ~1e6 (unscaled normal equations): 1/pivot at f bits was 0.26 ulp, so
+    the substitution returned 0 and LU's column a few ulps; now quotients by the pivot
+    keep a's bits, and a triangular solve shares one recip_parts of its diagonal."""
+    rng = np.random.default_rng(7)
+    a = np.diag(rng.uniform(1e6, 3e6, 4)) + rng.uniform(-1e4, 1e4, (4, 4))
+    x = rng.uniform(-2, 2, 4)
+    b = a @ x
+    got = np.asarray(spu.jit(jnp.linalg.solve, protocol="ref2k")(a, b), np.float64)
+    np.testing.assert_allclose(got, np.linalg.solve(a, b), rtol=1e-3, atol=1e-4)
+    text = spu.jit(jnp.linalg.solve).lower(a, b).text
+    assert text.count("recip_parts(") == 4 and "reciprocal(" not in text  # 3 pivots + U
