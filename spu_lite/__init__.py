@@ -14,7 +14,7 @@ from spu_lite.runtime.ring import RangeError
 
 from .api import Compiled, JitFunction, compile, jit, profile
 from .tools.check import check
-from .tools.watch import FixedPointWarning
+from .tools.watch import FixedPointWarning, ToleranceWarning
 from .frontend import InputError, Public, public
 from .secret import Secret, reveal
 from .deploy import init, party          # networked clusters: spu.init(cluster=...), spu.party
@@ -23,4 +23,4 @@ __version__ = "0.1.0"
 
 __all__ = ["jit", "compile", "profile", "public", "Public", "Secret", "reveal", "Compiled", "JitFunction",
            "CompileError", "InputError", "RangeError", "PeerError", "__version__"]
-__all__ += ["init", "party", "check", "FixedPointWarning"]
+__all__ += ["init", "party", "check", "FixedPointWarning", "ToleranceWarning"]

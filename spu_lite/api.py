@@ -69,8 +69,9 @@ def profile() -> Optional[Profile]:
 class Compiled:
     """A compiled program plus what is needed to call it."""
 
-    def __init__(self, program: Program, out_tree, out_avals, in_vis, mutations=()):
+    def __init__(self, program: Program, out_tree, out_avals, in_vis, mutations=(), jaxpr=None):
         self.program = program
+        self.jaxpr = jaxpr                  # the traced function: the watch's float reference
         self.out_tree = out_tree
         self.out_avals = out_avals
         self.in_vis = in_vis
@@ -196,7 +197,7 @@ class JitFunction:
                 compiled.watch_state.wanted(self.check, inputs):
             # the caller holds every input in the clear (no party's own input, no kept
             # secret): run it once more in plaintext and warn before a wrong number returns
-            watch(getattr(self.fn, "__name__", "fn"), compiled.program, inputs,
+            watch(getattr(self.fn, "__name__", "fn"), compiled, inputs, leaves,
                   [v == "secret" for v in leaf_vis], self.options.field,
                   self.options.fxp_bits, self.config.options)
         inputs = [cluster.share(x) if vis == "secret" and isinstance(x, np.ndarray) else x
@@ -287,7 +288,7 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
     program = compile_jaxpr(closed, in_types, options, name=getattr(fn, "__name__", "main"),
                             opt=opt, refine=[refine and not isinstance(l, Secret) for l in leaves])
     return Compiled(program, out_tree, out_avals, leaf_vis,
-                    record.changed if record.wrapped else ())
+                    record.changed if record.wrapped else (), jaxpr=closed)
 
 
 def _no_dealer(protocol: str, dealer) -> str:
@@ -322,7 +323,8 @@ def jit(fn=None, *, protocol: str = "aby3", static_argnums=(), static_argnames=(
         check="auto" (default; SPU_LITE_CHECK=auto|on|first|off sets it process-wide),
         "first", True or False: when the caller holds every input, run the program once
         more in plaintext fixed point and warn (spu.FixedPointWarning) about overflows
-        and out-of-domain inputs at your lines -- on calls 1, 2, 4, 8, ... of each
+        and out-of-domain inputs at your lines, and (spu.ToleranceWarning) about outputs
+        further from float JAX than rounding explains -- on calls 1, 2, 4, 8, ... of each
         compiled program and whenever an input is more than twice as large as before
         ("auto"), on the first call only, on every call, or never (docs/check.md).
     """

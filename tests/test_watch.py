@@ -5,6 +5,7 @@ import inspect
 import os
 import warnings
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -134,3 +135,39 @@ def test_a_nan_constant_that_reaches_a_result_warns():
     assert "NaN" in str(w[0].message) and out[1] == 0.0
     for fn in (jnp.nanmean, lambda a: jnp.var(a, ddof=1), lambda a: jnp.where(a > -5, a, jnp.nan)):
         assert _call(spu.jit(fn), x)[1] == []
+
+
+def scaled_ratio(x, k):
+    return x / (x.sum() * k)                            # MARK ratio
+
+
+def logistic_map(v):
+    return jax.lax.fori_loop(0, 60, lambda i, v: 3.9 * v * (1 - v), v)
+
+
+def test_an_output_off_float_jax_warns_naming_it():
+    """No overflow, no domain, and still wrong: a divisor computed at a few ulps
+    (x.sum() * 1e-3 = 4e-6, one ulp at 18 bits) brings its rounding into the quotient.
+    The watch compares with float JAX and warns (ToleranceWarning), naming the output
+    and the line; a divisor of 4e-2 (1e4 ulps) is right and does not warn."""
+    x = np.array([1e-3, 2e-3, 1e-3])
+    f = lambda x, k: {"ratio": scaled_ratio(x, k)}
+    for k, wrong in ((1e-3, True), (1e-2, True), (10.0, False)):
+        out, w = _call(spu.jit(f, static_argnums=1), x, k)
+        err = np.abs(np.asarray(out["ratio"]) - x / (x.sum() * k)).max() / (0.5 / k)
+        assert (err > 1e-2) == wrong, (k, err)       # 4.7% / 4.8% off, 2.4e-4 off
+        assert len(w) == wrong and all(issubclass(m.category, spu.ToleranceWarning) for m in w)
+    msg = str(_call(spu.jit(f, static_argnums=1), x, 1e-3)[1][0].message)
+    assert "output['ratio']" in msg and _line(scaled_ratio, "ratio") in msg
+    assert "float JAX 500" in msg
+
+
+def test_no_tolerance_warning_where_float_jax_moves_as_much():
+    """60 steps of a chaotic map: fixed point ends far from float JAX, but float JAX
+    itself ends as far from itself when its inputs move by an ulp (the watch runs it
+    twice so): rounding explains the difference, nothing is wrong with the program."""
+    x = np.linspace(0.2, 0.8, 16)
+    out, w = _call(spu.jit(logistic_map), x)
+    assert w == []
+    assert np.abs(np.asarray(out) - logistic_map(x)).max() > 0.1
+    assert issubclass(spu.ToleranceWarning, spu.FixedPointWarning)

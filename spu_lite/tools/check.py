@@ -27,28 +27,16 @@ from spu_lite.runtime.executor import ExecutionError
 
 from .. import api
 from .check_observer import Finding, Observer, source_of
-from .watch import run_observed
-from ..codec import InputError, decode, encode
+from .float_reference import ATOL_ULPS, RTOL, OutputError, compare_leaf
+from .watch import decoded_outputs, run_observed
+from ..codec import InputError, encode
 from ..frontend import Public, input_leaf
 
-#: precision threshold: an output element is wrong when |got - want| > atol + rtol |want|,
-#: with atol = ATOL_ULPS ulps of fxp_bits (2.4e-4 at 18 bits) unless given
-ATOL_ULPS = 64
-RTOL = 1e-3
 #: an output off by more than WILD_REL times its own magnitude is a "precision" finding
 #: even when a domain finding (a reciprocal of 0, say) explains it: an optimizer whose
 #: second moment rounded to 0 divides by eps, and the update, not the 1/0, is the news
 #: (an overflow finding already says the output is wrong)
 WILD_REL = 1.0
-
-
-@dataclass
-class OutputError:
-    name: str                 # "out[0]", ... (flattened output leaves)
-    max_abs_err: float
-    max_rel_err: float
-    max_abs: float            # largest |value| of the float JAX output
-    tolerance_exceeded: int   # elements beyond atol + rtol |want|
 
 
 @dataclass
@@ -155,42 +143,28 @@ def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[li
         report.findings.append(Finding("overflow", op, source_of(loc, observer.fallback_source),
                                        f"the program failed here: {e}"))
         return None
-    flat = []
-    for o, r, aval in zip(outs, program.results, compiled.out_avals):
-        o = cluster.proto_cls.reconstruct([o], ring) if not isinstance(o, np.ndarray) else o
-        flat.append(np.asarray(decode(ring, o, r.type, aval), np.float64))
-    return flat
+    return decoded_outputs(cluster, compiled, outs)
 
 
 def _compare(report: Report, got, want, sources, explained, wild: bool = True) -> None:
     """Each output against float JAX where float JAX is finite; a "precision" finding
     for an output beyond the tolerance that no finding above already explains."""
     for i, (g, w, source, known) in enumerate(zip(got, want, sources, explained)):
-        w = np.asarray(w, np.float64)
-        finite = np.isfinite(w)
         name = f"out[{i}]"
-        if (~finite).any():
-            k = int((~finite).sum())
-            report.notes.append(f"{name}: {k} element(s) of float JAX are nan/inf, not "
-                                f"compared")
+        c = compare_leaf(name, g, w, report.atol, report.rtol)
+        if c.nonfinite:
+            report.notes.append(f"{name}: {c.nonfinite} element(s) of float JAX are nan/inf, "
+                                f"not compared")
             if not known:          # fixed point has no inf: its finite numbers are garbage
                 report.findings.append(Finding(
-                    "domain", name, source, f"{k} element(s) are nan/inf in float JAX (an "
-                    f"input outside some op's domain, e.g. a singular matrix); fixed point "
-                    f"returns finite numbers there", k))
-        g, w = np.broadcast_to(g, w.shape)[finite], w[finite]
-        err = np.abs(g - w)
-        if not err.size:
-            report.outputs.append(OutputError(name, 0.0, 0.0, 0.0, 0))
-            continue
-        rel = err / np.maximum(np.abs(w), report.atol)     # relative where |value| > atol
-        bad = ~(err <= report.atol + report.rtol * np.abs(w))
-        n = int(bad.sum())
-        report.outputs.append(OutputError(name, float(err.max()), float(rel.max()),
-                                          float(np.max(np.abs(w))), n))
-        if n and (not known or (wild and float(rel.max()) > WILD_REL)):
-            j = int(np.argmax(np.where(bad, err, -1.0)))
+                    "domain", name, source, f"{c.nonfinite} element(s) are nan/inf in float "
+                    f"JAX (an input outside some op's domain, e.g. a singular matrix); fixed "
+                    f"point returns finite numbers there", c.nonfinite))
+        o = c.error
+        report.outputs.append(o)
+        n = o.tolerance_exceeded
+        if n and (not known or (wild and o.max_rel_err > WILD_REL)):
             report.findings.append(Finding(
-                "precision", name, source, f"{n} of {err.size} element(s) off by more than "
-                f"{report.atol:.2g} + {report.rtol:.2g} |value|: up to {err.max():.4g} "
-                f"(got {g.flat[j]:.6g}, float JAX {w.flat[j]:.6g})", n, float(err.max())))
+                "precision", name, source, f"{n} of {c.compared} element(s) off by more than "
+                f"{report.atol:.2g} + {report.rtol:.2g} |value|: up to {o.max_abs_err:.4g} "
+                f"({c.example})", n, o.max_abs_err))

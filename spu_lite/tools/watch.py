@@ -1,7 +1,9 @@
 """The fixed-point watch: when the caller holds every input in the clear, spu.jit runs
 the compiled program once more in plaintext fixed point (ref2k) with spu.check's
-observer and warns about overflows and out-of-domain inputs at the user's lines, so a
-wrong number does not come back without a word.
+observer and warns about overflows and out-of-domain inputs at the user's lines; when
+there are none, it compares the outputs with float JAX on the same inputs and warns
+about those further from it than rounding explains (float_reference.py). So a wrong
+number does not come back without a word.
 
 That is every in-process call, and a networked call whose inputs all come from the
 driver: watching shows the caller nothing it could not compute itself, and nothing is
@@ -23,6 +25,7 @@ import threading
 import warnings
 from typing import List, Sequence
 
+import jax
 import numpy as np
 
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
@@ -30,7 +33,10 @@ from spu_lite.runtime.executor import run_program
 from spu_lite.runtime.kernels import KernelContext
 from spu_lite.runtime.profile import Profile
 
-from .check_observer import Finding, Observer
+from ..codec import decode
+from .check_observer import Observer, source_of
+from .float_reference import (ATOL_ULPS, RTOL, WATCH_JITTER_X, WATCH_LEAF_REL, compare_leaf,
+                              float_outputs, sensitivity)
 
 MODES = ("auto", "first", True, False)
 _ENV = {"on": True, "1": True, "true": True, "auto": "auto", "first": "first", "off": False,
@@ -41,6 +47,11 @@ GROWTH = 2.0        # "auto" watches again when an input's max |x| passes GROWTH
 class FixedPointWarning(UserWarning):
     """A value of this call overflowed the fixed-point range or left an approximation's
     domain: the results may be wrong (spu.check says more)."""
+
+
+class ToleranceWarning(FixedPointWarning):
+    """An output of this call is further from float JAX than fixed-point rounding
+    explains (docs/check.md says how far that is)."""
 
 
 def run_observed(cluster: InProcessCluster, program, inputs: Sequence, observer: Observer):
@@ -71,28 +82,93 @@ def _reference(field: int, fxp_bits: int, options: dict) -> InProcessCluster:
     return c
 
 
-def watch(fn_name: str, program, encoded: Sequence, secret: Sequence[bool], field: int,
-          fxp_bits: int, options: dict) -> List[Finding]:
-    """Findings of one run of `program` on the encoded plaintext inputs; warns with a
-    FixedPointWarning when there are any."""
+def decoded_outputs(cluster: InProcessCluster, compiled, outs) -> List[np.ndarray]:
+    """A ref2k party's outputs of `compiled` as float arrays."""
+    ring, flat = cluster.ring, []
+    for o, r, aval in zip(outs, compiled.program.results, compiled.out_avals):
+        o = cluster.proto_cls.reconstruct([o], ring) if not isinstance(o, np.ndarray) else o
+        flat.append(np.asarray(decode(ring, o, r.type, aval), np.float64))
+    return flat
+
+
+def watch(fn_name: str, compiled, encoded: Sequence, leaves: Sequence, secret: Sequence[bool],
+          field: int, fxp_bits: int, options: dict) -> List[str]:
+    """One run of `compiled` on the encoded plaintext inputs (`leaves`: the same inputs
+    as the caller gave them); warns with a FixedPointWarning about its overflow and
+    domain findings, or, when there are none, with a ToleranceWarning about outputs
+    off from float JAX beyond the watch's tolerance. Returns the warning's lines."""
     observer = Observer(field, fxp_bits, options, f"<{fn_name}>")
     with _lock:
         ref = _reference(field, fxp_bits, options)
         inputs = [ref.share(x)[0] if s else x for x, s in zip(encoded, secret)]
         try:
-            run_observed(ref, program, inputs, observer)
+            outs = run_observed(ref, compiled.program, inputs, observer)
         except Exception:       # the real run reports its own failures
             return []
-    found = observer.findings
-    if found:
-        lines = "\n".join(f"  {f}" for f in found[:8])
-        more = f"\n  ... and {len(found) - 8} more" if len(found) > 8 else ""
-        warnings.warn(FixedPointWarning(
-            f"spu-lite: `{fn_name}` left the fixed-point range or an approximation's domain; "
-            f"its results may be wrong:\n{lines}{more}\n"
-            f"spu.check(fn, *args) gives the full report (docs/check.md); "
-            f"spu.jit(..., check=False) turns this off."), stacklevel=3)
-    return found
+        got = None if observer.findings else decoded_outputs(ref, compiled, outs)
+    if observer.findings:
+        lines = [str(f) for f in observer.findings]
+        _warn(FixedPointWarning, f"`{fn_name}` left the fixed-point range or an "
+              f"approximation's domain; its results may be wrong", lines)
+        return lines
+    lines = _off_float(compiled, leaves, got, fxp_bits, f"<{fn_name}>")
+    if lines:
+        _warn(ToleranceWarning, f"`{fn_name}` returned values further from float JAX than "
+              f"fixed-point rounding explains", lines)
+    return lines
+
+
+def _off_float(compiled, leaves, got, fxp_bits: int, fallback: str) -> List[str]:
+    """The outputs beyond the watch's tolerance against float JAX, one line each: off by
+    more than max(64 ulps, 1e-3 max |output|) + 1e-3 |value| + 4 x what float JAX
+    itself moves when its inputs move by an ulp (float_reference.py)."""
+    want = float_outputs(compiled, leaves)
+    if want is None:
+        return []
+    ulp = 2.0 ** -fxp_bits
+    atol = ATOL_ULPS * ulp
+    first = [compare_leaf("", g, w, atol, RTOL, WATCH_LEAF_REL) for g, w in zip(got, want)]
+    if not any(c.error.tolerance_exceeded for c in first):
+        return []
+    moved = sensitivity(compiled, leaves, want, ulp)
+    if moved is None:
+        return []
+    made_at = {id(v): op.loc for op in compiled.program.ops for v in op.outputs}
+    lines = []
+    for g, w, r, name, m in zip(got, want, compiled.program.results, _output_names(compiled),
+                                moved):
+        c = compare_leaf(name, g, w, atol + WATCH_JITTER_X * m, RTOL, WATCH_LEAF_REL)
+        if c.error.tolerance_exceeded:
+            lines.append(f"{name} ({source_of(made_at.get(id(r)), fallback)}): "
+                         f"{c.error.tolerance_exceeded} of {c.compared} element(s) off by up to "
+                         f"{c.error.max_abs_err:.3g} ({c.example})")
+    return lines
+
+
+def _output_names(compiled) -> List[str]:
+    """'output', 'output[1]', "output['params']['w']": each flat result's place in the
+    returned pytree ('nnx variable[k]': the k-th flax nnx variable changed in place)."""
+    n = len(compiled.out_avals)
+    try:
+        shaped = jax.tree_util.tree_unflatten(compiled.out_tree, list(range(n)))
+        paths = jax.tree_util.tree_flatten_with_path(shaped)[0]
+        if compiled.mutations:          # (outputs, changed nnx variables)
+            names = {i: ("output" if p[0].idx == 0 else "nnx variable") +
+                     jax.tree_util.keystr(p[1:]) for p, i in paths}
+        else:
+            names = {i: "output" + jax.tree_util.keystr(p) for p, i in paths}
+    except Exception:
+        names = {}
+    return [names.get(i, f"output {i}") for i in range(n)]
+
+
+def _warn(category, headline: str, lines: List[str]) -> None:
+    shown = "\n".join(f"  {l}" for l in lines[:8])
+    more = f"\n  ... and {len(lines) - 8} more" if len(lines) > 8 else ""
+    warnings.warn(category(
+        f"spu-lite: {headline}:\n{shown}{more}\n"
+        f"spu.check(fn, *args) gives the full report (docs/check.md); "
+        f"spu.jit(..., check=False) turns this off."), stacklevel=4)
 
 
 class WatchState:

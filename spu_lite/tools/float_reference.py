@@ -1,0 +1,126 @@
+"""Outputs against float JAX: the precision half of spu.check and of the watch.
+
+A program's fixed-point outputs are compared element by element with the same
+function run by JAX in floating point on the same inputs. An element is off when
+
+    |got - want| > atol + rtol |want|
+
+spu.check's default is atol = 64 ulps of the fixed-point format (2.4e-4 at 18 bits),
+rtol = 1e-3 (tools/check.py). The watch (tools/watch.py) runs on calls nobody asked
+to check, so it warns only on errors no caller would call rounding: its atol also has
+a floor of WATCH_LEAF_REL x the output's largest |value| (the fixed-point error of a
+sum or a product grows with its terms, not with each element) -- see docs/check.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import jax
+import numpy as np
+
+from ..codec import jax_dtype
+
+#: spu.check's threshold: ATOL_ULPS ulps of fxp_bits, and RTOL of |value|
+ATOL_ULPS = 64
+RTOL = 1e-3
+#: the watch's: the same, with atol at least WATCH_LEAF_REL x max |value| of the output
+#: and WATCH_JITTER_X x how far float JAX moves the output when its float inputs move
+#: by up to an ulp, as encoding them in fixed point does (the most of JITTER_RUNS runs
+#: with independent noise): what a chaotic loop or an ill-conditioned solve makes of
+#: rounding in float JAX too
+WATCH_LEAF_REL = 1e-3
+WATCH_JITTER_X = 4.0
+JITTER_RUNS = 2
+
+
+@dataclass
+class OutputError:
+    name: str                 # "out[0]", ... (flattened output leaves)
+    max_abs_err: float
+    max_rel_err: float
+    max_abs: float            # largest |value| of the float JAX output
+    tolerance_exceeded: int   # elements beyond atol + rtol |want|
+
+
+@dataclass
+class LeafComparison:
+    error: OutputError
+    compared: int             # elements float JAX has finite
+    nonfinite: int            # elements float JAX has as nan/inf (not compared)
+    example: str              # "got .., float JAX .." at the worst element beyond the tolerance
+
+
+def compare_leaf(name: str, got, want, atol: float, rtol: float,
+                 leaf_rel: float = 0.0) -> LeafComparison:
+    """One output leaf against float JAX where float JAX is finite; atol is raised to
+    leaf_rel x max |want| when that is larger."""
+    w = np.asarray(want, np.float64)
+    finite = np.isfinite(w)
+    g = np.broadcast_to(np.asarray(got, np.float64), w.shape)[finite]
+    w = w[finite]
+    nonfinite = int((~finite).sum())
+    if not w.size:
+        return LeafComparison(OutputError(name, 0.0, 0.0, 0.0, 0), 0, nonfinite, "")
+    err = np.abs(g - w)
+    top = float(np.max(np.abs(w)))
+    atol = max(atol, leaf_rel * top)
+    rel = err / np.maximum(np.abs(w), atol)            # relative where |value| > atol
+    bad = ~(err <= atol + rtol * np.abs(w))
+    n = int(bad.sum())
+    example = ""
+    if n:
+        j = int(np.argmax(np.where(bad, err, -1.0)))
+        example = f"got {g.flat[j]:.6g}, float JAX {w.flat[j]:.6g}"
+    return LeafComparison(OutputError(name, float(err.max()), float(rel.max()), top, n),
+                          int(w.size), nonfinite, example)
+
+
+def float_outputs(compiled, leaves: Sequence, jitter: float = 0.0,
+                  seed: int = 0) -> Optional[List[np.ndarray]]:
+    """The traced function (compiled.jaxpr: inputs the flat leaves, outputs the
+    program's results) run by JAX in floating point on `leaves`, each float input moved
+    by independent uniform noise in [-jitter, jitter] when jitter > 0; None if it cannot
+    run. Jitted once per compiled program. Pure: flax nnx arguments are not touched."""
+    closed = getattr(compiled, "jaxpr", None)
+    if closed is None:
+        return None
+    fn = getattr(compiled, "_float_fn", None)
+    if fn is None:
+        fn = compiled._float_fn = jax.jit(jax.extend.core.jaxpr_as_fun(closed))
+    rng = np.random.default_rng(seed)
+    try:
+        args = [np.asarray(l, jax_dtype(l.dtype)) for l in leaves]
+        if jitter:
+            args = [a + rng.uniform(-jitter, jitter, a.shape).astype(a.dtype)
+                    if _jittered(a) else a for a in args]
+        return [np.asarray(o) for o in fn(*args)]
+    except Exception:           # a key, an odd leaf: no reference, no comparison
+        return None
+
+
+def _jittered(a: np.ndarray) -> bool:
+    """Float inputs that are not all whole numbers: labels, masks and counts kept in
+    floats are compared with == and used as indices, and moving them changes the
+    function rather than rounding its inputs."""
+    return np.issubdtype(a.dtype, np.floating) and bool(np.any(a != np.round(a)))
+
+
+def sensitivity(compiled, leaves: Sequence, want: Sequence[np.ndarray], jitter: float,
+                runs: int = JITTER_RUNS) -> Optional[List[float]]:
+    """How far float JAX itself moves each output (max |change| over the output) when
+    its float inputs move by up to `jitter` (fixed-point encoding's rounding): what
+    rounding alone explains, for a chaotic loop or an ill-conditioned solve."""
+    worst = [0.0] * len(want)
+    for k in range(runs):
+        moved = float_outputs(compiled, leaves, jitter, seed=k + 1)
+        if moved is None:
+            return None
+        for i, (m, w) in enumerate(zip(moved, want)):
+            m, w = np.asarray(m, np.float64), np.asarray(w, np.float64)
+            if not np.array_equal(np.isfinite(m), np.isfinite(w)):
+                worst[i] = np.inf       # nan/inf where there was none: no measure of it
+                continue
+            d = np.abs(m - w)[np.isfinite(w)]
+            worst[i] = max(worst[i], float(d.max()) if d.size else 0.0)
+    return worst
