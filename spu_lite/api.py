@@ -23,7 +23,7 @@ from .codec import InputError, decode, encode, jax_dtype
 from .optim_state import moment_formats, public_counts, warn_unkept_states
 from .frontend import flat_function, flatten_inputs, input_leaf as _input_leaf, ir_type, is_prng_key, split_args
 from .secret import Secret
-from .tools.watch import WatchState, default_mode, parse_mode, watch
+from .tools.watch import WatchState, compare_with_float, default_mode, parse_mode, watch
 
 _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout", "net")
 _CACHE_SIZE = 64        # compiled programs kept per spu.jit function (least recently used go)
@@ -193,13 +193,15 @@ class JitFunction:
                 inputs.append(owned[id(leaf)])
             else:
                 inputs.append(encode(cluster.ring, leaf, param.type.dtype.frac, where))
-        if self.check is not False and all(isinstance(x, np.ndarray) for x in inputs) and \
-                compiled.watch_state.wanted(self.check, inputs):
+        fn_name = getattr(self.fn, "__name__", "fn")
+        watched = self.check is not False and all(isinstance(x, np.ndarray) for x in inputs) \
+            and compiled.watch_state.wanted(self.check, inputs)
+        if watched:
             # the caller holds every input in the clear (no party's own input, no kept
-            # secret): run it once more in plaintext and warn before a wrong number returns
-            watch(getattr(self.fn, "__name__", "fn"), compiled, inputs, leaves,
-                  [v == "secret" for v in leaf_vis], self.options.field,
-                  self.options.fxp_bits, self.config.options)
+            # secret): run it once more in plaintext and warn before a wrong number
+            # returns; with no finding, its outputs are compared with float JAX below
+            watched = watch(fn_name, compiled.program, inputs, [v == "secret" for v in leaf_vis],
+                            self.options.field, self.options.fxp_bits, self.config.options)
         inputs = [cluster.share(x) if vis == "secret" and isinstance(x, np.ndarray) else x
                   for x, vis in zip(inputs, leaf_vis)]
         keep = self._kept_leaves(compiled)
@@ -219,6 +221,10 @@ class JitFunction:
                 flat.append(Secret(o, r.type, aval.shape, aval.dtype, cluster))
             else:
                 flat.append(decode(cluster.ring, o, r.type, aval))
+        if watched:
+            compare_with_float(fn_name, compiled, leaves,
+                               [None if isinstance(v, Secret) else v for v in flat],
+                               self.options.fxp_bits)
         out = jax.tree_util.tree_unflatten(compiled.out_tree, flat)
         if compiled.mutations:
             out, changed = out

@@ -28,8 +28,8 @@ from spu_lite.runtime.executor import ExecutionError
 from .. import api
 from .check_observer import Finding, Observer, source_of
 from .float_reference import ATOL_ULPS, RTOL, OutputError, compare_leaf
-from .watch import decoded_outputs, run_observed
-from ..codec import InputError, encode
+from .watch import run_observed
+from ..codec import InputError, decode, encode
 from ..frontend import Public, input_leaf
 
 #: an output off by more than WILD_REL times its own magnitude is a "precision" finding
@@ -143,7 +143,11 @@ def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[li
         report.findings.append(Finding("overflow", op, source_of(loc, observer.fallback_source),
                                        f"the program failed here: {e}"))
         return None
-    return decoded_outputs(cluster, compiled, outs)
+    flat = []
+    for o, r, aval in zip(outs, program.results, compiled.out_avals):
+        o = cluster.proto_cls.reconstruct([o], ring) if not isinstance(o, np.ndarray) else o
+        flat.append(np.asarray(decode(ring, o, r.type, aval), np.float64))
+    return flat
 
 
 def _compare(report: Report, got, want, sources, explained, wild: bool = True) -> None:

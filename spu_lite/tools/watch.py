@@ -33,7 +33,6 @@ from spu_lite.runtime.executor import run_program
 from spu_lite.runtime.kernels import KernelContext
 from spu_lite.runtime.profile import Profile
 
-from ..codec import decode
 from .check_observer import Observer, source_of
 from .float_reference import (ATOL_ULPS, RTOL, WATCH_JITTER_X, WATCH_LEAF_REL, compare_leaf,
                               float_outputs, sensitivity)
@@ -82,35 +81,31 @@ def _reference(field: int, fxp_bits: int, options: dict) -> InProcessCluster:
     return c
 
 
-def decoded_outputs(cluster: InProcessCluster, compiled, outs) -> List[np.ndarray]:
-    """A ref2k party's outputs of `compiled` as float arrays."""
-    ring, flat = cluster.ring, []
-    for o, r, aval in zip(outs, compiled.program.results, compiled.out_avals):
-        o = cluster.proto_cls.reconstruct([o], ring) if not isinstance(o, np.ndarray) else o
-        flat.append(np.asarray(decode(ring, o, r.type, aval), np.float64))
-    return flat
-
-
-def watch(fn_name: str, compiled, encoded: Sequence, leaves: Sequence, secret: Sequence[bool],
-          field: int, fxp_bits: int, options: dict) -> List[str]:
-    """One run of `compiled` on the encoded plaintext inputs (`leaves`: the same inputs
-    as the caller gave them); warns with a FixedPointWarning about its overflow and
-    domain findings, or, when there are none, with a ToleranceWarning about outputs
-    off from float JAX beyond the watch's tolerance. Returns the warning's lines."""
+def watch(fn_name: str, program, encoded: Sequence, secret: Sequence[bool], field: int,
+          fxp_bits: int, options: dict) -> bool:
+    """One run of `program` on the encoded plaintext inputs; warns with a
+    FixedPointWarning about its overflow and domain findings. True when there are none
+    (the call's outputs can then be compared with float JAX: compare_with_float)."""
     observer = Observer(field, fxp_bits, options, f"<{fn_name}>")
     with _lock:
         ref = _reference(field, fxp_bits, options)
         inputs = [ref.share(x)[0] if s else x for x, s in zip(encoded, secret)]
         try:
-            outs = run_observed(ref, compiled.program, inputs, observer)
+            run_observed(ref, program, inputs, observer)
         except Exception:       # the real run reports its own failures
-            return []
-        got = None if observer.findings else decoded_outputs(ref, compiled, outs)
+            return False
     if observer.findings:
-        lines = [str(f) for f in observer.findings]
         _warn(FixedPointWarning, f"`{fn_name}` left the fixed-point range or an "
-              f"approximation's domain; its results may be wrong", lines)
-        return lines
+              f"approximation's domain; its results may be wrong",
+              [str(f) for f in observer.findings])
+    return not observer.findings
+
+
+def compare_with_float(fn_name: str, compiled, leaves: Sequence, got: Sequence,
+                       fxp_bits: int) -> List[str]:
+    """The call's decoded outputs (`got`; None for one kept secret) against float JAX
+    on the same inputs (`leaves`, as the caller gave them); warns with a
+    ToleranceWarning about those beyond the watch's tolerance. Returns its lines."""
     lines = _off_float(compiled, leaves, got, fxp_bits, f"<{fn_name}>")
     if lines:
         _warn(ToleranceWarning, f"`{fn_name}` returned values further from float JAX than "
@@ -127,7 +122,8 @@ def _off_float(compiled, leaves, got, fxp_bits: int, fallback: str) -> List[str]
         return []
     ulp = 2.0 ** -fxp_bits
     atol = ATOL_ULPS * ulp
-    first = [compare_leaf("", g, w, atol, RTOL, WATCH_LEAF_REL) for g, w in zip(got, want)]
+    first = [compare_leaf("", g, w, atol, RTOL, WATCH_LEAF_REL) for g, w in zip(got, want)
+             if g is not None]
     if not any(c.error.tolerance_exceeded for c in first):
         return []
     moved = sensitivity(compiled, leaves, want, ulp)
@@ -137,6 +133,8 @@ def _off_float(compiled, leaves, got, fxp_bits: int, fallback: str) -> List[str]
     lines = []
     for g, w, r, name, m in zip(got, want, compiled.program.results, _output_names(compiled),
                                 moved):
+        if g is None:
+            continue
         c = compare_leaf(name, g, w, atol + WATCH_JITTER_X * m, RTOL, WATCH_LEAF_REL)
         if c.error.tolerance_exceeded:
             lines.append(f"{name} ({source_of(made_at.get(id(r)), fallback)}): "
