@@ -95,6 +95,7 @@ class Lowerer:
         self.scaled: Dict[int, tuple] = {}         # x * q results: (x, scalar q)
         self.want_wide: Dict[int, float] = {}      # state at f bits a moment wanted wide
         self.residuals: Dict[int, Value] = {}      # quotient -> its residual (residual.py)
+        self.sum_residuals: Dict[int, Optional[Value]] = {}   # the same through sums, into dots
         self.parts_of: Dict[int, List[Value]] = {}  # divisor -> its recip_parts (rules_math)
 
     # -- nested jaxprs ----------------------------------------------------------------
@@ -317,8 +318,8 @@ class Lowerer:
         same = a is b                 # a square stays one value (wide.py reads x * x)
         a = self.to_frac(a, self.opt.fxp_bits) if a.type.dtype.is_fxp else a
         b = a if same else self.to_frac(b, self.opt.fxp_bits) if b.type.dtype.is_fxp else b
-        if op == "mul" and a.type.dtype.is_fxp and b.type.dtype.is_fxp and self.residuals:
-            hi_lo = residual.product(self, a, b)     # a product with a mean (residual.py)
+        if a.type.dtype.is_fxp and b.type.dtype.is_fxp and self.residuals:
+            hi_lo = residual.product(self, a, b, op, **attrs)   # with a mean (residual.py)
             if hi_lo is not None:
                 return hi_lo
         out = self.emit(op, [a, b], **attrs)

@@ -38,6 +38,8 @@ from ..ir.program import Value
 RESIDUAL_BITS = 8
 #: shape ops a residual follows its quotient through
 _SHAPE_OPS = ("broadcast", "reshape", "transpose")
+#: and, into a dot, the sums of a quotient and a tensor
+_SUM_OPS = ("add", "sub", "neg")
 
 
 def division_residual(L, x_hi: Value, x: Value, c: Value, q_f: Value, p: int, e: int) -> None:
@@ -55,32 +57,48 @@ def division_residual(L, x_hi: Value, x: Value, c: Value, q_f: Value, p: int, e:
     L.residuals[id(q_f)] = L.emit("trunc", [lost], bits=f + e - r)      # @ f + r
 
 
-def residual_of(L, v: Value) -> Optional[Value]:
+def residual_of(L, v: Value, through_sums: bool = False) -> Optional[Value]:
     """The residual of v if v is a recorded quotient or a broadcast/reshape/transpose
-    of one (the shape ops are repeated on the residual), else None."""
-    chain = []
-    while id(v) not in L.residuals:
-        op = L.producer(v)
-        if op is None or op.name not in _SHAPE_OPS:
-            return None
-        chain.append(op)
-        v = op.inputs[0]
-    d = L.residuals[id(v)]
-    for op in reversed(chain):
-        d = L.emit(op.name, [d], **op.attrs)
+    of one (the shape ops are repeated on the residual), else None. through_sums: also
+    through add / sub / neg, whose residual is that of their terms (t - q: -d)."""
+    if id(v) in L.residuals:
+        return L.residuals[id(v)]
+    memo = L.sum_residuals if through_sums else None
+    if memo is not None and id(v) in memo:
+        return memo[id(v)]
+    op = L.producer(v)
+    d = None
+    if op is not None and op.name in _SHAPE_OPS:
+        inner = residual_of(L, op.inputs[0], through_sums)
+        d = None if inner is None else L.emit(op.name, [inner], **op.attrs)
+    elif through_sums and op is not None and op.name in _SUM_OPS:
+        ds = [residual_of(L, x, True) if x.type.secret and x.type.dtype.is_fxp else None
+              for x in op.inputs]
+        if op.name == "neg":
+            d = None if ds[0] is None else L.emit("neg", ds)
+        elif ds[0] is not None and ds[1] is not None:
+            d = L.emit(op.name, ds)
+        elif ds[0] is not None:
+            d = ds[0]
+        elif ds[1] is not None:
+            d = ds[1] if op.name == "add" else L.emit("neg", [ds[1]])
+    if memo is not None:
+        memo[id(v)] = d
     return d
 
 
-def product(L, a: Value, b: Value) -> Optional[Value]:
-    """a * b (elementwise, both fxp at f bits) as hi + lo when b (or a) is a quotient
-    with a residual; None otherwise."""
+def product(L, a: Value, b: Value, op: str = "mul", **attrs) -> Optional[Value]:
+    """a * b (elementwise `mul`, or `dot` with attrs; both fxp at f bits) as hi + lo
+    when b (or a) is a quotient with a residual -- for a dot also a sum with one
+    (t - broadcast(mean): BatchNorm's input gradient, whose kernel gradient is a dot
+    with it) -- None otherwise."""
     if a is b:
         return None
-    for x, q in ((a, b), (b, a)):
-        d = residual_of(L, q) if q.type.secret else None
+    f = L.opt.fxp_bits
+    for x, q, q_first in ((a, b, False), (b, a, True)):
+        d = residual_of(L, q, through_sums=op == "dot") if q.type.secret else None
         if d is not None:
-            f = L.opt.fxp_bits
-            hi = L.to_frac(L.emit("mul", [x, q]), f)
-            lo = L.to_frac(L.emit("mul", [x, d]), f)
+            hi = L.to_frac(L.emit(op, [a, b], **attrs), f)
+            lo = L.to_frac(L.emit(op, [d, x] if q_first else [x, d], **attrs), f)
             return L.emit("add", [hi, lo])
     return None
