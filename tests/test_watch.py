@@ -171,3 +171,12 @@ def test_no_tolerance_warning_where_float_jax_moves_as_much():
     assert w == []
     assert np.abs(np.asarray(out) - logistic_map(x)).max() > 0.1
     assert issubclass(spu.ToleranceWarning, spu.FixedPointWarning)
+
+
+def test_nan_or_inf_in_float_jax_warns():
+    """A singular matrix: float JAX's inverse is inf, fixed point's last pivot is an
+    ulp and its inverse finite garbage (no op left its domain, so only the comparison
+    sees it)."""
+    out, w = _call(spu.jit(jnp.linalg.inv), np.array([[1.0, 2.0], [2.0, 4.0]]))
+    assert len(w) == 1 and "4 element(s) are nan/inf in float JAX" in str(w[0].message)
+    assert np.all(np.isfinite(np.asarray(out)))

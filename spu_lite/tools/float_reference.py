@@ -121,6 +121,7 @@ def sensitivity(compiled, leaves: Sequence, want: Sequence[np.ndarray], jitter: 
             if not np.array_equal(np.isfinite(m), np.isfinite(w)):
                 worst[i] = np.inf       # nan/inf where there was none: no measure of it
                 continue
-            d = np.abs(m - w)[np.isfinite(w)]
+            finite = np.isfinite(w)
+            d = np.abs(m[finite] - w[finite])
             worst[i] = max(worst[i], float(d.max()) if d.size else 0.0)
     return worst

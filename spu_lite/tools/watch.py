@@ -124,7 +124,7 @@ def _off_float(compiled, leaves, got, fxp_bits: int, fallback: str) -> List[str]
     atol = ATOL_ULPS * ulp
     first = [compare_leaf("", g, w, atol, RTOL, WATCH_LEAF_REL) for g, w in zip(got, want)
              if g is not None]
-    if not any(c.error.tolerance_exceeded for c in first):
+    if not any(c.error.tolerance_exceeded or c.nonfinite for c in first):
         return []
     moved = sensitivity(compiled, leaves, want, ulp)
     if moved is None:
@@ -136,6 +136,10 @@ def _off_float(compiled, leaves, got, fxp_bits: int, fallback: str) -> List[str]
         if g is None:
             continue
         c = compare_leaf(name, g, w, atol + WATCH_JITTER_X * m, RTOL, WATCH_LEAF_REL)
+        if c.nonfinite:         # a singular matrix, log(0): fixed point has no inf or nan
+            lines.append(f"{name} ({source_of(made_at.get(id(r)), fallback)}): "
+                         f"{c.nonfinite} element(s) are nan/inf in float JAX; fixed point "
+                         f"returns finite numbers there")
         if c.error.tolerance_exceeded:
             lines.append(f"{name} ({source_of(made_at.get(id(r)), fallback)}): "
                          f"{c.error.tolerance_exceeded} of {c.compared} element(s) off by up to "
