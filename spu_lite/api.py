@@ -23,6 +23,7 @@ from .codec import InputError, decode, encode, jax_dtype
 from .optim_state import moment_formats, public_counts, warn_unkept_states
 from .frontend import flat_function, flatten_inputs, input_leaf as _input_leaf, ir_type, is_prng_key, split_args
 from .secret import Secret
+from .tools.float_reference import float_outputs_soon
 from .tools.watch import WatchState, compare_with_float, default_mode, parse_mode, watch
 
 _CLUSTER_KEYS = ("nparties", "field", "fxp_bits", "seed", "timeout", "net")
@@ -202,6 +203,7 @@ class JitFunction:
             # returns; with no finding, its outputs are compared with float JAX below
             watched = watch(fn_name, compiled.program, inputs, [v == "secret" for v in leaf_vis],
                             self.options.field, self.options.fxp_bits, self.config.options)
+            reference = float_outputs_soon(compiled, leaves) if watched else None
         inputs = [cluster.share(x) if vis == "secret" and isinstance(x, np.ndarray) else x
                   for x, vis in zip(inputs, leaf_vis)]
         keep = self._kept_leaves(compiled)
@@ -224,7 +226,7 @@ class JitFunction:
         if watched:
             compare_with_float(fn_name, compiled, leaves,
                                [None if isinstance(v, Secret) else v for v in flat],
-                               self.options.fxp_bits)
+                               self.options.fxp_bits, reference.result())
         out = jax.tree_util.tree_unflatten(compiled.out_tree, flat)
         if compiled.mutations:
             out, changed = out

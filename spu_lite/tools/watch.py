@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import jax
 import numpy as np
@@ -35,7 +35,7 @@ from spu_lite.runtime.profile import Profile
 
 from .check_observer import Observer, source_of
 from .float_reference import (ATOL_ULPS, RTOL, WATCH_JITTER_X, WATCH_LEAF_REL, compare_leaf,
-                              float_outputs, sensitivity)
+                              sensitivity)
 
 MODES = ("auto", "first", True, False)
 _ENV = {"on": True, "1": True, "true": True, "auto": "auto", "first": "first", "off": False,
@@ -102,22 +102,22 @@ def watch(fn_name: str, program, encoded: Sequence, secret: Sequence[bool], fiel
 
 
 def compare_with_float(fn_name: str, compiled, leaves: Sequence, got: Sequence,
-                       fxp_bits: int) -> List[str]:
+                       fxp_bits: int, want: Optional[List[np.ndarray]]) -> List[str]:
     """The call's decoded outputs (`got`; None for one kept secret) against float JAX
-    on the same inputs (`leaves`, as the caller gave them); warns with a
-    ToleranceWarning about those beyond the watch's tolerance. Returns its lines."""
-    lines = _off_float(compiled, leaves, got, fxp_bits, f"<{fn_name}>")
+    on the same inputs (`leaves`, as the caller gave them; `want`: float_outputs of
+    them, None if it could not run); warns with a ToleranceWarning about those beyond
+    the watch's tolerance. Returns its lines."""
+    lines = _off_float(compiled, leaves, got, want, fxp_bits, f"<{fn_name}>")
     if lines:
         _warn(ToleranceWarning, f"`{fn_name}` returned values further from float JAX than "
               f"fixed-point rounding explains", lines)
     return lines
 
 
-def _off_float(compiled, leaves, got, fxp_bits: int, fallback: str) -> List[str]:
+def _off_float(compiled, leaves, got, want, fxp_bits: int, fallback: str) -> List[str]:
     """The outputs beyond the watch's tolerance against float JAX, one line each: off by
     more than max(64 ulps, 1e-3 max |output|) + 1e-3 |value| + 4 x what float JAX
     itself moves when its inputs move by an ulp (float_reference.py)."""
-    want = float_outputs(compiled, leaves)
     if want is None:
         return []
     ulp = 2.0 ** -fxp_bits
