@@ -108,3 +108,18 @@ def test_scatter_at_several_run_time_indices_needs_a_uniqueness_promise():
     f = lambda x, i, v: x.at[i].set(v)
     with pytest.raises(spu.CompileError, match=r"`scatter`.*unique_indices=True.*at .*test_user_code.py"):
         spu.jit(f, protocol="ref2k")(np.ones((4, 2)), np.array([0, 2], np.int32), np.ones((2, 2)))
+
+
+def take_past_the_end(x):
+    return jnp.take(x, jnp.array([0, 5]), axis=0)      # default mode fill: NaN at 5
+
+
+def test_take_out_of_bounds_at_constant_indices_without_fill_value_is_refused():
+    """Float JAX reads NaN there; fixed point has none: a CompileError at the line, with
+    what to pass instead. In bounds the same call runs."""
+    line = inspect.getsourcelines(take_past_the_end)[1] + 1
+    with pytest.raises(spu.CompileError) as e:
+        spu.jit(take_past_the_end, protocol="ref2k")(np.arange(4.0))
+    assert "fill_value" in str(e.value) and f"test_user_code.py:{line}" in str(e.value)
+    got = spu.jit(lambda x: jnp.take(x, jnp.array([0, 3]), axis=0), protocol="ref2k")(np.arange(4.0))
+    np.testing.assert_allclose(got, [0.0, 3.0])
