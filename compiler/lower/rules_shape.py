@@ -172,7 +172,8 @@ def _no_nan_fill(L, eqn, x, idx):
         return
     p = dict(eqn.params, fill_value=-1)
     iota = np.arange(int(np.prod(x.type.shape)), dtype=np.int32).reshape(x.type.shape)
-    pos = jax.lax.gather(iota, np.asarray(known, np.int32), **p)
+    known = np.broadcast_to(np.asarray(known, np.int32), idx.type.shape)   # a scalar stays one
+    pos = jax.lax.gather(iota, known, **p)
     if (np.asarray(pos) < 0).any():
         raise CompileError("indices out of bounds in gather mode 'fill' without a fill_value "
                            "(jnp.take's default, .at[i].get(mode='fill')): float JAX gives NaN, "
