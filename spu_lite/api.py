@@ -78,6 +78,7 @@ class Compiled:
         #: (outputs, changed leaves), written back after the run (nnx_args.py)
         self.mutations = list(mutations)
         self.watch_state = WatchState()     # which calls the fixed-point watch runs on
+        self.constants = _constant_results(program)
 
     @property
     def text(self) -> str:
@@ -213,8 +214,10 @@ class JitFunction:
         if self.reveal_to is not None:
             return outs          # a receipt: the values went to that party only
         flat = []
-        for o, r, aval, k in zip(outs, compiled.program.results, compiled.out_avals, keep):
-            if k and r.type.secret:
+        for i, (o, r, aval, k) in enumerate(zip(outs, compiled.program.results, compiled.out_avals, keep)):
+            if i in compiled.constants:
+                flat.append(np.broadcast_to(compiled.constants[i], aval.shape).astype(aval.dtype))
+            elif k and r.type.secret:
                 flat.append(Secret(o, r.type, aval.shape, aval.dtype, cluster))
             else:
                 flat.append(decode(cluster.ring, o, r.type, aval))
@@ -288,6 +291,21 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
                             opt=opt, refine=[refine and not isinstance(l, Secret) for l in leaves])
     return Compiled(program, out_tree, out_avals, leaf_vis,
                     record.changed if record.wrapped else ())
+
+
+def _constant_results(program: Program) -> Dict[int, np.ndarray]:
+    """{result index: value} of the results that are constants of the program (through
+    scalar broadcasts): returned exactly, as JAX returns them, not decoded from their
+    fixed-point encoding (0.05 came back 0.04999924, and an optax.inject_hyperparams
+    rate passed back in compiled the program again)."""
+    made: Dict[int, np.ndarray] = {}
+    for op in program.ops:
+        if op.name == "constant":
+            made[id(op.out)] = np.asarray(op.attrs["value"])
+        elif op.name == "broadcast" and np.ndim(made.get(id(op.inputs[0]), ())) == 0 \
+                and id(op.inputs[0]) in made:
+            made[id(op.out)] = made[id(op.inputs[0])]
+    return {i: made[id(r)] for i, r in enumerate(program.results) if id(r) in made}
 
 
 def _no_dealer(protocol: str, dealer) -> str:
