@@ -12,6 +12,7 @@ import numpy as np
 from spu_lite.compiler.ir import DType, Type, PUBLIC, SECRET
 
 from . import nnx_args
+from .optim_state import fixed_hyperparams
 from .codec import InputError
 from .secret import Secret
 
@@ -118,12 +119,14 @@ def flatten_inputs(dyn, vis, names):
     """Flat leaves (numpy arrays, or Secret handles) with their visibility and a
     readable name each (`params['w']`); `spu.public` may also mark single leaves."""
     leaves, leaf_vis, leaf_names, keys = [], [], [], []
+    fixed = fixed_hyperparams(names, dyn)      # optax.inject_hyperparams' numeric ones
     for (i, v), vv in zip(dyn, vis):
         flat, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=_is_leaf)
         for path, leaf in flat:
             where = names[i] + jax.tree_util.keystr(path)
             key = leaf.value if isinstance(leaf, Public) else leaf
-            if is_prng_key(key) or nnx_args.is_rng_counter(key):   # public and fixed when compiling
+            if is_prng_key(key) or nnx_args.is_rng_counter(key) or (where in fixed and not isinstance(key, Secret)):
+                # public and fixed when compiling
                 keys.append((len(leaves) + len(keys), key))
                 continue
             if isinstance(leaf, Secret):
