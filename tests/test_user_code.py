@@ -123,3 +123,13 @@ def test_take_out_of_bounds_at_constant_indices_without_fill_value_is_refused():
     assert "fill_value" in str(e.value) and f"test_user_code.py:{line}" in str(e.value)
     got = spu.jit(lambda x: jnp.take(x, jnp.array([0, 3]), axis=0), protocol="ref2k")(np.arange(4.0))
     np.testing.assert_allclose(got, [0.0, 3.0])
+
+
+def test_a_cond_on_a_public_value_that_returns_nothing():
+    """Its op has no results (optax.contrib.mechanize's `lax.cond(count == 0, ...)`
+    left one once its value was unused): the truncation pass read a result it lacks."""
+    def f(x, c):
+        jax.lax.cond(c == 0, lambda a: None, lambda a: None, x)
+        return jnp.sum(x * x)
+    got = spu.jit(f, protocol="ref2k", public_argnums=(1,))(np.arange(4.0), np.int32(0))
+    np.testing.assert_allclose(got, 14.0)
