@@ -21,7 +21,8 @@ from spu_lite.runtime.ring import RangeError, Ring
 from . import nnx_args, trace_errors
 from .codec import InputError, decode, encode, jax_dtype
 from .optim_state import moment_formats, public_counts, warn_unkept_states
-from .frontend import flat_function, flatten_inputs, input_leaf as _input_leaf, ir_type, is_prng_key, split_args
+from .frontend import (WeakScalar, flat_function, flatten_inputs, input_leaf as _input_leaf, ir_type,
+                       is_prng_key, split_args)
 from .secret import Secret
 from .tools.watch import WatchState, default_mode, parse_mode, watch
 
@@ -123,7 +124,8 @@ class JitFunction:
                                              self.static_argnames, self.public_argnums)
         leaves, leaf_vis, leaf_names, treedef = flatten_inputs(dyn, vis, names)
         leaf_vis = public_counts(leaves, leaf_vis, leaf_names, names, dyn)   # optax's counts
-        key = (treedef, tuple((l.shape, np.dtype(l.dtype).str, str(getattr(l, "ir_type", ""))) for l in leaves),
+        key = (treedef, tuple((l.shape, np.dtype(l.dtype).str, str(getattr(l, "ir_type", "")),
+                               isinstance(l, WeakScalar)) for l in leaves),
                tuple(leaf_vis),
                tuple(sorted((i, _hashable(v)) for i, v in static.items())))
         return names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key
@@ -266,7 +268,8 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
     their format; other inputs may be refined (compiler/lower/input_formats.py)."""
     record = nnx_args.Mutations()
     flat_fn = flat_function(fn, names, static, dyn, treedef, record)
-    specs = [jax.ShapeDtypeStruct(l.shape, jax_dtype(l.dtype)) for l in leaves]
+    specs = [jax.ShapeDtypeStruct(l.shape, jax_dtype(l.dtype), weak_type=isinstance(l, WeakScalar))
+             for l in leaves]
     try:
         closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
     except jax.errors.ConcretizationTypeError as e:

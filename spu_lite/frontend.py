@@ -33,7 +33,14 @@ def public(x) -> Public:
 _SUPPORTED = (np.bool_, np.integer, np.floating)
 
 
+class WeakScalar(np.ndarray):
+    """A Python int or float argument: traced weakly typed, as jax.jit does, so
+    `int8_array * 3` stays int8 (and wraps as int8) when 3 is passed in."""
+
+
 def as_leaf_array(x, where: str) -> np.ndarray:
+    if type(x) in (int, float):
+        return as_leaf_array(np.asarray(x), where).view(WeakScalar)
     try:
         a = np.asarray(x)
     except Exception as e:

@@ -133,3 +133,14 @@ def test_a_cond_on_a_public_value_that_returns_nothing():
         return jnp.sum(x * x)
     got = spu.jit(f, protocol="ref2k", public_argnums=(1,))(np.arange(4.0), np.int32(0))
     np.testing.assert_allclose(got, 14.0)
+
+
+def test_python_numbers_passed_in_are_weakly_typed_as_under_jax_jit():
+    """`int8_array * 3` with 3 an argument is int8 and wraps as int8 (it was int32,
+    300 where JAX gives 44); a Python float keeps float32 arrays float32."""
+    a = np.array([100, -100, 7], np.int8)
+    got = spu.jit(lambda x, s: x * s, protocol="ref2k")(a, 3)
+    want = jax.jit(lambda x, s: x * s)(a, 3)
+    assert got.dtype == np.int8 and np.array_equal(got, want)
+    half = spu.jit(lambda x, s: x * s, protocol="ref2k")(np.ones(2, np.float32), 0.5)
+    assert half.dtype == np.float32 and np.allclose(half, 0.5)
