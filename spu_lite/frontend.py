@@ -127,6 +127,7 @@ def flatten_inputs(dyn, vis, names):
     readable name each (`params['w']`); `spu.public` may also mark single leaves."""
     leaves, leaf_vis, leaf_names, keys = [], [], [], []
     fixed = fixed_hyperparams(names, dyn)      # optax.inject_hyperparams' numeric ones
+    dyn = [(i, _public_leaves(v)) for i, v in dyn]
     for (i, v), vv in zip(dyn, vis):
         flat, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=_is_leaf)
         for path, leaf in flat:
@@ -148,6 +149,17 @@ def flatten_inputs(dyn, vis, names):
             leaf_names.append(where)
     treedef = jax.tree_util.tree_structure(tuple(v for _, v in dyn), is_leaf=_is_leaf)
     return leaves, leaf_vis, leaf_names, InputTree(treedef, tuple(keys))
+
+
+def _public_leaves(tree):
+    """spu.public around a subtree inside an argument (`{**v, "params": spu.public(p)}`)
+    marks each of its leaves."""
+    def spread(node):
+        if isinstance(node, Public) and not jax.tree_util.treedef_is_leaf(
+                jax.tree_util.tree_structure(node.value, is_leaf=_is_leaf)):
+            return jax.tree_util.tree_map(Public, node.value, is_leaf=_is_leaf)
+        return node
+    return jax.tree_util.tree_map(spread, tree, is_leaf=_is_leaf)
 
 
 def is_prng_key(x) -> bool:
