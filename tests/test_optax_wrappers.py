@@ -1,7 +1,16 @@
-"""optax.inject_hyperparams: the numeric hyperparameters in the state are public and
-fixed when compiling (spu_lite/optim_state.py), so adam's eps and bias correction
-compile as for optax.adam(lr). As secret inputs eps = 1e-8 was 0 and `1 - b1^count` a
-secret divisor: parameters off by 10^4 after one step."""
+"""optax wrappers as their docs use them.
+
+inject_hyperparams: the numeric hyperparameters in the state are public and fixed when
+compiling (spu_lite/optim_state.py), so adam's eps and bias correction compile as for
+optax.adam(lr). As secret inputs eps = 1e-8 was 0 and `1 - b1^count` a secret divisor:
+parameters off by 10^4 after one step.
+
+MultiSteps in a Python loop of steps: its counts are constants of the program, folded
+when compiling (compiler/lower/lower.py), so `where(emit, new, old)` and the cond around
+the update pick their side when compiling and the inner Adam's moments stay wide
+(before: updates of 500 where plaintext's were 0.05)."""
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +19,7 @@ import pytest
 from flax import nnx
 
 import spu_lite as spu
+from spu_lite.compiler.lower.wide import PrecisionWarning
 
 r = np.random.default_rng(4)
 X = r.normal(size=(32, 5)).astype(np.float32)
@@ -74,3 +84,21 @@ def test_nnx_optimizer_with_injected_rate():
         want, got = plain(models[0], opts[0], X, Y), secure(models[1], opts[1], X, Y)
         np.testing.assert_allclose(got, want, rtol=1e-3)
     np.testing.assert_allclose(models[1].kernel.value, models[0].kernel.value, atol=1e-3)
+
+
+def test_multisteps_adam_in_one_function_follows_plaintext():
+    tx = optax.MultiSteps(optax.adam(0.05), every_k_schedule=2)
+
+    def steps(p, x, y):
+        state = tx.init(p)
+        for _ in range(4):
+            g = jax.grad(loss)(p, x, y)
+            updates, state = tx.update(g, state, p)
+            p = optax.apply_updates(p, updates)
+        return p
+    want = jax.jit(steps)(PARAMS, X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)       # moments kept wide
+        got = spu.jit(steps, protocol="aby3")(PARAMS, X, Y)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(a, b, atol=1e-3)
