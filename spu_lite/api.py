@@ -21,7 +21,8 @@ from spu_lite.runtime.ring import RangeError, Ring
 from . import nnx_args, trace_errors
 from .codec import InputError, decode, encode, jax_dtype
 from .optim_state import moment_formats, public_counts, warn_unkept_states
-from .frontend import flat_function, flatten_inputs, input_leaf as _input_leaf, ir_type, is_prng_key, split_args
+from .frontend import (WeakScalar, flat_function, flatten_inputs, input_leaf as _input_leaf, ir_type,
+                       is_prng_key, split_args)
 from .secret import Secret
 from .tools.float_reference import float_outputs_soon
 from .tools.watch import WatchState, compare_with_float, default_mode, parse_mode, watch
@@ -80,6 +81,7 @@ class Compiled:
         #: (outputs, changed leaves), written back after the run (nnx_args.py)
         self.mutations = list(mutations)
         self.watch_state = WatchState()     # which calls the fixed-point watch runs on
+        self.constants = _constant_results(program)
 
     @property
     def text(self) -> str:
@@ -124,7 +126,8 @@ class JitFunction:
                                              self.static_argnames, self.public_argnums)
         leaves, leaf_vis, leaf_names, treedef = flatten_inputs(dyn, vis, names)
         leaf_vis = public_counts(leaves, leaf_vis, leaf_names, names, dyn)   # optax's counts
-        key = (treedef, tuple((l.shape, np.dtype(l.dtype).str, str(getattr(l, "ir_type", ""))) for l in leaves),
+        key = (treedef, tuple((l.shape, np.dtype(l.dtype).str, str(getattr(l, "ir_type", "")),
+                               isinstance(l, WeakScalar)) for l in leaves),
                tuple(leaf_vis),
                tuple(sorted((i, _hashable(v)) for i, v in static.items())))
         return names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key
@@ -218,8 +221,10 @@ class JitFunction:
         if self.reveal_to is not None:
             return outs          # a receipt: the values went to that party only
         flat = []
-        for o, r, aval, k in zip(outs, compiled.program.results, compiled.out_avals, keep):
-            if k and r.type.secret:
+        for i, (o, r, aval, k) in enumerate(zip(outs, compiled.program.results, compiled.out_avals, keep)):
+            if i in compiled.constants:
+                flat.append(np.broadcast_to(compiled.constants[i], aval.shape).astype(aval.dtype))
+            elif k and r.type.secret:
                 flat.append(Secret(o, r.type, aval.shape, aval.dtype, cluster))
             else:
                 flat.append(decode(cluster.ring, o, r.type, aval))
@@ -272,7 +277,8 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
     their format; other inputs may be refined (compiler/lower/input_formats.py)."""
     record = nnx_args.Mutations()
     flat_fn = flat_function(fn, names, static, dyn, treedef, record)
-    specs = [jax.ShapeDtypeStruct(l.shape, jax_dtype(l.dtype)) for l in leaves]
+    specs = [jax.ShapeDtypeStruct(l.shape, jax_dtype(l.dtype), weak_type=isinstance(l, WeakScalar))
+             for l in leaves]
     try:
         closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*specs)
     except jax.errors.ConcretizationTypeError as e:
@@ -297,6 +303,21 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
                             opt=opt, refine=[refine and not isinstance(l, Secret) for l in leaves])
     return Compiled(program, out_tree, out_avals, leaf_vis,
                     record.changed if record.wrapped else (), jaxpr=closed)
+
+
+def _constant_results(program: Program) -> Dict[int, np.ndarray]:
+    """{result index: value} of the results that are constants of the program (through
+    scalar broadcasts): returned exactly, as JAX returns them, not decoded from their
+    fixed-point encoding (0.05 came back 0.04999924, and an optax.inject_hyperparams
+    rate passed back in compiled the program again)."""
+    made: Dict[int, np.ndarray] = {}
+    for op in program.ops:
+        if op.name == "constant":
+            made[id(op.out)] = np.asarray(op.attrs["value"])
+        elif op.name == "broadcast" and np.ndim(made.get(id(op.inputs[0]), ())) == 0 \
+                and id(op.inputs[0]) in made:
+            made[id(op.out)] = made[id(op.inputs[0])]
+    return {i: made[id(r)] for i, r in enumerate(program.results) if id(r) in made}
 
 
 def _no_dealer(protocol: str, dealer) -> str:

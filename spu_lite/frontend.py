@@ -12,6 +12,7 @@ import numpy as np
 from spu_lite.compiler.ir import DType, Type, PUBLIC, SECRET
 
 from . import nnx_args
+from .optim_state import fixed_hyperparams
 from .codec import InputError
 from .secret import Secret
 
@@ -32,7 +33,14 @@ def public(x) -> Public:
 _SUPPORTED = (np.bool_, np.integer, np.floating)
 
 
+class WeakScalar(np.ndarray):
+    """A Python int or float argument: traced weakly typed, as jax.jit does, so
+    `int8_array * 3` stays int8 (and wraps as int8) when 3 is passed in."""
+
+
 def as_leaf_array(x, where: str) -> np.ndarray:
+    if type(x) in (int, float):
+        return as_leaf_array(np.asarray(x), where).view(WeakScalar)
     try:
         a = np.asarray(x)
     except Exception as e:
@@ -118,12 +126,15 @@ def flatten_inputs(dyn, vis, names):
     """Flat leaves (numpy arrays, or Secret handles) with their visibility and a
     readable name each (`params['w']`); `spu.public` may also mark single leaves."""
     leaves, leaf_vis, leaf_names, keys = [], [], [], []
+    fixed = fixed_hyperparams(names, dyn)      # optax.inject_hyperparams' numeric ones
+    dyn = [(i, _public_leaves(v)) for i, v in dyn]
     for (i, v), vv in zip(dyn, vis):
         flat, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=_is_leaf)
         for path, leaf in flat:
             where = names[i] + jax.tree_util.keystr(path)
             key = leaf.value if isinstance(leaf, Public) else leaf
-            if is_prng_key(key) or nnx_args.is_rng_counter(key):   # public and fixed when compiling
+            if is_prng_key(key) or nnx_args.is_rng_counter(key) or (where in fixed and not isinstance(key, Secret)):
+                # public and fixed when compiling
                 keys.append((len(leaves) + len(keys), key))
                 continue
             if isinstance(leaf, Secret):
@@ -138,6 +149,17 @@ def flatten_inputs(dyn, vis, names):
             leaf_names.append(where)
     treedef = jax.tree_util.tree_structure(tuple(v for _, v in dyn), is_leaf=_is_leaf)
     return leaves, leaf_vis, leaf_names, InputTree(treedef, tuple(keys))
+
+
+def _public_leaves(tree):
+    """spu.public around a subtree inside an argument (`{**v, "params": spu.public(p)}`)
+    marks each of its leaves."""
+    def spread(node):
+        if isinstance(node, Public) and not jax.tree_util.treedef_is_leaf(
+                jax.tree_util.tree_structure(node.value, is_leaf=_is_leaf)):
+            return jax.tree_util.tree_map(Public, node.value, is_leaf=_is_leaf)
+        return node
+    return jax.tree_util.tree_map(spread, tree, is_leaf=_is_leaf)
 
 
 def is_prng_key(x) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Callable, List, Tuple
 
 import jax
+import numpy as np
 from flax import nnx
 
 from .codec import InputError
@@ -95,6 +96,10 @@ def watch(dyn_vals, is_leaf: Callable, record: Mutations, call: Callable, names)
     return out, tuple(values)
 
 
+def _as_jax(v):
+    return jax.numpy.asarray(v) if isinstance(v, np.ndarray) else v
+
+
 def write_back(dyn, changed: List[Tuple[int, int]], values, is_leaf: Callable) -> None:
     """Write the changed leaves into the caller's nnx objects (dyn: [(index, arg)])."""
     by_arg = {}
@@ -106,7 +111,9 @@ def write_back(dyn, changed: List[Tuple[int, int]], values, is_leaf: Callable) -
         for j, leaf in enumerate(leaves):
             if j in updates and is_rng_counter(leaf):     # the caller's own counter
                 leaf.set_value(jax.numpy.asarray(updates.pop(j), leaf.get_value().dtype))
-        leaves = [updates.get(j, leaf) for j, leaf in enumerate(leaves)]
+        # jax arrays, as nnx.jit leaves them: numpy's float32 total / int32 count of an
+        # nnx metric computed a float64 average after the run
+        leaves = [_as_jax(updates[j]) if j in updates else leaf for j, leaf in enumerate(leaves)]
         new = jax.tree_util.tree_unflatten(treedef, leaves)
         for old, fresh in zip(_nodes(arg), _nodes(new)):
             nnx.update(old, nnx.state(fresh))

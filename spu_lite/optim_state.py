@@ -16,6 +16,9 @@ independent of the data. Kept secret it would make adam's bias correction
 (updates off by up to 2600x on gradients of 1e-2); so spu.jit passes plain counters
 public unless the caller hands in a Secret.
 
+optax.inject_hyperparams: the numeric hyperparameters its state carries are public and
+fixed when compiling (`fixed_hyperparams`), as the plain optimizer's constants are.
+
 flax nnx: an nnx.Optimizer holds the same optax states (found by type); in the State
 of nnx.state / nnx.split the types are gone and the keys decide (`_untyped`).
 """
@@ -27,7 +30,7 @@ from typing import Dict, Set, Tuple
 import jax
 import numpy as np
 import optax
-from jax.tree_util import GetAttrKey, keystr
+from jax.tree_util import DictKey, GetAttrKey, keystr
 
 from spu_lite.compiler.lower import wide
 
@@ -146,6 +149,29 @@ def public_counts(leaves, leaf_vis, leaf_names, names, dyn) -> list:
     return [PUBLIC if n in counts and not isinstance(l, Secret) and np.ndim(l) == 0 and
             np.issubdtype(np.asarray(l).dtype, np.integer) else v
             for l, v, n in zip(leaves, leaf_vis, leaf_names)]
+
+
+def fixed_hyperparams(names, dyn) -> Set[str]:
+    """Names of the numeric hyperparameters in optax.inject_hyperparams states (the
+    learning rate, b1, b2, eps of `inject_hyperparams(optax.adam)(learning_rate=0.05)`):
+    public and fixed when compiling, as the constants of the plain optimizer are, so
+    adam's eps and bias correction are compiled as they are for `optax.adam(0.05)` (as
+    secret inputs, eps = 1e-8 was 0 and `1 - b1^count` a secret divisor: updates off by
+    10^4). A new value compiles again. Scheduled ones (in `hyperparams_states`) are
+    recomputed from the public count inside the update and stay ordinary inputs."""
+    out: Set[str] = set()
+    for i, v in dyn:
+        for path, node in _states(v):
+            if "hyperparams" not in node._fields or not isinstance(node.hyperparams, dict):
+                continue
+            scheduled = set(getattr(node, "hyperparams_states", None) or ())
+            for k, val in node.hyperparams.items():
+                if k in scheduled:
+                    continue
+                for sub, _leaf in jax.tree_util.tree_flatten_with_path(val)[0]:
+                    out.add(names[i] + keystr(tuple(path) + (GetAttrKey("hyperparams"), DictKey(k))
+                                              + tuple(sub)))
+    return out
 
 
 def _is_optax_state(node) -> bool:

@@ -227,6 +227,22 @@ CASES += [
          args(u(5, 3), _pos(3), u(2, 3))),
     Case("index_scalar_secret_grad", jax.grad(lambda x, i: jnp.sum(x[i] ** 2)), args(u(5, 3), _pos(4))),
 ]
+# Out-of-bounds modes (JAX's, exactly): clip clamps the index, fill reads fill_value.
+_oob = _pos([0, 5, 17, -20])
+CASES += [
+    Case("take_clip_secret", lambda x, i: jnp.take(x, i, axis=1, mode="clip"), args(u(3, 6), _oob)),
+    Case("take_clip_secret_grad", jax.grad(lambda x, i: jnp.sum(jnp.take(x, i, axis=1, mode="clip") ** 2)),
+         args(u(3, 6), _oob)),
+    Case("take_fill_value_secret", lambda x, i: jnp.take(x, i, axis=1, mode="fill", fill_value=-2.5),
+         args(u(3, 6), _oob)),
+    Case("get_fill_value_constant_indices",
+         lambda x: x.at[jnp.array([0, 7, -9])].get(mode="fill", fill_value=-1.0), args(u(4, 3))),
+    Case("take_int_default_fill", lambda a: jnp.take(a, jnp.array([1, 9]), axis=0), args(ints(4))),
+    Case("pow_by_secret_integers", lambda a, n: (a ** n, jax.grad(lambda t: jnp.sum(t ** n))(a)),
+         args(lambda r: np.array([-2.0, -1.5, 0.0, 0.0, 3.0, 0.5, -0.7, 1.2]), _pos([3, 2, 0, 4, -2, 5, 1, -3])),
+         atol=64 * ULP, rtol=1e-4),
+    Case("take_scalar_constant_index", lambda x: (jnp.take(x, 2, axis=0), x.at[1].get(mode="fill")), args(u(4))),
+]
 _ties = lambda r: np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49, 2.51, -3.2, 7.0])
 CASES += [
     Case("round_ties_to_even", jnp.round, args(_ties), atol=0),

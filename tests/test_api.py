@@ -171,6 +171,16 @@ def test_public_leaf_inside_a_pytree():
     np.testing.assert_allclose(f({"m": np.ones(2), "count": spu.public(np.int32(3))}), 3.0)
 
 
+def test_public_subtree_inside_a_pytree():
+    """spu.public around a subtree ({**variables, "params": spu.public(params)}) marks
+    each of its leaves (it was an InputError: dtype object)."""
+    f = spu.jit(lambda d, x: x @ d["w"]["k"] + d["w"]["b"], protocol=P)
+    d = {"w": spu.public({"k": np.ones((3, 2)), "b": np.arange(2.0)})}
+    prog = f.lower(d, np.ones((1, 3))).program
+    assert sorted(v.type.vis for v in prog.params) == ["public", "public", "secret"]
+    np.testing.assert_allclose(f(d, np.ones((1, 3))), [[3.0, 4.0]], atol=1e-4)
+
+
 def test_defaults_the_caller_does_not_pass_stay_python_values():
     """JAX's own jitted functions take static defaults (jnp.round's decimals,
     jnp.linalg.norm's ord / axis / keepdims): spu.jit must not trace them."""

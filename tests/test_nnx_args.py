@@ -58,6 +58,23 @@ def test_docs_training_loop_updates_model_and_optimizer():
         np.testing.assert_allclose(p, p0, atol=1e-3)
 
 
+
+def test_metrics_written_back_compute_as_under_nnx_jit():
+    """The flax MNIST tutorial's nnx.MultiMetric: its variables come back as jax arrays,
+    as nnx.jit leaves them (numpy's float32 total over int32 count was a float64 mean)."""
+    def step(metrics, x):
+        metrics.update(loss=x.mean(), logits=x[:, :3], labels=np.arange(x.shape[0]) % 3)
+    x = _data()[0]
+    results = []
+    for jit in (nnx.jit, lambda f: spu.jit(f, protocol="ref2k")):
+        metrics = nnx.MultiMetric(accuracy=nnx.metrics.Accuracy(), loss=nnx.metrics.Average("loss"))
+        jit(step)(metrics, x)
+        results.append(metrics.compute())
+    want, got = results
+    for k in want:
+        assert got[k].dtype == want[k].dtype, k
+        np.testing.assert_allclose(got[k], want[k], atol=1e-5)
+
 def test_unchanged_nnx_arguments_add_no_outputs():
     model, x = Net(nnx.Rngs(0)), _data()[0]
     before = _params(model)

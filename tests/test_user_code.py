@@ -108,3 +108,39 @@ def test_scatter_at_several_run_time_indices_needs_a_uniqueness_promise():
     f = lambda x, i, v: x.at[i].set(v)
     with pytest.raises(spu.CompileError, match=r"`scatter`.*unique_indices=True.*at .*test_user_code.py"):
         spu.jit(f, protocol="ref2k")(np.ones((4, 2)), np.array([0, 2], np.int32), np.ones((2, 2)))
+
+
+def take_past_the_end(x):
+    return jnp.take(x, jnp.array([0, 5]), axis=0)      # default mode fill: NaN at 5
+
+
+def test_take_out_of_bounds_at_constant_indices_without_fill_value_is_refused():
+    """Float JAX reads NaN there; fixed point has none: a CompileError at the line, with
+    what to pass instead. In bounds the same call runs."""
+    line = inspect.getsourcelines(take_past_the_end)[1] + 1
+    with pytest.raises(spu.CompileError) as e:
+        spu.jit(take_past_the_end, protocol="ref2k")(np.arange(4.0))
+    assert "fill_value" in str(e.value) and f"test_user_code.py:{line}" in str(e.value)
+    got = spu.jit(lambda x: jnp.take(x, jnp.array([0, 3]), axis=0), protocol="ref2k")(np.arange(4.0))
+    np.testing.assert_allclose(got, [0.0, 3.0])
+
+
+def test_a_cond_on_a_public_value_that_returns_nothing():
+    """Its op has no results (optax.contrib.mechanize's `lax.cond(count == 0, ...)`
+    left one once its value was unused): the truncation pass read a result it lacks."""
+    def f(x, c):
+        jax.lax.cond(c == 0, lambda a: None, lambda a: None, x)
+        return jnp.sum(x * x)
+    got = spu.jit(f, protocol="ref2k", public_argnums=(1,))(np.arange(4.0), np.int32(0))
+    np.testing.assert_allclose(got, 14.0)
+
+
+def test_python_numbers_passed_in_are_weakly_typed_as_under_jax_jit():
+    """`int8_array * 3` with 3 an argument is int8 and wraps as int8 (it was int32,
+    300 where JAX gives 44); a Python float keeps float32 arrays float32."""
+    a = np.array([100, -100, 7], np.int8)
+    got = spu.jit(lambda x, s: x * s, protocol="ref2k")(a, 3)
+    want = jax.jit(lambda x, s: x * s)(a, 3)
+    assert got.dtype == np.int8 and np.array_equal(got, want)
+    half = spu.jit(lambda x, s: x * s, protocol="ref2k")(np.ones(2, np.float32), 0.5)
+    assert half.dtype == np.float32 and np.allclose(half, 0.5)

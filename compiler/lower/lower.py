@@ -49,6 +49,14 @@ def _representable(aval) -> bool:
     return dt == np.bool_ or np.issubdtype(dt, np.integer) or np.issubdtype(dt, np.floating)
 
 
+def _is_count(aval) -> bool:
+    """A small integer or bool value: folded by JAX when its operands are known (step
+    counts, the predicates made of them), so the rules see it as a constant."""
+    dt = getattr(aval, "dtype", None)
+    return _representable(aval) and not np.issubdtype(np.dtype(dt), np.floating) and \
+        int(np.prod(aval.shape)) <= 64
+
+
 def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> List[Value]:
     """Lower an open jaxpr whose invars are bound to `args` and constvars to `consts`.
 
@@ -58,7 +66,7 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
     evaluated by JAX here and becomes a public constant (e.g. a dropout mask drawn
     from a fixed key, `jnp.arange(n) % 2`). Anything that depends on an input still
     needs a rule."""
-    env, known, producer = {}, {}, {}
+    env, known, producer, unknown = {}, {}, {}, set()
 
     def read(atom):
         if isinstance(atom, jcore.Literal):
@@ -74,10 +82,11 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
         if atom in known:
             return known[atom]
         eqn = producer.get(atom)
-        if eqn is None:
+        if eqn is None or atom in unknown:
             return _UNKNOWN
         vals = [concrete(a) for a in eqn.invars]
         if any(v is _UNKNOWN for v in vals):
+            unknown.add(atom)            # asked again for every count-like equation
             return _UNKNOWN
         outs = eqn.primitive.bind(*vals, **eqn.params)
         for var, o in zip(eqn.outvars, outs if eqn.primitive.multiple_results else [outs]):
@@ -94,6 +103,9 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
             known[var] = c                   # e.g. a PRNG key closed over
     for var, a in zip(jaxpr.invars, args):
         env[var] = a
+        c = L.const_value(a) if _is_count(var.aval) else None
+        if c is not None:       # an inlined body's constant int operand (a step count)
+            known[var] = np.broadcast_to(c, var.aval.shape).astype(var.aval.dtype)
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
         loc = _loc(eqn)
@@ -112,6 +124,11 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
                     "" if name not in RULES else " (an operand of a type the IR cannot hold, "
                     "e.g. a PRNG key, that depends on an input)")
             raise CompileError(f"unsupported primitive `{name}` at {L.loc}{hint}")
+        if eqn.outvars and all(_is_count(v.aval) for v in eqn.outvars) and \
+                all(concrete(a) is not _UNKNOWN for a in eqn.invars):
+            for var in eqn.outvars:      # integer and bool arithmetic of constants (counts)
+                concrete(var)
+            continue
         ins = [read(a) for a in eqn.invars]
         L.known_value = lambda atom: (None if (v := concrete(atom)) is _UNKNOWN else np.asarray(v))
         try:

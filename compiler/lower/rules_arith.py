@@ -139,6 +139,12 @@ def select(L, pred, on_true, on_false):
 
 @rule("select_n")
 def _select_n(L, eqn, which, *cases):
+    known = L.known_value(eqn.invars[0])
+    if known is not None and np.unique(known).size == 1:
+        # a predicate fixed in the program (optax.MultiSteps' `where(emit, new, old)` in
+        # a Python loop of steps): that case as it is, so a moment there stays wide
+        pick = cases[int(np.clip(np.ravel(known)[0], 0, len(cases) - 1))]
+        return L.broadcast_to(pick, eqn.outvars[0].aval.shape)
     if which.type.dtype.is_bool:
         if len(cases) != 2:
             raise CompileError("select_n with a bool predicate takes two cases")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import warnings
 from typing import List, Sequence
 
+import numpy as np
+
 from ..ir.program import Block, Value
 from ..ir.types import PUBLIC, SECRET, Type
 from . import wide
@@ -220,6 +222,11 @@ def _public_branches(L: Lowerer, branches, ops):
 @rule("cond")
 def _cond(L, eqn, index, *ops):
     branches = eqn.params["branches"]
+    known = L.known_value(eqn.invars[0])
+    if known is not None and np.ndim(known) == 0:
+        # an index fixed in the program (optax.MultiSteps' mini_step in a Python loop of
+        # steps): that branch, inlined as straight-line code, where moments are seen
+        return L.inline(branches[int(np.clip(known, 0, len(branches) - 1))], ops)
     if not index.type.secret:
         blocks, out_states = _public_branches(L, branches, ops)
         vis = [SECRET if any(b.results[i].type.secret for b in blocks) else PUBLIC

@@ -2,6 +2,7 @@
 fixed-point approximations, one IR op each: the rows of compiler/ir/nonlinear.py)."""
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from ..ir.nonlinear import BY_OP, TABLE
@@ -147,12 +148,28 @@ def _expm1(L, eqn, x):
 
 @rule("pow")
 def _pow(L, eqn, x, y):
-    """x**y = exp(y * log(x)) for x > 0; a public integer exponent uses products,
-    exponents 0.5 and -0.5 are sqrt and rsqrt."""
+    """x**y: a constant integer exponent uses products, exponents 0.5 and -0.5 are
+    sqrt and rsqrt, others exp(y log|x|) with float JAX's signs (_pow_signed)."""
     c = L.const_value(y)
     if c is not None and np.unique(c).size == 1 and float(np.unique(c)[0]) in (0.5, -0.5):
         return _unary("sqrt" if float(np.unique(c)[0]) > 0 else "rsqrt")(L, eqn, x)
     if c is not None and np.all(c == np.round(c)) and np.unique(c).size == 1:
         return integer_power(L, L.as_fxp(x), int(np.unique(c)[0]))
-    x, y = L.same_shape(L.as_fxp(x), L.as_fxp(y))
-    return _exp(L, eqn, L.fmul(y, L.emit("log", [L.to_frac(x, L.opt.fxp_bits)])))
+    return L.inline_fn(_pow_signed, eqn, [x, y])
+
+
+def _pow_signed(x, y):
+    """x ** y for an exponent known at run time, as float JAX: |x|^y = exp(y log|x|),
+    negated where x < 0 and y is an odd integer (jax.grad of `x ** n` calls pow with the
+    float n - 1), 1 at 0^0 and 0 at 0^y for y > 0. A negative x with a fractional y (NaN
+    in JAX) and 0^y for y < 0 (inf) keep log's domain finding: log reads x, or 0.
+    Cost beyond exp and log: two floors and four comparisons."""
+    yf = y.astype(x.dtype)
+    fy = jnp.floor(yf)
+    integral = fy == yf
+    odd = integral & (fy - 2 * jnp.floor(fy / 2) == 1)
+    neg = x < 0
+    zero = (x == 0) & (yf >= 0)
+    base = jnp.where(zero, jnp.ones_like(x), jnp.where(neg & integral, -x, x))
+    mag = jnp.exp(yf * jnp.log(base))
+    return jnp.where(zero, (yf == 0).astype(x.dtype), jnp.where(neg & odd, -mag, mag))

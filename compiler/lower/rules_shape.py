@@ -2,6 +2,12 @@
 indexing with public indices (gather, scatter-add, dynamic slices)."""
 from __future__ import annotations
 
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from .context import CompileError, rule
 
 
@@ -116,6 +122,12 @@ def _gather(L, eqn, x, idx):
     p = eqn.params
     attrs = dict(_gather_attrs(p["dimension_numbers"]), slice_sizes=_ints(p["slice_sizes"]),
                  mode=_mode(p), shape=_ints(eqn.outvars[0].aval.shape))
+    fill = _fill_value(eqn) if attrs["mode"] == "fill_or_drop" else 0
+    if isinstance(fill, float) and np.isnan(fill):
+        _no_nan_fill(L, eqn, x, idx)
+        fill = 0
+    if fill != 0:          # the kernels read 0 out of bounds: add the fill there
+        return L.inline_fn(functools.partial(_filled, eqn=eqn, fill=fill), eqn, [x, idx])
     if not idx.type.secret:
         return L.emit("gather", [x, idx], **attrs)
     axes = attrs["start_index_map"]
@@ -123,7 +135,60 @@ def _gather(L, eqn, x, idx):
         raise CompileError("gather with secret indices is supported along one axis, one "
                            "element at a time (x[i], take_along_axis); make the indices public "
                            "for other forms")
+    if attrs["mode"] == "clip":       # jnp.take(mode="clip")
+        idx = _clamped(L, idx, x.type.shape[axes[0]])
     return L.emit("gather_secret_index", [x, idx], **attrs)
+
+
+def _clamped(L, idx, n: int):
+    """Secret indices along an axis of n clamped to [0, n - 1], as JAX's mode clip does
+    (the one-hot kernels select nothing out of bounds): two batched comparisons."""
+    hi = L.const(n - 1, idx.type.dtype, idx.type.shape)
+    zero = L.const(0, idx.type.dtype, idx.type.shape)
+    idx = L.emit("select", [L.emit("less", [idx, zero]), zero, idx])
+    return L.emit("select", [L.emit("less", [hi, idx]), hi, idx])
+
+
+def _fill_value(eqn):
+    """What JAX's gather gives out of bounds in mode fill (jnp.take's default,
+    `.at[i].get(mode="fill")`): fill_value, else NaN for floats, the most negative
+    integer, the largest unsigned one, True for bools."""
+    v, dt = eqn.params.get("fill_value"), np.dtype(eqn.outvars[0].aval.dtype)
+    if v is not None:
+        return v
+    if np.issubdtype(dt, np.floating):
+        return np.nan
+    if dt == np.bool_:
+        return True
+    return np.iinfo(dt).min if np.issubdtype(dt, np.signedinteger) else np.iinfo(dt).max
+
+
+def _no_nan_fill(L, eqn, x, idx):
+    """Float JAX reads NaN out of bounds in mode fill with no fill_value; fixed point
+    has no NaN. Indices fixed in the program are checked here (a CompileError if one is
+    out of bounds); indices known only at run time are promised in bounds (0 outside)."""
+    known = L.const_value(idx)
+    if known is None:
+        return
+    p = dict(eqn.params, fill_value=-1)
+    iota = np.arange(int(np.prod(x.type.shape)), dtype=np.int32).reshape(x.type.shape)
+    known = np.broadcast_to(np.asarray(known, np.int32), idx.type.shape)   # a scalar stays one
+    pos = jax.lax.gather(iota, known, **p)
+    if (np.asarray(pos) < 0).any():
+        raise CompileError("indices out of bounds in gather mode 'fill' without a fill_value "
+                           "(jnp.take's default, .at[i].get(mode='fill')): float JAX gives NaN, "
+                           "which fixed point cannot hold; pass fill_value=... or mode='clip'")
+
+
+def _filled(x, idx, eqn, fill):
+    """The gather with 0 out of bounds (the kernels'), plus `fill` where a 0/1 gather
+    of ones reads 0: public indices keep it local, secret ones cost the second gather."""
+    p = dict(eqn.params, fill_value=None)
+    got = jax.lax.gather(x, idx, **{**p, "fill_value": 0})
+    inside = jax.lax.gather(jnp.ones(x.shape, jnp.int32), idx, **{**p, "fill_value": 0})
+    if x.dtype == jnp.bool_:
+        return got | (inside == 0)
+    return got + (1 - inside).astype(x.dtype) * jnp.asarray(fill, x.dtype)
 
 
 @rule("scatter-add", "scatter_add")
@@ -142,6 +207,8 @@ def scatter_add(L, params, x, idx, upd):
                                "element at a time (the gradient of x[i]); make the indices "
                                "public for other forms")
         op = "scatter_add_secret_index"
+        if _mode(params) == "clip":
+            idx = _clamped(L, idx, x.type.shape[axes[0]])
     x2, upd2 = x, upd
     if x.type.dtype.is_fxp or upd.type.dtype.is_fxp:
         x2, upd2 = L.as_fxp(x), L.as_fxp(upd)

@@ -141,8 +141,10 @@ def _truncate_next_to_sums(p) -> bool:
                 readers.setdefault(id(v), []).append(op)
         pairs = []
         for t in ops:
+            if t.name != "trunc":
+                continue
             rs = readers.get(id(t.outputs[0]), [])
-            if t.name == "trunc" and t.outputs[0].type.secret and len(rs) == 1 \
+            if t.outputs[0].type.secret and len(rs) == 1 \
                     and rs[0].name in _SUMS and n_uses.get(id(t.outputs[0])) == 1:
                 pairs.append((t, rs[0]))
         if not pairs:
