@@ -116,8 +116,9 @@ class ConsentGate:
     # -- consent ------------------------------------------------------------------------
     def open(self, fp: bytes, ok: bool, why: str) -> None:
         """This party's verdict on the current job: it goes to every other computing
-        party with the first message sent to it, or on its own at `settle`; from now
-        on their verdicts are read with their first messages."""
+        party with the first message sent to it, or on its own when this party
+        first waits for a peer or settles; from now on their verdicts are read with
+        their first messages."""
         self.mine = (fp, json.dumps({"ok": ok, "why": why[:MAX_REASON]}).encode())
         self.fp, self.allowed = fp, ok
         self.verdicts = {self.rank: (ok, why[:MAX_REASON], True)}
