@@ -101,6 +101,10 @@ class PeerError(RuntimeError):
     """A peer died, hung past the timeout, or sent something unexpected."""
 
 
+class PeerStopped(PeerError):
+    """A peer stopped the job in order: everything it sent before was received."""
+
+
 class InMemoryHub:
     """Queues between every ordered pair of ranks of an in-process cluster."""
 

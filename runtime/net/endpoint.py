@@ -341,6 +341,8 @@ class Endpoint:
                     if job > self.mailbox.job:
                         self._drop(sender, "data for a later job (over the mailbox bound, "
                                            "or too far ahead)")
+            elif kind == "stop":
+                self.mailbox.stop(r, wire.job_id(header), str(header.get("reason"))[:1000])
             elif kind == "abort":
                 self.mailbox.abort(wire.job_id(header), str(header.get("reason"))[:1000])
         elif sender == "driver":

@@ -24,7 +24,10 @@ aborts are dropped at once (they would otherwise fail every job until then).
 
 recv waits at most `timeout` seconds and otherwise raises PeerError naming the peer;
 `abort` (a peer's or the driver's abort message, or a dropped connection) wakes every
-waiting recv of that job with the reason.
+waiting recv of that job with the reason. `stop` is the in-order kind: filed like a
+message, it raises PeerStopped at the recv that reaches it, after every message the
+peer sent before it (a node that stops a job it had started this way tells the peers
+waiting for it why, and they still read what came first).
 """
 from __future__ import annotations
 
@@ -33,11 +36,18 @@ import time
 from collections import deque
 from typing import Dict, Optional
 
-from ..link import PeerError
+from ..link import PeerError, PeerStopped
 
 MAX_FUTURE = 4096                  # messages of later jobs kept per peer
 MAX_EARLY_ABORTS = 64
 HORIZON_US = 24 * 3600 * 10 ** 6     # clock skew tolerated between driver and node
+
+
+class Stopped:
+    """What `stop` files in place of a message: the peer's reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
 
 
 def _too_far(job: int) -> bool:
@@ -92,6 +102,10 @@ class Mailbox:
             self.cv.notify_all()
             return True
 
+    def stop(self, frm: int, job: int, reason: str) -> bool:
+        """File peer `frm`'s stop of `job` after its earlier messages (see recv)."""
+        return self.put(frm, job, Stopped(reason))
+
     def abort(self, job: Optional[int], reason: str) -> None:
         """Fail `job` (None: the current one) with `reason` at every waiting recv."""
         with self.cv:
@@ -123,7 +137,10 @@ class Mailbox:
                     box.popleft()
                 if box:
                     if box[0][0] == job:
-                        return box.popleft()[1]
+                        got = box.popleft()[1]
+                        if isinstance(got, Stopped):
+                            raise PeerStopped(f"party {name!r} stopped job {job}: {got.reason}")
+                        return got
                     raise PeerError(f"party {name!r} abandoned job {job} (it already "
                                     f"sent data of a later job)")
                 left = deadline - time.monotonic()

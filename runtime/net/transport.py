@@ -42,6 +42,12 @@ class NetTransport:
             payload = (np.array([self.shaper.stamp(to, nbytes(payload))]), payload)
         self.ep.send_peer(to, wire.encode({"k": "d", "job": self.job}, payload))
 
+    def stop(self, to: int, reason: str) -> None:
+        """Stop the current job at peer `to` after the messages sent so far (its recv
+        raises PeerStopped when it gets there; mailbox.py). Best effort, unshaped."""
+        self.ep.send_peer(to, wire.encode({"k": "stop", "job": self.job,
+                                           "reason": reason[:1000]}), nowait=True)
+
     def pending(self, frm: int) -> bool:
         return self.ep.mailbox.pending(frm)
 

@@ -26,6 +26,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .bench_notes import LOOPBACK_NOTES, PHASES_INTRO
+
 
 # SecretFlow SPU 0.9.5's multi-process runtime on loopback, inputs already shared,
 # n = 65,536 / matmul 256, median of 5 (issue 14, measured on this class of machine).
@@ -185,63 +187,7 @@ def _stop(live: dict) -> None:
 MERGED = (" (merged with --from-json: a later run's row replaces an earlier run's row of the "
           "same case, so each table shows the latest run that measured it)")
 
-# The explanation under the loopback table (measured figures: update with the table).
-LOOPBACK_NOTES = ["""
-What a networked job pays for beyond the in-process run: every job and round crosses
-process boundaries, and every byte between processes is encrypted. Bulk data is sealed
-with AES-256-GCM (AES-NI: about 0.25 ms per MB, both ends together) on a second
-connection per link, keyed over CURVE, whose own cipher (libzmq's XSalsa20-Poly1305)
-costs about 3.7 ms per MB here (docs/deployment.md, sealed data). Also in place: BLAS
-threads per node from the cores it has, programs cached at the nodes by the sha256 of
-their IR (the text travels once per session), input shares sent as 16-byte PRG keys
-wherever the receiving party holds a random piece (runtime/protocols/dealing.py: aby3
-sends 2 arrays per input instead of 6, semi2k 1 instead of 2), outputs returned in as
-few arrays as reconstruction needs, and the semi2k dealer computing correlations ahead
-of P0's requests (runtime/protocols/semi2k_ahead.py; `wait_dealer`).""", """
-CPU decides the ratio on this machine: three node processes and the driver share two
-cores, so a job takes at least its CPU time over two (the last two columns: driver +
-node processes, read from /proc, against the in-process cluster's process; the mean of
-20 calls after the timed ones). Profiled with perf (all threads; aby3, n = 65,536,
-load 2-4), a comparison costs each node about 25 ms (job thread 15, io thread 4.5,
-libzmq's io thread 4.5): numpy 3.7, the PRG 1.9, Python 7.6, AES-GCM sealing and
-opening 2.1, memcpy 1.6, kernel TCP copies 1.5, the rest of the kernel (TCP, wake-ups)
-3.8, libzmq 0.5, other 2.2; the in-process cluster runs the whole job (three parties
-and the driver) in 39 ms (numpy 14, Python 6.5, PRG 5.9, memcpy 5.9). So a node pays
-about 8 ms per comparison for moving its 9 MB (AES-GCM, kernel, libzmq: about 0.9 ms
-per MB) and runs about three times the Python of one in-process party. Its job thread
-also waits for the GIL: py-spy finds it in zio.send in 31% of its busy samples, but in
-4% of the samples taken while it held the GIL; pyzmq releases the GIL to send, and the
-io thread (AES-GCM in `cryptography` runs with the GIL held: sealing shows in 9% of the
-GIL-holding samples) or pyzmq's garbage-collector thread (woken after every zero-copy
-frame) takes it meanwhile. A product
-costs each node 4.5-5 ms (Python 1.9, numpy 0.5, PRG 0.4, AES-GCM 0.45, kernel 1.1)
-and the driver 3.5. What is out of reach: at the table's 68 ms of CPU (driver 3.7 +
-nodes 64.5) a comparison needs 34 ms on two cores even with both busy all the time,
-1.19x the in-process 29 ms; 1.3x (37 ms) leaves 3 ms for the rounds, in which the
-parties' work alternates instead of overlapping (measured: 42 ms, 1.47x). Moving the
-bytes (AES-GCM, kernel, libzmq) is about 8 ms per node, 24 of the 68: the sealing is
-required, the kernel's share is loopback TCP; what a node could still shed is Python
-and GIL hand-offs around its sends and receives.""", """
-Tried and dropped (paired runs against the previous main, alternating, medians; the
-machine was shared at load 2-8, and at that noise none of them beat main every time):
-(1) copying frames below 4 MiB into the zmq message instead of sending them zero-copy,
-which spares pyzmq's garbage-collector thread a wake-up and a GIL hand-off per frame
-(about 13 per node and comparison): nodes' CPU per job 0.88x (aby3 less) and 0.95x
-(aby3 mul) at load 6-8, but 1.06x and 1.17x (wall 1.19x for mul) at load 3-4; (2) the
-job thread receiving its peers' sealed data itself, on a socket of its own, instead of
-the io thread opening and filing it and waking it: a two-party ping-pong of 256 KiB got
-faster (0.60 vs 0.84 ms per round trip, 0.26 vs 0.37 ms of CPU), jobs did not (nodes'
-CPU per aby3 comparison 1.00-1.03x, wall 1.2-1.5x: the io thread had been opening
-messages on the other core while the job thread computed); (3) a GIL switch interval
-of 0.2 ms instead of 5 in the nodes: wall 0.87x (aby3 less), 1.00x (aby3 mul), 1.03x
-(semi2k less), within noise. The data path has no copy left to remove: encoding hands
-the arrays to zmq as buffers, AES-GCM writes each ciphertext once into a fresh buffer
-that libzmq sends from, libzmq reads a large message straight into its buffer, and
-AES-GCM opens it into a fresh writable array that numpy views in place. Earlier
-rounds cut the driver's CPU per job (allocator tuned like the parties',
-runtime/alloc.py; the IR printed and hashed once per program; zmq with int flags,
-runtime/net/zio.py) and the nodes' per-job costs (programs cached by digest, BLAS
-threads from the cores, input shares as PRG keys)."""]
+
 
 def format_table(rows: List[dict]) -> str:
     lines = [f"{'protocol':<9}{'case':<12}{'net s':>9}{'in-proc s':>11}{'ratio':>8}"
@@ -311,16 +257,7 @@ def write_doc(path: str, loop_rows: List[dict], rows: List[dict], missing: Seque
                        f"{r['inproc_s']:.4f} | {r['ratio']:.2f} | {vs} | {r['rounds']} | "
                        f"{r['bytes']:,} | {cpu} |")
         out += [""] + [line for p in LOOPBACK_NOTES for line in (" ".join(p.split()), "")]
-        out += ["Where the time of the networked calls went (ms, median over the timed "
-                "calls of each phase; node phases are the max over "
-                "the computing parties; `run_wait` is the part of `run` spent waiting for "
-                "peers (`wait_dealer`: waiting for the semi2k dealer's correlations); "
-                "`consent_wait` the part of `setup` spent waiting for the other parties' "
-                "verdicts (it absorbs the skew between the nodes' starts); "
-                "`transit` is the rest of the driver's round trip (encoding, encryption, "
-                "hand-offs), `dispatch` the part until the last node started (`queue`: "
-                "of it, the hand-off of the request from a node's io thread to its job "
-                "thread), `back` the part after the last node finished):", "",
+        out += [" ".join(PHASES_INTRO.split()), "",
                 phases_table(loop_rows), ""]
     if rows:
         out += ["## LAN and WAN, measured vs predicted", "",

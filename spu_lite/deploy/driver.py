@@ -15,7 +15,8 @@ every party's output shares (or, with reveal_to, only a receipt), per-party prof
 heartbeats.
 
 Consent: every node judges each job under its own policy (policy.py); if one refuses,
-none runs it, and `run` raises JobRefused naming every party that refused and why.
+the job stops at every node before any output leaves it (consent.py), and `run` raises
+JobRefused naming every party that refused and why.
 
 Sessions: protocol keys are set up on the first job and again after any failure or
 any node reconnect (a new session id), so a restarted node can serve the next job.
@@ -108,9 +109,10 @@ class NetworkCluster:
                 pass
         self.client.reset()
         self.session, self.epoch = None, self.epoch + 1
-        if isinstance(e, JobError) and e.etype == "JobRefused":
-            why = next(w for w in e.reasons.values() if w.startswith("JobRefused: "))
-            return JobRefused(f"job {job}: {why[len('JobRefused: '):]}")
+        refusals = [w for w in (e.reasons.values() if isinstance(e, JobError) else ())
+                    if w.startswith("JobRefused: ")]
+        if refusals:              # every party that refused says so (consent.py)
+            return JobRefused(f"job {job}: {refusals[0][len('JobRefused: '):]}")
         if isinstance(e, JobError) and e.etype in ("InputError", "RangeError"):
             from spu_lite.frontend import InputError
             return InputError(str(e))

@@ -1,14 +1,15 @@
 """What a node does for one job.
 
 1. Make the job current (messages of other jobs are kept apart).
-2. Consent (policy.py): judge the job as this party sees it under its own policy, then
-   tell every other computing party the verdict together with a fingerprint of the job
-   (one small message each way). While the verdicts travel, the node expands the
-   inputs it holds (step 4: keys from the driver, kept secrets), which sends nothing.
-   The job runs only if every computing party allowed it and all were sent the same
-   job: a party that refuses stops its data from being read, and the others stop
-   too, so no subset of parties can open a secret to the driver on its own. Refused
-   programs are recorded as pending for the operator.
+2. Consent (policy.py, consent.py): judge the job as this party sees it under its own
+   policy, then send every other computing party the verdict together with a
+   fingerprint of the job, ahead of any protocol message. A node that refuses runs
+   nothing. A node that allows starts at once: a peer's verdict is read in front of
+   that peer's first message, and every verdict before anything leaves the
+   computation (step 6), so a party that refuses, or a driver that sent the parties
+   different jobs, stops every party and no subset of parties can open a secret to
+   the driver on its own. A program with `reveal` ops waits for every verdict before
+   it runs. Refused programs are recorded as pending for the operator.
 3. On a new session, set up fresh protocol state with the peers.
 4. Inputs: public arrays and this party's shares come with the job from the driver,
    random pieces as 16-byte keys (runtime/protocols/dealing.py), expanded here and
@@ -33,8 +34,6 @@ it answers P_0's requests, which carry kinds and shapes only.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import time
@@ -43,6 +42,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from spu_lite.runtime.executor import ExecutionError
 from spu_lite.runtime.link import PeerError
 from spu_lite.runtime.net.auth import open_private
 from spu_lite.runtime.net.wire import WireError
@@ -50,9 +50,8 @@ from spu_lite.runtime.protocols.base import Share
 from spu_lite.runtime.protocols.dealing import SeededShare, SeedError
 from spu_lite.codec import decode, encode
 
+from .consent import fingerprint
 from .policy import JobRefused, decide, owners_of, view_of_job
-
-MAX_REASON = 500
 
 
 def run_job(node, h: dict, payload, arrived: Optional[float] = None):
@@ -65,6 +64,7 @@ def run_job(node, h: dict, payload, arrived: Optional[float] = None):
         return _serve_as_dealer(node, h, job)
     view, outcome, why = None, "failed", ""
     record = {}
+    gate = node.transport
     try:
         for kid in h.get("release") or ():
             node.kept.pop(str(kid), None)
@@ -73,22 +73,27 @@ def run_job(node, h: dict, payload, arrived: Optional[float] = None):
         program, ir_hash = node.programs.resolve(h)     # by digest; the IR text on a miss
         t2 = time.perf_counter()
         view = view_of_job(node, h, h["program"], program, ir_hash)
-        verdict = _send_verdict(node, h, view, ir_hash)
-        # while the verdicts travel: work that stays here (nothing is sent before consent)
+        why = _judge(node, h, view, ir_hash)
+        if not gate.allowed or view.opens:
+            gate.settle()             # refused here, or it opens values: all must agree
         ta = time.perf_counter()
         vals, deferred = _local_inputs(node, h["inputs"], payload, program)
-        tb, wait0 = time.perf_counter(), node.transport.waited
-        why = _await_verdicts(node, verdict)
-        consent_wait = node.transport.waited - wait0
+        tb = time.perf_counter()
         if deferred is not None:
+            gate.settle()             # a refusal reads the same at every party
             raise deferred
         node.ensure_session(str(h["session"]))
         t3 = time.perf_counter()
-        reply, out, record = _run(node, job, h, vals, program, view)
+        try:
+            reply, out, record = _run(node, job, h, vals, program, view)
+        except ExecutionError as e:   # a verdict read during an op (consent.py)
+            if isinstance(e.__cause__, JobRefused):
+                raise e.__cause__ from None
+            raise
         t4 = time.perf_counter()
         reply["phases"]["inputs"] += tb - ta
         reply["phases"].update(queue=queued, program=t2 - t1, setup=t3 - t2 - (tb - ta),
-                               consent_wait=consent_wait, node=t4 - t0,
+                               consent_wait=gate.consent_wait, node=t4 - t0,
                                wall_start=time.time() - (t4 - t0), wall_end=time.time())
         outcome = "ok"
         return reply, out
@@ -115,6 +120,7 @@ def _run(node, job: int, h: dict, vals: List, program, view):
     t1, wait0, dealer0 = time.perf_counter(), comm.wait, comm.wait_from.get(dealer, 0.0)
     node.party.options = dict(h.get("options") or {})
     outs, prof = node.party.run(program, inputs)
+    node.transport.settle()            # every verdict, before anything leaves the run
     o = prof.offline                   # semi2k_ot: correlations made during the job
     reply = {"profile": {k: [s.calls, s.seconds, s.bytes, s.rounds] for k, s in prof.ops.items()},
              "offline": [o.calls, o.seconds, o.bytes, o.rounds],
@@ -153,55 +159,16 @@ def _serve_as_dealer(node, h: dict, job: int):
                            reason=why)
 
 
-def _fingerprint(h: dict, ir_hash: str) -> bytes:
-    """What every computing party must have been sent alike (their payloads differ)."""
-    same = {k: h.get(k) for k in ("inputs", "options", "reveal_to", "outputs", "keep", "tag")}
-    same["ir"] = ir_hash
-    return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).digest()
-
-
-def _send_verdict(node, h: dict, view, ir_hash: str):
-    """Judge the job under this party's policy and send the verdict, with the job's
-    fingerprint, to every other computing party; returns what _await_verdicts needs."""
+def _judge(node, h: dict, view, ir_hash: str) -> str:
+    """Judge the job under this party's policy (a refusal is recorded as pending for
+    the operator) and send the verdict to the other computing parties (consent.py);
+    returns why."""
     decisions = node.approvals.decisions()
     ok, why = decide(node.me.policy, view, decisions)
     if not ok and decisions.get(view.digest) != "deny":
         node.approvals.add_pending(view, int(h["job"]), why)
         why += f"; its operator can review it with `spu-lite approve --party {node.name}`"
-    fp = _fingerprint(h, ir_hash)
-    mine = json.dumps({"ok": ok, "why": why[:MAX_REASON]}).encode()
-    for r in range(node.spec.nparties):
-        if r != node.rank:
-            node.transport.send(r, (fp, mine))
-    return fp, ok, why
-
-
-def _await_verdicts(node, verdict) -> str:
-    """Receive the other computing parties' verdicts; returns why this party allowed
-    the job, or raises JobRefused naming every party that refused (the same message
-    at every party)."""
-    fp, ok, why = verdict
-    n, names = node.spec.nparties, node.spec.names
-    verdicts, mismatch = {node.rank: (ok, why)}, []
-    for r in range(n):
-        if r == node.rank:
-            continue
-        got = node.transport.recv(r)
-        try:
-            if not isinstance(got, tuple) or len(got) != 2:
-                raise TypeError
-            v = json.loads(got[1])
-            verdicts[r] = (bool(v["ok"]), str(v["why"])[:MAX_REASON])
-        except (TypeError, ValueError, KeyError):
-            raise PeerError(f"party {names[r]!r} sent a malformed consent message") from None
-        if got[0] != fp:
-            mismatch.append(names[r])
-    refused = [f"{names[r]} ({w})" for r, (o, w) in sorted(verdicts.items()) if not o]
-    if refused:
-        raise JobRefused("refused by " + "; ".join(refused))
-    if mismatch:
-        raise JobRefused(f"the driver sent {', '.join(mismatch)} a different job than "
-                         f"{node.name}: refused")
+    node.transport.open(fingerprint(h, ir_hash), ok, why)
     return why
 
 
@@ -218,8 +185,9 @@ def _local_inputs(node, descs: List, payload, program):
     "s" (this party's share: a SeededShare, or a Share; both in payload[i]; keys are
     expanded here), ["k", id] (a secret kept at the parties by an earlier job) or
     ["o", owner rank, handle, leaf] (party-owned: left for _owned_inputs). Runs
-    before consent is complete, so it sends nothing, and an error is returned to be
-    raised once consent is (a refusal still reads the same at every party)."""
+    before this party judged the job's verdicts, so it sends nothing, and an error is
+    returned to be raised once they are (a refusal still reads the same at every
+    party)."""
     vals = list(payload or [None] * len(descs))
     if len(vals) != len(descs):
         return vals, WireError(f"{len(vals)} input payloads for {len(descs)} inputs")
@@ -241,7 +209,8 @@ def _local_inputs(node, descs: List, payload, program):
 def _owned_inputs(node, descs: List, vals: List, program) -> List:
     """Party-owned inputs: their owner encodes each one, deals shares with its own PRG
     (keys travel) and sends every computing party its share in one message; the
-    others receive theirs. After consent only: this sends."""
+    others receive theirs. After this party's own verdict: a party that refused gets
+    at most its share, uniformly random on its own."""
     owned = [(i, d) for i, d in enumerate(descs) if isinstance(d, list) and d[0] == "o"]
     if not owned:
         return vals

@@ -38,6 +38,7 @@ from spu_lite.runtime.ring import Ring
 
 from . import handles, jobs, loaders, precompute
 from .approvals import ApprovalStore
+from .consent import ConsentGate
 from .errors import public_reason
 from .cluster_file import ClusterSpec
 from .joblog import JobLog
@@ -72,7 +73,9 @@ class Node:
         self.ep = Endpoint(name, self.me.listen or self.me.address, keys, peers,
                            spec.allowed_keys(), spec.timeout, spec.max_message_bytes,
                            sealed=spec.sealed_data)
-        self.transport = NetTransport(self.ep, spec.timeout, LinkModel.parse(spec.net))
+        self.transport = ConsentGate(NetTransport(self.ep, spec.timeout,
+                                                  LinkModel.parse(spec.net)),
+                                     self.rank, spec.nparties, spec.names)
         self.proto_cls = get_protocol(spec.protocol)
         self.ring = Ring(spec.field)
         self.party = None
@@ -164,7 +167,11 @@ class Node:
         refused = isinstance(e, JobRefused)
         log.warning("%s: job %d %s: %s: %s", self.name, job, "refused" if refused else "failed",
                     type(e).__name__, e, exc_info=not (peer or refused))
-        if in_job and not refused:      # a refusal: every party knows, no state was touched
+        if in_job and refused:          # peers waiting for this node read why (consent.py)
+            self.transport.stop_peers(f"{self.name}: {reason}")
+            if self.transport.allowed:  # it had started: state may be out of step
+                self.session = None
+        elif in_job:
             msg = wire.encode({"k": "abort", "job": job, "reason": f"{self.name}: {reason}"})
             for r in self.ep.peers:
                 self.ep.send_peer(r, msg, nowait=True)
