@@ -24,6 +24,15 @@ def make_cluster_file(tmp_path, parties, dealer=None, timeout=5.0, seed=7, trust
     return path
 
 
+def with_policies(**by_name):
+    """An `edit` for make_cluster_file: these parties' `policy:` entries."""
+    def edit(doc):
+        for entry in doc["parties"]:
+            if entry["name"] in by_name:
+                entry["policy"] = by_name[entry["name"]]
+    return edit
+
+
 @contextlib.contextmanager
 def running(path, tmp_path, env=None, names=None):
     with open(path) as f:

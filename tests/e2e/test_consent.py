@@ -19,20 +19,12 @@ from spu_lite.deploy.policy import (JobRefused, JobView, Policy, decide, parse_p
                                     program_digest)
 from spu_lite.frontend import InputError
 
-from .netcluster import make_cluster_file, running
+from .netcluster import make_cluster_file, running, with_policies
 
 IR = """func @f(%0: secret<fxp<64,18>>[3]) -> (secret<fxp<64,18>>[3]) attributes {field=64, fxp_bits=18} {
   %1 = neg(%0) : secret<fxp<64,18>>[3] loc("a.py:3:1 (f)")
   return %1
 }"""
-
-
-def _policies(**by_name):
-    def edit(doc):
-        for entry in doc["parties"]:
-            if entry["name"] in by_name:
-                entry["policy"] = by_name[entry["name"]]
-    return edit
 
 
 def _approve(path, name, *args):
@@ -85,7 +77,7 @@ def test_policies_decide_as_documented():
 
 def test_cluster_file_policy_default_and_errors(tmp_path):
     path = make_cluster_file(tmp_path, ["alice", "bob", "carol"],
-                             edit=_policies(alice={"rules": ["outputs-only-to-me"]}))
+                             edit=with_policies(alice={"rules": ["outputs-only-to-me"]}))
     spec = cluster_file.load(path)
     assert spec.parties[0].policy == Policy("rules", ("outputs-only-to-me",))
     assert spec.parties[1].policy == Policy("log")               # what keygen writes
@@ -106,7 +98,7 @@ def test_allowlist_refuses_until_the_operator_approves(tmp_path):
     """alice (allowlist) refuses `lambda x: x` on her input; the driver's error names her;
     approved with `spu-lite approve`, the same program runs, in later calls too. bob and
     carol (policy log) run and log every job."""
-    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], edit=_policies(alice="allowlist"))
+    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], edit=with_policies(alice="allowlist"))
     secret = np.array([3.25, -1.5, 42.0])
     with running(path, tmp_path):
         net = NetworkCluster(path)
@@ -152,7 +144,7 @@ def test_rules_allow_outputs_only_to_me_and_refuse_reveals_of_my_data(tmp_path):
     """alice: outputs-only-to-me; bob: reads-none-of-mine. A job reading both their inputs
     for the driver is refused by both, and the driver is told both reasons; a kept secret
     made from alice's data cannot be opened to the driver either."""
-    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], edit=_policies(
+    path = make_cluster_file(tmp_path, ["alice", "bob", "carol"], edit=with_policies(
         alice={"rules": ["outputs-only-to-me"]}, bob={"rules": ["reads-none-of-mine"]}))
     a, b = np.array([1.5, 2.5]), np.array([10.0, 20.0])
     with running(path, tmp_path):
@@ -246,7 +238,7 @@ def test_a_driver_that_tells_parties_different_jobs_is_refused(tmp_path):
     tells bob and carol (log) to return their shares to the driver, whose two shares
     would reconstruct it under aby3. The parties compare fingerprints: nobody runs it."""
     path = make_cluster_file(tmp_path, ["alice", "bob", "carol"],
-                             edit=_policies(alice={"rules": ["outputs-only-to-me"]}))
+                             edit=with_policies(alice={"rules": ["outputs-only-to-me"]}))
     with running(path, tmp_path):
         net = NetworkCluster(path)
         try:

@@ -16,15 +16,7 @@ from spu_lite.deploy import cluster_file, joblog, party
 from spu_lite.deploy.approvals import ApprovalStore
 from spu_lite.deploy.driver import NetworkCluster
 from spu_lite.deploy.policy import JobRefused
-from tests.e2e.netcluster import make_cluster_file, running
-
-
-def _policies(**by_name):
-    def edit(doc):
-        for entry in doc["parties"]:
-            if entry["name"] in by_name:
-                entry["policy"] = by_name[entry["name"]]
-    return edit
+from tests.e2e.netcluster import make_cluster_file, running, with_policies
 
 
 def _jobs(path, name):
@@ -50,7 +42,7 @@ def test_a_refusal_stops_parties_that_started(tmp_path, monkeypatch):
     dump = tmp_path / "wire"
     monkeypatch.setenv("SPU_LITE_WIRE_DUMP", str(dump))        # the driver's frames
     path = make_cluster_file(tmp_path, ["alice", "bob", "carol"],
-                             edit=_policies(carol={"rules": ["outputs-only-to-me"]}))
+                             edit=with_policies(carol={"rules": ["outputs-only-to-me"]}))
     rng = np.random.default_rng(3)
     x, y = rng.uniform(-4, 4, (2, 4096))
     with running(path, tmp_path):
@@ -91,7 +83,7 @@ def test_a_refusal_stops_a_semi2k_party_and_the_dealer(tmp_path):
     told too. The driver names bob; after bob's operator approves, the same program
     runs and is right."""
     path = make_cluster_file(tmp_path, ["alice", "bob"], dealer="dave",
-                             edit=_policies(bob="allowlist"))
+                             edit=with_policies(bob="allowlist"))
     rng = np.random.default_rng(4)
     x, y = rng.uniform(-4, 4, (2, 2048))
     with running(path, tmp_path):
