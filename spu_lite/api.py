@@ -301,8 +301,11 @@ def compile_leaves(fn, names, static, dyn, treedef, leaves, leaf_vis, options: C
                     for t, n, l in zip(in_types, leaf_names, leaves)]
     program = compile_jaxpr(closed, in_types, options, name=getattr(fn, "__name__", "main"),
                             opt=opt, refine=[refine and not isinstance(l, Secret) for l in leaves])
-    return Compiled(program, out_tree, out_avals, leaf_vis,
-                    record.changed if record.wrapped else (), jaxpr=closed)
+    compiled = Compiled(program, out_tree, out_avals, leaf_vis,
+                        record.changed if record.wrapped else (), jaxpr=closed)
+    # traced again in float64 only where the watch doubts float32 JAX (float_reference.py)
+    compiled.plain_fn = flat_function(fn, names, static, dyn, treedef, nnx_args.Mutations())
+    return compiled
 
 
 def _constant_results(program: Program) -> Dict[int, np.ndarray]:
