@@ -194,3 +194,14 @@ def test_float32_jax_coarser_than_fixed_point_does_not_warn():
     out, w = _call(spu.jit(jnp.sin), x)
     assert w == []
     assert np.abs(np.asarray(out, np.float64) - np.sin(x)).max() < 3 * 2.0 ** -18
+
+
+KEY = jax.random.key(0)
+
+
+def test_a_program_with_a_key_baked_in_is_compared_too():
+    """A PRNG key closed over (an nnx Rngs stream, a dropout mask) is a constant of the
+    traced function: the float reference runs with it (keys were skipped)."""
+    x = np.array([1e-3, 2e-3, 1e-3])
+    noisy = lambda x: scaled_ratio(x, 1e-3) + 0.0 * jax.random.normal(KEY, x.shape)
+    assert len(_call(spu.jit(noisy), x)[1]) == 1

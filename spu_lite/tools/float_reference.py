@@ -117,6 +117,8 @@ def _executable(closed, args):
     the jaxpr's text, its constants' bytes and the arguments' shapes and dtypes."""
     consts = hashlib.sha256()
     for c in closed.consts:
+        if jax.dtypes.issubdtype(getattr(c, "dtype", None), jax.dtypes.prng_key):
+            c = jax.random.key_data(c)      # a key baked in (an nnx Rngs stream)
         c = np.asarray(c)
         consts.update(f"{c.shape}{c.dtype}".encode())
         consts.update(np.ascontiguousarray(c).tobytes())
