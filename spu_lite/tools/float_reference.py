@@ -9,7 +9,10 @@ spu.check's default is atol = 64 ulps of the fixed-point format (2.4e-4 at 18 bi
 rtol = 1e-3 (tools/check.py). The watch (tools/watch.py) runs on calls nobody asked
 to check, so it warns only on errors no caller would call rounding: its atol also has
 a floor of WATCH_LEAF_REL x the output's largest |value| (the fixed-point error of a
-sum or a product grows with its terms, not with each element) -- see docs/check.md.
+sum or a product grows with its terms, not with each element) and a term for how far
+float JAX itself moves when its inputs move by an ulp (sensitivity); an output still
+off is compared again with the function traced in float64 (float64_outputs), since
+float32 JAX can be the coarser of the two -- see docs/check.md.
 """
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ That is every in-process call, and a networked call whose inputs all come from t
 driver: watching shows the caller nothing it could not compute itself, and nothing is
 sent. A party's own inputs and kept secrets are not in the caller's hands: such calls
 are not watched (run spu.check on representative data instead). Cost: one ref2k run of the program
-per call watched (`spu-lite bench --watch` measures it: about 1.0-1.2x an aby3 call
-for elementwise programs, up to 1.9x for a 512 x 512 matmul, whose ring product ref2k
-computes again). `check="auto"` (the default) watches a compiled program's calls 1, 2,
+per call watched, and one float JAX run compiled beside the secure run (`spu-lite bench
+--watch` measures both: 0.5-1.2x an aby3 call for elementwise programs, 1.8x for a
+512 x 512 matmul, whose ring product ref2k computes again). `check="auto"` (the default) watches a compiled program's calls 1, 2,
 4, 8, ... and every call one of whose inputs is more than twice as large (max |x|) as
 that input has been in any watched call: a training loop that diverges, or data of a
 new scale, is watched again, a steady loop costs log2(calls) ref2k runs.
