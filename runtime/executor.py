@@ -21,6 +21,7 @@ import numpy as np
 from spu_lite.compiler.ir import BATCH, BATCH_KINDS, Block, Program, program_last_uses
 
 from .kernels import BATCHED, KERNELS, KernelContext
+from .link import PeerError
 from .profile import Profile
 
 
@@ -71,7 +72,7 @@ def _call(K: KernelContext, call, ins, profile: Profile, nested) -> List:
         else:
             outs = [fn(K, op, *ins[0])]
     except Exception as e:
-        if isinstance(e, ExecutionError) or type(e).__name__ == "PeerError":
+        if isinstance(e, (ExecutionError, PeerError)):   # a peer's failure is not this op's
             raise
         raise ExecutionError(f"op `{op.name}` ({op.loc or 'no location'}) failed: "
                              f"{type(e).__name__}: {e}") from e
