@@ -205,3 +205,35 @@ def test_a_program_with_a_key_baked_in_is_compared_too():
     x = np.array([1e-3, 2e-3, 1e-3])
     noisy = lambda x: scaled_ratio(x, 1e-3) + 0.0 * jax.random.normal(KEY, x.shape)
     assert len(_call(spu.jit(noisy), x)[1]) == 1
+
+
+def logistic_gradient(X, y):
+    w = jnp.full(X.shape[1], 0.1)
+    return jax.grad(lambda w: jnp.mean((jax.nn.sigmoid(X @ w) - y) ** 2))(w)
+
+
+def test_a_32_bit_gradient_a_third_off_warns():
+    """A 32-bit ring keeps 9 fractional bits: this gradient (largest entry 0.065) comes
+    back ~12 ulps = 0.024 off, a third of its scale. 64 ulps (0.125 at 9 bits) would
+    have let that pass; the watch's ulps part is capped at 2% of the output's scale.
+    At 18 bits the same 12 ulps are 5e-5 (0.07%): no warning."""
+    r = np.random.default_rng(0)
+    X = r.normal(size=(64, 8)).astype(np.float32)
+    y = (r.random(64) > 0.5).astype(np.float32)
+    want = np.asarray(logistic_gradient(X, y))
+    for field, wrong in ((32, True), (64, False)):
+        out, w = _call(spu.jit(logistic_gradient, protocol="ref2k", field=field), X, y)
+        err = np.abs(np.asarray(out) - want).max() / np.abs(want).max()
+        assert (err > 0.1) == wrong, (field, err)
+        assert len(w) == wrong and all(issubclass(m.category, spu.ToleranceWarning) for m in w)
+
+
+def test_the_watch_tolerance_in_ulps_and_of_the_scale():
+    """max(2 ulps, min(64 ulps, 2% of the output's scale), 0.1% of it): 64 ulps where
+    they are small against the output (18 bits), 2% where they are not (9 bits)."""
+    from spu_lite.tools.float_reference import watch_atol
+    u18, u9 = 2.0 ** -18, 2.0 ** -9
+    assert watch_atol(u18, 0.1) == 64 * u18                 # 2.4e-4
+    assert watch_atol(u9, 1.0) == 0.02                      # not 0.125
+    assert watch_atol(u9, 0.05) == 2 * u9                   # 2% would be half an ulp
+    assert watch_atol(u18, 1e3) == 1.0                      # 0.1% of a large output

@@ -38,6 +38,11 @@ RTOL = 1e-3
 #: rounding in float JAX too
 WATCH_LEAF_REL = 1e-3
 WATCH_JITTER_X = 4.0
+#: ... and the watch's ulps part is capped at WATCH_CAP_REL x max |value| (but not below
+#: WATCH_FLOOR_ULPS ulps): 64 ulps are 2.4e-4 at 18 fractional bits, but 0.125 at a
+#: 32-bit ring's 9, which would let a gradient of scale 0.07 come back 25% off unwarned
+WATCH_CAP_REL = 2e-2
+WATCH_FLOOR_ULPS = 2
 JITTER_RUNS = 2
 
 
@@ -58,10 +63,17 @@ class LeafComparison:
     example: str              # "got .., float JAX .." at the worst element beyond the tolerance
 
 
-def compare_leaf(name: str, got, want, atol: float, rtol: float,
+def watch_atol(ulp: float, top: float) -> float:
+    """The watch's atol for an output whose largest |value| is top (before the
+    sensitivity term): 64 ulps, capped at 1% of top, at least 8 ulps and 1e-3 top."""
+    capped = min(ATOL_ULPS * ulp, WATCH_CAP_REL * top)
+    return max(WATCH_FLOOR_ULPS * ulp, capped, WATCH_LEAF_REL * top)
+
+
+def compare_leaf(name: str, got, want, atol, rtol: float,
                  leaf_rel: float = 0.0) -> LeafComparison:
     """One output leaf against float JAX where float JAX is finite; atol is raised to
-    leaf_rel x max |want| when that is larger."""
+    leaf_rel x max |want| when that is larger (atol may be a function of max |want|)."""
     w = np.asarray(want, np.float64)
     finite = np.isfinite(w)
     g = np.broadcast_to(np.asarray(got, np.float64), w.shape)[finite]
@@ -71,7 +83,7 @@ def compare_leaf(name: str, got, want, atol: float, rtol: float,
         return LeafComparison(OutputError(name, 0.0, 0.0, 0.0, 0), 0, nonfinite, "")
     err = np.abs(g - w)
     top = float(np.max(np.abs(w)))
-    atol = max(atol, leaf_rel * top)
+    atol = max(atol(top) if callable(atol) else atol, leaf_rel * top)
     rel = err / np.maximum(np.abs(w), atol)            # relative where |value| > atol
     bad = ~(err <= atol + rtol * np.abs(w))
     n = int(bad.sum())

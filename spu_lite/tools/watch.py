@@ -20,6 +20,7 @@ never; SPU_LITE_CHECK=auto|on|first|off sets the default for the process.
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import warnings
@@ -34,8 +35,8 @@ from spu_lite.runtime.kernels import KernelContext
 from spu_lite.runtime.profile import Profile
 
 from .check_observer import Observer, source_of
-from .float_reference import (ATOL_ULPS, RTOL, WATCH_JITTER_X, WATCH_LEAF_REL, compare_leaf,
-                              float64_outputs, sensitivity)
+from .float_reference import (RTOL, WATCH_JITTER_X, compare_leaf, float64_outputs,
+                              sensitivity, watch_atol)
 
 MODES = ("auto", "first", True, False)
 _ENV = {"on": True, "1": True, "true": True, "auto": "auto", "first": "first", "off": False,
@@ -116,12 +117,13 @@ def compare_with_float(fn_name: str, compiled, leaves: Sequence, got: Sequence,
 
 def _off_float(compiled, leaves, got, want, fxp_bits: int, fallback: str) -> List[str]:
     """The outputs beyond the watch's tolerance against float JAX, one line each: off by
-    more than max(64 ulps, 1e-3 max |output|) + 1e-3 |value| + 4 x what float JAX
-    itself moves when its inputs move by an ulp (float_reference.py)."""
+    more than max(8 ulps, min(64 ulps, 1e-2 max |output|), 1e-3 max |output|)
+    + 1e-3 |value| + 4 x what float JAX itself moves when its inputs move by an ulp
+    (float_reference.py)."""
     if want is None:
         return []
     ulp = 2.0 ** -fxp_bits
-    atol = ATOL_ULPS * ulp
+    atol = functools.partial(watch_atol, ulp)
     if not _off(got, want, atol):
         return []
     moved = sensitivity(compiled, leaves, want, ulp)
@@ -138,7 +140,7 @@ def _off_float(compiled, leaves, got, want, fxp_bits: int, fallback: str) -> Lis
                                 moved):
         if g is None:
             continue
-        c = compare_leaf(name, g, w, atol + WATCH_JITTER_X * m, RTOL, WATCH_LEAF_REL)
+        c = compare_leaf(name, g, w, lambda top, m=m: atol(top) + WATCH_JITTER_X * m, RTOL)
         if c.nonfinite:         # a singular matrix, log(0): fixed point has no inf or nan
             lines.append(f"{name} ({source_of(made_at.get(id(r)), fallback)}): "
                          f"{c.nonfinite} element(s) are nan/inf in float JAX; fixed point "
@@ -150,10 +152,10 @@ def _off_float(compiled, leaves, got, want, fxp_bits: int, fallback: str) -> Lis
     return lines
 
 
-def _off(got, want, atol: float) -> bool:
+def _off(got, want, atol) -> bool:
     """Whether an output is beyond the tolerance before float JAX's own sensitivity."""
     return any(c.error.tolerance_exceeded or c.nonfinite for c in
-               (compare_leaf("", g, w, atol, RTOL, WATCH_LEAF_REL)
+               (compare_leaf("", g, w, atol, RTOL)
                 for g, w in zip(got, want) if g is not None))
 
 
