@@ -1,0 +1,225 @@
+"""Cross terms of two-party matrix triples by lattice HE (BFV), as Cheetah makes them
+(Huang, Lu, Hong, Chen, Hu, Wang, USENIX Security 2022), over Z_2^64.
+
+Triple: A = A0 + A1, B = B0 + B1, C = A0 B0 + A1 B1 + A0.B1 + A1.B0. Each party is the
+encryptor of its own B_j and the evaluator for its own A_i against the peer's B_j: both
+cross terms run at once (one message each way per step), party i ending with a share of
+A_i.B_j (evaluator) and of A_j.B_i (decryptor).
+
+Z_2^64 from t = 2^59 (s = 5): B_j = 2^5 Bh + Bl, A_i = 2^5 Ah + Al (Bl, Al < 2^5):
+    A_i.B_j = 2^5 (A_i.Bh + Ah.Bl) + Al.Bl  (mod 2^64)
+and 2^5 Y mod 2^64 depends only on Y mod 2^59, so
+    Y = (A_i mod 2^59).Bh + Ah.Bl   computed mod t = 2^59,
+    Z = Al.Bl                        an integer < K_CHUNK (2^5 - 1)^2 <= 2^19.
+Protocol (all blocks in coefficient encoding, encoding.py):
+ 1. the encryptor sends Enc(Bh), Enc(Bl) per (k, n) block (symmetric key, 3 limbs);
+ 2. the evaluator forms, per (m, n) block and K chunk, Y and Z by plaintext products in
+    NTT form summed over the k blocks, subtracts a mask r uniform mod 2^59 from Y and adds
+    an integer mask r' uniform in [0, 2^59 - 2^19) to Z (so Z + r' < t never wraps: the
+    shift of r' is at most 2^19 / 2^59 = 2^-40 from uniform), and sends both back;
+ 3. the decryptor gets y = Y - r mod t and z = Z + r': shares 2^5 y + z (decryptor) and
+    2^5 r - r' (evaluator), mod 2^64.
+Circuit privacy (the decryptor holds the secret key): the evaluator adds a fresh
+encryption of zero under the decryptor's public key (so c1 is a fresh RLWE sample, not a
+function of A_i), switches down to the two lower primes (fewer bytes), and floods: adds
+to c0, at every position it sends, a value uniform in [-2^f, 2^f) from its PRG, with
+2^f >= 2^40 times a bound on the noise (encoding.noise_bits, scaled by the switch, plus
+the switch's rounding N/2 + 1). Only c0's used positions travel (the decryptor puts
+zeros elsewhere: decryption is coefficient-wise), and c1 in full.
+
+Cost per K chunk of at most K_CHUNK, per party (Mb = ceil(M/m_w), ...): sends
+2 Kb Nb x 393 KB and 2 Mb Nb x (2 limbs x (N + m_w n_w) x 8 bytes), 2 messages,
+3 Mb Kb Nb plaintext products; setup once per link: keys (~1.7 s) and the public key
+(525 KB) each way.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import seal
+
+from ..link import PeerError
+from .context import PLAIN_BITS, HeContext
+from .encoding import (K_CHUNK, block_shape, decode_c, encode_a, encode_b, noise_bits,
+                       used_positions)
+
+S_BITS = 64 - PLAIN_BITS                     # 5
+STAT_BITS = 40
+_LOW = np.uint64((1 << S_BITS) - 1)
+_T_MASK = np.uint64((1 << PLAIN_BITS) - 1)
+_Z_BOUND = K_CHUNK * ((1 << S_BITS) - 1) ** 2
+
+
+class HeMatmul:
+    """This party's end of the HE matrix-triple cross terms (see the module docstring).
+
+    link: .send(obj) / .recv() to the peer (OtLink: the bytes count as offline traffic);
+    rand(shape, dtype): the party's PRG."""
+
+    def __init__(self, link, rand):
+        self.link, self.rand = link, rand
+        self.he = None
+
+    def setup(self) -> None:
+        """Keys and the peer's public key: once per link, on the first HE triple."""
+        if self.he is not None:
+            return
+        self.he = HeContext()
+        self.link.send(np.frombuffer(self.he.public_key_bytes, np.uint8).copy())
+        self.he.set_peer_public_key(self.link.recv())
+
+    def cross(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """A (M, K), B (K, N) uint64, this party's; the peer holds the same shapes.
+        Returns this party's share (M, N) uint64 of A_me.B_peer + A_peer.B_me."""
+        self.setup()
+        M, K = A.shape
+        N = B.shape[1]
+        shape = block_shape(M, K, N)
+        out = np.zeros((M, N), np.uint64)
+        chunks = -(-K // K_CHUNK)
+        step = -(-K // chunks)
+        for lo in range(0, K, step):
+            hi = min(K, lo + step)
+            self.link.send(self._encrypt(B[lo:hi], shape))
+            resp, mine = self._evaluate(A[:, lo:hi], self.link.recv(), shape, hi - lo, N)
+            self.link.send(resp)
+            out += mine
+            out += self._decrypt(self.link.recv(), shape, M, N)
+        return out
+
+    # ---- encryptor ------------------------------------------------------------------------
+    def _encrypt(self, B, shape):
+        """(Kb, Nb, 2, 2, 3, N) residues of Enc(Bh), Enc(Bl) per block."""
+        he = self.he
+        _, k_w, n_w = shape
+        polys = (encode_b(B >> np.uint64(S_BITS), k_w, n_w), encode_b(B & _LOW, k_w, n_w))
+        Kb, Nb = polys[0].shape[:2]
+        out = np.empty((Kb, Nb, 2, 2, len(he.top_primes), he.N), np.uint64)
+        for kb in range(Kb):
+            for nb in range(Nb):
+                for h in range(2):
+                    out[kb, nb, h] = he.limbs(he.encryptor.encrypt_symmetric(
+                        he.plain(polys[h][kb, nb])))
+        return out
+
+    # ---- evaluator ------------------------------------------------------------------------
+    def _evaluate(self, A, cts, shape, K, N):
+        """Responses (c0 at used positions, c1) for Y and Z, and this party's share."""
+        he, ev = self.he, self.he.ev
+        m_w, k_w, n_w = shape
+        M = A.shape[0]
+        Kb, Nb, Mb = -(-K // k_w), -(-N // n_w), -(-M // m_w)
+        L = len(he.top_primes)
+        if not isinstance(cts, np.ndarray) or cts.dtype != np.uint64 \
+                or cts.shape != (Kb, Nb, 2, 2, L, he.N):
+            raise PeerError("HE: malformed ciphertexts from the peer")
+        enc = [[[ev.transform_to_ntt(he.cipher(cts[kb, nb, h])) for h in range(2)]
+                for nb in range(Nb)] for kb in range(Kb)]
+        del cts
+        pos = used_positions(m_w, k_w, n_w).reshape(-1)
+        P = pos.size
+        r = self.rand((Mb, Nb, P), np.uint64) & _T_MASK
+        r2 = self._integer_masks((Mb, Nb, P))
+        flood_bits = self._flood_bits(shape, K)
+        Lo = len(he.low_primes)
+        c0 = np.empty((Mb, Nb, 2, Lo, P), np.uint64)
+        c1 = np.empty((Mb, Nb, 2, Lo, he.N), np.uint64)
+        planes = (A & _T_MASK, A >> np.uint64(S_BITS), A & _LOW)   # A mod t, Ah, Al
+        for mb in range(Mb):
+            rows = slice(mb * m_w, (mb + 1) * m_w)
+            pts = [[ev.transform_to_ntt(he.plain(p), he.top_id)
+                    for p in encode_a(x[rows], m_w, k_w, n_w)[0]] for x in planes]
+            for nb in range(Nb):
+                y = z = None
+                for kb in range(Kb):
+                    bh, bl = enc[kb][nb]
+                    y = _mac(ev, y, bh, pts[0][kb])
+                    y = _mac(ev, y, bl, pts[1][kb])
+                    z = _mac(ev, z, bl, pts[2][kb])
+                for i, (ct, mask) in enumerate(((y, r[mb, nb]), (z, r2[mb, nb]))):
+                    limbs = self._finish(ct, mask, pos, negate=i == 0)
+                    c0[mb, nb, i] = self._flood(limbs[0][:, pos], flood_bits)
+                    c1[mb, nb, i] = limbs[1]
+        mine = (r << np.uint64(S_BITS)) - r2
+        return (c0, c1), decode_c(mine.reshape(Mb, Nb, m_w, n_w), M, N)
+
+    def _finish(self, ct, mask, pos, negate):
+        """Out of NTT, re-randomised, switched down, masked: (2, L', N) residues."""
+        he, ev = self.he, self.he.ev
+        ev.transform_from_ntt_inplace(ct)
+        ev.add_inplace(ct, he.peer_encryptor.encrypt_zero())
+        ev.mod_switch_to_next_inplace(ct)
+        coeffs = np.zeros(he.N, np.uint64)
+        coeffs[pos] = mask
+        if negate:
+            ev.sub_plain_inplace(ct, he.plain(coeffs))
+        else:
+            ev.add_plain_inplace(ct, he.plain(coeffs))
+        return he.limbs(ct)
+
+    def _flood_bits(self, shape, K) -> int:
+        """f with 2^f >= 2^40 x the noise bound after the switch; checked against q'/2t."""
+        he = self.he
+        last = float(he.top_primes[-1])
+        bound = 2.0 ** noise_bits(shape, K) / last + he.N / 2 + 1 + 1
+        f = math.ceil(math.log2(bound)) + STAT_BITS
+        room = sum(math.log2(float(p)) for p in he.low_primes) - PLAIN_BITS - 1
+        if math.log2(2.0 ** f + bound) >= room:
+            raise ValueError(f"HE: a {shape} block product of K = {K} leaves no room for "
+                             "flooding (choose a smaller block)")
+        return f
+
+    def _flood(self, c0, f):
+        """c0 (L', P) + a value uniform in [-2^f, 2^f) per position, mod each prime."""
+        primes = self.he.low_primes[:, None]
+        v = (self.rand(c0.shape[1:], np.uint64) >> np.uint64(63 - f)).astype(np.int64) \
+            - np.int64(1 << f)
+        add = np.where(v < 0, primes - (-v).astype(np.uint64)[None], v.astype(np.uint64)[None])
+        s = c0 + add
+        return np.where(s >= primes, s - primes, s)
+
+    def _integer_masks(self, shape):
+        """Uniform integers in [0, 2^59 - _Z_BOUND): 59 random bits, redrawn when too big."""
+        top = np.uint64((1 << PLAIN_BITS) - _Z_BOUND)
+        r = self.rand(shape, np.uint64) & _T_MASK
+        bad = r >= top
+        while bad.any():
+            r[bad] = self.rand((int(bad.sum()),), np.uint64) & _T_MASK
+            bad = r >= top
+        return r
+
+    # ---- decryptor ------------------------------------------------------------------------
+    def _decrypt(self, resp, shape, M, N):
+        he = self.he
+        m_w, k_w, n_w = shape
+        Mb, Nb = -(-M // m_w), -(-N // n_w)
+        pos = used_positions(m_w, k_w, n_w).reshape(-1)
+        Lo = len(he.low_primes)
+        if not isinstance(resp, tuple) or len(resp) != 2 \
+                or not all(isinstance(x, np.ndarray) and x.dtype == np.uint64 for x in resp) \
+                or resp[0].shape != (Mb, Nb, 2, Lo, pos.size) \
+                or resp[1].shape != (Mb, Nb, 2, Lo, he.N):
+            raise PeerError("HE: malformed response from the peer")
+        c0, c1 = resp
+        vals = np.empty((Mb, Nb, 2, pos.size), np.uint64)
+        limbs = np.zeros((2, Lo, he.N), np.uint64)
+        for mb in range(Mb):
+            for nb in range(Nb):
+                for i in range(2):
+                    limbs[0][:, pos] = c0[mb, nb, i]
+                    limbs[1] = c1[mb, nb, i]
+                    pt = he.decryptor.decrypt(he.cipher(limbs))
+                    vals[mb, nb, i] = he.plain_coeffs(pt)[pos]
+        share = (vals[:, :, 0] << np.uint64(S_BITS)) + vals[:, :, 1]
+        return decode_c(share.reshape(Mb, Nb, m_w, n_w), M, N)
+
+
+def _mac(ev, acc, ct, pt):
+    """acc + ct * pt (NTT form); acc None: a fresh product."""
+    prod = seal.Ciphertext(ct)
+    ev.multiply_plain_inplace(prod, pt)
+    if acc is None:
+        return prod
+    ev.add_inplace(acc, prod)
+    return acc
