@@ -27,6 +27,7 @@ import numpy as np
 import seal
 
 from ..link import PeerError
+from .slots import check_primes, modmatmul
 
 POLY_DEGREE = 8192
 DATA_PRIME_BITS = (60, 60, 60)
@@ -111,6 +112,37 @@ class HeContext:
             minus = self.plain_coeffs(self.decryptor.decrypt(self.cipher(neg)))
             if not np.array_equal(minus, (np.uint64(self.t) - probe) % np.uint64(self.t)):
                 raise HeLayoutError("SEAL ciphertext limbs are not where expected")
+            if level_id == self.top_id:
+                self._learn_ntt(ct, pt)
+
+    def _learn_ntt(self, ct, pt) -> None:
+        """NTT-form layouts: a plaintext's L x N residues, a ciphertext's prefix; checked
+        by SEAL's own multiply_plain against modmatmul slot by slot."""
+        check_primes(self.top_primes)
+        ctn = self.ev.transform_to_ntt(ct)
+        self._ntt_prefix = ctn.to_string(_NONE)[:-8 * 2 * self.top_primes.size * self.N]
+        ptn = self.ev.transform_to_ntt(pt, self.top_id)
+        want = self.limbs(self.ev.multiply_plain(ctn, ptn))
+        x, y = self.ntt_plain_limbs(ptn), self.limbs(ctn)
+        for l, p in enumerate(self.top_primes):
+            got = modmatmul(x[l][:, None, None], y[:, l].T[:, None, :], int(p))[:, 0, :]
+            if not np.array_equal(got.T, want[:, l]):
+                raise HeLayoutError("SEAL NTT-form layout is not the one expected")
+        if not np.array_equal(self.limbs(self.cipher_ntt(y.copy())), y):
+            raise HeLayoutError("SEAL NTT-form ciphertext round trip failed")
+
+    def ntt_plain_limbs(self, pt: seal.Plaintext) -> np.ndarray:
+        """(L, N) residues of a plaintext in NTT form at the top level."""
+        n = self.top_primes.size * self.N
+        if pt.coeff_count() != n:
+            raise HeLayoutError("SEAL NTT plaintext has an unexpected size")
+        return np.frombuffer(pt.to_bytes(_NONE)[-8 * n:], np.uint64).reshape(-1, self.N)
+
+    def cipher_ntt(self, limbs: np.ndarray) -> seal.Ciphertext:
+        """Ciphertext in NTT form at the top level from our own (2, L, N) residues."""
+        ct = seal.Ciphertext()
+        ct.load_bytes(self.ctx, self._ntt_prefix + np.ascontiguousarray(limbs).tobytes())
+        return ct
 
     def plain(self, coeffs: np.ndarray) -> seal.Plaintext:
         """Plaintext with these N coefficients (uint64 in [0, t))."""

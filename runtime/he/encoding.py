@@ -17,7 +17,8 @@ Block shape. Per K chunk, the encryptor sends 2 Kb Nb ciphertexts (B's high and 
 parts), the evaluator multiplies 3 Mb Kb Nb times (NTT form) and returns 2 Mb Nb
 (Y and Z), with Mb = ceil(M / m_w) etc. The shape minimises the estimated seconds of
 one party (SEAL's work: products, transforms, (de)serialisation, all holding the GIL, so
-the two in-process parties add up) plus its bytes at LINK_BYTES_PER_S, over powers of
+the two in-process parties add up; the slot products of slots.py, per residue and per
+multiply-add) plus its bytes at LINK_BYTES_PER_S, over powers of
 two with m_w k_w n_w <= N.
 """
 from __future__ import annotations
@@ -33,16 +34,23 @@ LIMBS_IN, LIMBS_OUT = 3, 2
 IN_CT_BYTES = 2 * LIMBS_IN * N_POLY * 8
 LINK_BYTES_PER_S = 125e6     # 1 Gbit/s: what bytes cost in the estimate
 # seconds per operation, one party, measured with seal-python 4.4.0 on this machine
-PRODUCT_S = 210e-6           # copy + multiply_plain (NTT) + add, 3 limbs
-PLAIN_S = 330e-6             # make a plaintext from numpy + NTT
-IN_CT_S = 3.0e-3             # encrypt + serialise + peer's load + NTT
-OUT_CT_S = 3.5e-3            # inverse NTT + re-randomise + switch + serialise + decrypt
+SLOT_ELEM_S = 2.9e-8         # per residue of the NTT-form A and B in the slot products
+SLOT_MAC_S = 5e-11           # per multiply-add of their float64 GEMMs (9 per residue pair)
+PLAIN_S = 300e-6             # make a plaintext from numpy, NTT, read it back
+IN_CT_S = 2.4e-3             # encrypt + serialise + peer's load + NTT
+OUT_CT_S = 3.5e-3            # inverse NTT + switch + re-randomise + serialise + decrypt
+MIN_OT_S = 1.0               # below this OT estimate a triple stays on OT
 OT_BYTE_S = 6e-9             # OT path: seconds per byte of its traffic (mul_2^20: 1.4 GB, 8 s)
 
 
 def out_ct_bytes(m_w: int, n_w: int) -> int:
     """A response: c1 in full and c0 at the m_w n_w used positions, 2 limbs each."""
     return LIMBS_OUT * (N_POLY + m_w * n_w) * 8
+
+
+def he_bytes(M: int, K: int, N: int) -> int:
+    """Bytes one party sends for one HE triple (the keys' exchange once per link aside)."""
+    return he_estimate(block_shape(M, K, N), M, K, N)[1]
 
 
 def counts(shape, M, K, N):
@@ -58,7 +66,9 @@ def he_estimate(shape, M, K, N):
     """(seconds, bytes sent) of one party for both cross terms of an M x K x N triple."""
     cin, prod, plain, cout, chunks = counts(shape, M, K, N)
     nbytes = chunks * (cin * IN_CT_BYTES + cout * out_ct_bytes(shape[0], shape[2]))
-    secs = chunks * (cin * IN_CT_S + prod * PRODUCT_S + plain * PLAIN_S + cout * OUT_CT_S)
+    slots = LIMBS_IN * N_POLY
+    gemm = slots * ((2 * cin + plain) * SLOT_ELEM_S + 2 * 9 * prod * SLOT_MAC_S)
+    secs = chunks * (cin * IN_CT_S + plain * PLAIN_S + cout * OUT_CT_S + gemm)
     return secs + nbytes / LINK_BYTES_PER_S, nbytes
 
 
@@ -89,10 +99,13 @@ def block_shape(M: int, K: int, N: int):
 
 
 def use_he(M: int, K: int, N: int, k: int) -> bool:
-    """The rule: HE for a 64-bit ring when its estimate beats OT's (32-bit rings: OT)."""
+    """The rule: HE for a 64-bit ring when OT's estimate is over MIN_OT_S (the HE keys,
+    made once per link, ~1 s, must pay off) and HE's estimate beats it. 32-bit rings
+    stay on OT. A static rule, so that cost formulas and both parties agree on it."""
     if k != 64:
         return False
-    return he_estimate(block_shape(M, K, N), M, K, N)[0] < ot_estimate(M, K, N)[0]
+    ot = ot_estimate(M, K, N)[0]
+    return ot > MIN_OT_S and he_estimate(block_shape(M, K, N), M, K, N)[0] < ot
 
 
 def used_positions(m_w, k_w, n_w) -> np.ndarray:

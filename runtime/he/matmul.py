@@ -37,10 +37,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import seal
 
 from ..link import PeerError
 from .context import PLAIN_BITS, HeContext
+from .slots import modmatmul
 from .encoding import (K_CHUNK, block_shape, decode_c, encode_a, encode_b, noise_bits,
                        used_positions)
 
@@ -48,6 +48,7 @@ S_BITS = 64 - PLAIN_BITS                     # 5
 STAT_BITS = 40
 _LOW = np.uint64((1 << S_BITS) - 1)
 _T_MASK = np.uint64((1 << PLAIN_BITS) - 1)
+SLOT_STEP = 1024                             # NTT slots per batch of slot products
 _Z_BOUND = K_CHUNK * ((1 << S_BITS) - 1) ** 2
 
 
@@ -110,13 +111,25 @@ class HeMatmul:
         m_w, k_w, n_w = shape
         M = A.shape[0]
         Kb, Nb, Mb = -(-K // k_w), -(-N // n_w), -(-M // m_w)
-        L = len(he.top_primes)
+        L, NP = len(he.top_primes), he.N
         if not isinstance(cts, np.ndarray) or cts.dtype != np.uint64 \
-                or cts.shape != (Kb, Nb, 2, 2, L, he.N):
+                or cts.shape != (Kb, Nb, 2, 2, L, NP):
             raise PeerError("HE: malformed ciphertexts from the peer")
-        enc = [[[ev.transform_to_ntt(he.cipher(cts[kb, nb, h])) for h in range(2)]
-                for nb in range(Nb)] for kb in range(Kb)]
+        Bn = np.empty((Kb, Nb, 2, 2, L, NP), np.uint64)          # NTT form
+        for kb in range(Kb):
+            for nb in range(Nb):
+                for h in range(2):
+                    Bn[kb, nb, h] = he.limbs(ev.transform_to_ntt(he.cipher(cts[kb, nb, h])))
         del cts
+        An = np.empty((3, Mb, Kb, L, NP), np.uint64)              # A mod t, Ah, Al; NTT
+        for i, x in enumerate((A & _T_MASK, A >> np.uint64(S_BITS), A & _LOW)):
+            polys = encode_a(x, m_w, k_w, n_w)
+            for mb in range(Mb):
+                for kb in range(Kb):
+                    An[i, mb, kb] = he.ntt_plain_limbs(
+                        ev.transform_to_ntt(he.plain(polys[mb, kb]), he.top_id))
+        Yn, Zn = _slot_products(An, Bn, he.top_primes)
+        del An, Bn
         pos = used_positions(m_w, k_w, n_w).reshape(-1)
         P = pos.size
         r = self.rand((Mb, Nb, P), np.uint64) & _T_MASK
@@ -124,32 +137,32 @@ class HeMatmul:
         flood_bits = self._flood_bits(shape, K)
         Lo = len(he.low_primes)
         c0 = np.empty((Mb, Nb, 2, Lo, P), np.uint64)
-        c1 = np.empty((Mb, Nb, 2, Lo, he.N), np.uint64)
-        planes = (A & _T_MASK, A >> np.uint64(S_BITS), A & _LOW)   # A mod t, Ah, Al
+        c1 = np.empty((Mb, Nb, 2, Lo, NP), np.uint64)
         for mb in range(Mb):
-            rows = slice(mb * m_w, (mb + 1) * m_w)
-            pts = [[ev.transform_to_ntt(he.plain(p), he.top_id)
-                    for p in encode_a(x[rows], m_w, k_w, n_w)[0]] for x in planes]
             for nb in range(Nb):
-                y = z = None
-                for kb in range(Kb):
-                    bh, bl = enc[kb][nb]
-                    y = _mac(ev, y, bh, pts[0][kb])
-                    y = _mac(ev, y, bl, pts[1][kb])
-                    z = _mac(ev, z, bl, pts[2][kb])
-                for i, (ct, mask) in enumerate(((y, r[mb, nb]), (z, r2[mb, nb]))):
-                    limbs = self._finish(ct, mask, pos, negate=i == 0)
+                for i, (prod, mask) in enumerate(((Yn, r), (Zn, r2))):
+                    limbs = self._finish(self._product(prod[mb, nb]), mask[mb, nb], pos,
+                                         negate=i == 0)
                     c0[mb, nb, i] = self._flood(limbs[0][:, pos], flood_bits)
                     c1[mb, nb, i] = limbs[1]
         mine = (r << np.uint64(S_BITS)) - r2
         return (c0, c1), decode_c(mine.reshape(Mb, Nb, m_w, n_w), M, N)
 
+    def _product(self, limbs):
+        """The NTT-form product ciphertext; c1 = 0 (A's block all zero, as A's low bits
+        can be) is an encryption of 0 without noise, which SEAL refuses to transform:
+        then a fresh encryption of zero stands in for it (the same plaintext)."""
+        he = self.he
+        if limbs[1].any():
+            return he.cipher_ntt(limbs)
+        return he.ev.transform_to_ntt(he.peer_encryptor.encrypt_zero())
+
     def _finish(self, ct, mask, pos, negate):
-        """Out of NTT, re-randomised, switched down, masked: (2, L', N) residues."""
+        """Out of NTT, switched down, re-randomised, masked: (2, L', N) residues."""
         he, ev = self.he, self.he.ev
         ev.transform_from_ntt_inplace(ct)
-        ev.add_inplace(ct, he.peer_encryptor.encrypt_zero())
         ev.mod_switch_to_next_inplace(ct)
+        ev.add_inplace(ct, he.peer_encryptor.encrypt_zero(he.low_id))
         coeffs = np.zeros(he.N, np.uint64)
         coeffs[pos] = mask
         if negate:
@@ -162,7 +175,9 @@ class HeMatmul:
         """f with 2^f >= 2^40 x the noise bound after the switch; checked against q'/2t."""
         he = self.he
         last = float(he.top_primes[-1])
-        bound = 2.0 ** noise_bits(shape, K) / last + he.N / 2 + 1 + 1
+        # product noise scaled by the switch, the switch's rounding (1 + ||s||_1) / 2, the
+        # encryption of zero (made one level up and switched: the same rounding), masks' 1
+        bound = 2.0 ** noise_bits(shape, K) / last + 2 * (he.N / 2 + 1) + 1
         f = math.ceil(math.log2(bound)) + STAT_BITS
         room = sum(math.log2(float(p)) for p in he.low_primes) - PLAIN_BITS - 1
         if math.log2(2.0 ** f + bound) >= room:
@@ -215,11 +230,23 @@ class HeMatmul:
         return decode_c(share.reshape(Mb, Nb, m_w, n_w), M, N)
 
 
-def _mac(ev, acc, ct, pt):
-    """acc + ct * pt (NTT form); acc None: a fresh product."""
-    prod = seal.Ciphertext(ct)
-    ev.multiply_plain_inplace(prod, pt)
-    if acc is None:
-        return prod
-    ev.add_inplace(acc, prod)
-    return acc
+def _slot_products(An, Bn, primes, step=SLOT_STEP):
+    """Y = sum_k (A mod t) Bh + Ah Bl and Z = sum_k Al Bl per (m, n) block, both
+    polynomials of the ciphertexts, in the NTT domain (slots.py): (Mb, Nb, 2, L, N) each."""
+    _, Mb, Kb, L, NP = An.shape
+    Nb = Bn.shape[1]
+    Yn = np.empty((Mb, Nb, 2, L, NP), np.uint64)
+    Zn = np.empty_like(Yn)
+    for l, p in enumerate(primes):
+        for x0 in range(0, NP, step):
+            xs = slice(x0, min(NP, x0 + step))
+            s = xs.stop - xs.start
+            left = np.ascontiguousarray(An[:2, :, :, l, xs].transpose(3, 1, 0, 2))
+            right = np.ascontiguousarray(Bn[:, :, :, :, l, xs].transpose(4, 2, 0, 1, 3))
+            y = modmatmul(left.reshape(s, Mb, 2 * Kb), right.reshape(s, 2 * Kb, 2 * Nb), int(p))
+            Yn[:, :, :, l, xs] = y.reshape(s, Mb, Nb, 2).transpose(1, 2, 3, 0)
+            left = np.ascontiguousarray(An[2, :, :, l, xs].transpose(2, 0, 1))
+            right = np.ascontiguousarray(Bn[:, :, 1, :, l, xs].transpose(3, 0, 1, 2))
+            z = modmatmul(left, right.reshape(s, Kb, 2 * Nb), int(p))
+            Zn[:, :, :, l, xs] = z.reshape(s, Mb, Nb, 2).transpose(1, 2, 3, 0)
+    return Yn, Zn
