@@ -81,6 +81,18 @@ class HeContext:
         except Exception:                                 # noqa: BLE001 - SEAL's own checks
             raise PeerError("HE: the peer's public key does not load") from None
         self.peer_encryptor = seal.Encryptor(self.ctx, pk)
+        self.peer_pk_ntt = self._pk_limbs(pk)
+
+    def _pk_limbs(self, pk) -> np.ndarray:
+        """(2, L, N) NTT-form residues of a public key at the top data level: the key
+        level's limbs without the special prime (pk0 + pk1 s = -e mod every prime)."""
+        L, N = self.top_primes.size, self.N
+        raw = pk.to_string()
+        size = 8 * 2 * (L + 1) * N
+        if len(raw) <= size:
+            raise PeerError("HE: malformed public key from the peer")
+        limbs = np.frombuffer(raw, np.uint64, count=2 * (L + 1) * N, offset=len(raw) - size)
+        return limbs.reshape(2, L + 1, N)[:, :L].copy()
 
     # ---- layouts --------------------------------------------------------------------------
     def _learn_layouts(self) -> None:
@@ -130,6 +142,10 @@ class HeContext:
                 raise HeLayoutError("SEAL NTT-form layout is not the one expected")
         if not np.array_equal(self.limbs(self.cipher_ntt(y.copy())), y):
             raise HeLayoutError("SEAL NTT-form ciphertext round trip failed")
+        own = self._pk_limbs(self.ctx.from_public_str(self.public_key_bytes))
+        zero = self.ev.transform_from_ntt(self.cipher_ntt(own))     # pk: an encryption of 0
+        if self.plain_coeffs(self.decryptor.decrypt(zero)).any() or (own[1] == 0).all():
+            raise HeLayoutError("SEAL public key layout is not the one expected")
 
     def ntt_plain_limbs(self, pt: seal.Plaintext) -> np.ndarray:
         """(L, N) residues of a plaintext in NTT form at the top level."""

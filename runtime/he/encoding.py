@@ -146,6 +146,20 @@ def encode_a(A: np.ndarray, m_w: int, k_w: int, n_w: int) -> np.ndarray:
     return flat
 
 
+def a_blocks(A: np.ndarray, m_w: int, k_w: int, n_w: int):
+    """encode_a block by block, (mb, kb, coefficients) in one reused buffer (the zeros
+    stay zero: every block writes the same positions)."""
+    M, K = A.shape
+    Mb, Kb = -(-M // m_w), -(-K // k_w)
+    padded = _pad(A, Mb * m_w, Kb * k_w)
+    buf = np.zeros(N_POLY, A.dtype)
+    view = buf[:m_w * k_w * n_w].reshape(m_w, k_w * n_w)[:, k_w - 1::-1]
+    for mb in range(Mb):
+        for kb in range(Kb):
+            view[...] = padded[mb * m_w:(mb + 1) * m_w, kb * k_w:(kb + 1) * k_w]
+            yield mb, kb, buf
+
+
 def decode_c(vals: np.ndarray, M: int, N: int) -> np.ndarray:
     """(Mb, Nb, m_w, n_w) values at the used positions -> (M, N)."""
     Mb, Nb, m_w, n_w = vals.shape

@@ -40,15 +40,17 @@ import numpy as np
 
 from ..link import PeerError
 from .context import PLAIN_BITS, HeContext
-from .slots import modmatmul
-from .encoding import (K_CHUNK, block_shape, decode_c, encode_a, encode_b, noise_bits,
+from .slots import slot_products
+from .encoding import (K_CHUNK, a_blocks, block_shape, decode_c, encode_b, noise_bits,
                        used_positions)
 
 S_BITS = 64 - PLAIN_BITS                     # 5
 STAT_BITS = 40
 _LOW = np.uint64((1 << S_BITS) - 1)
 _T_MASK = np.uint64((1 << PLAIN_BITS) - 1)
-SLOT_STEP = 1024                             # NTT slots per batch of slot products
+ROW_WORDS = 1 << 24                          # residues of A's plaintexts per row chunk (128 MB)
+E2_MAX = 21
+_M21 = np.uint64((1 << E2_MAX) - 1)
 _Z_BOUND = K_CHUNK * ((1 << S_BITS) - 1) ** 2
 
 
@@ -115,38 +117,60 @@ class HeMatmul:
         if not isinstance(cts, np.ndarray) or cts.dtype != np.uint64 \
                 or cts.shape != (Kb, Nb, 2, 2, L, NP):
             raise PeerError("HE: malformed ciphertexts from the peer")
-        Bn = np.empty((Kb, Nb, 2, 2, L, NP), np.uint64)          # NTT form
-        for kb in range(Kb):
-            for nb in range(Nb):
-                for h in range(2):
-                    Bn[kb, nb, h] = he.limbs(ev.transform_to_ntt(he.cipher(cts[kb, nb, h])))
-        del cts
-        An = np.empty((3, Mb, Kb, L, NP), np.uint64)              # A mod t, Ah, Al; NTT
-        for i, x in enumerate((A & _T_MASK, A >> np.uint64(S_BITS), A & _LOW)):
-            polys = encode_a(x, m_w, k_w, n_w)
-            for mb in range(Mb):
-                for kb in range(Kb):
-                    An[i, mb, kb] = he.ntt_plain_limbs(
-                        ev.transform_to_ntt(he.plain(polys[mb, kb]), he.top_id))
-        Yn, Zn = _slot_products(An, Bn, he.top_primes)
-        del An, Bn
+        Bs = np.empty((L, NP, 2 * Kb, Nb, 2), np.uint64)         # NTT form, slot-major
+        tmp = np.empty((Nb, 2, L, NP), np.uint64)
+        for h in range(2):
+            for kb in range(Kb):
+                for nb in range(Nb):
+                    tmp[nb] = he.limbs(ev.transform_to_ntt(he.cipher(cts[kb, nb, h])))
+                Bs[:, :, h * Kb + kb] = tmp.transpose(2, 3, 0, 1)
+        del cts, tmp
         pos = used_positions(m_w, k_w, n_w).reshape(-1)
-        P = pos.size
+        P, Lo = pos.size, len(he.low_primes)
         r = self.rand((Mb, Nb, P), np.uint64) & _T_MASK
         r2 = self._integer_masks((Mb, Nb, P))
         flood_bits = self._flood_bits(shape, K)
-        Lo = len(he.low_primes)
         c0 = np.empty((Mb, Nb, 2, Lo, P), np.uint64)
         c1 = np.empty((Mb, Nb, 2, Lo, NP), np.uint64)
-        for mb in range(Mb):
-            for nb in range(Nb):
-                for i, (prod, mask) in enumerate(((Yn, r), (Zn, r2))):
-                    limbs = self._finish(self._product(prod[mb, nb]), mask[mb, nb], pos,
-                                         negate=i == 0)
-                    c0[mb, nb, i] = self._flood(limbs[0][:, pos], flood_bits)
-                    c1[mb, nb, i] = limbs[1]
+        planes = (A & _T_MASK, A >> np.uint64(S_BITS), A & _LOW)   # A mod t, Ah, Al
+        cols = 3 * Kb + 2 * Nb                                    # A | Ah | u_Y | Al | u_Z
+        rows = max(1, min(Mb, ROW_WORDS // (cols * L * NP)))
+        As = np.empty((L, NP, rows, cols), np.uint64)              # NTT form, slot-major
+        col = np.empty((cols, L, NP), np.uint64)
+        starts = (0, Kb, 2 * Kb + Nb)                             # where each plane goes
+        for m0 in range(0, Mb, rows):
+            mc = min(Mb, m0 + rows) - m0
+            gens = [a_blocks(x[m0 * m_w:(m0 + mc) * m_w], m_w, k_w, n_w) for x in planes]
+            us = self._ternary((mc, 2, Nb, NP))
+            for mb in range(mc):
+                for g, at in zip(gens, starts):
+                    for kb in range(Kb):
+                        _, _, coeffs = next(g)
+                        col[at + kb] = self._ntt_plain(coeffs)
+                for i, at in enumerate((2 * Kb, 3 * Kb + Nb)):
+                    for nb in range(Nb):
+                        col[at + nb] = self._ntt_plain(us[mb, i, nb])
+                As[:, :, mb] = col.transpose(1, 2, 0)
+            prods = slot_products(As[:, :, :mc], Bs, he.peer_pk_ntt, he.top_primes, Kb)
+            for mb in range(mc):
+                for nb in range(Nb):
+                    for i, mask in enumerate((r, r2)):
+                        limbs = self._finish(self._product(prods[i, mb, nb]),
+                                             mask[m0 + mb, nb], pos, negate=i == 0)
+                        c0[m0 + mb, nb, i] = self._flood(limbs[0][:, pos], flood_bits)
+                        c1[m0 + mb, nb, i] = limbs[1]
         mine = (r << np.uint64(S_BITS)) - r2
         return (c0, c1), decode_c(mine.reshape(Mb, Nb, m_w, n_w), M, N)
+
+    def _ntt_plain(self, coeffs):
+        he = self.he
+        return he.ntt_plain_limbs(he.ev.transform_to_ntt(he.plain(coeffs), he.top_id))
+
+    def _ternary(self, shape):
+        """Uniform {-1, 0, 1} polynomials as plaintext coefficients mod t (-1 = t - 1,
+        which SEAL lifts to -1): the u of the re-randomisation, from the party's PRG."""
+        v = self.rand(shape, np.uint64) % np.uint64(3)            # bias 2^-64 per draw
+        return np.where(v == 2, np.uint64(self.he.t - 1), v.astype(np.uint64))
 
     def _product(self, limbs):
         """The NTT-form product ciphertext; c1 = 0 (A's block all zero, as A's low bits
@@ -158,26 +182,35 @@ class HeMatmul:
         return he.ev.transform_to_ntt(he.peer_encryptor.encrypt_zero())
 
     def _finish(self, ct, mask, pos, negate):
-        """Out of NTT, switched down, re-randomised, masked: (2, L', N) residues."""
+        """Out of NTT, switched down, masked: (2, L', N) residues, c1 plus a fresh error
+        e2 (centred binomial, 21 + 21 bits: sigma 3.2, |e2| <= 21) so that c1 = pk1 u + e2
+        + the product's c1 is an RLWE sample in u."""
         he, ev = self.he, self.he.ev
         ev.transform_from_ntt_inplace(ct)
         ev.mod_switch_to_next_inplace(ct)
-        ev.add_inplace(ct, he.peer_encryptor.encrypt_zero(he.low_id))
         coeffs = np.zeros(he.N, np.uint64)
         coeffs[pos] = mask
         if negate:
             ev.sub_plain_inplace(ct, he.plain(coeffs))
         else:
             ev.add_plain_inplace(ct, he.plain(coeffs))
-        return he.limbs(ct)
+        limbs = he.limbs(ct).copy()
+        x = self.rand((he.N,), np.uint64)
+        e2 = np.bitwise_count(x & _M21).astype(np.int64) \
+            - np.bitwise_count((x >> np.uint64(21)) & _M21).astype(np.int64)
+        primes = he.low_primes[:, None]
+        s = limbs[1] + np.where(e2 < 0, primes - (-e2).astype(np.uint64), e2.astype(np.uint64))
+        limbs[1] = np.where(s >= primes, s - primes, s)
+        return limbs
 
     def _flood_bits(self, shape, K) -> int:
         """f with 2^f >= 2^40 x the noise bound after the switch; checked against q'/2t."""
         he = self.he
         last = float(he.top_primes[-1])
-        # product noise scaled by the switch, the switch's rounding (1 + ||s||_1) / 2, the
-        # encryption of zero (made one level up and switched: the same rounding), masks' 1
-        bound = 2.0 ** noise_bits(shape, K) / last + 2 * (he.N / 2 + 1) + 1
+        # product noise and u pk's (u e_pk, at most N 19.2) scaled by the switch, the
+        # switch's rounding (1 + ||s||_1) / 2, e2 s (at most 21 N), the mask's 1
+        bound = (2.0 ** noise_bits(shape, K) + he.N * 19.2) / last + (he.N / 2 + 1) \
+            + E2_MAX * he.N + 1
         f = math.ceil(math.log2(bound)) + STAT_BITS
         room = sum(math.log2(float(p)) for p in he.low_primes) - PLAIN_BITS - 1
         if math.log2(2.0 ** f + bound) >= room:
@@ -228,25 +261,3 @@ class HeMatmul:
                     vals[mb, nb, i] = he.plain_coeffs(pt)[pos]
         share = (vals[:, :, 0] << np.uint64(S_BITS)) + vals[:, :, 1]
         return decode_c(share.reshape(Mb, Nb, m_w, n_w), M, N)
-
-
-def _slot_products(An, Bn, primes, step=SLOT_STEP):
-    """Y = sum_k (A mod t) Bh + Ah Bl and Z = sum_k Al Bl per (m, n) block, both
-    polynomials of the ciphertexts, in the NTT domain (slots.py): (Mb, Nb, 2, L, N) each."""
-    _, Mb, Kb, L, NP = An.shape
-    Nb = Bn.shape[1]
-    Yn = np.empty((Mb, Nb, 2, L, NP), np.uint64)
-    Zn = np.empty_like(Yn)
-    for l, p in enumerate(primes):
-        for x0 in range(0, NP, step):
-            xs = slice(x0, min(NP, x0 + step))
-            s = xs.stop - xs.start
-            left = np.ascontiguousarray(An[:2, :, :, l, xs].transpose(3, 1, 0, 2))
-            right = np.ascontiguousarray(Bn[:, :, :, :, l, xs].transpose(4, 2, 0, 1, 3))
-            y = modmatmul(left.reshape(s, Mb, 2 * Kb), right.reshape(s, 2 * Kb, 2 * Nb), int(p))
-            Yn[:, :, :, l, xs] = y.reshape(s, Mb, Nb, 2).transpose(1, 2, 3, 0)
-            left = np.ascontiguousarray(An[2, :, :, l, xs].transpose(2, 0, 1))
-            right = np.ascontiguousarray(Bn[:, :, 1, :, l, xs].transpose(3, 0, 1, 2))
-            z = modmatmul(left, right.reshape(s, Kb, 2 * Nb), int(p))
-            Zn[:, :, :, l, xs] = z.reshape(s, Mb, Nb, 2).transpose(1, 2, 3, 0)
-    return Yn, Zn

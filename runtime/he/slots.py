@@ -12,7 +12,8 @@ k <= 2048, so every float64 GEMM and sum is an exact integer. Then
     C = sum_w S_w 2^(20 w)   (mod p)
 by Horner's rule, where x 2^20 (x < p) = x_hi 2^60 + x_lo 2^20 with x_hi = x >> 40,
 and 2^60 = c (mod p), c = 2^60 - p (SEAL's 60-bit primes are just below 2^60: c < 2^20),
-so x_hi c + x_lo 2^20 < 2^61 and one remainder reduces it. Cost: 9 GEMMs of the block
+so x_hi c + x_lo 2^20 + S_w < 2^38 + 2^60 + 2^55 < 2p: one conditional subtraction
+reduces it (no division). Cost: 9 GEMMs of the block
 shape per slot batch, ~10 GMAC/s on this machine (small GEMMs).
 """
 from __future__ import annotations
@@ -22,6 +23,33 @@ import numpy as np
 MAX_K = 2048
 _M20 = np.uint64((1 << 20) - 1)
 _M40 = np.uint64((1 << 40) - 1)
+
+
+def slot_products(As, Bs, pk, primes, Kb, step=256):
+    """Per (m, n) block, both polynomials, in the NTT domain: (2, Mb, Nb, 2, L, N),
+        Y = sum_k (A mod t)_k Bh_k + Ah_k Bl_k + u_Y pk,    Z = sum_k Al_k Bl_k + u_Z pk.
+    Slot-major inputs (built so that no transposition is needed here):
+    As (L, N, Mb, 3 Kb + 2 Nb): columns A mod t | Ah | u_Y | Al | u_Z (a fresh u per
+    output); Bs (L, N, 2 Kb, Nb, 2): rows Bh | Bl; pk (2, L, N): the peer's public key.
+    The u pk terms (the re-randomisation) ride in the same GEMMs as Nb more columns of
+    the left matrix against a block-diagonal of pk on the right."""
+    L, NP, Mb, _ = As.shape
+    Nb = Bs.shape[3]
+    out = np.empty((2, Mb, Nb, 2, L, NP), np.uint64)
+    for l, p in enumerate(primes):
+        for x0 in range(0, NP, step):
+            xs = slice(x0, min(NP, x0 + step))
+            s = xs.stop - xs.start
+            for z, (c0, c1), (r0, r1) in ((0, (0, 2 * Kb + Nb), (0, 2 * Kb)),
+                                          (1, (2 * Kb + Nb, 3 * Kb + 2 * Nb), (Kb, 2 * Kb))):
+                k = r1 - r0
+                right = np.zeros((s, k + Nb, Nb, 2), np.uint64)
+                right[:, :k] = Bs[l, xs, r0:r1]
+                for j in range(Nb):
+                    right[:, k + j, j] = pk[:, l, xs].T
+                prod = modmatmul(As[l, xs, :, c0:c1], right.reshape(s, k + Nb, 2 * Nb), int(p))
+                out[z, :, :, :, l, xs] = prod.reshape(s, Mb, Nb, 2).transpose(1, 2, 3, 0)
+    return out
 
 
 def check_primes(primes) -> None:
@@ -55,7 +83,8 @@ def modmatmul(X: np.ndarray, Y: np.ndarray, p: int) -> np.ndarray:
         sums.append(acc.astype(np.uint64))
     pu = np.uint64(p)
     c = np.uint64((1 << 60) - p)
-    acc = sums[4] % pu
+    acc = sums[4]                                   # < 3 k 2^40 < p
     for w in (3, 2, 1, 0):
-        acc = ((acc >> np.uint64(40)) * c + ((acc & _M40) << np.uint64(20)) + sums[w]) % pu
+        acc = (acc >> np.uint64(40)) * c + ((acc & _M40) << np.uint64(20)) + sums[w]
+        acc -= pu * (acc >= pu)                     # < 2^38 + 2^60 + 2^55 < 2p before
     return acc

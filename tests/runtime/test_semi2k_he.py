@@ -196,3 +196,11 @@ def test_flooding_is_applied_and_drowns_the_noise_it_hides(monkeypatch):
     monkeypatch.setattr(HeMatmul, "_flood", lambda self, c0, f: c0)
     bare = [np.std(_response_noise(c, a)) for a in (zero, full)]
     assert all(s < 2.0 ** (f - 40) for s in bare)
+
+
+def test_block_by_block_encoding_is_the_whole_encoding():
+    A = np.random.default_rng(4).integers(0, 2 ** 64, (21, 37), dtype=U64)
+    whole = encode_a(A, 8, 16, 64)
+    got = {(mb, kb): c.copy() for mb, kb, c in encoding.a_blocks(A, 8, 16, 64)}
+    assert len(got) == whole.shape[0] * whole.shape[1]
+    assert all(np.array_equal(c, whole[mb, kb]) for (mb, kb), c in got.items())
