@@ -34,11 +34,12 @@ LIMBS_IN, LIMBS_OUT = 3, 2
 IN_CT_BYTES = 2 * LIMBS_IN * N_POLY * 8
 LINK_BYTES_PER_S = 125e6     # 1 Gbit/s: what bytes cost in the estimate
 # seconds per operation, one party, measured with seal-python 4.4.0 on this machine
-SLOT_ELEM_S = 2.9e-8         # per residue of the NTT-form A and B in the slot products
-SLOT_MAC_S = 5e-11           # per multiply-add of their float64 GEMMs (9 per residue pair)
+SLOT_ELEM_S = 6e-9           # per residue of the left / right matrices of the slot GEMMs
+SLOT_MAC_S = 5e-11           # per multiply-add of the float64 GEMMs (9 per residue pair)
+ROW_WORDS = 1 << 24          # residues of A's plaintexts per row chunk (128 MB)
 PLAIN_S = 300e-6             # make a plaintext from numpy, NTT, read it back
 IN_CT_S = 2.4e-3             # encrypt + serialise + peer's load + NTT
-OUT_CT_S = 3.5e-3            # inverse NTT + switch + re-randomise + serialise + decrypt
+OUT_CT_S = 1.9e-3            # inverse NTT + switch + re-randomise + serialise + decrypt
 MIN_OT_S = 1.0               # below this OT estimate a triple stays on OT
 OT_BYTE_S = 6e-9             # OT path: seconds per byte of its traffic (mul_2^20: 1.4 GB, 8 s)
 
@@ -64,10 +65,15 @@ def counts(shape, M, K, N):
 
 def he_estimate(shape, M, K, N):
     """(seconds, bytes sent) of one party for both cross terms of an M x K x N triple."""
-    cin, prod, plain, cout, chunks = counts(shape, M, K, N)
+    cin, _, plain, cout, chunks = counts(shape, M, K, N)
     nbytes = chunks * (cin * IN_CT_BYTES + cout * out_ct_bytes(shape[0], shape[2]))
-    slots = LIMBS_IN * N_POLY
-    gemm = slots * ((2 * cin + plain) * SLOT_ELEM_S + 2 * 9 * prod * SLOT_MAC_S)
+    S = LIMBS_IN * N_POLY                                   # slots
+    Mb, Nb = -(-M // shape[0]), -(-N // shape[2])
+    Kb = cin // (2 * Nb)
+    cols = 3 * Kb + 2 * Nb                                  # left columns (matmul.py)
+    row_chunks = -(-Mb // max(1, ROW_WORDS // (cols * S)))
+    gemm = S * (SLOT_ELEM_S * (Mb + row_chunks * 2 * Nb) * cols
+                + SLOT_MAC_S * 9 * Mb * cols * 2 * Nb)
     secs = chunks * (cin * IN_CT_S + plain * PLAIN_S + cout * OUT_CT_S + gemm)
     return secs + nbytes / LINK_BYTES_PER_S, nbytes
 

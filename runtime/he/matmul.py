@@ -41,14 +41,13 @@ import numpy as np
 from ..link import PeerError
 from .context import PLAIN_BITS, HeContext
 from .slots import slot_products
-from .encoding import (K_CHUNK, a_blocks, block_shape, decode_c, encode_b, noise_bits,
+from .encoding import (K_CHUNK, ROW_WORDS, a_blocks, block_shape, decode_c, encode_b, noise_bits,
                        used_positions)
 
 S_BITS = 64 - PLAIN_BITS                     # 5
 STAT_BITS = 40
 _LOW = np.uint64((1 << S_BITS) - 1)
 _T_MASK = np.uint64((1 << PLAIN_BITS) - 1)
-ROW_WORDS = 1 << 24                          # residues of A's plaintexts per row chunk (128 MB)
 E2_MAX = 21
 _M21 = np.uint64((1 << E2_MAX) - 1)
 _Z_BOUND = K_CHUNK * ((1 << S_BITS) - 1) ** 2
