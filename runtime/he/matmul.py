@@ -181,11 +181,20 @@ class HeMatmul:
         return he.ev.transform_to_ntt(he.peer_encryptor.encrypt_zero())
 
     def _finish(self, ct, mask, pos, negate):
-        """Out of NTT, switched down, masked: (2, L', N) residues, c1 plus a fresh error
-        e2 (centred binomial, 21 + 21 bits: sigma 3.2, |e2| <= 21) so that c1 = pk1 u + e2
-        + the product's c1 is an RLWE sample in u."""
+        """Out of NTT; c1 plus a fresh error e2 (centred binomial, 21 + 21 bits: sigma
+        3.2, |e2| <= 21), so that the c1 of u pk + e2 is an RLWE sample in u at q (then
+        c1, a function of it and of the product, is pseudorandom to the key holder);
+        switched down; masked. Returns (2, L', N) residues."""
         he, ev = self.he, self.he.ev
         ev.transform_from_ntt_inplace(ct)
+        limbs = he.limbs(ct).copy()
+        x = self.rand((he.N,), np.uint64)
+        e2 = np.bitwise_count(x & _M21).astype(np.int64) \
+            - np.bitwise_count((x >> np.uint64(21)) & _M21).astype(np.int64)
+        primes = he.top_primes[:, None]
+        s = limbs[1] + np.where(e2 < 0, primes - (-e2).astype(np.uint64), e2.astype(np.uint64))
+        limbs[1] = np.where(s >= primes, s - primes, s)
+        ct = he.cipher(limbs)
         ev.mod_switch_to_next_inplace(ct)
         coeffs = np.zeros(he.N, np.uint64)
         coeffs[pos] = mask
@@ -193,23 +202,16 @@ class HeMatmul:
             ev.sub_plain_inplace(ct, he.plain(coeffs))
         else:
             ev.add_plain_inplace(ct, he.plain(coeffs))
-        limbs = he.limbs(ct).copy()
-        x = self.rand((he.N,), np.uint64)
-        e2 = np.bitwise_count(x & _M21).astype(np.int64) \
-            - np.bitwise_count((x >> np.uint64(21)) & _M21).astype(np.int64)
-        primes = he.low_primes[:, None]
-        s = limbs[1] + np.where(e2 < 0, primes - (-e2).astype(np.uint64), e2.astype(np.uint64))
-        limbs[1] = np.where(s >= primes, s - primes, s)
-        return limbs
+        return he.limbs(ct)
 
     def _flood_bits(self, shape, K) -> int:
         """f with 2^f >= 2^40 x the noise bound after the switch; checked against q'/2t."""
         he = self.he
         last = float(he.top_primes[-1])
-        # product noise and u pk's (u e_pk, at most N 19.2) scaled by the switch, the
-        # switch's rounding (1 + ||s||_1) / 2, e2 s (at most 21 N), the mask's 1
-        bound = (2.0 ** noise_bits(shape, K) + he.N * 19.2) / last + (he.N / 2 + 1) \
-            + E2_MAX * he.N + 1
+        # product noise, u pk's (u e_pk, at most N 19.2) and e2 s (at most 21 N) scaled by
+        # the switch, the switch's rounding (1 + ||s||_1) / 2, the mask's 1
+        bound = (2.0 ** noise_bits(shape, K) + he.N * (19.2 + E2_MAX)) / last \
+            + (he.N / 2 + 1) + 1
         f = math.ceil(math.log2(bound)) + STAT_BITS
         room = sum(math.log2(float(p)) for p in he.low_primes) - PLAIN_BITS - 1
         if math.log2(2.0 ** f + bound) >= room:
