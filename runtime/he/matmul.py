@@ -49,6 +49,7 @@ STAT_BITS = 40
 _LOW = np.uint64((1 << S_BITS) - 1)
 _T_MASK = np.uint64((1 << PLAIN_BITS) - 1)
 E2_MAX = 21
+MESSAGE_BYTES = 64 << 20                     # HE ciphertexts per message, at most about
 _M21 = np.uint64((1 << E2_MAX) - 1)
 _Z_BOUND = K_CHUNK * ((1 << S_BITS) - 1) ** 2
 
@@ -83,12 +84,37 @@ class HeMatmul:
         step = -(-K // chunks)
         for lo in range(0, K, step):
             hi = min(K, lo + step)
-            self.link.send(self._encrypt(B[lo:hi], shape))
-            resp, mine = self._evaluate(A[:, lo:hi], self.link.recv(), shape, hi - lo, N)
-            self.link.send(resp)
+            cts = self._encrypt(B[lo:hi], shape)
+            self._send_parts((cts,))
+            resp, mine = self._evaluate(A[:, lo:hi], self._recv_parts(cts.shape)[0], shape,
+                                        hi - lo, N)
+            self._send_parts(resp)
             out += mine
-            out += self._decrypt(self.link.recv(), shape, M, N)
+            out += self._decrypt(self._recv_parts(*(r.shape for r in resp)), shape, M, N)
         return out
+
+    def _send_parts(self, arrays) -> None:
+        """Arrays with the same two leading (block) axes, in messages of at most about
+        MESSAGE_BYTES (a node drops messages over its max_message_mb, 1 GB by default)."""
+        for part in zip(*(np.array_split(a.reshape((-1,) + a.shape[2:]), _parts(arrays))
+                          for a in arrays)):
+            self.link.send(part)
+
+    def _recv_parts(self, *shapes):
+        """What _send_parts sent, for the arrays' expected shapes (the peer's are the
+        same: SPMD); anything else from the peer is an error."""
+        parts = _parts(None, shapes)
+        got = [self.link.recv() for _ in range(parts)]
+        if not all(isinstance(g, tuple) and len(g) == len(shapes) and all(
+                isinstance(x, np.ndarray) and x.dtype == np.uint64 for x in g) for g in got):
+            raise PeerError("HE: malformed message from the peer")
+        out = []
+        for i, shape in enumerate(shapes):
+            flat = np.concatenate([g[i] for g in got])
+            if flat.shape != (shape[0] * shape[1],) + tuple(shape[2:]):
+                raise PeerError("HE: malformed message from the peer")
+            out.append(flat.reshape(shape))
+        return tuple(out)
 
     # ---- encryptor ------------------------------------------------------------------------
     def _encrypt(self, B, shape):
@@ -262,3 +288,11 @@ class HeMatmul:
                     vals[mb, nb, i] = he.plain_coeffs(pt)[pos]
         share = (vals[:, :, 0] << np.uint64(S_BITS)) + vals[:, :, 1]
         return decode_c(share.reshape(Mb, Nb, m_w, n_w), M, N)
+
+
+def _parts(arrays, shapes=None) -> int:
+    """Messages for arrays (or their shapes) with two leading block axes."""
+    shapes = shapes if shapes is not None else [a.shape for a in arrays]
+    total = sum(8 * int(np.prod(sh)) for sh in shapes)
+    lead = shapes[0][0] * shapes[0][1]
+    return max(1, min(lead, -(-total // MESSAGE_BYTES)))
