@@ -218,3 +218,29 @@ def test_large_ciphertext_batches_travel_in_several_messages(cl, monkeypatch):
     s0, s1 = run_parties(cl, lambda P, r: P.source.he.cross(A[r], B[r]))
     assert np.array_equal(s0 + s1, A[0] @ B[1] + A[1] @ B[0])
     assert link.messages - before > 4
+
+
+@pytest.mark.slow
+def test_two_nodes_make_he_triples_as_the_in_process_cluster(tmp_path):
+    """Two real node processes on loopback, no dealer: a matmul large enough for HE
+    triples gives the in-process cluster's result with the same seed, bit for bit (the
+    masks come from the seeded PRGs and decryption is exact, whatever SEAL's own
+    randomness), and plaintext's within the fixed-point error."""
+    from spu_lite.deploy.driver import NetworkCluster
+    from ..e2e.netcluster import make_cluster_file, running
+    path = make_cluster_file(tmp_path, ["alice", "bob"], seed=7, timeout=60.0,
+                             edit=lambda d: d.update(protocol="semi2k_ot"))
+    rng = np.random.default_rng(10)
+    x, y = rng.uniform(-2, 2, (64, 70)), rng.uniform(-2, 2, (70, 64))
+    fn = lambda a, b: a @ b
+    want = spu.jit(fn, cluster=InProcessCluster(ClusterConfig(protocol="semi2k_ot", seed=7)))(x, y)
+    with running(path, tmp_path):
+        net = NetworkCluster(path)
+        try:
+            got = spu.jit(fn, cluster=net)(x, y)
+            offline = net.last_profile.offline.bytes
+        finally:
+            net.close()
+    assert np.array_equal(np.asarray(got), np.asarray(want))
+    np.testing.assert_allclose(np.asarray(got, np.float64), x @ y, atol=70 * 2.0 ** -18)
+    assert offline >= encoding.he_bytes(64, 70, 64)
