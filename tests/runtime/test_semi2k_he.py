@@ -84,6 +84,7 @@ def test_dot_triples_go_through_he_and_are_exact_with_batch_dims(cl):
     dims2 = ((1,), (0,), (), ())
     dims3 = ((2,), (1,), (0,), (0,))
     assert use_he(60, 70, 80, 64)
+    run_parties(cl, lambda P, r: P.source.he.setup())        # keys: once per link
     sent = [P.proto.link.bytes_sent for P in cl.parties]
     out = run_parties(cl, lambda P, r: (P.source.dot((60, 70), (70, 80), dims2),
                                         P.source.dot((2, 60, 70), (2, 70, 80), dims3)))
@@ -91,7 +92,10 @@ def test_dot_triples_go_through_he_and_are_exact_with_batch_dims(cl):
         (A0, B0, C0), (A1, B1, C1) = out[0][i], out[1][i]
         assert np.array_equal(ring_dot_general(A0 + A1, B0 + B1, dims, 64), C0 + C1)
     # counted as offline traffic, as the cost formula says (the keys were made before)
-    want = 3 * encoding.he_bytes(60, 70, 80)
+    from spu_lite.two_party import offline_bytes
+    want = offline_bytes(("dot", (60, 70), (70, 80), dims2), 1) \
+        + offline_bytes(("dot", (2, 60, 70), (2, 70, 80), dims3), 1)
+    assert want == 3 * encoding.he_bytes(60, 70, 80)
     assert all(P.proto.link.bytes_sent - s == want for P, s in zip(cl.parties, sent))
 
 
