@@ -162,6 +162,7 @@ class HeMatmul:
         rows = max(1, min(Mb, ROW_WORDS // (cols * L * NP)))
         As = np.empty((L, NP, rows, cols), np.uint64)              # NTT form, slot-major
         col = np.empty((cols, L, NP), np.uint64)
+        prods = np.empty((2, rows, Nb, 2, L, NP), np.uint64)
         starts = (0, Kb, 2 * Kb + Nb)                             # where each plane goes
         for m0 in range(0, Mb, rows):
             mc = min(Mb, m0 + rows) - m0
@@ -176,7 +177,8 @@ class HeMatmul:
                     for nb in range(Nb):
                         col[at + nb] = self._ntt_plain(us[mb, i, nb])
                 As[:, :, mb] = col.transpose(1, 2, 0)
-            prods = slot_products(As[:, :, :mc], Bs, he.peer_pk_ntt, he.top_primes, Kb)
+            slot_products(As[:, :, :mc], Bs, he.peer_pk_ntt, he.top_primes, Kb,
+                          out=prods[:, :mc])
             for mb in range(mc):
                 for nb in range(Nb):
                     for i, mask in enumerate((r, r2)):

@@ -25,7 +25,7 @@ _M20 = np.uint64((1 << 20) - 1)
 _M40 = np.uint64((1 << 40) - 1)
 
 
-def slot_products(As, Bs, pk, primes, Kb, step=256):
+def slot_products(As, Bs, pk, primes, Kb, out=None, step=256):
     """Per (m, n) block, both polynomials, in the NTT domain: (2, Mb, Nb, 2, L, N),
         Y = sum_k (A mod t)_k Bh_k + Ah_k Bl_k + u_Y pk,    Z = sum_k Al_k Bl_k + u_Z pk.
     Slot-major inputs (built so that no transposition is needed here):
@@ -35,7 +35,8 @@ def slot_products(As, Bs, pk, primes, Kb, step=256):
     the left matrix against a block-diagonal of pk on the right."""
     L, NP, Mb, _ = As.shape
     Nb = Bs.shape[3]
-    out = np.empty((2, Mb, Nb, 2, L, NP), np.uint64)
+    if out is None:
+        out = np.empty((2, Mb, Nb, 2, L, NP), np.uint64)
     for l, p in enumerate(primes):
         for x0 in range(0, NP, step):
             xs = slice(x0, min(NP, x0 + step))
