@@ -30,6 +30,7 @@ import numpy as np
 from spu_lite.compiler.ir import Program
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.profile import Profile
+from spu_lite.runtime.he.encoding import he_bytes, use_he
 from spu_lite.runtime.ot.cot_mul import _classes, _count
 from spu_lite.runtime.protocols.semi2k_ot import Semi2kOT
 from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
@@ -187,6 +188,8 @@ def offline_bytes(key, n: int, k: int = 64) -> int:
         return -(-n * 4 * 16 // 2)      # come in equal halves: charged half each
     if kind == "dot":
         _, _, (bt, rows, inner, cols) = _canonical(*key[1:])
+        if use_he(rows, inner, cols, k):   # lattice HE (runtime/he), keys aside
+            return n * bt * he_bytes(rows, inner, cols)
         return n * bt * rows * inner * (16 * k + cols * _correction_bytes(k - j))
     raise ValueError(f"unknown correlation kind {key!r}")
 

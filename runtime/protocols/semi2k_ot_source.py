@@ -45,6 +45,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..he.encoding import use_he
+from ..he.matmul import HeMatmul
 from ..ot.cot_mul import OtLink
 from ..ring_linalg import ring_dot_general
 from .semi2k_common import _fill
@@ -86,6 +88,7 @@ class OtCorrelations:
         self.k, self.dt = ring.bits, ring.dtype
         self.first = rank == 0
         self.seconds = 0.0
+        self.he = HeMatmul(link, self._rand)     # keys made on the first HE triple
 
     def _rand(self, shape, dtype=None) -> np.ndarray:
         return _fill(self.prg, np.empty(tuple(int(s) for s in shape), dtype or self.dt))
@@ -279,6 +282,11 @@ class OtCorrelations:
         A = np.transpose(a, pa).reshape(Bt, M, K).astype(np.uint64)
         B = np.transpose(b, pb).reshape(Bt, K, N).astype(np.uint64)
         cross = np.zeros((Bt, M, N), np.uint64)
+        if use_he(M, K, N, k):
+            for bt in range(Bt):
+                cross[bt] = self.he.cross(A[bt], B[bt])
+            c += cross.reshape(c.shape).astype(self.dt)
+            return a, b, c
         widths = k - np.arange(k)
         rows = max(1, WORDS_BATCH // (k * K * max(N, 1)))
         for bt in range(Bt):

@@ -14,8 +14,9 @@ Per case: precompute the correlations of one call (spu_lite.two_party.precompute
 timed, bytes sent by the busiest party), then one call end to end (share inputs, run,
 reconstruct: timed, online bytes). The machine's load average is printed with the
 table: the OT work is CPU-bound and the in-process parties share the cores.
-matmul sizes whose matrix triple needs more than --max-ot-gb of OT traffic are not run;
-their offline bytes are printed from the formula of semi2k_ot_source.py.
+matmul sizes whose matrix triple needs more than --max-ot-gb of offline traffic are not
+run (the bytes of the construction the runtime picks: lattice HE for large products,
+runtime/he/encoding.py, else OT, semi2k_ot_source.py); their bytes are printed.
 --select-by-triple makes select's products by Beaver triples instead of the OT
 multiplexer (the previous construction: for before/after comparisons, in-process);
 --trunc-by-pair truncates by semi2k's truncation pairs (k OTs each) instead of the
@@ -33,6 +34,7 @@ import jax
 
 import spu_lite as spu
 
+from spu_lite.runtime.he.encoding import he_bytes, use_he
 from spu_lite.runtime.protocols.semi2k_ot import Semi2kOT
 
 from ..two_party import precompute
@@ -65,9 +67,12 @@ def run_case(name, fn, args, cluster=None):
 
 
 def matmul_triple_bytes(n: int) -> int:
-    """Offline bytes per party of one n x n x n matrix triple (both cross terms):
-    64 n^2 OTs at 16 bytes plus corrections of n elements each (43/8 bytes per
-    element-bit on average, the 1/2/4/8-byte classes of widths 64 .. 1)."""
+    """Offline bytes per party of one n x n x n matrix triple (both cross terms): by
+    lattice HE when the runtime picks it (use_he), else by OT: 64 n^2 OTs at 16 bytes
+    plus corrections of n elements each (43/8 bytes per element-bit on average, the
+    1/2/4/8-byte classes of widths 64 .. 1)."""
+    if use_he(n, n, n, 64):
+        return he_bytes(n, n, n)
     return 64 * n * n * 16 + n * n * n * 344
 
 
@@ -78,7 +83,8 @@ def main(argv=None):
     for name in ("less", "relu", "max", "exp"):
         ap.add_argument(f"--{name}", type=int, nargs="*", default=[], help=f"log2 sizes of {name}")
     ap.add_argument("--softmax", nargs="*", default=[], help="shapes ROWSxCOLS (last axis)")
-    ap.add_argument("--max-ot-gb", type=float, default=4.0)
+    ap.add_argument("--max-ot-gb", type=float, default=4.0,
+                    help="skip matmuls whose triple needs more offline GiB per party")
     ap.add_argument("--cluster", help="a semi2k_ot cluster file: run on its nodes")
     ap.add_argument("--select-by-triple", action="store_true",
                     help="select's products by Beaver triples (the previous construction)")
@@ -111,8 +117,8 @@ def main(argv=None):
                               cluster), r * c, "softmax_128x1024", 128 * 1024))
     for n in a.matmul:
         if matmul_triple_bytes(n) > a.max_ot_gb * 2 ** 30:
-            print(f"matmul_{n}: not run; one matrix triple by OT needs "
-                  f"{matmul_triple_bytes(n) / 2 ** 30:.1f} GiB per party (lattice HE needed)")
+            print(f"matmul_{n}: not run; one matrix triple needs "
+                  f"{matmul_triple_bytes(n) / 2 ** 30:.1f} GiB per party (over --max-ot-gb)")
             continue
         x, y = rng.uniform(-1, 1, (n, n)), rng.uniform(-1, 1, (n, n))
         rows.append((run_case(f"matmul_{n}", lambda p, q: p @ q, (x, y), cluster), 1,
