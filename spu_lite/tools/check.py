@@ -27,7 +27,7 @@ from spu_lite.runtime.executor import ExecutionError
 
 from .. import api
 from .check_observer import Finding, Observer, source_of
-from .float_reference import ATOL_ULPS, RTOL, OutputError, compare_leaf
+from .float_reference import ATOL_ULPS, RTOL, OutputError, capped_atol, compare_leaf
 from .watch import run_observed
 from ..codec import InputError, decode, encode
 from ..frontend import Public, input_leaf
@@ -45,7 +45,7 @@ class Report:
     outputs: List[OutputError]
     field: int
     fxp_bits: int
-    atol: float
+    atol: Optional[float]     # None: capped_atol, 64 ulps but at most 2% of the output
     rtol: float
     ops_run: int = 0
     notes: List[str] = field(default_factory=list)
@@ -53,6 +53,18 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def atol_at(self, top: float) -> float:
+        """The absolute tolerance of an output whose largest |value| is top."""
+        if self.atol is None:
+            return capped_atol(2.0 ** -self.fxp_bits, top)
+        return self.atol
+
+    def _tolerance(self) -> str:
+        if self.atol is None:
+            return (f"min({ATOL_ULPS * 2.0 ** -self.fxp_bits:.2g}, 2% of max |value|) "
+                    f"+ {self.rtol:.2g} |value|")
+        return f"{self.atol:.2g} + {self.rtol:.2g} |value|"
 
     def __str__(self) -> str:
         lines = [f"spu.check: {len(self.findings)} finding(s); ring {self.field} bits, "
@@ -63,7 +75,7 @@ class Report:
             lines += [str(f) for f in self.findings]
         lines.append("")
         lines.append(f"{'output':<10}{'max abs err':>12}{'max rel err':>12}{'max |value|':>12}"
-                     f"   vs float JAX (tolerance {self.atol:.2g} + {self.rtol:.2g} |value|)")
+                     f"   vs float JAX (tolerance {self._tolerance()})")
         for o in self.outputs:
             lines.append(f"{o.name:<10}{o.max_abs_err:>12.3g}{o.max_rel_err:>12.3g}"
                          f"{o.max_abs:>12.4g}" + ("   EXCEEDED" if o.tolerance_exceeded else ""))
@@ -77,12 +89,12 @@ class Report:
 def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwargs) -> Report:
     """Compile fn as spu.jit(fn, **jit_kwargs) would and run it in plaintext fixed
     point on args; return a Report (see the module docstring). atol / rtol: the
-    precision threshold (default 64 ulps of fxp_bits, and 1e-3)."""
+    precision threshold (default 64 ulps of fxp_bits but at most 2% of the output's
+    largest |value| and at least 2 ulps, and 1e-3)."""
     jit_kwargs.pop("protocol", None)         # the IR is the same for every protocol
     jit_kwargs.pop("check", None)
     jf = api.jit(fn, protocol="ref2k", **jit_kwargs)
     cfg = jf.config
-    atol = ATOL_ULPS * 2.0 ** -cfg.fxp_bits if atol is None else atol
     report = Report([], [], cfg.field, cfg.fxp_bits, atol, rtol)
     names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = jf._prepare(args, {})
     compiled = jf.lower(*args)
@@ -155,7 +167,7 @@ def _compare(report: Report, got, want, sources, explained, wild: bool = True) -
     for an output beyond the tolerance that no finding above already explains."""
     for i, (g, w, source, known) in enumerate(zip(got, want, sources, explained)):
         name = f"out[{i}]"
-        c = compare_leaf(name, g, w, report.atol, report.rtol)
+        c = compare_leaf(name, g, w, report.atol_at, report.rtol)
         if c.nonfinite:
             report.notes.append(f"{name}: {c.nonfinite} element(s) of float JAX are nan/inf, "
                                 f"not compared")
@@ -170,5 +182,6 @@ def _compare(report: Report, got, want, sources, explained, wild: bool = True) -
         if n and (not known or (wild and o.max_rel_err > WILD_REL)):
             report.findings.append(Finding(
                 "precision", name, source, f"{n} of {c.compared} element(s) off by more than "
-                f"{report.atol:.2g} + {report.rtol:.2g} |value|: up to {o.max_abs_err:.4g} "
+                f"{report.atol_at(o.max_abs):.2g} + {report.rtol:.2g} |value|: "
+                f"up to {o.max_abs_err:.4g} "
                 f"({c.example})", n, o.max_abs_err))

@@ -56,7 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fxp-bits", type=int, default=None,
                    help="fractional bits (default 18 at 64 bits, 9 at 32)")
     p.add_argument("--atol", type=float, default=None,
-                   help="precision threshold, absolute (default 64 ulps of --fxp-bits)")
+                   help="precision threshold, absolute (default 64 ulps of --fxp-bits, "
+                        "at most 2%% of the output's largest |value|, at least 2 ulps)")
     p.add_argument("--rtol", type=float, default=1e-3,
                    help="precision threshold, relative (default 1e-3)")
 

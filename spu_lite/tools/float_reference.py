@@ -6,7 +6,8 @@ function run by JAX in floating point on the same inputs. An element is off when
     |got - want| > atol + rtol |want|
 
 spu.check's default is atol = 64 ulps of the fixed-point format (2.4e-4 at 18 bits),
-rtol = 1e-3 (tools/check.py). The watch (tools/watch.py) runs on calls nobody asked
+capped at 2% of the output's largest |value| but at least 2 ulps (capped_atol: 64
+ulps are 0.125 at a 32-bit ring's 9 bits), rtol = 1e-3 (tools/check.py). The watch (tools/watch.py) runs on calls nobody asked
 to check, so it warns only on errors no caller would call rounding: its atol also has
 a floor of WATCH_LEAF_REL x the output's largest |value| (the fixed-point error of a
 sum or a product grows with its terms, not with each element) and a term for how far
@@ -63,11 +64,16 @@ class LeafComparison:
     example: str              # "got .., float JAX .." at the worst element beyond the tolerance
 
 
+def capped_atol(ulp: float, top: float) -> float:
+    """64 ulps, but at most 2% of top (an output's largest |value|) and at least 2 ulps:
+    spu.check's default atol and the base of the watch's."""
+    return max(WATCH_FLOOR_ULPS * ulp, min(ATOL_ULPS * ulp, WATCH_CAP_REL * top))
+
+
 def watch_atol(ulp: float, top: float) -> float:
     """The watch's atol for an output whose largest |value| is top (before the
-    sensitivity term): 64 ulps, capped at 1% of top, at least 8 ulps and 1e-3 top."""
-    capped = min(ATOL_ULPS * ulp, WATCH_CAP_REL * top)
-    return max(WATCH_FLOOR_ULPS * ulp, capped, WATCH_LEAF_REL * top)
+    sensitivity term): capped_atol, and at least 1e-3 top."""
+    return max(capped_atol(ulp, top), WATCH_LEAF_REL * top)
 
 
 def compare_leaf(name: str, got, want, atol, rtol: float,
