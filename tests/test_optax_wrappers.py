@@ -102,3 +102,14 @@ def test_multisteps_adam_in_one_function_follows_plaintext():
         got = spu.jit(steps, protocol="aby3")(PARAMS, X, Y)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_losses_with_halves_are_not_taken_for_moments():
+    """`0.5 q^2 + 0.5 l` of values computed in the step (optax.huber_loss with delta 0.5)
+    has the shape of a moving average but no state: no PrecisionWarning."""
+    p, t = r.normal(size=8).astype(np.float32), r.normal(size=8).astype(np.float32)
+    huber = lambda p, t: optax.huber_loss(p, t, delta=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        got = spu.jit(huber, protocol="aby3")(p, t)
+    np.testing.assert_allclose(got, huber(p, t), atol=1e-4)
