@@ -248,6 +248,16 @@ CASES += [
     Case("round_ties_to_even", jnp.round, args(_ties), atol=0),
     Case("lax_round_ties_away_from_zero", jax.lax.round, args(_ties), atol=0),
 ]
+# Rounding a quotient by a constant is exact at the rounded dividend: floor(60 / 10) was
+# 5 (the quotient an ulp low), as optax's exponential_decay(staircase=True) read it.
+_tens = lambda r: np.concatenate([np.arange(-40.0, 41.0, 10.0), r.uniform(-50, 50, 7)])
+CASES += [
+    Case("round_quotient_by_constant", lambda x: (jnp.floor(x / 10), jnp.ceil(x / 10), jnp.round(x / 4),
+                                                  jax.lax.round(x / 4), (x / 5).astype(jnp.int32),
+                                                  jnp.floor(x / -2.5)), args(_tens), atol=0),
+    Case("floor_of_int_quotient", lambda n: jnp.floor(n / 10), args(lambda r: np.arange(-30, 100, 5, dtype=np.int32)),
+         atol=0),
+]
 # Grouped / depthwise convolutions (feature groups; their kernel gradient has batch
 # groups) and lax.reshape's transpose-first `dimensions`.
 _gconv = lambda x, w, g: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_dn,

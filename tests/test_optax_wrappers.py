@@ -104,6 +104,16 @@ def test_multisteps_adam_in_one_function_follows_plaintext():
         np.testing.assert_allclose(a, b, atol=1e-3)
 
 
+@pytest.mark.parametrize("public", [True, False])
+def test_staircase_schedule_steps_at_its_boundaries(public):
+    """floor(count / k) is exact at every multiple of k, public or secret count: the
+    schedule read 0.1 at count 10 (floor(10 / 10) = 0, the quotient an ulp low)."""
+    sched = optax.exponential_decay(0.1, 10, 0.9, staircase=True)
+    counts = np.arange(0, 71, 5, dtype=np.int32)
+    got = spu.jit(sched, protocol="aby3", check=False)(spu.public(counts) if public else counts)
+    np.testing.assert_allclose(got, sched(counts), rtol=2e-4)
+
+
 def test_losses_with_halves_are_not_taken_for_moments():
     """`0.5 q^2 + 0.5 l` of values computed in the step (optax.huber_loss with delta 0.5)
     has the shape of a moving average but no state: no PrecisionWarning."""

@@ -97,6 +97,7 @@ class Lowerer:
         self.residuals: Dict[int, Value] = {}      # quotient -> its residual (residual.py)
         self.sum_residuals: Dict[int, Optional[Value]] = {}   # the same through sums, into dots
         self.parts_of: Dict[int, List[Value]] = {}  # divisor -> its recip_parts (rules_math)
+        self.quotients: Dict[int, tuple] = {}      # x / c by a constant: (x, c) (quotient_round.py)
 
     # -- nested jaxprs ----------------------------------------------------------------
     def inline(self, closed, args: Sequence[Value]) -> List[Value]:

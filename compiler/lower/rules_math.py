@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..ir.nonlinear import BY_OP, TABLE
-from . import wide
+from . import quotient_round, wide
 from .context import rule
 from .rules_arith import integer_power
 from .rules_int import int_div
@@ -19,12 +19,9 @@ def _div(L, eqn, a, b):
         return int_div(L, a, b)
     c = L.const_value(b)
     if c is not None and np.all(c != 0):
-        inv = 1.0 / np.asarray(c, np.float64)
-        if a.type.secret:   # x / n: exact to ~2 ulps for any n (fixed_point.scale_plan)
-            return L.scale(a, inv, keep_range=True)
-        inv_c = L.const(inv, L.opt.fxp, ()) if inv.ndim == 0 else \
-            L.emit("constant", [], value=np.broadcast_to(inv, b.type.shape).copy(), dtype=L.opt.fxp)
-        return L.fmul(L.as_fxp(a), L.broadcast_to(inv_c, a.type.shape))
+        out = _by_constant(L, a, b, c)
+        quotient_round.record(L, out, a, c)    # floor / round of it are exact
+        return out
     if id(b) in L.wide and b.type.secret:
         return wide.quotient(L, a, b)
     if id(a) in L.wide and a.type.secret and not b.type.secret:
@@ -51,6 +48,15 @@ def _div(L, eqn, a, b):
     if L.opt.field >= 64 and L.const_value(a) is None:
         return _quotient(L, a, b)
     return L.fmul(L.as_fxp(a), _reciprocal(L, b))
+
+
+def _by_constant(L, a, b, c):
+    inv = 1.0 / np.asarray(c, np.float64)
+    if a.type.secret:   # x / n: exact to ~2 ulps for any n (fixed_point.scale_plan)
+        return L.scale(a, inv, keep_range=True)
+    inv_c = L.const(inv, L.opt.fxp, ()) if inv.ndim == 0 else \
+        L.emit("constant", [], value=np.broadcast_to(inv, b.type.shape).copy(), dtype=L.opt.fxp)
+    return L.fmul(L.as_fxp(a), L.broadcast_to(inv_c, a.type.shape))
 
 
 def _quotient(L, a, b):
