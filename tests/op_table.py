@@ -391,6 +391,24 @@ CASES += [
     Case("scatter_min_at_secret_unique", lambda x, i, v: x.at[i].min(v, unique_indices=True),
          args(u(6, 2), lambda r: np.array([4, 0, 2], np.int32), u(3, 2))),
 ]
+# Secret indices along several axes (compiler/lower/multi_index.py): the label gather of
+# a cross-entropy written by hand, x[i, j], their scatters, gradients and modes.
+_fixed = lambda *v: (lambda r: np.array(v, np.int32))
+CASES += [
+    Case("gather_rows_at_secret_labels", lambda l, y: (l[jnp.arange(5), y], jax.grad(
+        lambda l: jnp.sum(l[jnp.arange(5), y] ** 2))(l)), args(u(5, 4), _fixed(0, 3, 1, 2, 3))),
+    Case("index_at_two_secret_indices", lambda m, i, j: (m[i, j], m[i[0], j[1]], m.at[i, j].add(1.0),
+                                                         m.at[i[1], j[0]].set(9.0), m[:, None][i, :, j]),
+         args(u(5, 4), _fixed(4, -1, 0), _fixed(1, 3, 1))),
+    Case("take_at_two_secret_indices_fill_clip", lambda m, i, j: (
+        m.at[i, j].get(mode="fill", fill_value=-5.0), m.at[i, j].get(mode="clip")),
+         args(u(5, 4), _fixed(0, 7, 2, -9), _fixed(1, 3, 9, 0))),
+    Case("dynamic_slices_at_two_secret_starts", lambda m, i, j: (
+        jax.lax.dynamic_slice(m, (i, j), (2, 3)), jax.lax.dynamic_update_slice(m, jnp.ones((2, 2)), (i, j))),
+         args(u(5, 4), lambda r: np.int32(4), lambda r: np.int32(1))),
+    Case("int_scatter_add_at_two_secret_indices", lambda a, i, j: a.at[i, j].add(5),
+         args(ints(5, 4), _fixed(4, 0, 4), _fixed(1, 3, 1)), atol=0),
+]
 
 # Integer floor division and remainder on secrets (by a constant: one truncation and
 # comparisons; by a secret: long division), bitwise ops through boolean shares, shifts.

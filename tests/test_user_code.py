@@ -144,3 +144,15 @@ def test_python_numbers_passed_in_are_weakly_typed_as_under_jax_jit():
     assert got.dtype == np.int8 and np.array_equal(got, want)
     half = spu.jit(lambda x, s: x * s, protocol="ref2k")(np.ones(2, np.float32), 0.5)
     assert half.dtype == np.float32 and np.allclose(half, 0.5)
+
+
+def windows_at(x, i):
+    dn = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(), start_index_map=(0,))
+    return jax.lax.gather(x, i[:, None], dn, slice_sizes=(2,))       # windows of 2 at secret starts
+
+
+def test_a_gather_the_kernels_cannot_do_names_the_users_line():
+    """The message says "one element at a time"; it still gets the line appended."""
+    line = inspect.getsourcelines(windows_at)[1] + 2
+    with pytest.raises(spu.CompileError, match=f"test_user_code.py:{line}"):
+        spu.jit(windows_at, protocol="ref2k")(np.arange(6.0), np.array([1, 3], np.int32))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -139,7 +140,8 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
                     concrete(var)
                 continue
             msg = str(e)
-            raise CompileError(msg if " at " in msg else f"{msg} (primitive `{name}` at {L.loc})") from None
+            located = (L.loc and L.loc in msg) or re.search(r"\S+:\d+:\d+", msg)
+            raise CompileError(msg if located else f"{msg} (primitive `{name}` at {L.loc})") from None
         if isinstance(outs, Value):
             outs = [outs]
         for var, v in zip(eqn.outvars, outs):
