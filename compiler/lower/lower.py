@@ -13,6 +13,7 @@ from ..ir.program import Program, Value
 from ..ir.types import Type
 from .context import RULES, CompileError, CompileOptions, Lowerer
 from .input_formats import refine_inputs
+from .lost_constants import warn_lost_constants
 from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control  # noqa: F401
 from . import rules_conv  # noqa: F401 (registers rules)
 from . import rules_arctan, rules_extra, rules_linalg  # noqa: F401 (registers rules)
@@ -163,6 +164,7 @@ def lower_jaxpr(closed_jaxpr, in_types: Sequence[Type], options: CompileOptions,
     L.loc = None
     # Results leave at their own scale (exp's is finer); callers decode by the type.
     program = Program(name, params, L.ops, outs, options.field, options.fxp_bits)
+    warn_lost_constants(program)
     if refine is not None:
         refine_inputs(program, refine, options.fxp_bits, options.fine_frac)
     return program
