@@ -406,6 +406,10 @@ CASES += [
     Case("dynamic_slices_at_two_secret_starts", lambda m, i, j: (
         jax.lax.dynamic_slice(m, (i, j), (2, 3)), jax.lax.dynamic_update_slice(m, jnp.ones((2, 2)), (i, j))),
          args(u(5, 4), lambda r: np.int32(4), lambda r: np.int32(1))),
+    Case("bool_scatters_and_unique_of_a_given_size", lambda x, i: (
+        (x > 0).at[i].set(True), (x > 0).at[jnp.array([1, 1, 3])].max(jnp.array([True, False, True])),
+        jnp.unique(jnp.round(x), size=8, fill_value=-9.0, return_counts=True)),
+         args(u(8), lambda r: np.int32(2)), atol=0),
     Case("int_scatter_add_at_two_secret_indices", lambda a, i, j: a.at[i, j].add(5),
          args(ints(5, 4), _fixed(4, 0, 4), _fixed(1, 3, 1)), atol=0),
 ]

@@ -94,8 +94,15 @@ def _step(L, params, how, x, idx, upd, written):
 def _scatter(L, eqn, x, idx, upd):
     how, params = _COMBINE[eqn.primitive.name], eqn.params
     if x.type.dtype.is_bool or upd.type.dtype.is_bool:
-        raise CompileError(f"`{eqn.primitive.name}` on bool arrays is not supported: scatter "
-                           f"an int (0/1) array and compare it with 0")
+        # as 0/1 integers (set keeps 0/1; mul is and, max or, min and), then != 0: one
+        # equality beyond the int scatter (jnp.unique(size=...) scatters a bool mask)
+        as_int = lambda v: L.emit("convert", [v], to=L.opt.int) if v.type.dtype.is_bool else v
+        out = _scatter_ints(L, eqn, how, params, as_int(x), idx, as_int(upd))
+        return L.emit("not", [L.emit("eq", [out, L.const(0, out.type.dtype, out.type.shape)])])
+    return _scatter_ints(L, eqn, how, params, x, idx, upd)
+
+
+def _scatter_ints(L, eqn, how, params, x, idx, upd):
     known = L.known_value(eqn.invars[1])
     if known is None:
         n_indices = int(np.prod(idx.type.shape[:-1])) if idx.type.shape else 1
