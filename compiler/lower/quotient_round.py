@@ -5,8 +5,9 @@
 y = x * (1/n) is within a few ulps of x / n (docs/fixed-point.md, rule 3), as often
 below it as above, so at every exact multiple the floor came out one less (the
 staircase read floor(60 / 10) = 5 at every 10th step, with the count public or
-secret). The div rule records a quotient by a constant, `L.quotients[id(y)] = (x, c)`;
-rounding it here reads x and c, and is exact at the rounded x:
+secret). The div rule records a quotient by a constant, `L.quotients[id(y)] = (x, c)`
+(a product `x * 0.1` by the reciprocal of an integer counts as x / 10); rounding it
+here reads x and c, and is exact at the rounded x:
 
     t = floor(y - 1/2)                   t in [T - 1, T + 1] for T = floor(x / c), c > 0,
     T = t - [x < t c] + [x >= (t + 1) c]  while |y - x/c| < 1/2 (|x / c| < 2^17)
@@ -32,7 +33,7 @@ def record(L, y, x, c) -> None:
 
 def _normalised(L, y) -> Optional[Tuple[object, np.ndarray]]:
     """(x', c') with x' / c' == y's quotient and c' > 0, or None if y is no quotient."""
-    q = L.quotients.get(id(y))
+    q = L.quotients.get(id(y)) or _by_reciprocal(L, y)
     if q is None:
         return None
     x, c = q
@@ -41,6 +42,16 @@ def _normalised(L, y) -> Optional[Tuple[object, np.ndarray]]:
         sign = np.broadcast_to(np.where(c < 0, -1, 1), x.type.shape)
         x = L.emit("mul", [x, L.const(sign, L.opt.int)]) if np.ndim(c) else L.emit("neg", [x])
     return x, np.abs(c)
+
+
+def _by_reciprocal(L, y):
+    """x * q with 1/q an integer n, |n| >= 2, in float32 (`x * 0.1`, which float32 JAX
+    computes as x / 10 at every multiple: 0.1f is above 1/10): (x, n), else None."""
+    s = L.scaled.get(id(y))
+    if s is None or s[1] == 0:
+        return None
+    n = float(np.float32(1.0 / s[1]))
+    return (s[0], np.asarray(n)) if abs(n) >= 2 and n == round(n) else None
 
 
 def negated(L, y):
