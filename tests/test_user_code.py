@@ -97,6 +97,34 @@ def test_a_draw_from_a_key_made_of_secret_data_is_a_compile_error():
             np.asarray(jax.random.PRNGKey(0)), np.ones(3))
 
 
+@jax.jit
+def _masked(key, x):                     # a jitted helper that takes and returns a key
+    key, sub = jax.random.split(key)
+    return key, x * jax.random.bernoulli(sub, 0.5, x.shape)
+
+
+def test_a_fixed_key_enters_jitted_and_rematerialised_calls_with_secret_data():
+    """A key fixed when compiling passed into a call together with secret data
+    (jax.random.permutation, a jitted helper, jax.checkpoint, flax nn.remat around a
+    Dropout) is known inside it: its draws are public constants. Before: `unsupported
+    primitive jit / remat2 ... an operand that depends on an input`."""
+    import flax.linen as nn
+
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dropout(0.5, deterministic=False)(nn.remat(nn.Dense)(4)(x))
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    block = Block()
+    v = block.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)
+    for fn, args in [(lambda x: jax.random.permutation(jax.random.key(1), x), (x,)),
+                     (lambda x: _masked(_masked(jax.random.key(3), x)[0], x)[1], (x,)),
+                     (jax.grad(lambda x: jax.checkpoint(lambda k, y: jnp.sum(
+                         (y * jax.random.bernoulli(k, 0.5, y.shape)) ** 2))(jax.random.key(4), x)), (x,)),
+                     (lambda v, x: block.apply(v, x, rngs={"dropout": jax.random.key(5)}), (v, x))]:
+        np.testing.assert_allclose(spu.jit(fn, protocol="ref2k")(*args), fn(*args), atol=1e-4)
+
+
 def test_scatter_set_at_a_public_index_given_at_run_time():
     x, v = np.arange(6.0).reshape(3, 2), np.array([-1.0, -2.0])
     f = spu.jit(lambda x, i, v: x.at[i].set(v), protocol="aby3")

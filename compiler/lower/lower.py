@@ -41,6 +41,18 @@ def _loc(eqn) -> str:
 
 _UNKNOWN = object()
 
+#: calls whose rule only inlines the body: an operand the IR cannot hold (a PRNG key)
+#: that is known when compiling enters the body as that known value
+_CALLS = ("pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call",
+          "custom_vjp_call_jaxpr", "checkpoint", "remat", "remat2")
+
+
+class Known:
+    """A value known when compiling, bound to a body's parameter or returned from a body
+    (a PRNG key passed through a jitted helper: `jax.random.permutation(key, x)`)."""
+    def __init__(self, value):
+        self.value = value
+
 
 def _representable(aval) -> bool:
     dt = getattr(aval, "dtype", None)
@@ -104,6 +116,9 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
         else:
             known[var] = c                   # e.g. a PRNG key closed over
     for var, a in zip(jaxpr.invars, args):
+        if isinstance(a, Known):
+            known[var] = a.value
+            continue
         env[var] = a
         c = L.const_value(a) if _is_count(var.aval) else None
         if c is not None:       # an inlined body's constant int operand (a step count)
@@ -120,6 +135,15 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
             if all(v is not _UNKNOWN for v in vals):
                 for var in eqn.outvars:      # evaluated now; emitted when read
                     concrete(var)
+                continue
+            if name in _CALLS and all(v is not _UNKNOWN or _representable(a.aval)
+                                      for a, v in zip(eqn.invars, vals)):
+                ins = [read(a) if _representable(a.aval) else Known(v) for a, v in zip(eqn.invars, vals)]
+                for var, v in zip(eqn.outvars, RULES[name](L, eqn, *ins)):
+                    if isinstance(v, Known):
+                        known[var] = v.value
+                    else:
+                        env[var] = v
                 continue
             hint = (" (random numbers under MPC: use a key fixed when compiling, or draw "
                     "them outside and pass them in)" if name.startswith("random_") else
@@ -147,7 +171,17 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
             outs = [outs]
         for var, v in zip(eqn.outvars, outs):
             env[var] = v
-    return [read(v) for v in jaxpr.outvars]
+    return [read(v) if isinstance(v, jcore.Literal) or _representable(v.aval) else _known_out(v, concrete)
+            for v in jaxpr.outvars]
+
+
+def _known_out(var, concrete):
+    """A body's result the IR cannot hold (a key), as its value known when compiling."""
+    v = concrete(var)
+    if v is _UNKNOWN:
+        raise CompileError("a PRNG key computed from an input leaves a jitted function; "
+                           "keep keys fixed when compiling")
+    return Known(v)
 
 
 def lower_jaxpr(closed_jaxpr, in_types: Sequence[Type], options: CompileOptions,
