@@ -410,6 +410,8 @@ CASES += [
         (x > 0).at[i].set(True), (x > 0).at[jnp.array([1, 1, 3])].max(jnp.array([True, False, True])),
         jnp.unique(jnp.round(x), size=8, fill_value=-9.0, return_counts=True)),
          args(u(8), lambda r: np.int32(2)), atol=0),
+    Case("cumlogsumexp", lambda x: (jax.lax.cumlogsumexp(x, axis=1), jax.lax.cumlogsumexp(x, axis=0, reverse=True)),
+         args(lambda r: np.concatenate([r.uniform(-6, 6, (2, 6)), [[-20.0, 0, 3, -8, 1, 2]]])), atol=2e-4),
     Case("int_scatter_add_at_two_secret_indices", lambda a, i, j: a.at[i, j].add(5),
          args(ints(5, 4), _fixed(4, 0, 4), _fixed(1, 3, 1)), atol=0),
 ]
