@@ -78,10 +78,16 @@ rule("argmin")(_arg("argmin"))
 
 @rule("sort")
 def _sort(L, eqn, *operands):
-    """jnp.sort / argsort (a second operand: the iota) / lexsort by one key."""
-    if int(eqn.params["num_keys"]) != 1:
-        raise CompileError("sort by several keys is not supported (sort by one key)")
-    return L.emit_multi("sort", list(operands), axis=int(eqn.params["dimension"]), descending=False)
+    """jnp.sort / argsort (a second operand: the iota) / lax.sort by one key. By several
+    keys (jnp.lexsort, lax.sort(num_keys=k)): one stable sort per key, the last key first
+    (least significant digit first, as a radix sort): k sorts where one would do with a
+    lexicographic comparator."""
+    ops, axis = list(operands), int(eqn.params["dimension"])
+    for k in reversed(range(int(eqn.params["num_keys"]))):
+        order = [k] + [i for i in range(len(ops)) if i != k]
+        out = L.emit_multi("sort", [ops[i] for i in order], axis=axis, descending=False)
+        ops = [out[order.index(i)] for i in range(len(ops))]
+    return ops
 
 
 @rule("top_k")
