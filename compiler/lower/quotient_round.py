@@ -31,17 +31,28 @@ def record(L, y, x, c) -> None:
         L.quotients[id(y)] = (x, c)
 
 
-def _normalised(L, y) -> Optional[Tuple[object, np.ndarray]]:
-    """(x', c') with x' / c' == y's quotient and c' > 0, or None if y is no quotient."""
+def record_public(L, y, x, d) -> None:
+    """Note that y is x / d for a public value d known only at run time (d != 0)."""
+    L.quotients[id(y)] = (x, d)
+
+
+def _normalised(L, y) -> Optional[Tuple[object, object]]:
+    """(x', c') with x' / c' == y's quotient and c' > 0 (a constant, or a public value at
+    f bits), or None if y is no quotient."""
     q = L.quotients.get(id(y)) or _by_reciprocal(L, y)
     if q is None:
         return None
     x, c = q
     x = L.to_frac(L.as_fxp(x), L.opt.fxp_bits)
+    if hasattr(c, "type"):                  # public: |d| and its sign in the clear (local)
+        d = L.broadcast_to(L.to_frac(L.as_fxp(c), L.opt.fxp_bits), x.type.shape)
+        neg = L.emit("less", [d, L.const(0, d.type.dtype, d.type.shape)])
+        flip = lambda v: L.emit("select", [neg, L.emit("neg", [v]), v])
+        return flip(x), flip(d)
     if np.any(c < 0):
         sign = np.broadcast_to(np.where(c < 0, -1, 1), x.type.shape)
         x = L.emit("mul", [x, L.const(sign, L.opt.int)]) if np.ndim(c) else L.emit("neg", [x])
-    return x, np.abs(c)
+    return x, np.asarray(np.abs(c))
 
 
 def _by_reciprocal(L, y):
@@ -59,7 +70,7 @@ def negated(L, y):
     out = L.emit("neg", [y])
     q = _normalised(L, y)
     if q is not None:
-        record(L, out, L.emit("neg", [q[0]]), q[1])
+        L.quotients[id(out)] = (L.emit("neg", [q[0]]), q[1])
     return out
 
 
@@ -70,12 +81,18 @@ def shifted(L, y, x_shift: float, y_shift):
         return None
     x, c = q
     out = L.emit("add", [L.to_frac(L.as_fxp(y), L.opt.fxp_bits), y_shift])
-    record(L, out, L.emit("add", [x, _times(L, c * x_shift, x)]), c)
+    if not hasattr(c, "type"):
+        record(L, out, L.emit("add", [x, _times(L, c * x_shift, x)]), c)
+    else:               # c x_shift for x_shift = 1/2: exact up to c's last bit
+        half_c = L.fmul(c, L.const(x_shift, L.opt.fxp, c.type.shape))
+        L.quotients[id(out)] = (L.emit("add", [x, half_c]), c)
     return out
 
 
-def _times(L, c: np.ndarray, like):
-    """A public constant at `like`'s format and shape."""
+def _times(L, c, like):
+    """A public constant (or public value) at `like`'s format and shape."""
+    if hasattr(c, "type"):
+        return c
     if np.ndim(c) == 0:
         return L.const(float(c), like.type.dtype, like.type.shape)
     return L.emit("constant", [], value=np.ascontiguousarray(np.broadcast_to(c, like.type.shape)),
@@ -110,7 +127,7 @@ def magnitude(L, y):
     neg = L.emit("less", [x, L.const(0, x.type.dtype, x.type.shape)])
     y = L.to_frac(L.as_fxp(y), L.opt.fxp_bits)
     ay = L.emit("select", [neg, L.emit("neg", [y]), y])
-    record(L, ay, L.emit("select", [neg, L.emit("neg", [x]), x]), c)
+    L.quotients[id(ay)] = (L.emit("select", [neg, L.emit("neg", [x]), x]), c)
     return neg, ay
 
 

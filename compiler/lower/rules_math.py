@@ -38,16 +38,22 @@ def _div(L, eqn, a, b):
                         for v in sel.inputs[1:])
         return L.fmul(L.as_fxp(a), L.emit("select", [sel.inputs[0], inv_t, inv_f]))
     if not b.type.secret:           # public divisor: its reciprocal is computed in the clear
-        if a.type.secret and L.opt.field >= 64:
-            return _quotient(L, a, b)      # its factors too: 1/b at f bits loses a's bits
-        b = L.to_frac(L.as_fxp(b), L.opt.fxp_bits)
-        if not a.type.secret:
-            return L.emit("fdiv", [L.to_frac(L.as_fxp(a), L.opt.fxp_bits), b])
-        inv = L.emit("fdiv", [L.const(1.0, L.opt.fxp, b.type.shape), b])
-        return L.fmul(L.as_fxp(a), inv)
+        out = _by_public(L, a, b)
+        quotient_round.record_public(L, out, a, b)     # floor / round of it are exact
+        return out
     if L.opt.field >= 64 and L.const_value(a) is None:
         return _quotient(L, a, b)
     return L.fmul(L.as_fxp(a), _reciprocal(L, b))
+
+
+def _by_public(L, a, b):
+    if a.type.secret and L.opt.field >= 64:
+        return _quotient(L, a, b)      # its factors too: 1/b at f bits loses a's bits
+    b = L.to_frac(L.as_fxp(b), L.opt.fxp_bits)
+    if not a.type.secret:
+        return L.emit("fdiv", [L.to_frac(L.as_fxp(a), L.opt.fxp_bits), b])
+    inv = L.emit("fdiv", [L.const(1.0, L.opt.fxp, b.type.shape), b])
+    return L.fmul(L.as_fxp(a), inv)
 
 
 def _by_constant(L, a, b, c):

@@ -377,3 +377,18 @@ def test_optimizers_of_the_docs_raise_no_lost_constant():
             updates, state = opt.update(g, state, p)
             return optax.apply_updates(p, updates)
         assert _lost_constant_warnings(steps, {"w": np.ones(3, np.float32)}, g) == []
+
+
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_rounding_a_quotient_by_a_public_input_is_exact(protocol):
+    """floor / ceil / round / int of x / n with n a public input (not a constant) are
+    exact at the rounded x, for either sign of n: the quotient an ulp low made every
+    exact multiple one less."""
+    x = np.concatenate([np.arange(-40.0, 41.0, 10.0), np.linspace(-47, 47, 9)]).astype(np.float32)
+    f = lambda x, n: (jnp.floor(x / n), jnp.ceil(x / n), jnp.round(x / n), jax.lax.round(x / n),
+                      (x / n).astype(jnp.int32))
+    for n in (np.float32(10.0), np.float32(4.0), np.float32(-2.5),
+              np.where(np.arange(18) % 2, 10.0, -4.0).astype(np.float32)):
+        got = spu.jit(f, protocol=protocol, check=False)(x, spu.public(n))
+        for g, w in zip(got, f(x, n)):
+            np.testing.assert_array_equal(g, w)
