@@ -397,6 +397,9 @@ _fixed = lambda *v: (lambda r: np.array(v, np.int32))
 CASES += [
     Case("gather_rows_at_secret_labels", lambda l, y: (l[jnp.arange(5), y], jax.grad(
         lambda l: jnp.sum(l[jnp.arange(5), y] ** 2))(l)), args(u(5, 4), _fixed(0, 3, 1, 2, 3))),
+    Case("scatter_at_rows_and_secret_labels", lambda l, y: (
+        l.at[jnp.arange(5), y].set(-3.0), l.at[jnp.arange(5), y].multiply(2.0), l.at[jnp.arange(5), y].max(1.0)),
+         args(u(5, 4), _fixed(0, 3, 1, 2, 3)), atol=32 * ULP),
     Case("index_at_two_secret_indices", lambda m, i, j: (m[i, j], m[i[0], j[1]], m.at[i, j].add(1.0),
                                                          m.at[i[1], j[0]].set(9.0), m[:, None][i, :, j]),
          args(u(5, 4), _fixed(4, -1, 0), _fixed(1, 3, 1))),
