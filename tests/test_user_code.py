@@ -184,3 +184,44 @@ def test_a_gather_the_kernels_cannot_do_names_the_users_line():
     line = inspect.getsourcelines(windows_at)[1] + 2
     with pytest.raises(spu.CompileError, match=f"test_user_code.py:{line}"):
         spu.jit(windows_at, protocol="ref2k")(np.arange(6.0), np.array([1, 3], np.int32))
+
+
+def test_loops_over_fixed_keys_run_unrolled_with_their_draws_as_constants():
+    """A scan whose operands include keys fixed when compiling -- nnx.scan over layers
+    with Dropout (the layers' rng streams are scanned), a fori_loop that splits a key
+    each step -- is unrolled: each step sees its own key. Before: `unsupported primitive
+    scan ... an operand that depends on an input`."""
+    from flax import nnx
+
+    class Block(nnx.Module):
+        def __init__(self, rngs):
+            self.lin, self.drop = nnx.Linear(4, 4, rngs=rngs), nnx.Dropout(0.2, rngs=rngs)
+
+        def __call__(self, x):
+            return x + self.drop(nnx.gelu(self.lin(x)))
+
+    class Stack(nnx.Module):
+        def __init__(self, rngs):
+            @nnx.split_rngs(splits=3)
+            @nnx.vmap(in_axes=(0,), out_axes=0)
+            def make(rngs):
+                return Block(rngs)
+            self.blocks = make(rngs)
+
+        def __call__(self, x):
+            @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+            def layer(x, block):
+                return block(x)
+            return layer(x, self.blocks)
+    x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
+    want = nnx.jit(lambda m, x: m(x))(Stack(nnx.Rngs(0)), x)
+    got = spu.jit(lambda m, x: m(x), protocol="ref2k")(Stack(nnx.Rngs(0)), x)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+    def noisy(x):
+        def step(i, c):
+            key, acc = c
+            key, sub = jax.random.split(key)
+            return key, acc + x * jax.random.bernoulli(sub, 0.5, x.shape)
+        return jax.lax.fori_loop(0, 4, step, (jax.random.key(0), jnp.zeros_like(x)))[1]
+    np.testing.assert_allclose(spu.jit(noisy, protocol="ref2k")(x), noisy(x), atol=1e-5)

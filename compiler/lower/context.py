@@ -62,6 +62,14 @@ class CompileOptions:
 RULES: Dict[str, Callable] = {}
 
 
+class Known:
+    """A value known when compiling that the IR cannot hold (a PRNG key), bound to a
+    body's parameter or returned from a body (lower.py): `jax.random.permutation(key,
+    x)`, a jitted helper taking (key, x), an nnx.scan over layers with their rng keys."""
+    def __init__(self, value):
+        self.value = value
+
+
 def rule(*names: str):
     """Register a lowering rule for the named JAX primitives.
 

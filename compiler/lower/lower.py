@@ -11,7 +11,7 @@ from jax.extend import core as jcore
 
 from ..ir.program import Program, Value
 from ..ir.types import Type
-from .context import RULES, CompileError, CompileOptions, Lowerer
+from .context import RULES, CompileError, CompileOptions, Known, Lowerer
 from .input_formats import refine_inputs
 from .lost_constants import warn_lost_constants
 from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control  # noqa: F401
@@ -44,14 +44,9 @@ _UNKNOWN = object()
 #: calls whose rule only inlines the body: an operand the IR cannot hold (a PRNG key)
 #: that is known when compiling enters the body as that known value
 _CALLS = ("pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call",
-          "custom_vjp_call_jaxpr", "checkpoint", "remat", "remat2")
+          "custom_vjp_call_jaxpr", "checkpoint", "remat", "remat2", "scan")   # scan: unrolled
 
 
-class Known:
-    """A value known when compiling, bound to a body's parameter or returned from a body
-    (a PRNG key passed through a jitted helper: `jax.random.permutation(key, x)`)."""
-    def __init__(self, value):
-        self.value = value
 
 
 def _representable(aval) -> bool:
