@@ -225,3 +225,7 @@ def test_loops_over_fixed_keys_run_unrolled_with_their_draws_as_constants():
             return key, acc + x * jax.random.bernoulli(sub, 0.5, x.shape)
         return jax.lax.fori_loop(0, 4, step, (jax.random.key(0), jnp.zeros_like(x)))[1]
     np.testing.assert_allclose(spu.jit(noisy, protocol="ref2k")(x), noisy(x), atol=1e-5)
+
+    with pytest.raises(spu.CompileError, match="unrolled.*10000 steps.*outside"):
+        spu.jit(lambda x: jax.lax.fori_loop(0, 10000, lambda i, c: (
+            jax.random.split(c[0])[0], c[1] + 1.0), (jax.random.key(0), x))[1], protocol="ref2k")(x)

@@ -151,6 +151,10 @@ def _seal_results(L, block: Block, start: int, vis: List[str]):
         block.results[start + i] = _seal(sub, block.results[start + i], s)
 
 
+#: the most steps of a scan over known keys that are unrolled (_unrolled)
+MAX_UNROLLED = 512
+
+
 def _unrolled(L, eqn, args):
     """A scan with operands the IR cannot hold, known when compiling (PRNG keys: an
     nnx.scan over layers with Dropout, a fori_loop that splits a key each step) runs
@@ -158,6 +162,10 @@ def _unrolled(L, eqn, args):
     are constants. Cost: the body's ops `length` times in the program, not one loop."""
     p = eqn.params
     nc, nk, n = p["num_consts"], p["num_carry"], int(p["length"])
+    if n > MAX_UNROLLED:
+        raise CompileError(f"a loop over PRNG keys fixed when compiling runs unrolled, and "
+                           f"{n} steps are more than {MAX_UNROLLED}: draw the random numbers "
+                           f"outside spu.jit and pass them in")
     consts, carry, xs = list(args[:nc]), list(args[nc:nc + nk]), list(args[nc + nk:])
 
     def row(x, i):
