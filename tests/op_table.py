@@ -415,6 +415,8 @@ CASES += [
          args(u(8), lambda r: np.int32(2)), atol=0),
     Case("cumlogsumexp", lambda x: (jax.lax.cumlogsumexp(x, axis=1), jax.lax.cumlogsumexp(x, axis=0, reverse=True)),
          args(lambda r: np.concatenate([r.uniform(-6, 6, (2, 6)), [[-20.0, 0, 3, -8, 1, 2]]])), atol=2e-4),
+    Case("matmul_of_bools", lambda x: ((x > 0) @ (x > 0).T, jnp.einsum("ij,kj->ik", x > 3, x > 3)), args(u(4, 5)),
+         atol=0),
     Case("int_scatter_add_at_two_secret_indices", lambda a, i, j: a.at[i, j].add(5),
          args(ints(5, 4), _fixed(4, 0, 4), _fixed(1, 3, 1)), atol=0),
 ]

@@ -11,10 +11,13 @@ def _ints(xs):
 @rule("dot_general")
 def _dot_general(L, eqn, a, b):
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    both_bool = a.type.dtype.is_bool and b.type.dtype.is_bool
+    if both_bool:               # JAX: any(a & b) over the contraction: a count, then != 0
+        a, b = (L.emit("convert", [v], to=L.opt.int) for v in (a, b))
     out = L.fmul(a, b, op="dot", lhs_contract=_ints(lc), rhs_contract=_ints(rc),
                  lhs_batch=_ints(lb), rhs_batch=_ints(rb))
-    if a.type.dtype.is_bool and b.type.dtype.is_bool:
-        raise CompileError("dot_general of two bool arrays is not supported")
+    if both_bool:
+        return L.emit("not", [L.emit("eq", [out, L.const(0, out.type.dtype, out.type.shape)])])
     return out
 
 
