@@ -248,6 +248,16 @@ CASES += [
     Case("round_ties_to_even", jnp.round, args(_ties), atol=0),
     Case("lax_round_ties_away_from_zero", jax.lax.round, args(_ties), atol=0),
 ]
+# Rounding a quotient by a constant is exact at the rounded dividend: floor(60 / 10) was
+# 5 (the quotient an ulp low), as optax's exponential_decay(staircase=True) read it.
+_tens = lambda r: np.concatenate([np.arange(-40.0, 41.0, 10.0), r.uniform(-50, 50, 7)])
+CASES += [
+    Case("round_quotient_by_constant", lambda x: (jnp.floor(x / 10), jnp.ceil(x / 10), jnp.round(x / 4),
+                                                  jax.lax.round(x / 4), (x / 5).astype(jnp.int32),
+                                                  jnp.floor(x / -2.5), jnp.floor(x * 0.1)), args(_tens), atol=0),
+    Case("floor_of_int_quotient", lambda n: jnp.floor(n / 10), args(lambda r: np.arange(-30, 100, 5, dtype=np.int32)),
+         atol=0),
+]
 # Grouped / depthwise convolutions (feature groups; their kernel gradient has batch
 # groups) and lax.reshape's transpose-first `dimensions`.
 _gconv = lambda x, w, g: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_dn,
@@ -380,6 +390,35 @@ CASES += [
     Case("scatter_max_at_secret", lambda x, i, v: x.at[i].max(v), args(u(5, 3), _pos(4), u(3))),
     Case("scatter_min_at_secret_unique", lambda x, i, v: x.at[i].min(v, unique_indices=True),
          args(u(6, 2), lambda r: np.array([4, 0, 2], np.int32), u(3, 2))),
+]
+# Secret indices along several axes (compiler/lower/multi_index.py): the label gather of
+# a cross-entropy written by hand, x[i, j], their scatters, gradients and modes.
+_fixed = lambda *v: (lambda r: np.array(v, np.int32))
+CASES += [
+    Case("gather_rows_at_secret_labels", lambda l, y: (l[jnp.arange(5), y], jax.grad(
+        lambda l: jnp.sum(l[jnp.arange(5), y] ** 2))(l)), args(u(5, 4), _fixed(0, 3, 1, 2, 3))),
+    Case("scatter_at_rows_and_secret_labels", lambda l, y: (
+        l.at[jnp.arange(5), y].set(-3.0), l.at[jnp.arange(5), y].multiply(2.0), l.at[jnp.arange(5), y].max(1.0)),
+         args(u(5, 4), _fixed(0, 3, 1, 2, 3)), atol=32 * ULP),
+    Case("index_at_two_secret_indices", lambda m, i, j: (m[i, j], m[i[0], j[1]], m.at[i, j].add(1.0),
+                                                         m.at[i[1], j[0]].set(9.0), m[:, None][i, :, j]),
+         args(u(5, 4), _fixed(4, -1, 0), _fixed(1, 3, 1))),
+    Case("take_at_two_secret_indices_fill_clip", lambda m, i, j: (
+        m.at[i, j].get(mode="fill", fill_value=-5.0), m.at[i, j].get(mode="clip")),
+         args(u(5, 4), _fixed(0, 7, 2, -9), _fixed(1, 3, 9, 0))),
+    Case("dynamic_slices_at_two_secret_starts", lambda m, i, j: (
+        jax.lax.dynamic_slice(m, (i, j), (2, 3)), jax.lax.dynamic_update_slice(m, jnp.ones((2, 2)), (i, j))),
+         args(u(5, 4), lambda r: np.int32(4), lambda r: np.int32(1))),
+    Case("bool_scatters_and_unique_of_a_given_size", lambda x, i: (
+        (x > 0).at[i].set(True), (x > 0).at[jnp.array([1, 1, 3])].max(jnp.array([True, False, True])),
+        jnp.unique(jnp.round(x), size=8, fill_value=-9.0, return_counts=True)),
+         args(u(8), lambda r: np.int32(2)), atol=0),
+    Case("cumlogsumexp", lambda x: (jax.lax.cumlogsumexp(x, axis=1), jax.lax.cumlogsumexp(x, axis=0, reverse=True)),
+         args(lambda r: np.concatenate([r.uniform(-6, 6, (2, 6)), [[-20.0, 0, 3, -8, 1, 2]]])), atol=2e-4),
+    Case("matmul_of_bools", lambda x: ((x > 0) @ (x > 0).T, jnp.einsum("ij,kj->ik", x > 3, x > 3)), args(u(4, 5)),
+         atol=0),
+    Case("int_scatter_add_at_two_secret_indices", lambda a, i, j: a.at[i, j].add(5),
+         args(ints(5, 4), _fixed(4, 0, 4), _fixed(1, 3, 1)), atol=0),
 ]
 
 # Integer floor division and remainder on secrets (by a constant: one truncation and

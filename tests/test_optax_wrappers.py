@@ -102,3 +102,24 @@ def test_multisteps_adam_in_one_function_follows_plaintext():
         got = spu.jit(steps, protocol="aby3")(PARAMS, X, Y)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+@pytest.mark.parametrize("public", [True, False])
+def test_staircase_schedule_steps_at_its_boundaries(public):
+    """floor(count / k) is exact at every multiple of k, public or secret count: the
+    schedule read 0.1 at count 10 (floor(10 / 10) = 0, the quotient an ulp low)."""
+    sched = optax.exponential_decay(0.1, 10, 0.9, staircase=True)
+    counts = np.arange(0, 71, 5, dtype=np.int32)
+    got = spu.jit(sched, protocol="aby3", check=False)(spu.public(counts) if public else counts)
+    np.testing.assert_allclose(got, sched(counts), rtol=2e-4)
+
+
+def test_losses_with_halves_are_not_taken_for_moments():
+    """`0.5 q^2 + 0.5 l` of values computed in the step (optax.huber_loss with delta 0.5)
+    has the shape of a moving average but no state: no PrecisionWarning."""
+    p, t = r.normal(size=8).astype(np.float32), r.normal(size=8).astype(np.float32)
+    huber = lambda p, t: optax.huber_loss(p, t, delta=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        got = spu.jit(huber, protocol="aby3")(p, t)
+    np.testing.assert_allclose(got, huber(p, t), atol=1e-4)

@@ -97,6 +97,34 @@ def test_a_draw_from_a_key_made_of_secret_data_is_a_compile_error():
             np.asarray(jax.random.PRNGKey(0)), np.ones(3))
 
 
+@jax.jit
+def _masked(key, x):                     # a jitted helper that takes and returns a key
+    key, sub = jax.random.split(key)
+    return key, x * jax.random.bernoulli(sub, 0.5, x.shape)
+
+
+def test_a_fixed_key_enters_jitted_and_rematerialised_calls_with_secret_data():
+    """A key fixed when compiling passed into a call together with secret data
+    (jax.random.permutation, a jitted helper, jax.checkpoint, flax nn.remat around a
+    Dropout) is known inside it: its draws are public constants. Before: `unsupported
+    primitive jit / remat2 ... an operand that depends on an input`."""
+    import flax.linen as nn
+
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dropout(0.5, deterministic=False)(nn.remat(nn.Dense)(4)(x))
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    block = Block()
+    v = block.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)
+    for fn, args in [(lambda x: jax.random.permutation(jax.random.key(1), x), (x,)),
+                     (lambda x: _masked(_masked(jax.random.key(3), x)[0], x)[1], (x,)),
+                     (jax.grad(lambda x: jax.checkpoint(lambda k, y: jnp.sum(
+                         (y * jax.random.bernoulli(k, 0.5, y.shape)) ** 2))(jax.random.key(4), x)), (x,)),
+                     (lambda v, x: block.apply(v, x, rngs={"dropout": jax.random.key(5)}), (v, x))]:
+        np.testing.assert_allclose(spu.jit(fn, protocol="ref2k")(*args), fn(*args), atol=1e-4)
+
+
 def test_scatter_set_at_a_public_index_given_at_run_time():
     x, v = np.arange(6.0).reshape(3, 2), np.array([-1.0, -2.0])
     f = spu.jit(lambda x, i, v: x.at[i].set(v), protocol="aby3")
@@ -144,3 +172,60 @@ def test_python_numbers_passed_in_are_weakly_typed_as_under_jax_jit():
     assert got.dtype == np.int8 and np.array_equal(got, want)
     half = spu.jit(lambda x, s: x * s, protocol="ref2k")(np.ones(2, np.float32), 0.5)
     assert half.dtype == np.float32 and np.allclose(half, 0.5)
+
+
+def windows_at(x, i):
+    dn = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(), start_index_map=(0,))
+    return jax.lax.gather(x, i[:, None], dn, slice_sizes=(2,))       # windows of 2 at secret starts
+
+
+def test_a_gather_the_kernels_cannot_do_names_the_users_line():
+    """The message says "one element at a time"; it still gets the line appended."""
+    line = inspect.getsourcelines(windows_at)[1] + 2
+    with pytest.raises(spu.CompileError, match=f"test_user_code.py:{line}"):
+        spu.jit(windows_at, protocol="ref2k")(np.arange(6.0), np.array([1, 3], np.int32))
+
+
+def test_loops_over_fixed_keys_run_unrolled_with_their_draws_as_constants():
+    """A scan whose operands include keys fixed when compiling -- nnx.scan over layers
+    with Dropout (the layers' rng streams are scanned), a fori_loop that splits a key
+    each step -- is unrolled: each step sees its own key. Before: `unsupported primitive
+    scan ... an operand that depends on an input`."""
+    from flax import nnx
+
+    class Block(nnx.Module):
+        def __init__(self, rngs):
+            self.lin, self.drop = nnx.Linear(4, 4, rngs=rngs), nnx.Dropout(0.2, rngs=rngs)
+
+        def __call__(self, x):
+            return x + self.drop(nnx.gelu(self.lin(x)))
+
+    class Stack(nnx.Module):
+        def __init__(self, rngs):
+            @nnx.split_rngs(splits=3)
+            @nnx.vmap(in_axes=(0,), out_axes=0)
+            def make(rngs):
+                return Block(rngs)
+            self.blocks = make(rngs)
+
+        def __call__(self, x):
+            @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+            def layer(x, block):
+                return block(x)
+            return layer(x, self.blocks)
+    x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
+    want = nnx.jit(lambda m, x: m(x))(Stack(nnx.Rngs(0)), x)
+    got = spu.jit(lambda m, x: m(x), protocol="ref2k")(Stack(nnx.Rngs(0)), x)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+    def noisy(x):
+        def step(i, c):
+            key, acc = c
+            key, sub = jax.random.split(key)
+            return key, acc + x * jax.random.bernoulli(sub, 0.5, x.shape)
+        return jax.lax.fori_loop(0, 4, step, (jax.random.key(0), jnp.zeros_like(x)))[1]
+    np.testing.assert_allclose(spu.jit(noisy, protocol="ref2k")(x), noisy(x), atol=1e-5)
+
+    with pytest.raises(spu.CompileError, match="unrolled.*10000 steps.*outside"):
+        spu.jit(lambda x: jax.lax.fori_loop(0, 10000, lambda i, c: (
+            jax.random.split(c[0])[0], c[1] + 1.0), (jax.random.key(0), x))[1], protocol="ref2k")(x)

@@ -62,6 +62,14 @@ class CompileOptions:
 RULES: Dict[str, Callable] = {}
 
 
+class Known:
+    """A value known when compiling that the IR cannot hold (a PRNG key), bound to a
+    body's parameter or returned from a body (lower.py): `jax.random.permutation(key,
+    x)`, a jitted helper taking (key, x), an nnx.scan over layers with their rng keys."""
+    def __init__(self, value):
+        self.value = value
+
+
 def rule(*names: str):
     """Register a lowering rule for the named JAX primitives.
 
@@ -97,6 +105,7 @@ class Lowerer:
         self.residuals: Dict[int, Value] = {}      # quotient -> its residual (residual.py)
         self.sum_residuals: Dict[int, Optional[Value]] = {}   # the same through sums, into dots
         self.parts_of: Dict[int, List[Value]] = {}  # divisor -> its recip_parts (rules_math)
+        self.quotients: Dict[int, tuple] = {}      # x / c by a constant: (x, c) (quotient_round.py)
 
     # -- nested jaxprs ----------------------------------------------------------------
     def inline(self, closed, args: Sequence[Value]) -> List[Value]:

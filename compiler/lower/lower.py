@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -10,8 +11,9 @@ from jax.extend import core as jcore
 
 from ..ir.program import Program, Value
 from ..ir.types import Type
-from .context import RULES, CompileError, CompileOptions, Lowerer
+from .context import RULES, CompileError, CompileOptions, Known, Lowerer
 from .input_formats import refine_inputs
+from .lost_constants import warn_lost_constants
 from . import rules_arith, rules_shape, rules_reduce, rules_math, rules_control  # noqa: F401
 from . import rules_conv  # noqa: F401 (registers rules)
 from . import rules_arctan, rules_extra, rules_linalg  # noqa: F401 (registers rules)
@@ -38,6 +40,13 @@ def _loc(eqn) -> str:
 
 
 _UNKNOWN = object()
+
+#: calls whose rule only inlines the body: an operand the IR cannot hold (a PRNG key)
+#: that is known when compiling enters the body as that known value
+_CALLS = ("pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call",
+          "custom_vjp_call_jaxpr", "checkpoint", "remat", "remat2", "scan")   # scan: unrolled
+
+
 
 
 def _representable(aval) -> bool:
@@ -102,6 +111,9 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
         else:
             known[var] = c                   # e.g. a PRNG key closed over
     for var, a in zip(jaxpr.invars, args):
+        if isinstance(a, Known):
+            known[var] = a.value
+            continue
         env[var] = a
         c = L.const_value(a) if _is_count(var.aval) else None
         if c is not None:       # an inlined body's constant int operand (a step count)
@@ -118,6 +130,15 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
             if all(v is not _UNKNOWN for v in vals):
                 for var in eqn.outvars:      # evaluated now; emitted when read
                     concrete(var)
+                continue
+            if name in _CALLS and all(v is not _UNKNOWN or _representable(a.aval)
+                                      for a, v in zip(eqn.invars, vals)):
+                ins = [read(a) if _representable(a.aval) else Known(v) for a, v in zip(eqn.invars, vals)]
+                for var, v in zip(eqn.outvars, RULES[name](L, eqn, *ins)):
+                    if isinstance(v, Known):
+                        known[var] = v.value
+                    else:
+                        env[var] = v
                 continue
             hint = (" (random numbers under MPC: use a key fixed when compiling, or draw "
                     "them outside and pass them in)" if name.startswith("random_") else
@@ -139,12 +160,23 @@ def lower_eqns(L: Lowerer, jaxpr, consts: Sequence, args: Sequence[Value]) -> Li
                     concrete(var)
                 continue
             msg = str(e)
-            raise CompileError(msg if " at " in msg else f"{msg} (primitive `{name}` at {L.loc})") from None
+            located = (L.loc and L.loc in msg) or re.search(r"\S+:\d+:\d+", msg)
+            raise CompileError(msg if located else f"{msg} (primitive `{name}` at {L.loc})") from None
         if isinstance(outs, Value):
             outs = [outs]
         for var, v in zip(eqn.outvars, outs):
             env[var] = v
-    return [read(v) for v in jaxpr.outvars]
+    return [read(v) if isinstance(v, jcore.Literal) or _representable(v.aval) else _known_out(v, concrete)
+            for v in jaxpr.outvars]
+
+
+def _known_out(var, concrete):
+    """A body's result the IR cannot hold (a key), as its value known when compiling."""
+    v = concrete(var)
+    if v is _UNKNOWN:
+        raise CompileError("a PRNG key computed from an input leaves a jitted function; "
+                           "keep keys fixed when compiling")
+    return Known(v)
 
 
 def lower_jaxpr(closed_jaxpr, in_types: Sequence[Type], options: CompileOptions,
@@ -161,6 +193,7 @@ def lower_jaxpr(closed_jaxpr, in_types: Sequence[Type], options: CompileOptions,
     L.loc = None
     # Results leave at their own scale (exp's is finer); callers decode by the type.
     program = Program(name, params, L.ops, outs, options.field, options.fxp_bits)
+    warn_lost_constants(program)
     if refine is not None:
         refine_inputs(program, refine, options.fxp_bits, options.fine_frac)
     return program

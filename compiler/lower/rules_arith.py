@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import wide
+from . import quotient_round, wide
 from .variance import two_pass_variance
 from .context import CompileError, Lowerer, rule
 
@@ -219,19 +219,31 @@ def _convert(L, eqn, x):
         return L.emit("not", [L.emit("eq", [x, zero])])
     if x.type.dtype.is_fxp:
         # float -> int rounds toward zero: floor(|x|) with the sign restored
-        x = L.to_frac(x, L.opt.fxp_bits)
-        zero = L.const(0, x.type.dtype, x.type.shape)
-        neg = L.emit("less", [x, zero])
-        fl = _floor_int(L, L.emit("select", [neg, L.emit("neg", [x]), x]))
+        neg, ax = _magnitude(L, x)
+        fl = _floor_int(L, ax)
         fl = fl if to.is_int else L.emit("convert", [fl], to=to)
         return L.emit("select", [neg, L.emit("neg", [fl]), fl])
     return L.emit("convert", [x], to=to)
 
 
+def _magnitude(L, x):
+    """(x < 0, |x|); |x| of a quotient by a constant stays one (quotient_round.py)."""
+    q = quotient_round.magnitude(L, x)
+    if q is not None:
+        return q
+    x = L.to_frac(L.as_fxp(x), L.opt.fxp_bits)
+    neg = L.emit("less", [x, L.const(0, x.type.dtype, x.type.shape)])
+    return neg, L.emit("select", [neg, L.emit("neg", [x]), x])
+
+
 def _floor_int(L, x):
     """Exact floor of an fxp value as an int. Truncation by f bits (convert) may come
     out 1 too high for secret x (its carry from the dropped bits), so one comparison
-    corrects it: t - [x < t * 2^f]. Public x: exact from the start."""
+    corrects it: t - [x < t * 2^f]. Public x: exact from the start. A quotient by a
+    constant, x / n, is floored exactly at x (quotient_round.py), not at its rounding."""
+    q = quotient_round.floor_int(L, x)
+    if q is not None:
+        return q
     x = L.to_frac(L.as_fxp(x), L.opt.fxp_bits)
     t = L.emit("convert", [x], to=L.opt.int)
     if not x.type.secret:
@@ -253,7 +265,7 @@ def _floor_rule(L, eqn, x):
 
 @rule("ceil")
 def _ceil(L, eqn, x):
-    return L.emit("neg", [_floor(L, L.emit("neg", [x]))])
+    return L.emit("neg", [_floor(L, quotient_round.negated(L, x))])
 
 
 @rule("round")
@@ -261,22 +273,26 @@ def _round(L, eqn, x):
     """lax.round: rounding_method 0 rounds half away from zero (lax.round's default):
     sign(x) floor(|x| + 1/2); 1 rounds half to even (jnp.round): r = floor(x + 1/2),
     less 1 where x + 1/2 == r (a tie) and r is odd (r - 2 floor(r / 2), exact)."""
-    x = L.to_frac(L.as_fxp(x), L.opt.fxp_bits)
-    half = L.const(0.5, x.type.dtype, x.type.shape)
+    half = L.const(0.5, L.opt.fxp, x.type.shape)
     if int(eqn.params.get("rounding_method", 0)) == 0:
-        zero = L.const(0, x.type.dtype, x.type.shape)
-        neg = L.emit("less", [x, zero])
-        ax = L.emit("select", [neg, L.emit("neg", [x]), x])
-        r = _floor(L, L.emit("add", [ax, half]))
+        neg, ax = _magnitude(L, x)
+        r = _floor(L, _plus_half(L, ax, half))
         return L.emit("select", [neg, L.emit("neg", [r]), r])
-    y = L.emit("add", [x, half])
+    y = _plus_half(L, x, half)
     r = _floor_int(L, y)
     rf = L.emit("convert", [r], to=L.opt.fxp)
-    tie = L.emit("convert", [L.emit("eq", [y, rf])], to=L.opt.int)
+    tie = quotient_round.tie(L, y, r)
+    tie = L.emit("convert", [L.emit("eq", [y, rf]) if tie is None else tie], to=L.opt.int)
     h = _floor_int(L, L.fmul(rf, half))
     two = L.const(2, L.opt.int, x.type.shape)
     odd = L.emit("sub", [r, L.emit("mul", [two, h])])
     return L.emit("convert", [L.emit("sub", [r, L.emit("mul", [tie, odd])])], to=L.opt.fxp)
+
+
+def _plus_half(L, x, half):
+    """x + 1/2 (a quotient x' / c stays one: (x' + c/2) / c)."""
+    y = quotient_round.shifted(L, x, 0.5, half)
+    return y if y is not None else L.emit("add", [L.to_frac(L.as_fxp(x), L.opt.fxp_bits), half])
 
 
 @rule("copy", "copy_p", "optimization_barrier", "reduce_precision")

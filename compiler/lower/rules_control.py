@@ -6,12 +6,13 @@ from __future__ import annotations
 import warnings
 from typing import List, Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
 from ..ir.program import Block, Value
 from ..ir.types import PUBLIC, SECRET, Type
 from . import wide
-from .context import CompileError, Lowerer, rule
+from .context import CompileError, Known, Lowerer, rule
 from .rules_arith import select
 
 
@@ -150,8 +151,56 @@ def _seal_results(L, block: Block, start: int, vis: List[str]):
         block.results[start + i] = _seal(sub, block.results[start + i], s)
 
 
+#: the most steps of a scan over known keys that are unrolled (_unrolled)
+MAX_UNROLLED = 512
+
+
+def _unrolled(L, eqn, args):
+    """A scan with operands the IR cannot hold, known when compiling (PRNG keys: an
+    nnx.scan over layers with Dropout, a fori_loop that splits a key each step) runs
+    unrolled: each step's body inlined with its slice of the known values, so its draws
+    are constants. Cost: the body's ops `length` times in the program, not one loop."""
+    p = eqn.params
+    nc, nk, n = p["num_consts"], p["num_carry"], int(p["length"])
+    if n > MAX_UNROLLED:
+        raise CompileError(f"a loop over PRNG keys fixed when compiling runs unrolled, and "
+                           f"{n} steps are more than {MAX_UNROLLED}: draw the random numbers "
+                           f"outside spu.jit and pass them in")
+    consts, carry, xs = list(args[:nc]), list(args[nc:nc + nk]), list(args[nc + nk:])
+
+    def row(x, i):
+        if isinstance(x, Known):
+            return Known(x.value[i])
+        known = L.const_value(x)            # a constant stays one (nnx's rng counts)
+        if known is not None:
+            return L.const(np.broadcast_to(known, x.type.shape)[i], x.type.dtype)
+        shape = list(x.type.shape)
+        cut = L.emit("slice", [x], start=[i] + [0] * (len(shape) - 1), limit=[i + 1] + shape[1:],
+                     strides=[1] * len(shape))
+        return L.emit("reshape", [cut], shape=shape[1:])
+    steps = []
+    for i in (reversed(range(n)) if p["reverse"] else range(n)):
+        outs = L.inline(p["jaxpr"], consts + carry + [row(x, i) for x in xs])
+        carry = list(outs[:nk])
+        steps.append(outs[nk:])
+    steps = steps[::-1] if p["reverse"] else steps
+    ys = []
+    for col in zip(*steps):
+        if isinstance(col[0], Known):
+            ys.append(Known(jnp.stack([c.value for c in col])))
+            continue
+        col = [L.as_fxp(c) for c in col] if any(c.type.dtype.is_fxp for c in col) else list(col)
+        frac = L.common_frac(col) if col[0].type.dtype.is_fxp else None
+        rows = [L.emit("reshape", [L.to_frac(c, frac) if frac is not None else c],
+                       shape=[1] + list(c.type.shape)) for c in col]
+        ys.append(rows[0] if len(rows) == 1 else L.emit("concat", rows, axis=0))
+    return carry + ys
+
+
 @rule("scan")
 def _scan(L, eqn, *args):
+    if any(isinstance(a, Known) for a in args):
+        return _unrolled(L, eqn, args)
     p = eqn.params
     nc, nk, length = p["num_consts"], p["num_carry"], int(p["length"])
     consts, raw, xs = args[:nc], args[nc:nc + nk], args[nc + nk:]

@@ -121,3 +121,14 @@ def _erf_inv(L, eqn, x):
         tail = _power_sum(_ERFINV_TAIL, jnp.sqrt(jnp.maximum(w, 5.0)) - 3.0)
         return jnp.where(w < 5.0, central, tail) * a
     return L.inline_fn(erfinv, eqn, [x])
+
+
+@rule("cumlogsumexp")
+def _cumlogsumexp(L, eqn, x):
+    """lax.cumlogsumexp: a parallel prefix of logaddexp, max(a, b) + log1p(exp(-|a - b|))
+    (jnp.logaddexp): ceil(log2 n) levels of one comparison, exp and log1p each. A running
+    sum of exp(x - max) would read exp of far-below-max prefixes as 0, and log(0)."""
+    import jax
+    axis, reverse = int(eqn.params["axis"]), bool(eqn.params["reverse"])
+    return L.inline_fn(lambda v: jax.lax.associative_scan(jnp.logaddexp, v, reverse=reverse, axis=axis),
+                       eqn, [x])

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..ir.nonlinear import BY_OP, TABLE
-from . import wide
+from . import quotient_round, wide
 from .context import rule
 from .rules_arith import integer_power
 from .rules_int import int_div
@@ -19,12 +19,9 @@ def _div(L, eqn, a, b):
         return int_div(L, a, b)
     c = L.const_value(b)
     if c is not None and np.all(c != 0):
-        inv = 1.0 / np.asarray(c, np.float64)
-        if a.type.secret:   # x / n: exact to ~2 ulps for any n (fixed_point.scale_plan)
-            return L.scale(a, inv, keep_range=True)
-        inv_c = L.const(inv, L.opt.fxp, ()) if inv.ndim == 0 else \
-            L.emit("constant", [], value=np.broadcast_to(inv, b.type.shape).copy(), dtype=L.opt.fxp)
-        return L.fmul(L.as_fxp(a), L.broadcast_to(inv_c, a.type.shape))
+        out = _by_constant(L, a, b, c)
+        quotient_round.record(L, out, a, c)    # floor / round of it are exact
+        return out
     if id(b) in L.wide and b.type.secret:
         return wide.quotient(L, a, b)
     if id(a) in L.wide and a.type.secret and not b.type.secret:
@@ -41,16 +38,31 @@ def _div(L, eqn, a, b):
                         for v in sel.inputs[1:])
         return L.fmul(L.as_fxp(a), L.emit("select", [sel.inputs[0], inv_t, inv_f]))
     if not b.type.secret:           # public divisor: its reciprocal is computed in the clear
-        if a.type.secret and L.opt.field >= 64:
-            return _quotient(L, a, b)      # its factors too: 1/b at f bits loses a's bits
-        b = L.to_frac(L.as_fxp(b), L.opt.fxp_bits)
-        if not a.type.secret:
-            return L.emit("fdiv", [L.to_frac(L.as_fxp(a), L.opt.fxp_bits), b])
-        inv = L.emit("fdiv", [L.const(1.0, L.opt.fxp, b.type.shape), b])
-        return L.fmul(L.as_fxp(a), inv)
+        out = _by_public(L, a, b)
+        quotient_round.record_public(L, out, a, b)     # floor / round of it are exact
+        return out
     if L.opt.field >= 64 and L.const_value(a) is None:
         return _quotient(L, a, b)
     return L.fmul(L.as_fxp(a), _reciprocal(L, b))
+
+
+def _by_public(L, a, b):
+    if a.type.secret and L.opt.field >= 64:
+        return _quotient(L, a, b)      # its factors too: 1/b at f bits loses a's bits
+    b = L.to_frac(L.as_fxp(b), L.opt.fxp_bits)
+    if not a.type.secret:
+        return L.emit("fdiv", [L.to_frac(L.as_fxp(a), L.opt.fxp_bits), b])
+    inv = L.emit("fdiv", [L.const(1.0, L.opt.fxp, b.type.shape), b])
+    return L.fmul(L.as_fxp(a), inv)
+
+
+def _by_constant(L, a, b, c):
+    inv = 1.0 / np.asarray(c, np.float64)
+    if a.type.secret:   # x / n: exact to ~2 ulps for any n (fixed_point.scale_plan)
+        return L.scale(a, inv, keep_range=True)
+    inv_c = L.const(inv, L.opt.fxp, ()) if inv.ndim == 0 else \
+        L.emit("constant", [], value=np.broadcast_to(inv, b.type.shape).copy(), dtype=L.opt.fxp)
+    return L.fmul(L.as_fxp(a), L.broadcast_to(inv_c, a.type.shape))
 
 
 def _quotient(L, a, b):

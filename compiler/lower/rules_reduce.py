@@ -11,10 +11,13 @@ def _ints(xs):
 @rule("dot_general")
 def _dot_general(L, eqn, a, b):
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    both_bool = a.type.dtype.is_bool and b.type.dtype.is_bool
+    if both_bool:               # JAX: any(a & b) over the contraction: a count, then != 0
+        a, b = (L.emit("convert", [v], to=L.opt.int) for v in (a, b))
     out = L.fmul(a, b, op="dot", lhs_contract=_ints(lc), rhs_contract=_ints(rc),
                  lhs_batch=_ints(lb), rhs_batch=_ints(rb))
-    if a.type.dtype.is_bool and b.type.dtype.is_bool:
-        raise CompileError("dot_general of two bool arrays is not supported")
+    if both_bool:
+        return L.emit("not", [L.emit("eq", [out, L.const(0, out.type.dtype, out.type.shape)])])
     return out
 
 
@@ -78,10 +81,16 @@ rule("argmin")(_arg("argmin"))
 
 @rule("sort")
 def _sort(L, eqn, *operands):
-    """jnp.sort / argsort (a second operand: the iota) / lexsort by one key."""
-    if int(eqn.params["num_keys"]) != 1:
-        raise CompileError("sort by several keys is not supported (sort by one key)")
-    return L.emit_multi("sort", list(operands), axis=int(eqn.params["dimension"]), descending=False)
+    """jnp.sort / argsort (a second operand: the iota) / lax.sort by one key. By several
+    keys (jnp.lexsort, lax.sort(num_keys=k)): one stable sort per key, the last key first
+    (least significant digit first, as a radix sort): k sorts where one would do with a
+    lexicographic comparator."""
+    ops, axis = list(operands), int(eqn.params["dimension"])
+    for k in reversed(range(int(eqn.params["num_keys"]))):
+        order = [k] + [i for i in range(len(ops)) if i != k]
+        out = L.emit_multi("sort", [ops[i] for i in order], axis=axis, descending=False)
+        ops = [out[order.index(i)] for i in range(len(ops))]
+    return ops
 
 
 @rule("top_k")

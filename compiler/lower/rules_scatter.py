@@ -90,16 +90,39 @@ def _step(L, params, how, x, idx, upd, written):
     return L.emit("add", [x, L.emit("mul", [written, L.emit("sub", [new, x])])])
 
 
+def _distinct_rows(L, idx) -> bool:
+    """Whether one component of the index vectors is known when compiling and distinct
+    for every update (`x.at[jnp.arange(n), labels].set(v)`: one update per row), so
+    the positions are distinct whatever the secret components are."""
+    op = L.producer(idx)
+    if op is None or op.name != "concat" or op.attrs["axis"] != len(idx.type.shape) - 1:
+        return False
+    for part in op.inputs:
+        known = L.const_value(part)
+        if known is not None and part.type.shape[-1] == 1:
+            rows = np.broadcast_to(known, part.type.shape).reshape(-1)
+            if len(np.unique(rows)) == rows.size:
+                return True
+    return False
+
+
 @rule(*_COMBINE)
 def _scatter(L, eqn, x, idx, upd):
     how, params = _COMBINE[eqn.primitive.name], eqn.params
     if x.type.dtype.is_bool or upd.type.dtype.is_bool:
-        raise CompileError(f"`{eqn.primitive.name}` on bool arrays is not supported: scatter "
-                           f"an int (0/1) array and compare it with 0")
+        # as 0/1 integers (set keeps 0/1; mul is and, max or, min and), then != 0: one
+        # equality beyond the int scatter (jnp.unique(size=...) scatters a bool mask)
+        as_int = lambda v: L.emit("convert", [v], to=L.opt.int) if v.type.dtype.is_bool else v
+        out = _scatter_ints(L, eqn, how, params, as_int(x), idx, as_int(upd))
+        return L.emit("not", [L.emit("eq", [out, L.const(0, out.type.dtype, out.type.shape)])])
+    return _scatter_ints(L, eqn, how, params, x, idx, upd)
+
+
+def _scatter_ints(L, eqn, how, params, x, idx, upd):
     known = L.known_value(eqn.invars[1])
     if known is None:
         n_indices = int(np.prod(idx.type.shape[:-1])) if idx.type.shape else 1
-        if n_indices != 1 and not params.get("unique_indices", False):
+        if n_indices != 1 and not params.get("unique_indices", False) and not _distinct_rows(L, idx):
             raise CompileError(f"`{eqn.primitive.name}` (x.at[idx].{how}) with several indices not "
                                f"known when compiling: duplicates cannot be ordered; promise distinct "
                                f"indices (x.at[idx].{how}(v, unique_indices=True)), use indices fixed "

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import multi_index
 from .context import CompileError, rule
 
 
@@ -132,9 +133,13 @@ def _gather(L, eqn, x, idx):
         return L.emit("gather", [x, idx], **attrs)
     axes = attrs["start_index_map"]
     if len(axes) != 1 or attrs["slice_sizes"][axes[0]] != 1:
-        raise CompileError("gather with secret indices is supported along one axis, one "
-                           "element at a time (x[i], take_along_axis); make the indices public "
-                           "for other forms")
+        out = multi_index.gather(L, eqn, x, idx, attrs)     # x[rows, labels], x[i, j]
+        if out is None:
+            raise CompileError("gather with secret indices is supported along one axis, one "
+                               "element at a time (x[i], take_along_axis) and along several as "
+                               "jnp indexing writes it (x[i, j]); make the indices public for "
+                               "other forms")
+        return out
     if attrs["mode"] == "clip":       # jnp.take(mode="clip")
         idx = _clamped(L, idx, x.type.shape[axes[0]])
     return L.emit("gather_secret_index", [x, idx], **attrs)
@@ -203,9 +208,13 @@ def scatter_add(L, params, x, idx, upd):
     if idx.type.secret:           # the gradient of a gather at secret indices
         axes = _ints(dn.scatter_dims_to_operand_dims)
         if len(axes) != 1 or axes[0] not in _ints(dn.inserted_window_dims):
-            raise CompileError("scatter with secret indices is supported along one axis, one "
-                               "element at a time (the gradient of x[i]); make the indices "
-                               "public for other forms")
+            out = multi_index.scatter_add(L, x, idx, upd, dn, _mode(params))
+            if out is None:
+                raise CompileError("scatter with secret indices is supported along one axis, "
+                                   "one element at a time (the gradient of x[i]) and along "
+                                   "several on floats as jnp indexing writes it "
+                                   "(x.at[i, j].add(v)); make the indices public for other forms")
+            return out
         op = "scatter_add_secret_index"
         if _mode(params) == "clip":
             idx = _clamped(L, idx, x.type.shape[axes[0]])
@@ -225,20 +234,21 @@ def scatter_add(L, params, x, idx, upd):
 
 @rule("dynamic_slice")
 def _dynamic_slice(L, eqn, x, *starts):
-    return L.emit(_start_kind("dynamic_slice", starts), [x, *starts],
-                  sizes=_ints(eqn.params["slice_sizes"]))
+    sizes = _ints(eqn.params["slice_sizes"])
+    if sum(s.type.secret for s in starts) > 1:          # x[i, j] with secret i and j
+        return multi_index.dynamic_slice(L, eqn, x, list(starts), sizes)
+    return L.emit(_start_kind("dynamic_slice", starts), [x, *starts], sizes=sizes)
 
 
 def _start_kind(op: str, starts) -> str:
     """op, or its secret-start form (runtime/kernels/secret_index.py) for one secret start."""
-    n = sum(s.type.secret for s in starts)
-    if n > 1:
-        raise CompileError(f"{op} with more than one secret start index is not supported")
-    return f"{op}_secret_start" if n else op
+    return f"{op}_secret_start" if any(s.type.secret for s in starts) else op
 
 
 @rule("dynamic_update_slice")
 def _dynamic_update_slice(L, eqn, x, upd, *starts):
+    if sum(s.type.secret for s in starts) > 1:
+        return multi_index.dynamic_update_slice(L, eqn, x, upd, list(starts))
     kind = _start_kind("dynamic_update_slice", starts)
     if x.type.dtype.is_fxp:
         upd = L.to_frac(L.as_fxp(upd), x.type.dtype.frac)

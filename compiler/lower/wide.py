@@ -183,6 +183,29 @@ def _zero_product(L, v) -> Optional[float]:
     return None
 
 
+#: ops that move or re-encode a value without computing a new one
+_CARRIERS = ("reshape", "transpose", "broadcast", "slice", "concat", "rev", "trunc",
+             "lshift", "convert", "to_secret", "select")
+
+
+def _from_outside(L, y) -> bool:
+    """Whether y is an input or loop carry of this block, or one moved or selected
+    (optax.MultiSteps' where) -- state an average can update -- rather than a value
+    computed here."""
+    seen, todo = set(), [y]
+    while todo:
+        v = todo.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        op = L.producer(v)
+        if op is None:
+            return True
+        if op.name in _CARRIERS:
+            todo.extend(op.inputs[1:] if op.name == "select" else op.inputs)
+    return False
+
+
 def moment(L, a, b):
     """a + b as an exponential moving average, if it is one: y + c (x - y)."""
     terms = []
@@ -207,6 +230,8 @@ def moment(L, a, b):
     if ky == "secret" and id(y) not in L.wide:
         # state from outside at f bits: a loop carry gets a state format next time round
         # (rules_control's fixpoint); an input not recognised as optimizer state stays
+        if not _from_outside(L, y):
+            return None     # `0.5 q^2 + 0.5 l` of values computed here (optax.huber_loss)
         source = _ema_source(L, x)[1]
         L.want_wide[id(y)] = state_bound(source)
         if source > 2.0 ** GRAD_BITS:     # an average of squares: a 2nd moment

@@ -29,6 +29,7 @@ from typing import List, Optional, Sequence
 import jax
 import numpy as np
 
+from spu_lite.compiler.lower.errors import FixedPointWarning
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.executor import run_program
 from spu_lite.runtime.kernels import KernelContext
@@ -42,11 +43,6 @@ MODES = ("auto", "first", True, False)
 _ENV = {"on": True, "1": True, "true": True, "auto": "auto", "first": "first", "off": False,
         "0": False, "false": False}
 GROWTH = 2.0        # "auto" watches again when an input's max |x| passes GROWTH x its envelope
-
-
-class FixedPointWarning(UserWarning):
-    """A value of this call overflowed the fixed-point range or left an approximation's
-    domain: the results may be wrong (spu.check says more)."""
 
 
 class ToleranceWarning(FixedPointWarning):

@@ -319,3 +319,76 @@ def test_a_finer_value_meeting_a_large_one_does_not_lift_it(name):
         np.testing.assert_allclose(got, np.asarray(fn(x, z), np.float64), rtol=1e-6, atol=1e-3)
     text = spu.compile(lambda a: jnp.exp(a) + 1.0, x, protocol="ref2k").text
     assert "fxp<64,26>" in text.split("return")[0].splitlines()[-2]   # exp + constant stays fine
+
+
+def _lost_constant_warnings(fn, *args):
+    import warnings
+    from spu_lite.compiler.lower.lost_constants import LostConstantWarning
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        spu.jit(fn, protocol="ref2k", check=False).lower(*args)
+    return [str(w.message) for w in ws if issubclass(w.category, LostConstantWarning)]
+
+
+def prodigy_steps(p, g):
+    import optax
+    opt = optax.contrib.prodigy()
+    state = opt.init(p)                                 # d0 = 1e-6: 0 at 18 bits
+    for _ in range(2):
+        updates, state = opt.update(g, state, p)
+        p = optax.apply_updates(p, updates)
+    return p
+
+
+def test_a_constant_that_reads_zero_where_its_value_is_used_warns_at_its_line():
+    """prodigy's d0 (and a `where` branch of 1e-8) read 0 at 18 bits: warned when
+    compiling, as a spu.FixedPointWarning naming the line that reads it; prodigy's
+    steps came out -1 where float JAX's were -3e-6."""
+    import inspect
+    p, g = {"w": np.ones(3, np.float32)}, {"w": np.full(3, 0.1, np.float32)}
+    got = _lost_constant_warnings(prodigy_steps, p, g)
+    line = inspect.getsourcelines(prodigy_steps)[1] + 5       # where the update reads it
+    assert len(got) == 1 and f"test_formats.py:{line}" in got[0] and "1e-06 reads 0" in got[0]
+    assert _lost_constant_warnings(lambda x: jnp.where(x > 0, x, 1e-8), np.ones(3))
+    from spu_lite.compiler.lower.lost_constants import LostConstantWarning
+    assert issubclass(LostConstantWarning, spu.FixedPointWarning)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda p: jnp.log(p + 1e-8),                                  # eps addends
+    lambda p: p / (jnp.abs(p) + jnp.finfo(jnp.float32).eps),
+    lambda p: jnp.log(jnp.clip(p, 1e-7, 1 - 1e-7)),               # clamps
+    lambda p: p / jnp.maximum(jnp.linalg.norm(p), 1e-12),
+    lambda p: (p > 1e-7, jnp.float32(1e-9)),                      # a threshold; a returned constant
+    lambda p: p * 1e-7,                                           # a product keeps its bits
+    lambda p: jax.lax.fori_loop(0, 2, lambda i, c: c * 0.5 + 1e-7, p),
+], ids=["log_eps", "finfo_eps", "clip", "max_norm", "threshold_returned", "product", "loop_addend"])
+def test_harmless_tiny_constants_do_not_warn(fn):
+    assert _lost_constant_warnings(fn, np.linspace(0.1, 1, 4).astype(np.float32)) == []
+
+
+def test_optimizers_of_the_docs_raise_no_lost_constant():
+    import optax
+    g = {"w": np.full(3, 0.1, np.float32)}
+    for opt in (optax.adam(1e-3), optax.adamw(1e-3), optax.rmsprop(1e-3), optax.adagrad(1e-2),
+                optax.lion(1e-4), optax.sgd(1e-3, momentum=0.9)):
+        def steps(p, g, opt=opt):
+            state = opt.init(p)
+            updates, state = opt.update(g, state, p)
+            return optax.apply_updates(p, updates)
+        assert _lost_constant_warnings(steps, {"w": np.ones(3, np.float32)}, g) == []
+
+
+@pytest.mark.parametrize("protocol", ["aby3", "semi2k"])
+def test_rounding_a_quotient_by_a_public_input_is_exact(protocol):
+    """floor / ceil / round / int of x / n with n a public input (not a constant) are
+    exact at the rounded x, for either sign of n: the quotient an ulp low made every
+    exact multiple one less."""
+    x = np.concatenate([np.arange(-40.0, 41.0, 10.0), np.linspace(-47, 47, 9)]).astype(np.float32)
+    f = lambda x, n: (jnp.floor(x / n), jnp.ceil(x / n), jnp.round(x / n), jax.lax.round(x / n),
+                      (x / n).astype(jnp.int32))
+    for n in (np.float32(10.0), np.float32(4.0), np.float32(-2.5),
+              np.where(np.arange(18) % 2, 10.0, -4.0).astype(np.float32)):
+        got = spu.jit(f, protocol=protocol, check=False)(x, spu.public(n))
+        for g, w in zip(got, f(x, n)):
+            np.testing.assert_array_equal(g, w)
