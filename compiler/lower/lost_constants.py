@@ -37,8 +37,12 @@ class LostConstantWarning(FixedPointWarning):
 
 
 def _lost(value: np.ndarray, frac: int) -> np.ndarray:
+    """Finite nonzero values whose rounding at frac bits moves them by over a quarter
+    (inf and nan are encoded apart: not lost)."""
     scaled = np.asarray(value, np.float64) * 2.0 ** frac
-    return (scaled != 0) & (np.abs(np.round(scaled) - scaled) > 0.25 * np.abs(scaled))
+    finite = np.isfinite(scaled)
+    scaled = np.where(finite, scaled, 0.0)
+    return finite & (scaled != 0) & (np.abs(np.round(scaled) - scaled) > 0.25 * np.abs(scaled))
 
 
 def _uses(program) -> Dict[int, List]:
