@@ -170,7 +170,8 @@ _SKIP_32 = {"floor_ceil_round": "its input 2.5 + 2^-17 is below the 9-bit resolu
 _NEEDS_64 = {"floordiv_const", "floordiv_negative_const", "remainder_const", "jnp_mod_const_array",
              "lax_div_rem_const", "floordiv_secret", "remainder_secret", "divmod_secret",
              "shifts_by_secret_amounts",
-             "searchsorted", "digitize", "interp"}   # binary search: secret integer //
+             "searchsorted", "digitize", "interp",   # binary search: secret integer //
+             "bool_scatters_and_unique_of_a_given_size"}  # unique's sort keys divide
 _QUICK = {"floordiv_secret", "pow_secret_exponent", "add", "mul", "mul_const", "matmul", "sum", "mean", "max_axis", "argmax", "relu", "less",
           "where", "gather", "cumsum", "int_arith", "grad_mlp", "scan", "cond_secret", "sort",
           "conv2d_same_stride2", "softmax_neg_inf_mask", "integer_label_cross_entropy_grad",
