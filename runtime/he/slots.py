@@ -89,8 +89,12 @@ def _left(X: np.ndarray) -> np.ndarray:
         raise ValueError("HE: slot product longer than MAX_K")
     s, m, k = X.shape
     out = np.empty((s, 3, m, k))
-    for u, d in enumerate(_digits(X)):
-        out[:, u] = d
+    tmp = np.empty((s, m, k), np.uint64)
+    np.bitwise_and(X, _M20, out=tmp)
+    out[:, 0] = tmp
+    np.right_shift(X, np.uint64(20), out=tmp)
+    out[:, 1] = np.bitwise_and(tmp, _M20, out=tmp)
+    out[:, 2] = np.right_shift(X, np.uint64(40), out=tmp)
     return out.reshape(s, 3 * m, k)
 
 
@@ -102,21 +106,23 @@ def _right(Y: np.ndarray) -> np.ndarray:
 def _combine(P: np.ndarray, m: int, n: int, p: int) -> np.ndarray:
     """(s, 3 m, 3 n) digit products -> (s, m, n) residues mod p (module docstring)."""
     P = P.reshape(P.shape[0], 3, m, 3, n)
-    sums = []
-    for w in range(5):
-        acc = None
-        for u in range(max(0, w - 2), min(2, w) + 1):
-            if acc is None:
-                acc = P[:, u, :, w - u].copy()
-            else:
-                acc += P[:, u, :, w - u]
-        sums.append(acc.astype(np.uint64))
     pu = np.uint64(p)
     c = np.uint64((1 << 60) - p)
-    acc = sums[4]                                   # < 3 k 2^40 < p
+    acc = P[:, 2, :, 2].astype(np.uint64)          # S_4 < 3 k 2^40 < p
+    hi, s_w = np.empty_like(acc), np.empty(acc.shape)
     for w in (3, 2, 1, 0):
-        acc = (acc >> np.uint64(40)) * c + ((acc & _M40) << np.uint64(20)) + sums[w]
-        acc -= pu * (acc >= pu)                     # < 2^38 + 2^60 + 2^55 < 2p before
+        us = range(max(0, w - 2), min(2, w) + 1)
+        np.add(P[:, us[0], :, w - us[0]], P[:, us[1], :, w - us[1]], out=s_w) \
+            if len(us) > 1 else np.copyto(s_w, P[:, w, :, 0])
+        for u in us[2:]:
+            s_w += P[:, u, :, w - u]
+        np.right_shift(acc, np.uint64(40), out=hi)
+        hi *= c
+        acc &= _M40
+        acc <<= np.uint64(20)
+        acc += hi
+        acc += s_w.astype(np.uint64)                # < 2^38 + 2^60 + 2^55 < 2p
+        np.minimum(acc, acc - pu, out=acc)          # acc - p wraps when acc < p
     return acc
 
 
