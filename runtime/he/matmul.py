@@ -40,7 +40,7 @@ import numpy as np
 
 from ..link import PeerError
 from .context import PLAIN_BITS, HeContext
-from .slots import right_digits, slot_products
+from .slots import slot_products
 from .encoding import (K_CHUNK, ROW_WORDS, a_blocks, block_shape, decode_c, encode_b, noise_bits,
                        used_positions)
 
@@ -142,13 +142,13 @@ class HeMatmul:
         L, NP = len(he.top_primes), he.N
         if not isinstance(cts, _Blocks) or cts.shape != (Kb, Nb, 2, 2, L, NP):
             raise PeerError("HE: malformed ciphertexts from the peer")
+        Bs = np.empty((L, NP, 2 * Kb, Nb, 2), np.uint64)         # NTT form, slot-major
         tmp = np.empty((Nb, 2, L, NP), np.uint64)
-
-        def block(h, kb):                                       # NTT form, by SEAL
-            for nb in range(Nb):
-                tmp[nb] = he.limbs(ev.transform_to_ntt(he.cipher(cts[kb, nb, h])))
-            return tmp
-        R = right_digits(block, he.peer_pk_ntt, Kb, Nb)
+        for h in range(2):
+            for kb in range(Kb):
+                for nb in range(Nb):
+                    tmp[nb] = he.limbs(ev.transform_to_ntt(he.cipher(cts[kb, nb, h])))
+                Bs[:, :, h * Kb + kb] = tmp.transpose(2, 3, 0, 1)
         del cts, tmp
         pos = used_positions(m_w, k_w, n_w).reshape(-1)
         P, Lo = pos.size, len(he.low_primes)
@@ -177,7 +177,8 @@ class HeMatmul:
                     for nb in range(Nb):
                         col[at + nb] = self._ntt_plain(us[mb, i, nb])
                 As[:, :, mb] = col.transpose(1, 2, 0)
-            slot_products(As[:, :, :mc], R, he.top_primes, Kb, out=prods[:, :mc])
+            slot_products(As[:, :, :mc], Bs, he.peer_pk_ntt, he.top_primes, Kb,
+                          out=prods[:, :mc])
             for mb in range(mc):
                 for nb in range(Nb):
                     for i, mask in enumerate((r, r2)):

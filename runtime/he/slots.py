@@ -16,8 +16,7 @@ so x_hi c + x_lo 2^20 + S_w < 2^38 + 2^60 + 2^55 < 2p: one conditional subtracti
 reduces it (no division).
 The nine digit products are one GEMM per slot: the left digits stacked as rows
 [X0; X1; X2] (3m x k), the right ones as columns [Y0 | Y1 | Y2] (k x 3n), product block
-(u, v) = X_u Y_v. The right side (the peer's ciphertexts) is split into digits once per
-triple (right_digits), not once per row chunk of the left. Cost: 9 m k n multiply-adds
+(u, v) = X_u Y_v. Cost: 9 m k n multiply-adds
 per slot, ~20 GMAC/s on this machine (small GEMMs).
 """
 from __future__ import annotations
@@ -29,44 +28,38 @@ _M20 = np.uint64((1 << 20) - 1)
 _M40 = np.uint64((1 << 40) - 1)
 
 
-def right_digits(block, pk, Kb, Nb):
-    """The right matrices of slot_products, per slot, digits side by side:
-    R (L, N, 2 Kb + Nb, 3 x Nb x 2) float64, rows Bh_k | Bl_k | a block-diagonal of the
-    public key (row 2 Kb + j holds pk's two polynomials in output column j), column
-    block v digit v. block(h, kb): (Nb, 2, L, N) NTT-form residues of Enc(Bh) (h = 0)
-    or Enc(Bl) (h = 1) of k block kb; pk (2, L, N): the peer's public key, NTT form."""
-    L, NP = pk.shape[1:]
-    R = np.empty((L, NP, 2 * Kb + Nb, 3, Nb, 2))
-    for h in range(2):
-        for kb in range(Kb):
-            dst = R[:, :, h * Kb + kb]
-            for v, d in enumerate(_digits(block(h, kb))):
-                dst[:, :, v] = d.transpose(2, 3, 0, 1)
-    R[:, :, 2 * Kb:] = 0.0
-    for v, d in enumerate(_digits(pk)):                             # (2, L, N)
-        for j in range(Nb):
-            R[:, :, 2 * Kb + j, v, j] = d.transpose(1, 2, 0)
-    return R.reshape(L, NP, 2 * Kb + Nb, 6 * Nb)
-
-
-def slot_products(As, R, primes, Kb, out=None, step=256):
+def slot_products(As, Bs, pk, primes, Kb, out=None, step=128):
     """Per (m, n) block, both polynomials, in the NTT domain: (2, Mb, Nb, 2, L, N),
         Y = sum_k (A mod t)_k Bh_k + Ah_k Bl_k + u_Y pk,    Z = sum_k Al_k Bl_k + u_Z pk.
     Slot-major inputs (built so that no transposition is needed here):
     As (L, N, Mb, 3 Kb + 2 Nb): columns A mod t | Ah | u_Y | Al | u_Z (a fresh u per
-    output); R from right_digits. The u pk terms (the re-randomisation) ride in the same
-    GEMMs as Nb more columns of the left matrix against pk's rows on the right."""
+    output); Bs (L, N, 2 Kb, Nb, 2): rows Bh | Bl; pk (2, L, N): the peer's public key.
+    The u pk terms (the re-randomisation) ride in the same GEMMs as Nb more columns of
+    the left matrix against a block-diagonal of pk on the right. The right matrix of a
+    slot batch, rows Bh | Bl | pk's block-diagonal, is split into digits once for Y and
+    Z (Z's rows are a slice of it), in a small reused buffer (the digits of all
+    of Bs would be 3x its size: fresh memory costs more than the split on this VM)."""
     L, NP, Mb, _ = As.shape
-    Nb = R.shape[3] // 6
+    Nb = Bs.shape[3]
     if out is None:
         out = np.empty((2, Mb, Nb, 2, L, NP), np.uint64)
+    rows = 2 * Kb + Nb
+    right = np.zeros((step, rows, 3, Nb, 2))
+    tmp = np.empty((step, 2 * Kb, Nb, 2), np.uint64)
+    pkd = _digits(pk)                                       # (2, L, N) each
     for l, p in enumerate(primes):
         for x0 in range(0, NP, step):
             xs = slice(x0, min(NP, x0 + step))
             s = xs.stop - xs.start
-            for z, (c0, c1), (r0, r1) in ((0, (0, 2 * Kb + Nb), (0, 2 * Kb + Nb)),
-                                          (1, (2 * Kb + Nb, 3 * Kb + 2 * Nb), (Kb, 2 * Kb + Nb))):
-                prod = _combine(np.matmul(_left(As[l, xs, :, c0:c1]), R[l, xs, r0:r1]),
+            R = right[:s]
+            _split(Bs[l, xs], R[:, :2 * Kb], tmp[:s])
+            for v in range(3):
+                for j in range(Nb):
+                    R[:, 2 * Kb + j, v, j] = pkd[v][:, l, xs].T
+            R = R.reshape(s, rows, 6 * Nb)
+            for z, (c0, c1), (r0, r1) in ((0, (0, 2 * Kb + Nb), (0, rows)),
+                                          (1, (2 * Kb + Nb, 3 * Kb + 2 * Nb), (Kb, rows))):
+                prod = _combine(np.matmul(_left(As[l, xs, :, c0:c1]), R[:, r0:r1]),
                                 Mb, 2 * Nb, int(p))
                 out[z, :, :, :, l, xs] = prod.reshape(s, Mb, Nb, 2).transpose(1, 2, 3, 0)
     return out
@@ -81,6 +74,15 @@ def check_primes(primes) -> None:
 def _digits(x: np.ndarray):
     return [(x & _M20).astype(np.float64), ((x >> np.uint64(20)) & _M20).astype(np.float64),
             (x >> np.uint64(40)).astype(np.float64)]
+
+
+def _split(x, dst, tmp) -> None:
+    """dst[:, :, v] = digit v of x (x, tmp (s, k, ...) uint64; dst (s, k, 3, ...))."""
+    np.bitwise_and(x, _M20, out=tmp)
+    dst[:, :, 0] = tmp
+    np.right_shift(x, np.uint64(20), out=tmp)
+    dst[:, :, 1] = np.bitwise_and(tmp, _M20, out=tmp)
+    dst[:, :, 2] = np.right_shift(x, np.uint64(40), out=tmp)
 
 
 def _left(X: np.ndarray) -> np.ndarray:
