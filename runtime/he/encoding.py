@@ -71,7 +71,8 @@ def he_estimate(shape, M, K, N):
     Mb, Nb = -(-M // shape[0]), -(-N // shape[2])
     Kb = cin // (2 * Nb)
     cols = 3 * Kb + 2 * Nb                                  # left columns (matmul.py)
-    gemm = S * (SLOT_ELEM_S * (Mb + 2 * Nb) * cols          # digits: right side once
+    row_chunks = -(-Mb // max(1, ROW_WORDS // (cols * S)))
+    gemm = S * (SLOT_ELEM_S * (Mb + row_chunks * 2 * Nb) * cols
                 + SLOT_MAC_S * 9 * Mb * cols * 2 * Nb)
     secs = chunks * (cin * IN_CT_S + plain * PLAIN_S + cout * OUT_CT_S + gemm)
     return secs + nbytes / LINK_BYTES_PER_S, nbytes
