@@ -110,10 +110,11 @@ class HeMatmul:
             raise PeerError("HE: malformed message from the peer")
         out = []
         for i, shape in enumerate(shapes):
-            flat = np.concatenate([g[i] for g in got])
-            if flat.shape != (shape[0] * shape[1],) + tuple(shape[2:]):
+            pieces = [g[i] for g in got]
+            if any(x.shape[1:] != tuple(shape[2:]) for x in pieces) \
+                    or sum(len(x) for x in pieces) != shape[0] * shape[1]:
                 raise PeerError("HE: malformed message from the peer")
-            out.append(flat.reshape(shape))
+            out.append(_Blocks(pieces, shape))
         return tuple(out)
 
     # ---- encryptor ------------------------------------------------------------------------
@@ -139,8 +140,7 @@ class HeMatmul:
         M = A.shape[0]
         Kb, Nb, Mb = -(-K // k_w), -(-N // n_w), -(-M // m_w)
         L, NP = len(he.top_primes), he.N
-        if not isinstance(cts, np.ndarray) or cts.dtype != np.uint64 \
-                or cts.shape != (Kb, Nb, 2, 2, L, NP):
+        if not isinstance(cts, _Blocks) or cts.shape != (Kb, Nb, 2, 2, L, NP):
             raise PeerError("HE: malformed ciphertexts from the peer")
         Bs = np.empty((L, NP, 2 * Kb, Nb, 2), np.uint64)         # NTT form, slot-major
         tmp = np.empty((Nb, 2, L, NP), np.uint64)
@@ -274,7 +274,7 @@ class HeMatmul:
         pos = used_positions(m_w, k_w, n_w).reshape(-1)
         Lo = len(he.low_primes)
         if not isinstance(resp, tuple) or len(resp) != 2 \
-                or not all(isinstance(x, np.ndarray) and x.dtype == np.uint64 for x in resp) \
+                or not all(isinstance(x, _Blocks) for x in resp) \
                 or resp[0].shape != (Mb, Nb, 2, Lo, pos.size) \
                 or resp[1].shape != (Mb, Nb, 2, Lo, he.N):
             raise PeerError("HE: malformed response from the peer")
@@ -290,6 +290,21 @@ class HeMatmul:
                     vals[mb, nb, i] = he.plain_coeffs(pt)[pos]
         share = (vals[:, :, 0] << np.uint64(S_BITS)) + vals[:, :, 1]
         return decode_c(share.reshape(Mb, Nb, m_w, n_w), M, N)
+
+
+class _Blocks:
+    """An array received in parts (its two leading axes flattened, then split), read
+    block by block without joining the parts (a copy of up to 200 MB): x[a, b, ...] is
+    row a * shape[1] + b of the flattened array."""
+
+    def __init__(self, parts, shape):
+        self.parts, self.shape = parts, tuple(shape)
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def __getitem__(self, idx):
+        f = idx[0] * self.shape[1] + idx[1]
+        j = int(np.searchsorted(self.starts, f, side="right")) - 1
+        return self.parts[j][(int(f - self.starts[j]),) + tuple(idx[2:])]
 
 
 def _parts(arrays, shapes=None) -> int:
