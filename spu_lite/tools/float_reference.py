@@ -7,8 +7,9 @@ function run by JAX in floating point on the same inputs. An element is off when
 
 spu.check's default is atol = 64 ulps of the fixed-point format (2.4e-4 at 18 bits),
 capped at 2% of the output's largest |value| but at least 2 ulps (capped_atol: 64
-ulps are 0.125 at a 32-bit ring's 9 bits), rtol = 1e-3 (tools/check.py). The watch (tools/watch.py) runs on calls nobody asked
-to check, so it warns only on errors no caller would call rounding: its atol also has
+ulps are 0.125 at a 32-bit ring's 9 bits), rtol = 1e-3 (tools/check.py). The watch
+(tools/watch.py) runs on calls nobody asked to check, so it warns only on errors no
+caller would call rounding: its atol also has
 a floor of WATCH_LEAF_REL x the output's largest |value| (the fixed-point error of a
 sum or a product grows with its terms, not with each element) and a term for how far
 float JAX itself moves when its inputs move by an ulp (sensitivity); an output still
