@@ -40,11 +40,12 @@ RTOL = 1e-3
 #: rounding in float JAX too
 WATCH_LEAF_REL = 1e-3
 WATCH_JITTER_X = 4.0
-#: ... and the watch's ulps part is capped at WATCH_CAP_REL x max |value| (but not below
-#: WATCH_FLOOR_ULPS ulps): 64 ulps are 2.4e-4 at 18 fractional bits, but 0.125 at a
-#: 32-bit ring's 9, which would let a gradient of scale 0.07 come back 25% off unwarned
-WATCH_CAP_REL = 2e-2
-WATCH_FLOOR_ULPS = 2
+#: The ulps part of both atols (spu.check's default, the watch's) is capped at
+#: ATOL_CAP_REL x max |value| (but not below ATOL_FLOOR_ULPS ulps): 64 ulps are 2.4e-4
+#: at 18 fractional bits, but 0.125 at a 32-bit ring's 9, which would let a gradient
+#: of scale 0.07 come back 25% off unwarned
+ATOL_CAP_REL = 2e-2
+ATOL_FLOOR_ULPS = 2
 JITTER_RUNS = 2
 
 
@@ -68,7 +69,7 @@ class LeafComparison:
 def capped_atol(ulp: float, top: float) -> float:
     """64 ulps, but at most 2% of top (an output's largest |value|) and at least 2 ulps:
     spu.check's default atol and the base of the watch's."""
-    return max(WATCH_FLOOR_ULPS * ulp, min(ATOL_ULPS * ulp, WATCH_CAP_REL * top))
+    return max(ATOL_FLOOR_ULPS * ulp, min(ATOL_ULPS * ulp, ATOL_CAP_REL * top))
 
 
 def watch_atol(ulp: float, top: float) -> float:

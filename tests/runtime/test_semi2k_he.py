@@ -16,13 +16,9 @@ from spu_lite.runtime.ring_linalg import ring_dot_general
 
 from .harness import run_parties
 from .test_semi2k import Recorder
-from .test_semi2k_ot import assert_views_alike, uniform_tops
+from .test_semi2k_ot import assert_views_alike, make_cluster, uniform_tops
 
 U64 = np.uint64
-
-
-def make_cluster(field=64):
-    return InProcessCluster(ClusterConfig(protocol="semi2k_ot", field=field))
 
 
 @pytest.fixture(scope="module")
