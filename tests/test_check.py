@@ -3,6 +3,7 @@ import inspect
 import os
 import subprocess
 import sys
+import warnings
 import zlib
 
 import jax
@@ -244,3 +245,36 @@ def test_bad_lanes_that_reach_a_result_are_findings(fn, mark):
     report = spu.check(fn, np.array([2.0, 0.0, -1.0, 0.5]))
     assert [(f.kind, f.op) for f in report.findings if f.kind != "precision"] == [("domain", "log")]
     assert report.findings[0].count == 2 and report.findings[0].source == line_of(fn, mark)
+
+
+def floor_at_tiny(x):
+    return jnp.where(x > 0, x, 1e-6)          # MARK constant
+
+
+def eps_guarded(p):
+    return jnp.log(p + 1e-8) + jnp.clip(p, 1e-7, 1.0)
+
+
+def test_a_constant_that_reads_zero_is_a_finding_at_its_line():
+    report = spu.check(floor_at_tiny, np.array([0.5, -1.0]))
+    assert [(f.kind, f.op, f.source) for f in report.findings] == \
+        [("constant", "select", line_of(floor_at_tiny, "constant"))]
+    assert "1e-06 reads 0 at 18 fractional bits" in report.findings[0].detail
+    assert not report.ok
+    assert spu.check(floor_at_tiny, np.array([0.5, -1.0]), fxp_bits=24).ok   # 16.8 ulps
+    assert spu.check(eps_guarded, np.array([0.5, 0.25])).ok
+
+
+def test_stock_prodigy_initialised_inside_the_function_is_a_constant_finding():
+    import optax
+    from optax import contrib
+    opt = contrib.prodigy(1.0)
+
+    def step(w, g):
+        updates, _ = opt.update(g, opt.init(w), w)
+        return optax.apply_updates(w, updates)
+    w, g = np.full(3, 0.1), np.array([0.5, -0.2, 0.1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # recorded as findings, not warned again
+        report = spu.check(step, w, g)
+    assert any(f.kind == "constant" for f in report.findings), str(report)

@@ -33,7 +33,14 @@ _COMPARE = ("less", "eq")
 
 
 class LostConstantWarning(FixedPointWarning):
-    """A nonzero float constant of the program reads (almost) 0 at its fixed-point format."""
+    """A nonzero float constant of the program reads (almost) 0 at its fixed-point format.
+    Carries what spu.check reports: loc (the constant's line), value, reads (what its
+    encoding reads), frac and use (the first op that reads it, or "returned")."""
+
+    def __init__(self, message: str, loc: str = "", value: float = 0.0, reads: float = 0.0,
+                 frac: int = 0, use: str = ""):
+        super().__init__(message)
+        self.loc, self.value, self.reads, self.frac, self.use = loc, value, reads, frac, use
 
 
 def _lost(value: np.ndarray, frac: int) -> np.ndarray:
@@ -134,10 +141,11 @@ def warn_lost_constants(program) -> None:
         if not bad or op.loc in reported:
             continue
         reported.add(op.loc)
-        use = f"by `{bad[0].name}`" if bad[0] is not None else "returned"
-        warnings.warn(
-            f"{op.loc or '<unknown line>'}: the constant {c:.3g} reads "
-            f"{np.round(c * 2.0 ** frac) / 2.0 ** frac:.3g} at {frac} fractional bits (one ulp "
-            f"is {2.0 ** -frac:.2g}) where its value is used ({use}): scale it (work in units "
+        use = bad[0].name if bad[0] is not None else "returned"
+        reads = float(np.round(c * 2.0 ** frac) / 2.0 ** frac)
+        warnings.warn(LostConstantWarning(
+            f"{op.loc or '<unknown line>'}: the constant {c:.3g} reads {reads:.3g} at {frac} "
+            f"fractional bits (one ulp is {2.0 ** -frac:.2g}) where its value is used "
+            f"({'returned' if bad[0] is None else f'by `{use}`'}): scale it (work in units "
             f"where it is >= 1e-4) or compile with more fxp_bits (docs/fixed-point.md)",
-            LostConstantWarning, stacklevel=2)
+            loc=op.loc or "", value=c, reads=reads, frac=frac, use=use), stacklevel=2)

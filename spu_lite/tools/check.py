@@ -16,12 +16,14 @@ function runs on the same inputs; an output further from it than the tolerance i
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 import jax
 import numpy as np
 
+from spu_lite.compiler.lower.lost_constants import LostConstantWarning
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.executor import ExecutionError
 
@@ -97,16 +99,19 @@ def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwa
     cfg = jf.config
     report = Report([], [], cfg.field, cfg.fxp_bits, atol, rtol)
     names, static, dyn, treedef, leaves, leaf_vis, leaf_names, key = jf._prepare(args, {})
-    compiled = jf.lower(*args)
-    if jf._out_of_fine_range(compiled, leaves, {}):
-        compiled = jf._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names,
-                               refine=False)
+    where = f"<{getattr(fn, '__name__', 'fn')}>"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = jf.lower(*args)
+        if jf._out_of_fine_range(compiled, leaves, {}):
+            compiled = jf._compile(names, static, dyn, treedef, leaves, leaf_vis, leaf_names,
+                                   refine=False)
+    lost = _lost_constants(caught, where)
     cluster = InProcessCluster(ClusterConfig(protocol="ref2k", field=cfg.field,
                                              fxp_bits=cfg.fxp_bits, options=cfg.options))
-    where = f"<{getattr(fn, '__name__', 'fn')}>"
     observer = Observer(cfg.field, cfg.fxp_bits, cfg.options, where)
     got = _run(cluster, compiled, leaves, leaf_names, observer, report)
-    report.findings = observer.findings + report.findings
+    report.findings = lost + observer.findings + report.findings
     report.ops_run = observer.ops_seen
     if got is not None:
         def unwrap(a):      # spu.public marks, at the top or on single leaves
@@ -123,6 +128,27 @@ def check(fn, *args, atol: Optional[float] = None, rtol: float = RTOL, **jit_kwa
                  [observer.derived_from_finding(r) for r in compiled.program.results],
                  wild=not any(f.kind == "overflow" for f in observer.findings))
     return report
+
+
+def _lost_constants(caught, where: str) -> List[Finding]:
+    """Compile-time warnings as they were: LostConstantWarnings (a constant that reads 0
+    where its value is used) become "constant" findings, once per line; others are
+    warned again."""
+    found, seen = [], set()
+    for w in caught:
+        m = w.message
+        if not isinstance(m, LostConstantWarning):
+            warnings.warn_explicit(m, w.category, w.filename, w.lineno)
+            continue
+        source = source_of(m.loc, where)
+        if (source, m.value) in seen:
+            continue
+        seen.add((source, m.value))
+        found.append(Finding("constant", m.use, source,
+                             f"the constant {m.value:.3g} reads {m.reads:.3g} at {m.frac} "
+                             f"fractional bits where its value is used: scale it or use more "
+                             f"fxp_bits", 1, abs(m.value)))
+    return found
 
 
 def _run(cluster, compiled, leaves, leaf_names, observer, report) -> Optional[list]:
