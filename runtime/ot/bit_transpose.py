@@ -7,14 +7,16 @@ exact: output row j is column j (OT j), its bit i (bit i % 64 of word i // 64) r
 layout of Delta). So the receiver's choice bits are packed in column order
 (pack_choices: plain packbits) and nothing downstream depends on a block size.
 
-Per tile of TILE words of every row (64 TILE OTs), on a 128 x TILE copy T (in L1): each
-word column holds two 64 x 64 bit matrices (rows 0..63 and 64..127), transposed in place
-by Eklundh's recursion: six delta swaps between rows k and k + s (s = 32, 16, .., 1; k
-with bit s clear), t = ((T[k] >> s) ^ T[k + s]) & mask_s, T[k + s] ^= t, T[k] ^= t << s
-(mask_s: the bit positions whose bit s is clear; Hacker's Delight 7-3), each on the TILE
-words of a row at once (vector instructions). Then output row 64 w + j is (T[j, w],
-T[64 + j, w]). One read and one write of the matrix; the kernels run without the GIL, so
-the two in-process parties transpose at once.
+Per tile of TILE words of every row (64 TILE OTs): each word column holds two 64 x 64
+bit matrices (rows 0..63 and 64..127), transposed by Eklundh's recursion: six stages of
+delta swaps between rows k and k + s (s = 32, 16, .., 1; k with bit s clear),
+t = ((A >> s) ^ B) & mask_s, B ^= t, A ^= t << s (mask_s: the bit positions whose bit s
+is clear; Hacker's Delight 7-3). The stages commute; they run three at a time on eight
+rows held in registers: stages 32, 16, 8 on rows k + 8 i from the matrix into a
+128 x TILE scratch T (in L1; the TILE words of a row at once: vector instructions), then
+stages 4, 2, 1 on rows k + i from T straight into output rows 64 w + j = (row j, row
+64 + j) of word column w. One read and one write of the matrix; the kernels run without
+the GIL, so the two in-process parties transpose at once.
 """
 from __future__ import annotations
 
@@ -24,38 +26,66 @@ from numba import njit
 KAPPA = 128
 TILE = 16               # words of each row per tile: 16 KB, measured fastest of 4..64
 
-_MASKS = np.array([0x00000000FFFFFFFF, 0x0000FFFF0000FFFF, 0x00FF00FF00FF00FF,
-                   0x0F0F0F0F0F0F0F0F, 0x3333333333333333, 0x5555555555555555], np.uint64)
+# stage s: shift s and mask_s (numba freezes module-level scalars as constants)
+_S1, _S2, _S4, _S8, _S16, _S32 = (np.uint64(1 << e) for e in range(6))
+_M1, _M2, _M4, _M8, _M16, _M32 = (np.uint64(m) for m in (
+    0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F,
+    0x00FF00FF00FF00FF, 0x0000FFFF0000FFFF, 0x00000000FFFFFFFF))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _swap(a, b, s, m):
+    """Delta swap of rows a (bit s of the row index clear) and b = the row s further."""
+    t = ((a >> s) ^ b) & m
+    return a ^ (t << s), b ^ t
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _three(v0, v1, v2, v3, v4, v5, v6, v7, s1, m1, s2, m2, s3, m3):
+    """Three stages on eight rows whose indices differ by s1 (v0 v4), s2 (v0 v2), s3."""
+    v0, v4 = _swap(v0, v4, s1, m1)
+    v1, v5 = _swap(v1, v5, s1, m1)
+    v2, v6 = _swap(v2, v6, s1, m1)
+    v3, v7 = _swap(v3, v7, s1, m1)
+    v0, v2 = _swap(v0, v2, s2, m2)
+    v1, v3 = _swap(v1, v3, s2, m2)
+    v4, v6 = _swap(v4, v6, s2, m2)
+    v5, v7 = _swap(v5, v7, s2, m2)
+    v0, v1 = _swap(v0, v1, s3, m3)
+    v2, v3 = _swap(v2, v3, s3, m3)
+    v4, v5 = _swap(v4, v5, s3, m3)
+    v6, v7 = _swap(v6, v7, s3, m3)
+    return v0, v1, v2, v3, v4, v5, v6, v7
 
 
 @njit(nogil=True, cache=True)
 def _transpose(X, w0, w1, out, T):
     """Words w0 .. w1 of every row of X (128, words) -> out (64 (w1 - w0), 2); T (128,
-    TILE) scratch."""
+    TILE) scratch. Stages 32, 16, 8 on rows k + 8 i from X into T, then stages 4, 2, 1
+    on rows k + i from T into the output rows."""
     tile = T.shape[1]
     for lo in range(w0, w1, tile):
         c = min(tile, w1 - lo)
-        for i in range(128):
-            for w in range(c):
-                T[i, w] = X[i, lo + w]
-        s = 32
-        for st in range(6):
-            mask = _MASKS[st]
-            sh = np.uint64(s)
-            for k in range(128):
-                if k & s == 0:
-                    for w in range(c):
-                        a = T[k, w]
-                        b = T[k + s, w]
-                        t = ((a >> sh) ^ b) & mask
-                        T[k + s, w] = b ^ t
-                        T[k, w] = a ^ (t << sh)
-            s >>= 1
+        for h in range(2):
+            for k0 in range(8):
+                k = 64 * h + k0
+                for w in range(c):
+                    x = lo + w
+                    v0, v1, v2, v3, v4, v5, v6, v7 = _three(
+                        X[k, x], X[k + 8, x], X[k + 16, x], X[k + 24, x], X[k + 32, x],
+                        X[k + 40, x], X[k + 48, x], X[k + 56, x], _S32, _M32, _S16, _M16, _S8,
+                        _M8)
+                    T[k, w], T[k + 8, w], T[k + 16, w], T[k + 24, w] = v0, v1, v2, v3
+                    T[k + 32, w], T[k + 40, w], T[k + 48, w], T[k + 56, w] = v4, v5, v6, v7
         base = 64 * (lo - w0)
         for w in range(c):
-            for j in range(64):
-                out[base + 64 * w + j, 0] = T[j, w]
-                out[base + 64 * w + j, 1] = T[64 + j, w]
+            for k in range(0, 128, 8):
+                v0, v1, v2, v3, v4, v5, v6, v7 = _three(
+                    T[k, w], T[k + 1, w], T[k + 2, w], T[k + 3, w], T[k + 4, w], T[k + 5, w],
+                    T[k + 6, w], T[k + 7, w], _S4, _M4, _S2, _M2, _S1, _M1)
+                h, o = k >> 6, base + 64 * w + (k & 63)
+                out[o, h], out[o + 1, h], out[o + 2, h], out[o + 3, h] = v0, v1, v2, v3
+                out[o + 4, h], out[o + 5, h], out[o + 6, h], out[o + 7, h] = v4, v5, v6, v7
 
 
 def _words(rows: np.ndarray) -> np.ndarray:
