@@ -59,11 +59,12 @@ def _three(v0, v1, v2, v3, v4, v5, v6, v7, s1, m1, s2, m2, s3, m3):
 
 
 @njit(nogil=True, cache=True)
-def _transpose(X, w0, w1, out, T):
-    """Words w0 .. w1 of every row of X (128, words) -> out (64 (w1 - w0), 2); T (128,
-    TILE) scratch. Stages 32, 16, 8 on rows k + 8 i from X into T, then stages 4, 2, 1
-    on rows k + i from T into the output rows."""
+def _transpose(X, w0, w1, out, T, delta):
+    """Words w0 .. w1 of every row of X (128, words) -> out (64 (w1 - w0), k, 2): row j,
+    and row j ^ delta if k = 2; T (128, TILE) scratch. Stages 32, 16, 8 on rows k + 8 i
+    from X into T, then stages 4, 2, 1 on rows k + i from T into the output rows."""
     tile = T.shape[1]
+    two = out.shape[1] == 2
     for lo in range(w0, w1, tile):
         c = min(tile, w1 - lo)
         for h in range(2):
@@ -84,8 +85,17 @@ def _transpose(X, w0, w1, out, T):
                     T[k, w], T[k + 1, w], T[k + 2, w], T[k + 3, w], T[k + 4, w], T[k + 5, w],
                     T[k + 6, w], T[k + 7, w], _S4, _M4, _S2, _M2, _S1, _M1)
                 h, o = k >> 6, base + 64 * w + (k & 63)
-                out[o, h], out[o + 1, h], out[o + 2, h], out[o + 3, h] = v0, v1, v2, v3
-                out[o + 4, h], out[o + 5, h], out[o + 6, h], out[o + 7, h] = v4, v5, v6, v7
+                out[o, 0, h], out[o + 1, 0, h], out[o + 2, 0, h] = v0, v1, v2
+                out[o + 3, 0, h], out[o + 4, 0, h], out[o + 5, 0, h] = v3, v4, v5
+                out[o + 6, 0, h], out[o + 7, 0, h] = v6, v7
+                if two:
+                    d = delta[h]
+                    out[o, 1, h], out[o + 1, 1, h], out[o + 2, 1, h] = v0 ^ d, v1 ^ d, v2 ^ d
+                    out[o + 3, 1, h], out[o + 4, 1, h], out[o + 5, 1, h] = v3 ^ d, v4 ^ d, v5 ^ d
+                    out[o + 6, 1, h], out[o + 7, 1, h] = v6 ^ d, v7 ^ d
+
+
+_NO_DELTA = np.zeros(2, np.uint64)
 
 
 def _words(rows: np.ndarray) -> np.ndarray:
@@ -98,9 +108,9 @@ def transpose_bits(rows: np.ndarray) -> np.ndarray:
     """(128, M) uint8, M a multiple of 8 -> (8 M, 2) uint64: row j is column j (OT j),
     bit i of it row i. rows is read, not changed."""
     X = _words(rows)
-    out = np.empty((64 * X.shape[1], 2), np.uint64)
-    _transpose(X, 0, X.shape[1], out, np.empty((KAPPA, TILE), np.uint64))
-    return out
+    out = np.empty((64 * X.shape[1], 1, 2), np.uint64)
+    _transpose(X, 0, X.shape[1], out, np.empty((KAPPA, TILE), np.uint64), _NO_DELTA)
+    return out.reshape(-1, 2)
 
 
 class TransposedRows:
@@ -113,17 +123,27 @@ class TransposedRows:
         self._X = _words(rows)
         self.size = 64 * self._X.shape[1]
         self._T = np.empty((KAPPA, TILE), np.uint64)
-        self._out = np.empty((0, 2), np.uint64)
+        self._out = np.empty(0, np.uint64)
+
+    def strings(self, start: int, stop: int, delta=None) -> np.ndarray:
+        """Rows start .. stop as (stop - start, k, 2): each row, and with delta (a (2,)
+        row) each row ^ delta too (the IKNP sender's two strings; k = 2)."""
+        if not 0 <= start < stop <= self.size:
+            raise IndexError("TransposedRows: a nonempty slice of the rows expected")
+        w0, w1 = start // 64, -(-stop // 64)
+        k = 1 if delta is None else 2
+        words = 64 * (w1 - w0) * k * 2
+        if self._out.size < words:
+            self._out = np.empty(words, np.uint64)
+        out = self._out[:words].reshape(64 * (w1 - w0), k, 2)
+        _transpose(self._X, w0, w1, out, self._T, _NO_DELTA if delta is None else delta)
+        return out[start - 64 * w0:stop - 64 * w0]
 
     def __getitem__(self, s: slice) -> np.ndarray:
         start, stop, step = s.indices(self.size)
         if step != 1 or stop <= start:
             raise IndexError("TransposedRows: a nonempty contiguous slice expected")
-        w0, w1 = start // 64, -(-stop // 64)
-        if self._out.shape[0] < 64 * (w1 - w0):
-            self._out = np.empty((64 * (w1 - w0), 2), np.uint64)
-        _transpose(self._X, w0, w1, self._out, self._T)
-        return self._out[start - 64 * w0:stop - 64 * w0]
+        return self.strings(start, stop)[:, 0]
 
 
 def pack_choices(x: np.ndarray, pad: bool = False) -> np.ndarray:

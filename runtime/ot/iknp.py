@@ -1,5 +1,5 @@
 """IKNP OT extension (Ishai, Kilian, Nissim, Petrank, CRYPTO 2003), semi-honest, with
-kappa = 128, in numpy and numba kernels around AES; the hash is the tweakable correlation-robust hash
+kappa = 128, numba kernels around AES; the hash is the tweakable correlation-robust hash
 of fixed-key AES of Guo, Katz, Wang and Yu (S&P 2020).
 
 Setup (once per direction): the extension *sender* S draws Delta in {0,1}^128 and is the
@@ -39,7 +39,7 @@ from ..protocols.semi2k_common import _fill
 from .bit_transpose import KAPPA, TransposedRows, pack_choices
 
 _FIXED_KEY = bytes.fromhex("73 70 75 2d 6c 69 74 65 2f 69 6b 6e 70 2f 70 69".replace(" ", ""))
-_HASH_ROWS = 1 << 16    # AES blocks per chunk of the hash, all buffers (1 MB: in cache)
+_HASH_ROWS = 1 << 14    # AES blocks per chunk of the hash, all buffers (256 KB: in cache)
 
 
 def padded(m: int) -> int:
@@ -124,15 +124,19 @@ class Hash:
     def raw(self, rows: np.ndarray, first: int, nb: int, delta=None):
         """The AES part of H for one chunk: rows (r, 2) -> (pi(x) (r, k, 2), h = pi(pi(x) ^
         tweak) (r, k, nb, 2)), k = 1 string per row, or 2 (x, x ^ delta) if delta is
-        given. Views of kept buffers, valid until the next call. Tweak of row j, block
+        given; or rows (r, k, 2), the strings already (TransposedRows.strings, contiguous).
+        Views of kept buffers, valid until the next call. Tweak of row j, block
         l: (g, g + l 2^40), g = first + j: the first word names the OT, the second the
         block (unique while g < 2^40 and l < 2^24)."""
         r = rows.shape[0]
         if first + r >= 1 << 40 or nb >= 1 << 24:
             raise ValueError("IKNP: tweak space exhausted (set up a fresh link)")
-        k = 1 if delta is None else 2
-        x = self._buf("x", (r, k, 2))
-        _inputs(rows, _NO_DELTA if delta is None else delta, k, x)
+        if rows.ndim == 3:
+            k, x = rows.shape[1], rows
+        else:
+            k = 1 if delta is None else 2
+            x = self._buf("x", (r, k, 2))
+            _inputs(rows, _NO_DELTA if delta is None else delta, k, x)
         px = self._pi(x, "px")
         tw = self._buf("tw", (r, k, nb, 2))
         _tweaked(px.reshape(r * k, 2), first, k, nb, tw.reshape(r * k * nb, 2))

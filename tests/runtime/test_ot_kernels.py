@@ -160,5 +160,9 @@ def test_rows_made_slice_by_slice_equal_the_whole_transposition():
     m = np.random.default_rng(5).integers(0, 256, (128, 8 * 11), dtype=np.uint8)
     whole = bit_transpose.transpose_bits(m)
     rows = bit_transpose.TransposedRows(m)
+    delta = np.array([0x0123456789ABCDEF, 2 ** 63 + 5], np.uint64)
     for a, b in ((0, 704), (10, 200), (256, 512), (300, 301), (250, 600), (0, 256), (600, 704)):
         assert np.array_equal(rows[a:b], whole[a:b]), (a, b)
+        pair = rows.strings(a, b, delta)                   # the sender's two strings
+        assert pair.shape == (b - a, 2, 2) and pair.flags.c_contiguous
+        assert np.array_equal(pair[:, 0], whole[a:b]) and np.array_equal(pair[:, 1], whole[a:b] ^ delta)
