@@ -187,6 +187,62 @@ def _receiver_fold1(h, px, x, e0, e1, lo, hi, c8, c16, c32, c64, out):
         out[e, 0, 0] = acc
 
 
+@njit(nogil=True, cache=True)
+def _sender_range(h, px, y, e, base, j0, j1, nb, part, out, fold):
+    for j in range(j0, j1):
+        r = base + j
+        for i in range(y.shape[2]):
+            s = i & 1
+            m0 = h[r, i] ^ px[r, s]
+            part[e, j - j0, i] = y[e, j, i] + m0 - (h[r, 2 * nb + i] ^ px[r, 2 + s])
+            if fold:
+                out[e, 0, i] -= m0 << np.uint64(j)
+            else:
+                out[e, j, i] = np.uint64(0) - m0
+
+
+@njit(nogil=True, cache=True)
+def _sender_ranges(h, px, y, e0, e1, lo, hi, c8, c16, c32, c64, out, fold):
+    """_sender_chunk with each class a range lo[c] .. hi[c] of positions: h (R, 4 nb),
+    px (R, 4) (string 0's words, then string 1's)."""
+    L, nb = y.shape[1], h.shape[1] // 4
+    for e in range(e0, e1):
+        if fold:
+            out[e, 0, :] = 0
+        base = (e - e0) * L
+        _sender_range(h, px, y, e, base, lo[3], hi[3], nb, c64, out, fold)
+        _sender_range(h, px, y, e, base, lo[2], hi[2], nb, c32, out, fold)
+        _sender_range(h, px, y, e, base, lo[1], hi[1], nb, c16, out, fold)
+        _sender_range(h, px, y, e, base, lo[0], hi[0], nb, c8, out, fold)
+
+
+@njit(nogil=True, cache=True)
+def _receiver_range(h, px, x, e, base, j0, j1, part, out, fold):
+    for j in range(j0, j1):
+        r = base + j
+        xb = np.uint64(x[e, j])
+        for i in range(out.shape[2]):
+            v = (h[r, i] ^ px[r, i & 1]) + np.uint64(part[e, j - j0, i]) * xb
+            if fold:
+                out[e, 0, i] += v << np.uint64(j)
+            else:
+                out[e, j, i] = v
+
+
+@njit(nogil=True, cache=True)
+def _receiver_ranges(h, px, x, e0, e1, lo, hi, c8, c16, c32, c64, out, fold):
+    """_receiver_chunk with class ranges (as _sender_ranges): h (R, 2 nb), px (R, 2)."""
+    L = x.shape[1]
+    for e in range(e0, e1):
+        if fold:
+            out[e, 0, :] = 0
+        base = (e - e0) * L
+        _receiver_range(h, px, x, e, base, lo[3], hi[3], c64, out, fold)
+        _receiver_range(h, px, x, e, base, lo[2], hi[2], c32, out, fold)
+        _receiver_range(h, px, x, e, base, lo[1], hi[1], c16, out, fold)
+        _receiver_range(h, px, x, e, base, lo[0], hi[0], c8, out, fold)
+
+
 class OtLink:
     """Both IKNP directions between this party and its one peer.
 
@@ -265,7 +321,7 @@ class OtLink:
         mine = theirs = None
         cls, col, counts = _layout(widths)
         present = [c for c in range(4) if counts[c]]
-        fast = _ranges(cls, counts) if fold and n == 1 else None
+        fast = _ranges(cls, counts)
         if x is not None:
             x = np.ascontiguousarray(x, np.uint8)
             N, L = x.shape
@@ -282,10 +338,13 @@ class OtLink:
             for e0, e1 in self._chunks(Np, Lp * n):
                 strings = q.strings(e0 * Lp, e1 * Lp, self.sender.delta)
                 px, h = self.hash.raw(strings, firstq + e0 * Lp, (n + 1) // 2)
-                if fast:
-                    R = (e1 - e0) * Lp
+                R = (e1 - e0) * Lp
+                if fast and fold and n == 1:
                     _sender_fold1(h.reshape(R, 4), px.reshape(R, 4), yb, e0, e1, *fast,
                                   *parts, out)
+                elif fast:
+                    _sender_ranges(h.reshape(R, -1), px.reshape(R, 4), yb, e0, e1, *fast,
+                                   *parts, out, fold)
                 else:
                     _sender_chunk(h, px, yb, e0, e1, cls, col, *parts, out, fold)
             self.send(tuple(parts[c] for c in present))
@@ -303,10 +362,13 @@ class OtLink:
             out = mine.reshape(N, 1 if fold else L, n)
             for e0, e1 in self._chunks(N, L * n):
                 px, h = self.hash.raw(t.strings(e0 * L, e1 * L), first + e0 * L, (n + 1) // 2)
-                if fast:
-                    R = (e1 - e0) * L
+                R = (e1 - e0) * L
+                if fast and fold and n == 1:
                     _receiver_fold1(h.reshape(R, 2), px.reshape(R, 2), x, e0, e1, *fast,
                                     *parts, out)
+                elif fast:
+                    _receiver_ranges(h.reshape(R, -1), px.reshape(R, 2), x, e0, e1, *fast,
+                                     *parts, out, fold)
                 else:
                     _receiver_chunk(h, px, x, e0, e1, cls, col, *parts, out, fold)
         return mine, theirs
