@@ -31,7 +31,7 @@ from spu_lite.compiler.ir import Program
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.profile import Profile
 from spu_lite.runtime.he.encoding import he_bytes, use_he
-from spu_lite.runtime.ot.cot_mul import _classes, _count
+from spu_lite.runtime.ot.cot_mul import correction_bytes
 from spu_lite.runtime.protocols.semi2k_ot import Semi2kOT
 from spu_lite.runtime.protocols.semi2k_ot_compare import AND2, ROT, empty_pieces, sign_bit
 from spu_lite.runtime.protocols.semi2k_ot_mux import MUX, empty_mux_pieces, mux
@@ -157,7 +157,7 @@ def precompute(f, *args, times: int = 1) -> Dict:
 def _correction_bytes(widths) -> int:
     """Bytes of Gilboa corrections per element for one OT per bit position of `widths`
     (each position travels in the narrowest of 1, 2, 4, 8 bytes; cot_mul.py)."""
-    return sum(_count(idx) * np.dtype(dt).itemsize for idx, dt in _classes(widths))
+    return correction_bytes(widths)
 
 
 def offline_bytes(key, n: int, k: int = 64) -> int:

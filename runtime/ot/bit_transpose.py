@@ -1,149 +1,155 @@
-"""The bit-matrix transposition of IKNP (iknp.py), with numpy word operations only.
+"""The bit-matrix transposition of IKNP (iknp.py), compiled with numba.
 
-IKNP's kappa = 128 rows of m bits (row i: bit j of byte j // 8 at position j % 8) must
-become m rows of 128 bits, one per OT, in 16 contiguous bytes (the AES block the hash
-eats). Which OT lands in which output row is free, as long as both ends of the link
-agree and the receiver's choice bits follow the same order (pack_choices): so the
-transposition here is exact up to a fixed permutation of the OTs, chosen to make every
-step a pass over contiguous words.
+IKNP's kappa = 128 rows of m bits (row i: bit j in byte j // 8 at position j % 8, that is
+bit j % 64 of the little-endian uint64 word j // 64) must become m rows of 128 bits, one
+per OT, in 16 contiguous bytes (the AES block the hash eats). The transposition here is
+exact: output row j is column j (OT j), its bit i (bit i % 64 of word i // 64) row i (the
+layout of Delta). So the receiver's choice bits are packed in column order
+(pack_choices: plain packbits) and nothing downstream depends on a block size.
 
-Per block of C words of every row (64 C OTs; rows 8g + r, g < 16, r < 8), in place on
-a cache-sized copy W[g, r, w] (uint64; byte e of word w = column 8w + e):
-  1. 8 x 8 bit transposes across the 8 rows of a group: three delta swaps between rows
-     r and r + s (s = 4, 2, 1; masks 0x0F.., 0x33.., 0x55.. replicated per byte), each
-     t = ((A >> s) ^ B) & mask, B ^= t, A ^= t << s on half the block (Hacker's Delight
-     7-3, Eklundh's recursion). Then byte e of W[g, r, w] holds rows 8g .. 8g + 7 of OT
-     8 (8w + e) + r.
-  2. 8 x 8 byte transposes across the groups g = 8h + a, a < 8: the same three swaps with
-     byte shifts (32, 16, 8 bits). Then byte e of W[8h + a, r, w] holds rows
-     8 (8h + e) .. + 7 of OT 64 w + 8 a + r.
-  3. Output row (a, r, w) of the block (row-major), its two words W[a, r, w] (h = 0)
-     and W[8 + a, r, w] (h = 1): two strided copies of whole rows.
-So output row p = (a, r, w) of a block is OT o = 64 w + 8 a + r of its columns, bit i of
-the 128 the input row i (the order of Delta, unchanged). 19 passes over the block's
-words, against 18 passes and 24 strided byte copies of a straight 8 x 8 transposition
-(1.3-1.6x faster at 2^20 OTs on this machine).
+Per tile of TILE words of every row (64 TILE OTs): each word column holds two 64 x 64
+bit matrices (rows 0..63 and 64..127), transposed by Eklundh's recursion: six stages of
+delta swaps between rows k and k + s (s = 32, 16, .., 1; k with bit s clear),
+t = ((A >> s) ^ B) & mask_s, B ^= t, A ^= t << s (mask_s: the bit positions whose bit s
+is clear; Hacker's Delight 7-3). The stages commute; they run three at a time on eight
+rows held in registers: stages 32, 16, 8 on rows k + 8 i from the matrix into a
+128 x TILE scratch T (in L1; the TILE words of a row at once: vector instructions), then
+stages 4, 2, 1 on rows k + i from T straight into output rows 64 w + j = (row j, row
+64 + j) of word column w. One read and one write of the matrix; the kernels run without
+the GIL, so the two in-process parties transpose at once.
 """
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 KAPPA = 128
-BLOCK_WORDS = 2048      # words of each row per block: 2 MB, measured fastest of 2^8..2^12
+TILE = 16               # words of each row per tile: 16 KB, measured fastest of 4..64
+
+# stage s: shift s and mask_s (numba freezes module-level scalars as constants)
+_S1, _S2, _S4, _S8, _S16, _S32 = (np.uint64(1 << e) for e in range(6))
+_M1, _M2, _M4, _M8, _M16, _M32 = (np.uint64(m) for m in (
+    0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F,
+    0x00FF00FF00FF00FF, 0x0000FFFF0000FFFF, 0x00000000FFFFFFFF))
 
 
-def _rep(byte: int) -> np.uint64:
-    return np.uint64(int.from_bytes(bytes([byte]) * 8, "little"))
+@njit(nogil=True, cache=True, inline="always")
+def _swap(a, b, s, m):
+    """Delta swap of rows a (bit s of the row index clear) and b = the row s further."""
+    t = ((a >> s) ^ b) & m
+    return a ^ (t << s), b ^ t
 
 
-_BIT_SWAPS = ((4, np.uint64(4), _rep(0x0F)), (2, np.uint64(2), _rep(0x33)),
-              (1, np.uint64(1), _rep(0x55)))
-_BYTE_SWAPS = ((4, np.uint64(32), np.uint64(0x00000000FFFFFFFF)),
-               (2, np.uint64(16), np.uint64(0x0000FFFF0000FFFF)),
-               (1, np.uint64(8), np.uint64(0x00FF00FF00FF00FF)))
+@njit(nogil=True, cache=True, inline="always")
+def _three(v0, v1, v2, v3, v4, v5, v6, v7, s1, m1, s2, m2, s3, m3):
+    """Three stages on eight rows whose indices differ by s1 (v0 v4), s2 (v0 v2), s3."""
+    v0, v4 = _swap(v0, v4, s1, m1)
+    v1, v5 = _swap(v1, v5, s1, m1)
+    v2, v6 = _swap(v2, v6, s1, m1)
+    v3, v7 = _swap(v3, v7, s1, m1)
+    v0, v2 = _swap(v0, v2, s2, m2)
+    v1, v3 = _swap(v1, v3, s2, m2)
+    v4, v6 = _swap(v4, v6, s2, m2)
+    v5, v7 = _swap(v5, v7, s2, m2)
+    v0, v1 = _swap(v0, v1, s3, m3)
+    v2, v3 = _swap(v2, v3, s3, m3)
+    v4, v5 = _swap(v4, v5, s3, m3)
+    v6, v7 = _swap(v6, v7, s3, m3)
+    return v0, v1, v2, v3, v4, v5, v6, v7
 
 
-def _blocks(words: int):
-    for lo in range(0, words, BLOCK_WORDS):
-        yield lo, min(words, lo + BLOCK_WORDS) - lo
+@njit(nogil=True, cache=True)
+def _transpose(X, w0, w1, out, T, delta):
+    """Words w0 .. w1 of every row of X (128, words) -> out (64 (w1 - w0), k, 2): row j,
+    and row j ^ delta if k = 2; T (128, TILE) scratch. Stages 32, 16, 8 on rows k + 8 i
+    from X into T, then stages 4, 2, 1 on rows k + i from T into the output rows."""
+    tile = T.shape[1]
+    two = out.shape[1] == 2
+    for lo in range(w0, w1, tile):
+        c = min(tile, w1 - lo)
+        for h in range(2):
+            for k0 in range(8):
+                k = 64 * h + k0
+                for w in range(c):
+                    x = lo + w
+                    v0, v1, v2, v3, v4, v5, v6, v7 = _three(
+                        X[k, x], X[k + 8, x], X[k + 16, x], X[k + 24, x], X[k + 32, x],
+                        X[k + 40, x], X[k + 48, x], X[k + 56, x], _S32, _M32, _S16, _M16, _S8,
+                        _M8)
+                    T[k, w], T[k + 8, w], T[k + 16, w], T[k + 24, w] = v0, v1, v2, v3
+                    T[k + 32, w], T[k + 40, w], T[k + 48, w], T[k + 56, w] = v4, v5, v6, v7
+        base = 64 * (lo - w0)
+        for w in range(c):
+            for k in range(0, 128, 8):
+                v0, v1, v2, v3, v4, v5, v6, v7 = _three(
+                    T[k, w], T[k + 1, w], T[k + 2, w], T[k + 3, w], T[k + 4, w], T[k + 5, w],
+                    T[k + 6, w], T[k + 7, w], _S4, _M4, _S2, _M2, _S1, _M1)
+                h, o = k >> 6, base + 64 * w + (k & 63)
+                out[o, 0, h], out[o + 1, 0, h], out[o + 2, 0, h] = v0, v1, v2
+                out[o + 3, 0, h], out[o + 4, 0, h], out[o + 5, 0, h] = v3, v4, v5
+                out[o + 6, 0, h], out[o + 7, 0, h] = v6, v7
+                if two:
+                    d = delta[h]
+                    out[o, 1, h], out[o + 1, 1, h], out[o + 2, 1, h] = v0 ^ d, v1 ^ d, v2 ^ d
+                    out[o + 3, 1, h], out[o + 4, 1, h], out[o + 5, 1, h] = v3 ^ d, v4 ^ d, v5 ^ d
+                    out[o + 6, 1, h], out[o + 7, 1, h] = v6 ^ d, v7 ^ d
 
 
-def _swap(W: np.ndarray, groups: int, stages, inner: int, tmp: np.ndarray) -> None:
-    """Delta swaps between the halves (A, B) of every pair of sub-blocks at distance s."""
-    for s, sh, mask in stages:
-        V = W.reshape(groups, 8 // (2 * s), 2, s * inner)
-        A, B = V[:, :, 0], V[:, :, 1]
-        t = tmp[:A.size].reshape(A.shape)
-        np.right_shift(A, sh, out=t)
-        t ^= B
-        t &= mask
-        B ^= t
-        t <<= sh
-        A ^= t
-
-
-def _transpose_block(X: np.ndarray, lo: int, c: int, dst: np.ndarray, buf, tmp) -> None:
-    """Words lo .. lo + c of every row of X (16, 8, words) -> dst (64 c, 2)."""
-    W = buf[:128 * c].reshape(16, 8, c)
-    np.copyto(W, X[:, :, lo:lo + c])
-    _swap(W, 16, _BIT_SWAPS, c, tmp)
-    _swap(W, 2, _BYTE_SWAPS, 8 * c, tmp)
-    Z = W.reshape(2, 64 * c)
-    dst[:, 0] = Z[0]
-    dst[:, 1] = Z[1]
+_NO_DELTA = np.zeros(2, np.uint64)
 
 
 def _words(rows: np.ndarray) -> np.ndarray:
-    if rows.shape[0] != KAPPA or rows.shape[1] % 8:
-        raise ValueError("transpose_bits: 128 rows of whole words expected")
-    return rows.view(np.uint64).reshape(16, 8, rows.shape[1] // 8)
+    if rows.shape[0] != KAPPA or rows.shape[1] % 8 or rows.dtype != np.uint8:
+        raise ValueError("transpose_bits: 128 uint8 rows of whole words expected")
+    return np.ascontiguousarray(rows).view(np.uint64)
 
 
 def transpose_bits(rows: np.ndarray) -> np.ndarray:
-    """(128, M) uint8, M a multiple of 8 -> (8 M, 2) uint64: one row of 128 bits per OT,
-    in the OT order of the module docstring. rows is read, not changed."""
+    """(128, M) uint8, M a multiple of 8 -> (8 M, 2) uint64: row j is column j (OT j),
+    bit i of it row i. rows is read, not changed."""
     X = _words(rows)
-    words = X.shape[2]
-    out = np.empty((64 * words, 2), np.uint64)
-    c0 = min(BLOCK_WORDS, words)
-    buf, tmp = np.empty(128 * c0, np.uint64), np.empty(64 * c0, np.uint64)
-    for lo, c in _blocks(words):
-        _transpose_block(X, lo, c, out[64 * lo:64 * (lo + c)], buf, tmp)
-    return out
+    out = np.empty((64 * X.shape[1], 1, 2), np.uint64)
+    _transpose(X, 0, X.shape[1], out, np.empty((KAPPA, TILE), np.uint64), _NO_DELTA)
+    return out.reshape(-1, 2)
 
 
 class TransposedRows:
-    """transpose_bits(rows), made block by block as slices ask for it: a slice inside one
-    block is a view of a kept buffer, valid until a slice of another block (so a
-    consumer that hashes each slice at once never writes or reads the whole 16 MB of
-    rows of a batch of 2^20 OTs: the block is still in cache)."""
+    """transpose_bits(rows), made slice by slice as the consumer asks for it: a slice is
+    a view of a kept buffer, valid until the next slice (so a consumer that hashes each
+    slice at once never writes or reads the whole 16 MB of rows of a batch of 2^20 OTs:
+    the slice is still in cache)."""
 
     def __init__(self, rows: np.ndarray):
         self._X = _words(rows)
-        self.size = 64 * self._X.shape[2]
-        c0 = min(BLOCK_WORDS, self._X.shape[2])
-        self._buf, self._tmp = np.empty(128 * c0, np.uint64), np.empty(64 * c0, np.uint64)
-        self._out = np.empty((64 * c0, 2), np.uint64)
-        self._block = None
+        self.size = 64 * self._X.shape[1]
+        self._T = np.empty((KAPPA, TILE), np.uint64)
+        self._out = np.empty(0, np.uint64)
+
+    def strings(self, start: int, stop: int, delta=None) -> np.ndarray:
+        """Rows start .. stop as (stop - start, k, 2): each row, and with delta (a (2,)
+        row) each row ^ delta too (the IKNP sender's two strings; k = 2)."""
+        if not 0 <= start < stop <= self.size:
+            raise IndexError("TransposedRows: a nonempty slice of the rows expected")
+        w0, w1 = start // 64, -(-stop // 64)
+        k = 1 if delta is None else 2
+        words = 64 * (w1 - w0) * k * 2
+        if self._out.size < words:
+            self._out = np.empty(words, np.uint64)
+        out = self._out[:words].reshape(64 * (w1 - w0), k, 2)
+        _transpose(self._X, w0, w1, out, self._T, _NO_DELTA if delta is None else delta)
+        return out[start - 64 * w0:stop - 64 * w0]
 
     def __getitem__(self, s: slice) -> np.ndarray:
         start, stop, step = s.indices(self.size)
-        span = 64 * BLOCK_WORDS
         if step != 1 or stop <= start:
             raise IndexError("TransposedRows: a nonempty contiguous slice expected")
-        b = start // span
-        if (stop - 1) // span != b:                     # across blocks: assemble a copy
-            parts, lo = [], start
-            while lo < stop:
-                hi = min(stop, (lo // span + 1) * span)
-                parts.append(self[lo:hi].copy())         # each a view of the one buffer
-                lo = hi
-            return np.concatenate(parts)
-        if self._block != b:
-            lo = b * BLOCK_WORDS
-            c = min(BLOCK_WORDS, self._X.shape[2] - lo)
-            _transpose_block(self._X, lo, c, self._out[:64 * c], self._buf, self._tmp)
-            self._block = b
-        return self._out[start - b * span:stop - b * span]
+        return self.strings(start, stop)[:, 0]
 
 
-def ot_index(m: int) -> np.ndarray:
-    """Output row p of transpose_bits (m columns) -> the column (OT) it comes from."""
-    parts = []
-    for lo, c in _blocks(m // 64):
-        a, r, w = np.meshgrid(np.arange(8), np.arange(8), np.arange(c), indexing="ij")
-        parts.append(64 * lo + (64 * w + 8 * a + r).reshape(-1))
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
-
-
-def pack_choices(x: np.ndarray) -> np.ndarray:
-    """m 0/1 choices (m a multiple of 64), x[p] for output row p, -> the packed row
-    (m / 8 bytes, LSB first) whose column ot_index(m)[p] holds x[p]."""
+def pack_choices(x: np.ndarray, pad: bool = False) -> np.ndarray:
+    """m 0/1 choices (m a multiple of 64, or any m if pad: the last byte zero-padded),
+    x[j] for OT j -> the packed row (m / 8 bytes, LSB first) whose column j holds x[j]."""
     x = np.asarray(x, np.uint8).reshape(-1)
-    if x.size % 64:
+    if x.size % 64 and not pad:
         raise ValueError("pack_choices: a multiple of 64 choices expected")
-    out = np.empty(x.size // 8, np.uint8)
-    for lo, c in _blocks(x.size // 64):
-        blk = x[64 * lo:64 * (lo + c)].reshape(8, 8, c).transpose(2, 0, 1)   # (w, a, r)
-        out[8 * lo:8 * (lo + c)] = np.packbits(blk.reshape(-1), bitorder="little")
-    return out
+    return np.packbits(x, bitorder="little")

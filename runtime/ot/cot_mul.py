@@ -21,48 +21,226 @@ from the sender. Rounds: two messages (receiver's u matrix, sender's corrections
 both directions of a pair of cross products run in the same two messages.
 
 Computation: after IKNP, each end works through its batch chunk by chunk (_CHUNK_WORDS
-pad words, in cache): it slices the transposed rows (made block by block, bit_transpose),
-hashes them (the sender both pads at once, Hash.pair), makes or applies the corrections,
-and with fold=True sums the positions into sum_j 2^j share_j (Gilboa's sum, mod 2^64, by
-a matmul of the pads with the weights), so no batch-sized pad arrays are written.
+pad words, in cache): it slices the transposed rows (bit_transpose), hashes them
+(Hash.raw: the sender both strings in the same AES calls), and one numba kernel per
+chunk makes or applies the corrections and, with fold=True, sums the positions into
+sum_j 2^j share_j (Gilboa's sum, mod 2^64), so no batch-sized pad arrays are written.
+The kernels run without the GIL: the two in-process parties overlap on two cores (only
+AES, in `cryptography`, and the Python between the calls hold it).
 
 The link is set up with 128 base OTs per direction (base_ot.py), 2 rounds, once.
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Optional, Tuple
 
 import numpy as np
+from numba import njit
 
 from ..link import PeerError, nbytes
 from .base_ot import BaseOtReceiver, BaseOtSender
 from .iknp import KAPPA, Hash, IknpReceiver, IknpSender
 
-_CHUNK_WORDS = 1 << 15    # pad words per chunk of the corrections (256 KB: in cache)
-_POW2 = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))    # Gilboa's weights 2^j
-_CLASSES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
+_CHUNK_WORDS = 1 << 12    # pad words per chunk (~400 KB of buffers: measured best)
+_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint64)
+_NO_PART = tuple(np.zeros((0, 0, 0), dt) for dt in _DTYPES)
 
 
-def _classes(widths):
-    """Bit positions grouped by the narrowest unsigned dtype that holds their width: a
-    slice when the positions are contiguous (every construction here: no fancy-index
-    copies), else an index array."""
-    widths = np.asarray(widths)
-    out, lo = [], 0
-    for bits, dt in _CLASSES:
-        idx = np.nonzero((widths > lo) & (widths <= bits))[0]
+def _layout(widths):
+    """Each bit position's correction class (0..3: 1, 2, 4 or 8 bytes, the narrowest that
+    holds its width) and its column in that class's array; the count per class."""
+    widths = np.asarray(widths).reshape(-1)
+    cls = np.searchsorted(np.array([8, 16, 32]), widths).astype(np.int64)
+    col = np.zeros(widths.size, np.int64)
+    counts = [0, 0, 0, 0]
+    for j, c in enumerate(cls):
+        col[j], counts[c] = counts[c], counts[c] + 1
+    return cls, col, counts
+
+
+def _ranges(cls, counts):
+    """(lo, hi) per class if every class is a range of positions (all constructions but
+    truncation pairs at some shifts), else None."""
+    lo, hi = np.zeros(4, np.int64), np.zeros(4, np.int64)
+    for c in range(4):
+        idx = np.nonzero(cls == c)[0]
+        if idx.size and idx[-1] - idx[0] + 1 != idx.size:
+            return None
         if idx.size:
-            if idx[-1] - idx[0] + 1 == idx.size:
-                idx = slice(int(idx[0]), int(idx[-1]) + 1)
-            out.append((idx, dt))
-        lo = bits
-    return out
+            lo[c], hi[c] = idx[0], idx[-1] + 1
+    return lo, hi
 
 
-def _count(idx) -> int:
-    return idx.stop - idx.start if isinstance(idx, slice) else idx.size
+def correction_bytes(widths) -> int:
+    """Bytes of the corrections of one element (one OT per width) per ring element."""
+    return sum(c * np.dtype(dt).itemsize for c, dt in zip(_layout(widths)[2], _DTYPES))
+
+
+@njit(nogil=True, cache=True)
+def _sender_chunk(h, px, y, e0, e1, cls, col, c8, c16, c32, c64, out, fold):
+    """Rows e0 .. e1 (L OTs each, row r = (e - e0) L + j): pads m0 = H(q), m1 = H(q ^
+    Delta) from Hash.raw (h, px); corrections u = y + m0 - m1, low bits into the class
+    arrays; out = -m0 (e, j, i), or with fold sum_j 2^j (-m0_j) (e, 0, i), mod 2^64."""
+    L, n = y.shape[1], y.shape[2]
+    for e in range(e0, e1):
+        if fold:
+            for i in range(n):
+                out[e, 0, i] = 0
+        for j in range(L):
+            r = (e - e0) * L + j
+            c, q = cls[j], col[j]
+            sh = np.uint64(j)
+            for i in range(n):
+                w, s = i >> 1, i & 1
+                m0 = h[r, 0, w, s] ^ px[r, 0, s]
+                u = y[e, j, i] + m0 - (h[r, 1, w, s] ^ px[r, 1, s])
+                if c == 3:
+                    c64[e, q, i] = u
+                elif c == 2:
+                    c32[e, q, i] = np.uint32(u & np.uint64(0xFFFFFFFF))
+                elif c == 1:
+                    c16[e, q, i] = np.uint16(u & np.uint64(0xFFFF))
+                else:
+                    c8[e, q, i] = np.uint8(u & np.uint64(0xFF))
+                if fold:
+                    out[e, 0, i] -= m0 << sh
+                else:
+                    out[e, j, i] = np.uint64(0) - m0
+
+
+@njit(nogil=True, cache=True)
+def _receiver_chunk(h, px, x, e0, e1, cls, col, c8, c16, c32, c64, out, fold):
+    """Rows e0 .. e1: H(t) (from Hash.raw) + x u, u the peer's corrections; out as in
+    _sender_chunk (the two ends' outputs sum to x y)."""
+    L, n = x.shape[1], out.shape[2]
+    for e in range(e0, e1):
+        if fold:
+            for i in range(n):
+                out[e, 0, i] = 0
+        for j in range(L):
+            r = (e - e0) * L + j
+            c, q, xb = cls[j], col[j], x[e, j] != 0
+            sh = np.uint64(j)
+            for i in range(n):
+                v = h[r, 0, i >> 1, i & 1] ^ px[r, 0, i & 1]
+                if xb:
+                    if c == 3:
+                        v += c64[e, q, i]
+                    elif c == 2:
+                        v += np.uint64(c32[e, q, i])
+                    elif c == 1:
+                        v += np.uint64(c16[e, q, i])
+                    else:
+                        v += np.uint64(c8[e, q, i])
+                if fold:
+                    out[e, 0, i] += v << sh
+                else:
+                    out[e, j, i] = v
+
+
+@njit(nogil=True, cache=True)
+def _sender_fold1_part(h, px, y, e, base, j0, j1, part, acc):
+    for j in range(j0, j1):
+        r = base + j
+        m0 = h[r, 0] ^ px[r, 0]
+        part[e, j - j0, 0] = y[e, j, 0] + m0 - (h[r, 2] ^ px[r, 2])
+        acc -= m0 << np.uint64(j)
+    return acc
+
+
+@njit(nogil=True, cache=True)
+def _sender_fold1(h, px, y, e0, e1, lo, hi, c8, c16, c32, c64, out):
+    """_sender_chunk for one word per pad (n = 1), fold, and each class a range lo[c] ..
+    hi[c] of positions: h, px (R, 4) (the two strings' two words)."""
+    L = y.shape[1]
+    for e in range(e0, e1):
+        base = (e - e0) * L
+        acc = np.uint64(0)
+        acc = _sender_fold1_part(h, px, y, e, base, lo[3], hi[3], c64, acc)
+        acc = _sender_fold1_part(h, px, y, e, base, lo[2], hi[2], c32, acc)
+        acc = _sender_fold1_part(h, px, y, e, base, lo[1], hi[1], c16, acc)
+        acc = _sender_fold1_part(h, px, y, e, base, lo[0], hi[0], c8, acc)
+        out[e, 0, 0] = acc
+
+
+@njit(nogil=True, cache=True)
+def _receiver_fold1_part(h, px, x, e, base, j0, j1, part, acc):
+    for j in range(j0, j1):
+        r = base + j
+        v = (h[r, 0] ^ px[r, 0]) + np.uint64(part[e, j - j0, 0]) * np.uint64(x[e, j])
+        acc += v << np.uint64(j)
+    return acc
+
+
+@njit(nogil=True, cache=True)
+def _receiver_fold1(h, px, x, e0, e1, lo, hi, c8, c16, c32, c64, out):
+    """_receiver_chunk for n = 1, fold and class ranges (as _sender_fold1): h, px (R, 2)."""
+    L = x.shape[1]
+    for e in range(e0, e1):
+        base = (e - e0) * L
+        acc = np.uint64(0)
+        acc = _receiver_fold1_part(h, px, x, e, base, lo[3], hi[3], c64, acc)
+        acc = _receiver_fold1_part(h, px, x, e, base, lo[2], hi[2], c32, acc)
+        acc = _receiver_fold1_part(h, px, x, e, base, lo[1], hi[1], c16, acc)
+        acc = _receiver_fold1_part(h, px, x, e, base, lo[0], hi[0], c8, acc)
+        out[e, 0, 0] = acc
+
+
+@njit(nogil=True, cache=True)
+def _sender_range(h, px, y, e, base, j0, j1, nb, part, out, fold):
+    for j in range(j0, j1):
+        r = base + j
+        for i in range(y.shape[2]):
+            s = i & 1
+            m0 = h[r, i] ^ px[r, s]
+            part[e, j - j0, i] = y[e, j, i] + m0 - (h[r, 2 * nb + i] ^ px[r, 2 + s])
+            if fold:
+                out[e, 0, i] -= m0 << np.uint64(j)
+            else:
+                out[e, j, i] = np.uint64(0) - m0
+
+
+@njit(nogil=True, cache=True)
+def _sender_ranges(h, px, y, e0, e1, lo, hi, c8, c16, c32, c64, out, fold):
+    """_sender_chunk with each class a range lo[c] .. hi[c] of positions: h (R, 4 nb),
+    px (R, 4) (string 0's words, then string 1's)."""
+    L, nb = y.shape[1], h.shape[1] // 4
+    for e in range(e0, e1):
+        if fold:
+            out[e, 0, :] = 0
+        base = (e - e0) * L
+        _sender_range(h, px, y, e, base, lo[3], hi[3], nb, c64, out, fold)
+        _sender_range(h, px, y, e, base, lo[2], hi[2], nb, c32, out, fold)
+        _sender_range(h, px, y, e, base, lo[1], hi[1], nb, c16, out, fold)
+        _sender_range(h, px, y, e, base, lo[0], hi[0], nb, c8, out, fold)
+
+
+@njit(nogil=True, cache=True)
+def _receiver_range(h, px, x, e, base, j0, j1, part, out, fold):
+    for j in range(j0, j1):
+        r = base + j
+        xb = np.uint64(x[e, j])
+        for i in range(out.shape[2]):
+            v = (h[r, i] ^ px[r, i & 1]) + np.uint64(part[e, j - j0, i]) * xb
+            if fold:
+                out[e, 0, i] += v << np.uint64(j)
+            else:
+                out[e, j, i] = v
+
+
+@njit(nogil=True, cache=True)
+def _receiver_ranges(h, px, x, e0, e1, lo, hi, c8, c16, c32, c64, out, fold):
+    """_receiver_chunk with class ranges (as _sender_ranges): h (R, 2 nb), px (R, 2)."""
+    L = x.shape[1]
+    for e in range(e0, e1):
+        if fold:
+            out[e, 0, :] = 0
+        base = (e - e0) * L
+        _receiver_range(h, px, x, e, base, lo[3], hi[3], c64, out, fold)
+        _receiver_range(h, px, x, e, base, lo[2], hi[2], c32, out, fold)
+        _receiver_range(h, px, x, e, base, lo[1], hi[1], c16, out, fold)
+        _receiver_range(h, px, x, e, base, lo[0], hi[0], c8, out, fold)
 
 
 class OtLink:
@@ -76,7 +254,6 @@ class OtLink:
         self.bytes_sent = 0
         self.messages = 0
         self.hash = Hash()
-        self._bufs = {}
         self.receiver: Optional[IknpReceiver] = None
         self.sender: Optional[IknpSender] = None
 
@@ -118,11 +295,15 @@ class OtLink:
         if x is not None:
             u, t, first = self.receiver.extend(x.reshape(-1))
             self.send(u)
-            mine = self.hash(t[:x.size], first, n)
+            mine = np.empty((x.size, n), np.uint64)
+            for lo, hi in self._chunks(x.size, n):
+                self.hash(t[lo:hi], first + lo, n, out=mine[lo:hi])
         if peer_count:
             q, firstq = self.sender.extend(self.recv(), peer_count)
-            q = q[:peer_count]
-            theirs = (self.hash(q, firstq, n), self.hash(q, firstq, n, xor=self.sender.delta))
+            theirs = tuple(np.empty((peer_count, n), np.uint64) for _ in range(2))
+            for lo, hi in self._chunks(peer_count, n):
+                self.hash.pair(q[lo:hi], firstq + lo, n, self.sender.delta,
+                               theirs[0][lo:hi], theirs[1][lo:hi], diff=False)
         return mine, theirs
 
     def cross(self, x: Optional[np.ndarray], y: Optional[np.ndarray], n: int, widths,
@@ -138,58 +319,59 @@ class OtLink:
         sum_j 2^j share_j instead, (N, n) and (N', n) mod 2^64 (Gilboa's sum; then
         w_j must be at most 64 - j), made chunk by chunk while the pads are in cache."""
         mine = theirs = None
-        classes = _classes(widths)
+        cls, col, counts = _layout(widths)
+        present = [c for c in range(4) if counts[c]]
+        fast = _ranges(cls, counts)
         if x is not None:
+            x = np.ascontiguousarray(x, np.uint8)
             N, L = x.shape
             u, t, first = self.receiver.extend(x.reshape(-1))
             self.send(u)
         if y is not None:
             Np, Lp = peer_shape
             q, firstq = self.sender.extend(self.recv(), Np * Lp)
-            corr = [np.empty((Np, _count(idx), n), dt) for idx, dt in classes]
+            parts = [np.empty((Np, counts[c], n), _DTYPES[c]) if counts[c] else _NO_PART[c]
+                     for c in range(4)]
             theirs = np.empty((Np, n) if fold else (Np, Lp, n), np.uint64)
+            out = theirs.reshape(Np, 1 if fold else Lp, n)
             yb = np.broadcast_to(y, (Np, Lp, n))
             for e0, e1 in self._chunks(Np, Lp * n):
-                r, f = slice(e0 * Lp, e1 * Lp), firstq + e0 * Lp
-                m0, d = self.hash.pair(q[r], f, n, self.sender.delta,
-                                       self._buf("m0", ((e1 - e0) * Lp, n)),
-                                       self._buf("d", ((e1 - e0) * Lp, n)))
-                d = d.reshape(e1 - e0, Lp, n)
-                for (idx, dt), part in zip(classes, corr):      # u = y + m0 - m1, low w_j bits
-                    np.subtract(yb[e0:e1, idx], d[:, idx], out=part[e0:e1], casting="unsafe")
-                if not fold:
-                    np.negative(m0, out=m0)
-                self._put(theirs, e0, e1, m0.reshape(e1 - e0, Lp, n), fold)
-            if fold:                                     # sum_j 2^j (-m0_j), negated once
-                np.negative(theirs, out=theirs)
-            self.send(tuple(corr))
+                strings = q.strings(e0 * Lp, e1 * Lp, self.sender.delta)
+                px, h = self.hash.raw(strings, firstq + e0 * Lp, (n + 1) // 2)
+                R = (e1 - e0) * Lp
+                if fast and fold and n == 1:
+                    _sender_fold1(h.reshape(R, 4), px.reshape(R, 4), yb, e0, e1, *fast,
+                                  *parts, out)
+                elif fast:
+                    _sender_ranges(h.reshape(R, -1), px.reshape(R, 4), yb, e0, e1, *fast,
+                                   *parts, out, fold)
+                else:
+                    _sender_chunk(h, px, yb, e0, e1, cls, col, *parts, out, fold)
+            self.send(tuple(parts[c] for c in present))
         if x is not None:
             got = self.recv()
-            if not isinstance(got, tuple) or len(got) != len(classes):
+            if not isinstance(got, tuple) or len(got) != len(present):
                 raise PeerError("OT product: malformed corrections from the peer")
-            for (idx, dt), part in zip(classes, got):
-                if not isinstance(part, np.ndarray) or part.dtype != dt \
-                        or part.shape != (N, _count(idx), n):
+            parts = list(_NO_PART)
+            for c, part in zip(present, got):
+                if not isinstance(part, np.ndarray) or part.dtype != _DTYPES[c] \
+                        or part.shape != (N, counts[c], n):
                     raise PeerError("OT product: malformed corrections from the peer")
+                parts[c] = part
             mine = np.empty((N, n) if fold else (N, L, n), np.uint64)
+            out = mine.reshape(N, 1 if fold else L, n)
             for e0, e1 in self._chunks(N, L * n):
-                h = self.hash(t[e0 * L:e1 * L], first + e0 * L, n,
-                              out=self._buf("h", ((e1 - e0) * L, n))).reshape(e1 - e0, L, n)
-                v = self._buf("v", (e1 - e0, L, n))
-                for (idx, dt), part in zip(classes, got):
-                    v[:, idx] = part[e0:e1]
-                v *= x[e0:e1, :, None]                 # H(t) + x u
-                h += v
-                self._put(mine, e0, e1, h, fold)
+                px, h = self.hash.raw(t.strings(e0 * L, e1 * L), first + e0 * L, (n + 1) // 2)
+                R = (e1 - e0) * L
+                if fast and fold and n == 1:
+                    _receiver_fold1(h.reshape(R, 2), px.reshape(R, 2), x, e0, e1, *fast,
+                                    *parts, out)
+                elif fast:
+                    _receiver_ranges(h.reshape(R, -1), px.reshape(R, 2), x, e0, e1, *fast,
+                                     *parts, out, fold)
+                else:
+                    _receiver_chunk(h, px, x, e0, e1, cls, col, *parts, out, fold)
         return mine, theirs
-
-    def _buf(self, name, shape):
-        """A kept uint64 buffer of that shape (chunks reuse it: no allocation each)."""
-        words = math.prod(shape)
-        b = self._bufs.get(name)
-        if b is None or b.size < words:
-            b = self._bufs[name] = np.empty(words, np.uint64)
-        return b[:words].reshape(shape)
 
     @staticmethod
     def _chunks(N, per):
@@ -197,14 +379,3 @@ class OtLink:
         step = max(1, _CHUNK_WORDS // per)
         for e0 in range(0, N, step):
             yield e0, min(N, e0 + step)
-
-    @staticmethod
-    def _put(dst, e0, e1, s, fold):
-        if not fold:
-            dst[e0:e1] = s
-            return
-        w = _POW2[:s.shape[1]]
-        if s.shape[2] == 1:
-            np.matmul(s[:, :, 0], w, out=dst[e0:e1, 0])      # sum_j 2^j s_j, mod 2^64
-        else:
-            dst[e0:e1] = np.matmul(w, s)

@@ -1,5 +1,5 @@
 """IKNP OT extension (Ishai, Kilian, Nissim, Petrank, CRYPTO 2003), semi-honest, with
-kappa = 128, vectorised with numpy; the hash is the tweakable correlation-robust hash
+kappa = 128, numba kernels around AES; the hash is the tweakable correlation-robust hash
 of fixed-key AES of Guo, Katz, Wang and Yu (S&P 2020).
 
 Setup (once per direction): the extension *sender* S draws Delta in {0,1}^128 and is the
@@ -10,8 +10,7 @@ AES-CTR stream G(k) that both ends read in step.
 Extension of m OTs with R's choice bits x in {0,1}^m (one message R -> S):
     R:  t^i = G(k0_i),  u^i = t^i ^ G(k1_i) ^ x      (128 rows of m bits)   sends u
     S:  q^i = G(k^{Delta_i}_i) ^ Delta_i u^i = t^i ^ Delta_i x
-Transposed into m rows of 128 bits (bit_transpose.py: the OTs come out in a fixed
-order other than the columns', which R's choice bits follow, pack_choices):
+Transposed into m rows of 128 bits (bit_transpose.py: row j is column j, OT j):
 q_j = t_j ^ x_j Delta.  So S holds, for OT j, the
 two strings q_j and q_j ^ Delta, and R holds t_j = the one selected by x_j; R knows
 nothing of Delta (each u^i is one-time-padded by G(k1_i), or G(k0_i)), and the u^i are
@@ -20,17 +19,19 @@ Hashing breaks the correlation: the pads of OT j are H(q_j, j) and H(q_j ^ Delta
 with H(x, i) = pi(pi(x) ^ i) ^ pi(x), pi = AES-128 under a fixed public key (tweakable
 circular correlation robust in the ideal-cipher model, GKWY20), and a distinct tweak i
 per OT and output block: (g, g + l 2^40) for the OT of global index g, block l
-(Hash.__call__). Longer pads (n ring elements) take one AES block per 2 elements.
+(Hash.raw). Longer pads (n ring elements) take one AES block per 2 elements.
 
 Cost per OT: R sends 128 bits = 16 bytes; R computes 256 bits of AES-CTR, S 128; one
 128 x m bit transposition each; hashing 2 AES blocks per 128-bit pad (S hashes twice).
 """
 from __future__ import annotations
 
+import math
 from typing import List
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from numba import njit
 
 from ..link import PeerError
 from ..prg import Prg
@@ -38,7 +39,7 @@ from ..protocols.semi2k_common import _fill
 from .bit_transpose import KAPPA, TransposedRows, pack_choices
 
 _FIXED_KEY = bytes.fromhex("73 70 75 2d 6c 69 74 65 2f 69 6b 6e 70 2f 70 69".replace(" ", ""))
-_HASH_ROWS = 1 << 15    # 128-bit blocks hashed at a time (512 KB: in cache)
+_HASH_ROWS = 1 << 14    # AES blocks per chunk of the hash, all buffers (256 KB: in cache)
 
 
 def padded(m: int) -> int:
@@ -46,105 +47,130 @@ def padded(m: int) -> int:
     return -(-m // 64) * 64
 
 
+@njit(nogil=True, cache=True)
+def _inputs(rows, delta, k, out):
+    """out (r, k, 2): row j, and row j ^ delta when k = 2 (the sender's two strings)."""
+    for j in range(rows.shape[0]):
+        a, b = rows[j, 0], rows[j, 1]
+        out[j, 0, 0], out[j, 0, 1] = a, b
+        if k == 2:
+            out[j, 1, 0], out[j, 1, 1] = a ^ delta[0], b ^ delta[1]
+
+
+@njit(nogil=True, cache=True)
+def _tweaked(px, first, k, nb, out):
+    """out (r k nb, 2) = pi(x) ^ (g, g + l 2^40), g = first + j: row j, string b < k,
+    block l; px (r k, 2)."""
+    hi = np.uint64(40)
+    g0 = np.uint64(first)
+    ks = np.uint64(k - 1)                   # k is 1 or 2: p // k = p >> (k - 1)
+    if nb == 1:
+        for p in range(px.shape[0]):
+            g = g0 + (np.uint64(p) >> ks)
+            out[p, 0] = px[p, 0] ^ g
+            out[p, 1] = px[p, 1] ^ g
+        return
+    o = 0
+    for p in range(px.shape[0]):
+        g = g0 + (np.uint64(p) >> ks)
+        p0, p1 = px[p, 0], px[p, 1]
+        for l in range(nb):
+            out[o, 0] = p0 ^ g
+            out[o, 1] = p1 ^ (g + (np.uint64(l) << hi))
+            o += 1
+
+
+@njit(nogil=True, cache=True)
+def _pads(h, px, b, out, base):
+    """out (r, n) = H of string b: word i = h[j, b, i // 2, i % 2] ^ pi(x)[j, b, i % 2],
+    minus base (r, n) when base has rows (the sender's m1 - m0)."""
+    sub = base.shape[0] > 0
+    for j in range(out.shape[0]):
+        for i in range(out.shape[1]):
+            v = h[j, b, i >> 1, i & 1] ^ px[j, b, i & 1]
+            out[j, i] = v - base[j, i] if sub else v
+
+
+_NONE = np.zeros((0, 2), np.uint64)
+_NO_DELTA = np.zeros(2, np.uint64)
+
+
 class Hash:
     """H(x, i) = pi(pi(x) ^ i) ^ pi(x) on 128-bit rows, n uint64 words per row. One ECB
-    encryptor and the chunk buffers are kept (no allocation per chunk), and every numpy
-    step is one contiguous pass: a (2,) row broadcast over (m, 2) or a strided column
-    costs 10x a contiguous pass in numpy."""
+    encryptor and the chunk buffers are kept (no allocation per chunk); the passes
+    around AES are numba kernels (no GIL: the other party runs meanwhile). AES itself
+    (OpenSSL through `cryptography`) holds the GIL: two calls per chunk, whatever the
+    number of strings (the sender's two are hashed in the same calls)."""
 
     def __init__(self):
         self._enc = Cipher(algorithms.AES(_FIXED_KEY), modes.ECB()).encryptor()
         self._bufs = {}
-        self._tweaks = {}
-        self._dx = None
 
-    def _buf(self, name, words):
+    def _buf(self, name, shape):
+        words = math.prod(shape)
         b = self._bufs.get(name)
         if b is None or b.size < words + 2:            # older `cryptography` wants spare room
             b = self._bufs[name] = np.empty(words + 2, np.uint64)
-        return b[:words]
-
-    def _base(self, step: int, nb: int) -> np.ndarray:
-        """(step, nb, 2) tweak offsets [j, j + l 2^40] of OT j of a chunk, block l."""
-        key = (step, nb)
-        if key not in self._tweaks:
-            t = np.empty((step, nb, 2), np.uint64)
-            t[:, :, 0] = np.arange(step, dtype=np.uint64)[:, None]
-            t[:, :, 1] = t[:, :, 0] + (np.arange(nb, dtype=np.uint64)[None, :] << np.uint64(40))
-            self._tweaks = {key: t}
-        return self._tweaks[key]
+        return b[:words].reshape(shape)
 
     def _pi(self, src: np.ndarray, name: str) -> np.ndarray:
         """pi of every 16-byte block of the contiguous src, into a kept buffer."""
-        out = self._buf(name, src.size)
+        out = self._buf(name, src.shape)
         n = self._enc.update_into(src.reshape(-1).view(np.uint8),
                                   self._bufs[name].view(np.uint8))
         assert n == src.nbytes
-        return out.reshape(src.shape)
+        return out
 
-    def _tiled(self, xor: np.ndarray, r: int) -> np.ndarray:
-        """(r, 2) rows of xor (Delta), kept: a (2,) row broadcast costs 10x a pass."""
-        if self._dx is None or self._dx.shape[0] < r or not np.array_equal(self._dx[0], xor):
-            self._dx = np.empty((max(r, _HASH_ROWS), 2), np.uint64)
-            self._dx[:] = xor
-        return self._dx[:r]
-
-    def _chunks(self, m: int, first_index: int, n: int):
-        """(lo, r, tweaks (r, nb, 2)) for the chunks of a batch of m rows."""
-        nb = (n + 1) // 2
-        if first_index + m >= 1 << 40 or nb >= 1 << 24:
+    def raw(self, rows: np.ndarray, first: int, nb: int, delta=None):
+        """The AES part of H for one chunk: rows (r, 2) -> (pi(x) (r, k, 2), h = pi(pi(x) ^
+        tweak) (r, k, nb, 2)), k = 1 string per row, or 2 (x, x ^ delta) if delta is
+        given; or rows (r, k, 2), the strings already (TransposedRows.strings, contiguous).
+        Views of kept buffers, valid until the next call. Tweak of row j, block
+        l: (g, g + l 2^40), g = first + j: the first word names the OT, the second the
+        block (unique while g < 2^40 and l < 2^24)."""
+        r = rows.shape[0]
+        if first + r >= 1 << 40 or nb >= 1 << 24:
             raise ValueError("IKNP: tweak space exhausted (set up a fresh link)")
-        step = max(1, _HASH_ROWS // nb)
-        base = self._base(step, nb)
-        for lo in range(0, m, step):
-            r = min(m, lo + step) - lo
-            tw = self._buf("tb", 2 * nb * r).reshape(r, nb, 2)
-            np.add(base[:r], np.uint64(first_index + lo), out=tw)
-            yield lo, r, tw
-
-    def _hash(self, src: np.ndarray, tweaks: np.ndarray, dst: np.ndarray) -> None:
-        """dst (r, n) = H(src, tweaks) for one chunk."""
-        r, nb, n = src.shape[0], tweaks.shape[1], dst.shape[1]
-        px = self._pi(src, "px")
-        tw = self._buf("tw", tweaks.size).reshape(tweaks.shape)
-        np.bitwise_xor(tweaks, px[:, None, :], out=tw)
-        h = self._pi(tw, "h").reshape(r, nb, 2)
-        if n == 1:                                      # the low words only
-            np.bitwise_xor(h[:, 0, 0], px[:, 0], out=dst[:, 0])
+        if rows.ndim == 3:
+            k, x = rows.shape[1], rows
         else:
-            h ^= px[:, None, :]
-            np.copyto(dst, h.reshape(r, 2 * nb)[:, :n])
+            k = 1 if delta is None else 2
+            x = self._buf("x", (r, k, 2))
+            _inputs(rows, _NO_DELTA if delta is None else delta, k, x)
+        px = self._pi(x, "px")
+        tw = self._buf("tw", (r, k, nb, 2))
+        _tweaked(px.reshape(r * k, 2), first, k, nb, tw.reshape(r * k * nb, 2))
+        return px, self._pi(tw, "h")
+
+    @staticmethod
+    def _chunks(m: int, k: int, n: int):
+        """Row ranges of about _HASH_ROWS AES blocks (k strings of 1 + (n + 1) // 2)."""
+        step = max(1, _HASH_ROWS // (k * (1 + (n + 1) // 2)))
+        for lo in range(0, m, step):
+            yield lo, min(m, lo + step)
 
     def __call__(self, rows: np.ndarray, first_index: int, n: int, xor=None,
                  out: np.ndarray = None) -> np.ndarray:
         """rows (m, 2) uint64 -> (m, n) uint64 pads H(rows ^ xor) (xor: None or a (2,)
         row, Delta for the sender's second pads), into out if given. Row j is the OT
-        of global index g = first_index + j, and its tweak for block l is
-        (g, g + l 2^40): the first word names the OT, the second the block (unique
-        while g < 2^40 and l < 2^24), one scalar add per chunk makes them, and a batch
-        may be hashed in any slices. The sender's two pads of one OT share the tweak.
-        Chunks of _HASH_ROWS blocks stay in cache."""
+        of global index g = first_index + j (its tweaks: raw), so a batch may be hashed
+        in any slices. Chunks of _HASH_ROWS blocks stay in cache."""
         m = rows.shape[0]
         out = np.empty((m, n), np.uint64) if out is None else out
-        for lo, r, tw in self._chunks(m, first_index, n):
-            src = rows[lo:lo + r]
-            if xor is not None:
-                src = np.bitwise_xor(src, self._tiled(xor, r),
-                                     out=self._buf("x", 2 * r).reshape(r, 2))
-            self._hash(src, tw, out[lo:lo + r])
+        for lo, hi in self._chunks(m, 1, n):
+            px, h = self.raw(rows[lo:hi], first_index + lo, (n + 1) // 2, xor)
+            _pads(h, px, 1 if xor is not None else 0, out[lo:hi], _NONE)
         return out
 
     def pair(self, rows: np.ndarray, first_index: int, n: int, delta: np.ndarray,
-             out0: np.ndarray, out1: np.ndarray):
-        """The sender's pads of a batch: out0 = H(q), out1 = H(q ^ Delta) - H(q), the two
-        hashes of a chunk sharing its tweaks (as __call__ twice, one pass fewer)."""
-        for lo, r, tw in self._chunks(rows.shape[0], first_index, n):
-            src = rows[lo:lo + r]
-            m0, m1 = out0[lo:lo + r], out1[lo:lo + r]
-            self._hash(src, tw, m0)
-            qd = np.bitwise_xor(src, self._tiled(delta, r), out=self._buf("x", 2 * r).reshape(r, 2))
-            self._hash(qd, tw, m1)
-            m1 -= m0
+             out0: np.ndarray, out1: np.ndarray, diff: bool = True):
+        """The sender's pads of a batch: out0 = H(q), out1 = H(q ^ Delta) - H(q) (or
+        H(q ^ Delta) if not diff), the two hashes of a chunk sharing its tweaks and its
+        AES calls."""
+        for lo, hi in self._chunks(rows.shape[0], 2, n):
+            px, h = self.raw(rows[lo:hi], first_index + lo, (n + 1) // 2, delta)
+            _pads(h, px, 0, out0[lo:hi], _NONE)
+            _pads(h, px, 1, out1[lo:hi], out0[lo:hi] if diff else _NONE)
         return out0, out1
 
 
@@ -181,11 +207,11 @@ class IknpReceiver:
     def extend(self, choices: np.ndarray):
         """choices: m 0/1 values, OT j chooses choices[j]. Extends padded(m) OTs (zero
         choices past m). Returns (u to send, t rows (padded(m), 2) as TransposedRows
-        (sliced, made block by block), first index)."""
+        (made slice by slice), first index)."""
         m = padded(choices.size)
-        x = np.zeros(m, np.uint8)
-        x[:choices.size] = choices.reshape(-1)
-        xb = pack_choices(x)
+        xb = np.zeros(m // 8, np.uint8)
+        packed = pack_choices(choices, pad=True)
+        xb[:packed.size] = packed
         t = _streams(self.g0, m // 8)
         u = np.empty_like(t)
         tx = np.empty_like(xb)
