@@ -142,14 +142,12 @@ class HeMatmul:
         L, NP = len(he.top_primes), he.N
         if not isinstance(cts, _Blocks) or cts.shape != (Kb, Nb, 2, 2, L, NP):
             raise PeerError("HE: malformed ciphertexts from the peer")
-        Bs = np.empty((L, NP, 2 * Kb, Nb, 2), np.uint64)         # NTT form, slot-major
-        tmp = np.empty((Nb, 2, L, NP), np.uint64)
+        Bs = np.empty((2, Kb, Nb, 2, L, NP), np.uint64)          # NTT form
         for h in range(2):
             for kb in range(Kb):
                 for nb in range(Nb):
-                    tmp[nb] = he.limbs(ev.transform_to_ntt(he.cipher(cts[kb, nb, h])))
-                Bs[:, :, h * Kb + kb] = tmp.transpose(2, 3, 0, 1)
-        del cts, tmp
+                    Bs[h, kb, nb] = he.limbs(ev.transform_to_ntt(he.cipher(cts[kb, nb, h])))
+        del cts
         pos = used_positions(m_w, k_w, n_w).reshape(-1)
         P, Lo = pos.size, len(he.low_primes)
         r = self.rand((Mb, Nb, P), np.uint64) & _T_MASK
@@ -160,8 +158,7 @@ class HeMatmul:
         planes = (A & _T_MASK, A >> np.uint64(S_BITS), A & _LOW)   # A mod t, Ah, Al
         cols = 3 * Kb + 2 * Nb                                    # A | Ah | u_Y | Al | u_Z
         rows = max(1, min(Mb, ROW_WORDS // (cols * L * NP)))
-        As = np.empty((L, NP, rows, cols), np.uint64)              # NTT form, slot-major
-        col = np.empty((cols, L, NP), np.uint64)
+        As = np.empty((rows, cols, L, NP), np.uint64)              # NTT form
         prods = np.empty((2, rows, Nb, 2, L, NP), np.uint64)
         starts = (0, Kb, 2 * Kb + Nb)                             # where each plane goes
         for m0 in range(0, Mb, rows):
@@ -172,13 +169,11 @@ class HeMatmul:
                 for g, at in zip(gens, starts):
                     for kb in range(Kb):
                         _, _, coeffs = next(g)
-                        col[at + kb] = self._ntt_plain(coeffs)
+                        As[mb, at + kb] = self._ntt_plain(coeffs)
                 for i, at in enumerate((2 * Kb, 3 * Kb + Nb)):
                     for nb in range(Nb):
-                        col[at + nb] = self._ntt_plain(us[mb, i, nb])
-                As[:, :, mb] = col.transpose(1, 2, 0)
-            slot_products(As[:, :, :mc], Bs, he.peer_pk_ntt, he.top_primes, Kb,
-                          out=prods[:, :mc])
+                        As[mb, at + nb] = self._ntt_plain(us[mb, i, nb])
+            slot_products(As[:mc], Bs, he.peer_pk_ntt, he.top_primes, prods[:, :mc])
             for mb in range(mc):
                 for nb in range(Nb):
                     for i, mask in enumerate((r, r2)):

@@ -11,7 +11,7 @@ from spu_lite.runtime.he import encoding
 from spu_lite.runtime.he.encoding import (N_POLY, decode_c, encode_a, encode_b, use_he,
                                           used_positions)
 from spu_lite.runtime.he.matmul import HeMatmul
-from spu_lite.runtime.he.slots import modmatmul
+from spu_lite.runtime.he.slots import modmatmul, slot_products
 from spu_lite.runtime.ring_linalg import ring_dot_general
 
 from .harness import run_parties
@@ -56,6 +56,35 @@ def test_slot_products_are_exact_mod_p():
     want = [[[sum(int(X[s, i, k]) * int(Y[s, k, j]) for k in range(300)) % p
               for j in range(5)] for i in range(4)] for s in range(3)]
     assert np.array_equal(got, np.array(want, dtype=U64))
+
+
+@pytest.mark.parametrize("Mb,Kb,Nb", [(3, 4, 2), (2, 70, 1)])        # 70: sums folded
+def test_slot_product_kernel_matches_python_integers(Mb, Kb, Nb):
+    primes = [(1 << 60) - 163839, (1 << 60) - 147455]     # SEAL's 60-bit primes, N = 8192
+    L, NP = len(primes), 128
+    rng = np.random.default_rng(Mb + Kb)
+
+    def residues(shape):
+        x = np.empty(shape + (L, NP), U64)
+        for l, p in enumerate(primes):
+            x[..., l, :] = rng.integers(0, p, shape + (NP,), dtype=U64)
+        x[..., 0, :3] = U64(primes[0] - 1)                # the largest residues too
+        return x
+
+    As, Bs, pk = residues((Mb, 3 * Kb + 2 * Nb)), residues((2, Kb, Nb, 2)), residues((2,))
+    got = slot_products(As, Bs, pk, np.array(primes, U64),
+                        np.empty((2, Mb, Nb, 2, L, NP), U64))
+    A, B, P = As.astype(object), Bs.astype(object), pk.astype(object)
+    q = np.array(primes, dtype=object)[:, None]
+    for m in range(Mb):
+        for nb in range(Nb):
+            for ci in range(2):
+                y = sum(A[m, k] * B[0, k, nb, ci] + A[m, Kb + k] * B[1, k, nb, ci]
+                        for k in range(Kb)) + A[m, 2 * Kb + nb] * P[ci]
+                z = sum(A[m, 2 * Kb + Nb + k] * B[1, k, nb, ci] for k in range(Kb)) \
+                    + A[m, 3 * Kb + Nb + nb] * P[ci]
+                assert np.array_equal(got[0, m, nb, ci], (y % q).astype(U64))
+                assert np.array_equal(got[1, m, nb, ci], (z % q).astype(U64))
 
 
 def test_rule_keeps_small_and_thin_products_and_32_bit_rings_on_ot():
