@@ -27,6 +27,7 @@ import numpy as np
 import seal
 
 from ..link import PeerError
+from .ntt import NttTables
 from .slots import check_primes, modmatmul
 
 POLY_DEGREE = 8192
@@ -142,10 +143,42 @@ class HeContext:
                 raise HeLayoutError("SEAL NTT-form layout is not the one expected")
         if not np.array_equal(self.limbs(self.cipher_ntt(y.copy())), y):
             raise HeLayoutError("SEAL NTT-form ciphertext round trip failed")
+        self._learn_own_ntt()
         own = self._pk_limbs(self.ctx.from_public_str(self.public_key_bytes))
         zero = self.ev.transform_from_ntt(self.cipher_ntt(own))     # pk: an encryption of 0
         if self.plain_coeffs(self.decryptor.decrypt(zero)).any() or (own[1] == 0).all():
             raise HeLayoutError("SEAL public key layout is not the one expected")
+
+    def _learn_own_ntt(self) -> None:
+        """ntt.py's transform at the top level: psi from SEAL's NTT of X, then a dense
+        polynomial and a sparse one (an A block's pattern) checked against SEAL's."""
+        N, t = self.N, self.t
+        x = np.zeros(N, np.uint64)
+        x[1] = 1
+        self.ntt = NttTables(self.top_primes, self.ntt_plain_limbs(
+            self.ev.transform_to_ntt(self.plain(x), self.top_id))[:, 0], N)
+        rng = np.random.default_rng(0)                   # test data, not secrets
+        dense = rng.integers(0, t, N, dtype=np.uint64)
+        sparse = np.zeros(N, np.uint64)
+        sparse[np.arange(N) % 1024 < 16] = dense[:N // 64]
+        for coeffs, zmask in ((dense, 0), (sparse, 0x3f0)):
+            want = self.ntt_plain_limbs(self.ev.transform_to_ntt(self.plain(coeffs),
+                                                                 self.top_id))
+            got = self.ntt.forward(self.lift(coeffs), zmask)
+            back = self.ntt.inverse(got.copy())
+            if not np.array_equal(got, want) or not np.array_equal(back, self.lift(coeffs)):
+                raise HeLayoutError("SEAL's NTT is not the one ntt.py computes")
+
+    def lift(self, coeffs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(..., N) plaintext coefficients in [0, t) -> (..., L, N) residues at the top
+        level, lifted to (-t/2, t/2] as SEAL lifts them for a plaintext product."""
+        P = self.top_primes[:, None]
+        c = coeffs[..., None, :]
+        if out is None:
+            out = np.empty(coeffs.shape[:-1] + P.shape[:1] + coeffs.shape[-1:], np.uint64)
+        np.copyto(out, c)
+        np.add(out, P - np.uint64(self.t), out=out, where=c >= np.uint64(self.t >> 1))
+        return out
 
     def ntt_plain_limbs(self, pt: seal.Plaintext) -> np.ndarray:
         """(L, N) residues of a plaintext in NTT form at the top level."""

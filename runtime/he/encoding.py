@@ -121,6 +121,15 @@ def used_positions(m_w, k_w, n_w) -> np.ndarray:
     return i * k_w * n_w + j * k_w + k_w - 1
 
 
+def a_zero_bits(m_w: int, k_w: int, n_w: int) -> int:
+    """The bits of a coefficient index that are 0 at every position an A block uses
+    (i k_w n_w + k_w - 1 - l): ntt.py skips the butterflies they make useless."""
+    used = 0
+    for i in range(m_w):
+        used |= i * k_w * n_w | (k_w - 1)
+    return (N_POLY - 1) & ~used
+
+
 def _pad(x, rows, cols):
     r, c = x.shape
     if r == rows and c == cols:
@@ -150,20 +159,6 @@ def encode_a(A: np.ndarray, m_w: int, k_w: int, n_w: int) -> np.ndarray:
     flat = np.zeros((Mb, Kb, N_POLY), A.dtype)
     flat[:, :, :m_w * k_w * n_w] = out.reshape(Mb, Kb, -1)
     return flat
-
-
-def a_blocks(A: np.ndarray, m_w: int, k_w: int, n_w: int):
-    """encode_a block by block, (mb, kb, coefficients) in one reused buffer (the zeros
-    stay zero: every block writes the same positions)."""
-    M, K = A.shape
-    Mb, Kb = -(-M // m_w), -(-K // k_w)
-    padded = _pad(A, Mb * m_w, Kb * k_w)
-    buf = np.zeros(N_POLY, A.dtype)
-    view = buf[:m_w * k_w * n_w].reshape(m_w, k_w * n_w)[:, k_w - 1::-1]
-    for mb in range(Mb):
-        for kb in range(Kb):
-            view[...] = padded[mb * m_w:(mb + 1) * m_w, kb * k_w:(kb + 1) * k_w]
-            yield mb, kb, buf
 
 
 def decode_c(vals: np.ndarray, M: int, N: int) -> np.ndarray:

@@ -41,8 +41,8 @@ import numpy as np
 from ..link import PeerError
 from .context import PLAIN_BITS, HeContext
 from .slots import slot_products
-from .encoding import (K_CHUNK, ROW_WORDS, a_blocks, block_shape, decode_c, encode_b, noise_bits,
-                       used_positions)
+from .encoding import (K_CHUNK, ROW_WORDS, a_zero_bits, block_shape, decode_c, encode_a,
+                       encode_b, noise_bits, used_positions)
 
 S_BITS = 64 - PLAIN_BITS                     # 5
 STAT_BITS = 40
@@ -146,8 +146,11 @@ class HeMatmul:
         for h in range(2):
             for kb in range(Kb):
                 for nb in range(Nb):
-                    Bs[h, kb, nb] = he.limbs(ev.transform_to_ntt(he.cipher(cts[kb, nb, h])))
+                    Bs[h, kb, nb] = cts[kb, nb, h]
         del cts
+        if not (Bs < he.top_primes[:, None]).all():
+            raise PeerError("HE: malformed ciphertexts from the peer")
+        he.ntt.forward(Bs)
         pos = used_positions(m_w, k_w, n_w).reshape(-1)
         P, Lo = pos.size, len(he.low_primes)
         r = self.rand((Mb, Nb, P), np.uint64) & _T_MASK
@@ -156,23 +159,20 @@ class HeMatmul:
         c0 = np.empty((Mb, Nb, 2, Lo, P), np.uint64)
         c1 = np.empty((Mb, Nb, 2, Lo, NP), np.uint64)
         planes = (A & _T_MASK, A >> np.uint64(S_BITS), A & _LOW)   # A mod t, Ah, Al
-        cols = 3 * Kb + 2 * Nb                                    # A | Ah | u_Y | Al | u_Z
+        cols = 3 * Kb + 2 * Nb                                    # A | Ah | Al | u_Y | u_Z
         rows = max(1, min(Mb, ROW_WORDS // (cols * L * NP)))
         As = np.empty((rows, cols, L, NP), np.uint64)              # NTT form
         prods = np.empty((2, rows, Nb, 2, L, NP), np.uint64)
-        starts = (0, Kb, 2 * Kb + Nb)                             # where each plane goes
+        zmask = a_zero_bits(m_w, k_w, n_w)
         for m0 in range(0, Mb, rows):
             mc = min(Mb, m0 + rows) - m0
-            gens = [a_blocks(x[m0 * m_w:(m0 + mc) * m_w], m_w, k_w, n_w) for x in planes]
-            us = self._ternary((mc, 2, Nb, NP))
+            for i, x in enumerate(planes):
+                he.lift(encode_a(x[m0 * m_w:(m0 + mc) * m_w], m_w, k_w, n_w),
+                        out=As[:mc, i * Kb:(i + 1) * Kb])
+            he.lift(self._ternary((mc, 2 * Nb, NP)), out=As[:mc, 3 * Kb:])
             for mb in range(mc):
-                for g, at in zip(gens, starts):
-                    for kb in range(Kb):
-                        _, _, coeffs = next(g)
-                        As[mb, at + kb] = self._ntt_plain(coeffs)
-                for i, at in enumerate((2 * Kb, 3 * Kb + Nb)):
-                    for nb in range(Nb):
-                        As[mb, at + nb] = self._ntt_plain(us[mb, i, nb])
+                he.ntt.forward(As[mb, :3 * Kb], zmask)
+                he.ntt.forward(As[mb, 3 * Kb:])
             slot_products(As[:mc], Bs, he.peer_pk_ntt, he.top_primes, prods[:, :mc])
             for mb in range(mc):
                 for nb in range(Nb):
@@ -183,10 +183,6 @@ class HeMatmul:
                         c1[m0 + mb, nb, i] = limbs[1]
         mine = (r << np.uint64(S_BITS)) - r2
         return (c0, c1), decode_c(mine.reshape(Mb, Nb, m_w, n_w), M, N)
-
-    def _ntt_plain(self, coeffs):
-        he = self.he
-        return he.ntt_plain_limbs(he.ev.transform_to_ntt(he.plain(coeffs), he.top_id))
 
     def _ternary(self, shape):
         """Uniform {-1, 0, 1} polynomials as plaintext coefficients mod t (-1 = t - 1,

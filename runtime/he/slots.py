@@ -95,7 +95,7 @@ def modmatmul(X: np.ndarray, Y: np.ndarray, p: int) -> np.ndarray:
 def slot_products(As, Bs, pk, primes, out):
     """Per (m, n) block, both polynomials, in the NTT domain: out (2, Mb, Nb, 2, L, N),
         Y = sum_k (A mod t)_k Bh_k + Ah_k Bl_k + u_Y pk,    Z = sum_k Al_k Bl_k + u_Z pk.
-    As (Mb, 3 Kb + 2 Nb, L, N): per m block the columns A mod t | Ah | u_Y | Al | u_Z (a
+    As (Mb, 3 Kb + 2 Nb, L, N): per m block the columns A mod t | Ah | Al | u_Y | u_Z (a
     fresh u per output); Bs (2, Kb, Nb, 2, L, N): Enc(Bh), Enc(Bl) per (k, n) block;
     pk (2, L, N): the peer's public key. All residues reduced mod primes[l] (checked
     by check_primes to be 2^60 - c, c < 2^20). Cost: Mb Nb 2 (3 Kb + 2) multiply-adds
@@ -175,10 +175,10 @@ def _slot_products(As, Bs, pk, primes, out):
                 for t in range(TILE):
                     for nb in range(Nb):
                         for z in range(2):               # Y: (A mod t | Ah) . (Bh | Bl)
-                            a0 = 0 if z == 0 else 2 * Kb + Nb          # Z: Al . Bl
+                            a0 = 0 if z == 0 else 2 * Kb               # Z: Al . Bl
                             b0 = 0 if z == 0 else Kb
                             n = 2 * Kb if z == 0 else Kb
-                            u = (2 * Kb if z == 0 else 3 * Kb + Nb) + nb
+                            u = 3 * Kb + z * Nb + nb
                             for ci in range(2):
                                 hi, lo = _mac(np.uint64(0), np.uint64(0), At[t, u], Pt[t, ci])
                                 for j0 in range(0, n, _RUN):

@@ -8,6 +8,7 @@ import pytest
 import spu_lite as spu
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.he import encoding
+from spu_lite.runtime.he.context import HeContext
 from spu_lite.runtime.he.encoding import (N_POLY, decode_c, encode_a, encode_b, use_he,
                                           used_positions)
 from spu_lite.runtime.he.matmul import HeMatmul
@@ -24,6 +25,11 @@ U64 = np.uint64
 @pytest.fixture(scope="module")
 def cl():
     return make_cluster()
+
+
+@pytest.fixture(scope="module")
+def he():
+    return HeContext()
 
 
 def _negacyclic(a, b):
@@ -80,11 +86,27 @@ def test_slot_product_kernel_matches_python_integers(Mb, Kb, Nb):
         for nb in range(Nb):
             for ci in range(2):
                 y = sum(A[m, k] * B[0, k, nb, ci] + A[m, Kb + k] * B[1, k, nb, ci]
-                        for k in range(Kb)) + A[m, 2 * Kb + nb] * P[ci]
-                z = sum(A[m, 2 * Kb + Nb + k] * B[1, k, nb, ci] for k in range(Kb)) \
+                        for k in range(Kb)) + A[m, 3 * Kb + nb] * P[ci]
+                z = sum(A[m, 2 * Kb + k] * B[1, k, nb, ci] for k in range(Kb)) \
                     + A[m, 3 * Kb + Nb + nb] * P[ci]
                 assert np.array_equal(got[0, m, nb, ci], (y % q).astype(U64))
                 assert np.array_equal(got[1, m, nb, ci], (z % q).astype(U64))
+
+
+@pytest.mark.parametrize("shape", [(8, 16, 64), (4, 16, 128), (2, 512, 8), (64, 128, 1),
+                                   (8, 8, 4)])
+def test_own_ntt_is_seals_bit_for_bit_pruned_for_a_blocks(he, shape):
+    """ntt.py against SEAL's transform_to_ntt: an A block (pruned by a_zero_bits) and a
+    dense polynomial; the inverse gives the coefficients back."""
+    rng = np.random.default_rng(sum(shape))
+    A = rng.integers(0, he.t, shape[:2], dtype=U64)
+    for coeffs, zmask in ((encode_a(A, *shape)[0, 0], encoding.a_zero_bits(*shape)),
+                          (rng.integers(0, he.t, N_POLY, dtype=U64), 0)):
+        want = he.ntt_plain_limbs(he.ev.transform_to_ntt(he.plain(coeffs), he.top_id))
+        got = he.ntt.forward(he.lift(coeffs), zmask)
+        assert np.array_equal(got, want)
+        assert np.array_equal(he.ntt.inverse(got), he.lift(coeffs))
+    assert encoding.a_zero_bits(8, 16, 64) == 0x3f0
 
 
 def test_rule_keeps_small_and_thin_products_and_32_bit_rings_on_ot():
@@ -224,14 +246,6 @@ def test_flooding_is_applied_and_drowns_the_noise_it_hides(monkeypatch):
     monkeypatch.setattr(HeMatmul, "_flood", lambda self, c0, f: c0)
     bare = [np.std(_response_noise(c, a)) for a in (zero, full)]
     assert all(s < 2.0 ** (f - 40) for s in bare)
-
-
-def test_block_by_block_encoding_is_the_whole_encoding():
-    A = np.random.default_rng(4).integers(0, 2 ** 64, (21, 37), dtype=U64)
-    whole = encode_a(A, 8, 16, 64)
-    got = {(mb, kb): c.copy() for mb, kb, c in encoding.a_blocks(A, 8, 16, 64)}
-    assert len(got) == whole.shape[0] * whole.shape[1]
-    assert all(np.array_equal(c, whole[mb, kb]) for (mb, kb), c in got.items())
 
 
 def test_large_ciphertext_batches_travel_in_several_messages(cl, monkeypatch):
