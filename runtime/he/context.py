@@ -28,6 +28,7 @@ import seal
 
 from ..link import PeerError
 from .ntt import NttTables
+from .rns import RnsTools
 from .slots import check_primes, modmatmul
 
 POLY_DEGREE = 8192
@@ -127,6 +128,7 @@ class HeContext:
                 raise HeLayoutError("SEAL ciphertext limbs are not where expected")
             if level_id == self.top_id:
                 self._learn_ntt(ct, pt)
+        self._learn_own_ntt()
 
     def _learn_ntt(self, ct, pt) -> None:
         """NTT-form layouts: a plaintext's L x N residues, a ciphertext's prefix; checked
@@ -143,15 +145,15 @@ class HeContext:
                 raise HeLayoutError("SEAL NTT-form layout is not the one expected")
         if not np.array_equal(self.limbs(self.cipher_ntt(y.copy())), y):
             raise HeLayoutError("SEAL NTT-form ciphertext round trip failed")
-        self._learn_own_ntt()
         own = self._pk_limbs(self.ctx.from_public_str(self.public_key_bytes))
         zero = self.ev.transform_from_ntt(self.cipher_ntt(own))     # pk: an encryption of 0
         if self.plain_coeffs(self.decryptor.decrypt(zero)).any() or (own[1] == 0).all():
             raise HeLayoutError("SEAL public key layout is not the one expected")
 
     def _learn_own_ntt(self) -> None:
-        """ntt.py's transform at the top level: psi from SEAL's NTT of X, then a dense
-        polynomial and a sparse one (an A block's pattern) checked against SEAL's."""
+        """ntt.py's transform at the top level (psi from SEAL's NTT of X; a dense
+        polynomial and a sparse one, an A block's pattern, checked against SEAL's) and
+        rns.py's switch and plaintext scaling (checked against SEAL's on a ciphertext)."""
         N, t = self.N, self.t
         x = np.zeros(N, np.uint64)
         x[1] = 1
@@ -168,6 +170,23 @@ class HeContext:
             back = self.ntt.inverse(got.copy())
             if not np.array_equal(got, want) or not np.array_equal(back, self.lift(coeffs)):
                 raise HeLayoutError("SEAL's NTT is not the one ntt.py computes")
+        self.rns = RnsTools(self.top_primes, t)
+        if not np.array_equal(self.rns.low, self.low_primes):
+            raise HeLayoutError("SEAL's next level is not the top one less its last prime")
+        ct = self.encryptor.encrypt_symmetric(self.plain(dense))
+        top = self.limbs(ct).copy()
+        self.ev.mod_switch_to_next_inplace(ct)
+        want = self.limbs(ct).copy()
+        got = self.rns.mod_switch(top)
+        for negate in (False, True):
+            moved = self.cipher(want.copy())
+            (self.ev.sub_plain_inplace if negate else self.ev.add_plain_inplace)(
+                moved, self.plain(dense[::-1].copy()))
+            scaled = self.rns.add_scaled(got[0].copy(), dense[::-1], negate)
+            if not np.array_equal(scaled, self.limbs(moved)[0]):
+                raise HeLayoutError("SEAL's plaintext scaling is not the one rns.py computes")
+        if not np.array_equal(got, want):
+            raise HeLayoutError("SEAL's modulus switch is not the one rns.py computes")
 
     def lift(self, coeffs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """(..., N) plaintext coefficients in [0, t) -> (..., L, N) residues at the top

@@ -162,7 +162,7 @@ class HeMatmul:
         cols = 3 * Kb + 2 * Nb                                    # A | Ah | Al | u_Y | u_Z
         rows = max(1, min(Mb, ROW_WORDS // (cols * L * NP)))
         As = np.empty((rows, cols, L, NP), np.uint64)              # NTT form
-        prods = np.empty((2, rows, Nb, 2, L, NP), np.uint64)
+        prods = np.empty((rows, 2, Nb, 2, L, NP), np.uint64)
         zmask = a_zero_bits(m_w, k_w, n_w)
         for m0 in range(0, Mb, rows):
             mc = min(Mb, m0 + rows) - m0
@@ -173,14 +173,11 @@ class HeMatmul:
             for mb in range(mc):
                 he.ntt.forward(As[mb, :3 * Kb], zmask)
                 he.ntt.forward(As[mb, 3 * Kb:])
-            slot_products(As[:mc], Bs, he.peer_pk_ntt, he.top_primes, prods[:, :mc])
-            for mb in range(mc):
-                for nb in range(Nb):
-                    for i, mask in enumerate((r, r2)):
-                        limbs = self._finish(self._product(prods[i, mb, nb]),
-                                             mask[m0 + mb, nb], pos, negate=i == 0)
-                        c0[m0 + mb, nb, i] = self._flood(limbs[0][:, pos], flood_bits)
-                        c1[m0 + mb, nb, i] = limbs[1]
+            slot_products(As[:mc], Bs, he.peer_pk_ntt, he.top_primes,
+                          prods[:mc].transpose(1, 0, 2, 3, 4, 5))
+            he.ntt.inverse(prods[:mc])
+            self._finish(prods[:mc], r[m0:m0 + mc], r2[m0:m0 + mc], pos, flood_bits,
+                         c0[m0:m0 + mc], c1[m0:m0 + mc])
         mine = (r << np.uint64(S_BITS)) - r2
         return (c0, c1), decode_c(mine.reshape(Mb, Nb, m_w, n_w), M, N)
 
@@ -190,38 +187,30 @@ class HeMatmul:
         v = self.rand(shape, np.uint64) % np.uint64(3)            # bias 2^-64 per draw
         return np.where(v == 2, np.uint64(self.he.t - 1), v.astype(np.uint64))
 
-    def _product(self, limbs):
-        """The NTT-form product ciphertext; c1 = 0 (A's block all zero, as A's low bits
-        can be) is an encryption of 0 without noise, which SEAL refuses to transform:
-        then a fresh encryption of zero stands in for it (the same plaintext)."""
+    def _finish(self, prods, r, r2, pos, f, c0, c1):
+        """prods (mc, 2, Nb, 2, L, N): the Y and Z product ciphertexts, coefficient form.
+        c1 plus a fresh error e2 (centred binomial, 21 + 21 bits: sigma 3.2, |e2| <= 21),
+        so that the c1 of u pk + e2 is an RLWE sample in u at q (then c1, a function of
+        it and of the product, is pseudorandom to the key holder); both switched down
+        (c0 only at the used positions); Y - r and Z + r' (rns.add_scaled, as SEAL's
+        sub_plain / add_plain); c0 flooded. Writes c0 (mc, Nb, 2, L', P) and
+        c1 (mc, Nb, 2, L', N)."""
         he = self.he
-        if limbs[1].any():
-            return he.cipher_ntt(limbs)
-        return he.ev.transform_to_ntt(he.peer_encryptor.encrypt_zero())
-
-    def _finish(self, ct, mask, pos, negate):
-        """Out of NTT; c1 plus a fresh error e2 (centred binomial, 21 + 21 bits: sigma
-        3.2, |e2| <= 21), so that the c1 of u pk + e2 is an RLWE sample in u at q (then
-        c1, a function of it and of the product, is pseudorandom to the key holder);
-        switched down; masked. Returns (2, L', N) residues."""
-        he, ev = self.he, self.he.ev
-        ev.transform_from_ntt_inplace(ct)
-        limbs = he.limbs(ct).copy()
-        x = self.rand((he.N,), np.uint64)
+        mc, _, Nb = prods.shape[:3]
+        x = self.rand((mc, 2, Nb, he.N), np.uint64)
         e2 = np.bitwise_count(x & _M21).astype(np.int64) \
             - np.bitwise_count((x >> np.uint64(21)) & _M21).astype(np.int64)
         primes = he.top_primes[:, None]
-        s = limbs[1] + np.where(e2 < 0, primes - (-e2).astype(np.uint64), e2.astype(np.uint64))
-        limbs[1] = np.where(s >= primes, s - primes, s)
-        ct = he.cipher(limbs)
-        ev.mod_switch_to_next_inplace(ct)
-        coeffs = np.zeros(he.N, np.uint64)
-        coeffs[pos] = mask
-        if negate:
-            ev.sub_plain_inplace(ct, he.plain(coeffs))
-        else:
-            ev.add_plain_inplace(ct, he.plain(coeffs))
-        return he.limbs(ct)
+        e2 = np.where(e2[:, :, :, None] < 0, primes - (-e2[:, :, :, None]).astype(np.uint64),
+                      e2[:, :, :, None].astype(np.uint64))            # (mc, 2, Nb, L, N)
+        s = prods[:, :, :, 1] + e2
+        np.subtract(s, primes, out=s, where=s >= primes)
+        c1[...] = he.rns.mod_switch(s).transpose(0, 2, 1, 3, 4)
+        low = he.rns.mod_switch(prods[:, :, :, 0][..., pos])          # (mc, 2, Nb, L', P)
+        for i, mask in enumerate((r, r2)):
+            part = np.ascontiguousarray(low[:, i])
+            he.rns.add_scaled(part, mask, negate=i == 0)
+            c0[:, :, i] = self._flood(part, f)
 
     def _flood_bits(self, shape, K) -> int:
         """f with 2^f >= 2^40 x the noise bound after the switch; checked against q'/2t."""
@@ -239,11 +228,11 @@ class HeMatmul:
         return f
 
     def _flood(self, c0, f):
-        """c0 (L', P) + a value uniform in [-2^f, 2^f) per position, mod each prime."""
+        """c0 (..., L', P) + a value uniform in [-2^f, 2^f) per position, mod each prime."""
         primes = self.he.low_primes[:, None]
-        v = (self.rand(c0.shape[1:], np.uint64) >> np.uint64(63 - f)).astype(np.int64) \
-            - np.int64(1 << f)
-        add = np.where(v < 0, primes - (-v).astype(np.uint64)[None], v.astype(np.uint64)[None])
+        v = (self.rand(c0.shape[:-2] + c0.shape[-1:], np.uint64) >> np.uint64(63 - f)) \
+            .astype(np.int64)[..., None, :] - np.int64(1 << f)
+        add = np.where(v < 0, primes - (-v).astype(np.uint64), v.astype(np.uint64))
         s = c0 + add
         return np.where(s >= primes, s - primes, s)
 

@@ -109,6 +109,23 @@ def test_own_ntt_is_seals_bit_for_bit_pruned_for_a_blocks(he, shape):
     assert encoding.a_zero_bits(8, 16, 64) == 0x3f0
 
 
+def test_own_switch_and_plaintext_scaling_are_seals_bit_for_bit(he):
+    """rns.py against SEAL's mod_switch_to_next, add_plain and sub_plain (BFV)."""
+    rng = np.random.default_rng(11)
+    m, mask = (rng.integers(0, he.t, N_POLY, dtype=U64) for _ in range(2))
+    mask[:4] = [0, 1, he.t - 1, he.t >> 1]
+    ct = he.encryptor.encrypt_symmetric(he.plain(m))
+    top = he.limbs(ct).copy()
+    he.ev.mod_switch_to_next_inplace(ct)
+    low = he.rns.mod_switch(top)
+    assert np.array_equal(low, he.limbs(ct))
+    for negate in (False, True):
+        want = he.cipher(low.copy())
+        (he.ev.sub_plain_inplace if negate else he.ev.add_plain_inplace)(want, he.plain(mask))
+        got = he.rns.add_scaled(low[0].copy(), mask, negate)
+        assert np.array_equal(got, he.limbs(want)[0])
+
+
 def test_rule_keeps_small_and_thin_products_and_32_bit_rings_on_ot():
     assert use_he(512, 512, 512, 64) and use_he(64, 64, 64, 64)
     assert not use_he(512, 512, 512, 32)
