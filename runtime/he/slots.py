@@ -152,9 +152,9 @@ def _reduce(hi, lo, p, c16):
 def _slot_products(As, Bs, pk, primes, out):
     Mb, C, L, NP = As.shape
     Kb, Nb = Bs.shape[1], Bs.shape[2]
-    Bt = np.empty((TILE, Nb, 2 * Kb, 2), np.uint64)      # [slot, n, Bh | Bl, c0 | c1]
+    Bt = np.empty((TILE, Nb, 2, 2 * Kb), np.uint64)      # [slot, n, c0 | c1, Bh | Bl]
     Pt = np.empty((TILE, 2), np.uint64)
-    At = np.empty((TILE, C), np.uint64)
+    At = np.empty((Mb, TILE, C), np.uint64)
     for l in range(L):
         p = primes[l]
         c16 = ((np.uint64(1) << np.uint64(60)) - p) << np.uint64(4)
@@ -164,28 +164,36 @@ def _slot_products(As, Bs, pk, primes, out):
                     for nb in range(Nb):
                         for ci in range(2):
                             for t in range(TILE):
-                                Bt[t, nb, h * Kb + kb, ci] = Bs[h, kb, nb, ci, l, x0 + t]
+                                Bt[t, nb, ci, h * Kb + kb] = Bs[h, kb, nb, ci, l, x0 + t]
             for ci in range(2):
                 for t in range(TILE):
                     Pt[t, ci] = pk[ci, l, x0 + t]
             for m in range(Mb):
                 for j in range(C):
                     for t in range(TILE):
-                        At[t, j] = As[m, j, l, x0 + t]
-                for t in range(TILE):
-                    for nb in range(Nb):
-                        for z in range(2):               # Y: (A mod t | Ah) . (Bh | Bl)
-                            a0 = 0 if z == 0 else 2 * Kb               # Z: Al . Bl
-                            b0 = 0 if z == 0 else Kb
-                            n = 2 * Kb if z == 0 else Kb
-                            u = 3 * Kb + z * Nb + nb
-                            for ci in range(2):
-                                hi, lo = _mac(np.uint64(0), np.uint64(0), At[t, u], Pt[t, ci])
-                                for j0 in range(0, n, _RUN):
-                                    for j in range(j0, min(n, j0 + _RUN)):
-                                        hi, lo = _mac(hi, lo, At[t, a0 + j],
-                                                      Bt[t, nb, b0 + j, ci])
-                                    if j0 + _RUN < n:                 # a long sum: fold
-                                        lo = _reduce(hi, lo, p, c16)
-                                        hi = np.uint64(0)
-                                out[z, m, nb, ci, l, x0 + t] = _reduce(hi, lo, p, c16)
+                        At[m, t, j] = As[m, j, l, x0 + t]
+            for t in range(TILE):
+                for nb in range(Nb):
+                    for z in range(2):                   # Y: (A mod t | Ah) . (Bh | Bl)
+                        a0 = 0 if z == 0 else 2 * Kb                   # Z: Al . Bl
+                        b0 = 0 if z == 0 else Kb
+                        n = 2 * Kb if z == 0 else Kb
+                        u = 3 * Kb + z * Nb + nb
+                        y0 = Bt[t, nb, 0]
+                        y1 = Bt[t, nb, 1]
+                        for m in range(Mb):              # c0 and c1 share A's loads
+                            a = At[m, t]
+                            h0, l0 = _mac(np.uint64(0), np.uint64(0), a[u], Pt[t, 0])
+                            h1, l1 = _mac(np.uint64(0), np.uint64(0), a[u], Pt[t, 1])
+                            for j0 in range(0, n, _RUN):
+                                for j in range(j0, min(n, j0 + _RUN)):
+                                    x = a[a0 + j]
+                                    h0, l0 = _mac(h0, l0, x, y0[b0 + j])
+                                    h1, l1 = _mac(h1, l1, x, y1[b0 + j])
+                                if j0 + _RUN < n:             # a long sum: fold
+                                    l0 = _reduce(h0, l0, p, c16)
+                                    h0 = np.uint64(0)
+                                    l1 = _reduce(h1, l1, p, c16)
+                                    h1 = np.uint64(0)
+                            out[z, m, nb, 0, l, x0 + t] = _reduce(h0, l0, p, c16)
+                            out[z, m, nb, 1, l, x0 + t] = _reduce(h1, l1, p, c16)
