@@ -166,13 +166,10 @@ class HeMatmul:
         zmask = a_zero_bits(m_w, k_w, n_w)
         for m0 in range(0, Mb, rows):
             mc = min(Mb, m0 + rows) - m0
-            for i, x in enumerate(planes):
-                he.lift(encode_a(x[m0 * m_w:(m0 + mc) * m_w], m_w, k_w, n_w),
-                        out=As[:mc, i * Kb:(i + 1) * Kb])
-            he.lift(self._ternary((mc, 2 * Nb, NP)), out=As[:mc, 3 * Kb:])
-            for mb in range(mc):
-                he.ntt.forward(As[mb, :3 * Kb], zmask)
-                he.ntt.forward(As[mb, 3 * Kb:])
+            enc = np.concatenate([encode_a(x[m0 * m_w:(m0 + mc) * m_w], m_w, k_w, n_w)
+                                  for x in planes], axis=1)               # (mc, 3 Kb, N)
+            he.ntt.forward_plain(enc, As[:mc, :3 * Kb], he.t, zmask)
+            he.ntt.forward_plain(self._ternary((mc, 2 * Nb, NP)), As[:mc, 3 * Kb:], he.t)
             slot_products(As[:mc], Bs, he.peer_pk_ntt, he.top_primes,
                           prods[:mc].transpose(1, 0, 2, 3, 4, 5))
             he.ntt.inverse(prods[:mc])

@@ -64,6 +64,18 @@ class NttTables:
         _forward(flat, self.w, self.ws, self.primes, np.uint64(zmask), low)
         return x
 
+    def forward_plain(self, coeffs: np.ndarray, out: np.ndarray, t: int,
+                      zmask: int = 0) -> np.ndarray:
+        """Plaintexts to NTT form: coeffs (A, B, N) in [0, t), lifted to (-t/2, t/2] as
+        SEAL lifts them for a plaintext product, into out (A, B, L, N) (a view will do)."""
+        if coeffs.dtype != np.uint64 or out.dtype != np.uint64 or coeffs.ndim != 3 \
+                or out.shape != coeffs.shape[:2] + (self.primes.size, self.N):
+            raise ValueError("HE: forward_plain operands of unexpected shapes")
+        low = zmask & -zmask if zmask else self.N
+        _forward_plain(coeffs, out, self.w, self.ws, self.primes, np.uint64(t),
+                       np.uint64(zmask), low)
+        return out
+
     def inverse(self, x: np.ndarray) -> np.ndarray:
         """In place: x (..., L, N) uint64 in NTT form (each < its prime) -> coefficients."""
         flat = _flat(x, self.primes.size, self.N)
@@ -83,54 +95,76 @@ def _mulshoup(y, r, rs, p):
     return r * y - _mulhi(y, rs) * p
 
 
+@njit(inline="always")
+def _forward1(a, w, ws, l, p, zmask, low):
+    """In place on one limb a (N,), entries < p (or < 0 nowhere: uint64)."""
+    N = a.size
+    two_p = p + p
+    m = 1
+    g = N >> 1
+    while m < N:
+        R = min(low, g)
+        copy = (np.uint64(g) & zmask) != 0
+        M = np.uint64(g - 1) & ~zmask & ~np.uint64(R - 1)       # run starts: submasks
+        for i in range(m):
+            off = 2 * i * g
+            r = w[l, m + i]
+            rs = ws[l, m + i]
+            s = np.uint64(0)
+            while True:
+                base = off + int(s)
+                if copy:
+                    for jj in range(base, base + R):
+                        X = a[jj]
+                        if X >= two_p:
+                            X -= two_p
+                        a[jj] = X
+                        a[jj + g] = X
+                else:
+                    for jj in range(base, base + R):
+                        X = a[jj]
+                        if X >= two_p:
+                            X -= two_p
+                        T = _mulshoup(a[jj + g], r, rs, p)
+                        a[jj] = X + T
+                        a[jj + g] = X - T + two_p
+                s = (s - M) & M                          # the next submask; 0: done
+                if s == 0:
+                    break
+        m <<= 1
+        g >>= 1
+    for jj in range(N):
+        v = a[jj]
+        if v >= two_p:
+            v -= two_p
+        if v >= p:
+            v -= p
+        a[jj] = v
+
+
 @njit(nogil=True, cache=True)
 def _forward(x, w, ws, primes, zmask, low):
     cnt, L, N = x.shape
     for c in range(cnt):
         for l in range(L):
-            a = x[c, l]
-            p = primes[l]
-            two_p = p + p
-            m = 1
-            g = N >> 1
-            while m < N:
-                R = min(low, g)
-                copy = (np.uint64(g) & zmask) != 0
-                M = np.uint64(g - 1) & ~zmask & ~np.uint64(R - 1)   # run starts: submasks
-                for i in range(m):
-                    off = 2 * i * g
-                    r = w[l, m + i]
-                    rs = ws[l, m + i]
-                    s = np.uint64(0)
-                    while True:
-                        base = off + int(s)
-                        if copy:
-                            for jj in range(base, base + R):
-                                X = a[jj]
-                                if X >= two_p:
-                                    X -= two_p
-                                a[jj] = X
-                                a[jj + g] = X
-                        else:
-                            for jj in range(base, base + R):
-                                X = a[jj]
-                                if X >= two_p:
-                                    X -= two_p
-                                T = _mulshoup(a[jj + g], r, rs, p)
-                                a[jj] = X + T
-                                a[jj + g] = X - T + two_p
-                        s = (s - M) & M                  # the next submask; 0: done
-                        if s == 0:
-                            break
-                m <<= 1
-                g >>= 1
-            for jj in range(N):
-                v = a[jj]
-                if v >= two_p:
-                    v -= two_p
-                if v >= p:
-                    v -= p
-                a[jj] = v
+            _forward1(x[c, l], w, ws, l, primes[l], zmask, low)
+
+
+@njit(nogil=True, cache=True)
+def _forward_plain(coeffs, out, w, ws, primes, t, zmask, low):
+    A, B, N = coeffs.shape
+    L = primes.size
+    half = t >> np.uint64(1)
+    buf = np.empty(N, np.uint64)              # contiguous: out may be any view
+    for a in range(A):
+        for b in range(B):
+            for l in range(L):
+                shift = primes[l] - t
+                for j in range(N):
+                    v = coeffs[a, b, j]
+                    buf[j] = v + shift if v >= half else v
+                _forward1(buf, w, ws, l, primes[l], zmask, low)
+                out[a, b, l, :] = buf
 
 
 @njit(nogil=True, cache=True)

@@ -105,6 +105,9 @@ def test_own_ntt_is_seals_bit_for_bit_pruned_for_a_blocks(he, shape):
         want = he.ntt_plain_limbs(he.ev.transform_to_ntt(he.plain(coeffs), he.top_id))
         got = he.ntt.forward(he.lift(coeffs), zmask)
         assert np.array_equal(got, want)
+        out = np.zeros((2, 2) + want.shape, U64)[:, 1:]            # a strided view
+        he.ntt.forward_plain(np.stack([coeffs, coeffs])[:, None], out, he.t, zmask)
+        assert np.array_equal(out[0, 0], want) and np.array_equal(out[1, 0], want)
         assert np.array_equal(he.ntt.inverse(got), he.lift(coeffs))
     assert encoding.a_zero_bits(8, 16, 64) == 0x3f0
 
