@@ -34,10 +34,10 @@ LIMBS_IN, LIMBS_OUT = 3, 2
 IN_CT_BYTES = 2 * LIMBS_IN * N_POLY * 8
 LINK_BYTES_PER_S = 125e6     # 1 Gbit/s: what bytes cost in the estimate
 # seconds per operation, one party, measured with seal-python 4.4.0 on this machine
-SLOT_ELEM_S = 6e-9           # per residue of the left / right matrices of the slot GEMMs
-SLOT_MAC_S = 5e-11           # per multiply-add of the float64 GEMMs (9 per residue pair)
+SLOT_ELEM_S = 2e-9           # per residue copied into the slot kernel's tiles
+SLOT_MAC_S = 1.4e-9          # per 128-bit multiply-add of the slot kernel (slots.py)
 ROW_WORDS = 1 << 24          # residues of A's plaintexts per row chunk (128 MB)
-PLAIN_S = 300e-6             # make a plaintext from numpy, NTT, read it back
+PLAIN_S = 230e-6             # encode, lift and NTT (pruned, ntt.py) one plane of an A block
 IN_CT_S = 2.4e-3             # encrypt + serialise + peer's load + NTT
 OUT_CT_S = 1.9e-3            # inverse NTT + switch + re-randomise + serialise + decrypt
 MIN_OT_S = 1.0               # below this OT estimate a triple stays on OT
@@ -72,8 +72,8 @@ def he_estimate(shape, M, K, N):
     Kb = cin // (2 * Nb)
     cols = 3 * Kb + 2 * Nb                                  # left columns (matmul.py)
     row_chunks = -(-Mb // max(1, ROW_WORDS // (cols * S)))
-    gemm = S * (SLOT_ELEM_S * (Mb + row_chunks * 2 * Nb) * cols
-                + SLOT_MAC_S * 9 * Mb * cols * 2 * Nb)
+    gemm = S * (SLOT_ELEM_S * (Mb * cols + row_chunks * 4 * Kb * Nb)
+                + SLOT_MAC_S * Mb * Nb * 2 * (3 * Kb + 2))
     secs = chunks * (cin * IN_CT_S + plain * PLAIN_S + cout * OUT_CT_S + gemm)
     return secs + nbytes / LINK_BYTES_PER_S, nbytes
 
