@@ -50,7 +50,6 @@ _LOW = np.uint64((1 << S_BITS) - 1)
 _T_MASK = np.uint64((1 << PLAIN_BITS) - 1)
 E2_MAX = 21
 MESSAGE_BYTES = 64 << 20                     # HE ciphertexts per message, at most about
-_M21 = np.uint64((1 << E2_MAX) - 1)
 _Z_BOUND = K_CHUNK * ((1 << S_BITS) - 1) ** 2
 
 
@@ -194,15 +193,8 @@ class HeMatmul:
         c1 (mc, Nb, 2, L', N)."""
         he = self.he
         mc, _, Nb = prods.shape[:3]
-        x = self.rand((mc, 2, Nb, he.N), np.uint64)
-        e2 = np.bitwise_count(x & _M21).astype(np.int64) \
-            - np.bitwise_count((x >> np.uint64(21)) & _M21).astype(np.int64)
-        primes = he.top_primes[:, None]
-        e2 = np.where(e2[:, :, :, None] < 0, primes - (-e2[:, :, :, None]).astype(np.uint64),
-                      e2[:, :, :, None].astype(np.uint64))            # (mc, 2, Nb, L, N)
-        s = prods[:, :, :, 1] + e2
-        np.subtract(s, primes, out=s, where=s >= primes)
-        c1[...] = he.rns.mod_switch(s).transpose(0, 2, 1, 3, 4)
+        he.rns.mod_switch_e2(prods[:, :, :, 1], self.rand((mc, 2, Nb, he.N), np.uint64),
+                             c1.transpose(0, 2, 1, 3, 4))
         low = he.rns.mod_switch(prods[:, :, :, 0][..., pos])          # (mc, 2, Nb, L', P)
         for i, mask in enumerate((r, r2)):
             part = np.ascontiguousarray(low[:, i])

@@ -49,6 +49,18 @@ class RnsTools:
         _mod_switch(flat, out, self.low, self.last, self.half, self.consts)
         return out.reshape(x.shape[:-2] + (L - 1, x.shape[-1]))
 
+    def mod_switch_e2(self, x: np.ndarray, words: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """mod_switch of x (A, B, C, L, n) plus, before it, a centred binomial error
+        e2 = popcount(w & (2^21 - 1)) - popcount((w >> 21) & (2^21 - 1)) per position
+        from the random words (A, B, C, n); into out (A, B, C, L - 1, n) (views will do)."""
+        L = self.low.size + 1
+        if x.ndim != 5 or x.shape[3] != L or words.shape != x.shape[:3] + x.shape[4:] \
+                or out.shape != x.shape[:3] + (L - 1, x.shape[4]):
+            raise ValueError("HE: mod_switch_e2 operands of unexpected shapes")
+        primes = np.concatenate([self.low, [self.last]]).astype(np.uint64)
+        _mod_switch_e2(x, words, out, primes, self.half, self.consts)
+        return out
+
     def add_scaled(self, c0: np.ndarray, m: np.ndarray, negate: bool) -> np.ndarray:
         """c0 (..., L - 1, n) +- round(q' m / t) for plaintext values m (..., n) < t;
         in place, returned."""
@@ -65,6 +77,17 @@ def _c16(p):
     return ((np.uint64(1) << np.uint64(60)) - p) << np.uint64(4)
 
 
+@njit(inline="always")
+def _switch1(d, v, p, consts, i):
+    """One residue d mod p_i of the switched value, v = (c_last + h) mod p_last."""
+    tmp = v - p if v >= p else v                 # (c_last + h) mod p_last mod p_i
+    hm = consts[i, 0]
+    tmp = tmp - hm if tmp >= hm else tmp + p - hm
+    d = d - tmp if d >= tmp else d + p - tmp
+    r = consts[i, 1] * d - _mulhi(d, consts[i, 2]) * p       # Shoup: [0, 2p)
+    return r - p if r >= p else r
+
+
 @njit(nogil=True, cache=True)
 def _mod_switch(x, out, low, last, half, consts):
     cnt, L, n = x.shape
@@ -74,14 +97,45 @@ def _mod_switch(x, out, low, last, half, consts):
             if v >= last:
                 v -= last
             for i in range(L - 1):
-                p = low[i]
-                tmp = v - p if v >= p else v             # (c_last + h) mod p_last mod p_i
-                hm = consts[i, 0]
-                tmp = tmp - hm if tmp >= hm else tmp + p - hm
-                d = x[c, i, j]
-                d = d - tmp if d >= tmp else d + p - tmp
-                r = consts[i, 1] * d - _mulhi(d, consts[i, 2]) * p   # Shoup: [0, 2p)
-                out[c, i, j] = r - p if r >= p else r
+                out[c, i, j] = _switch1(x[c, i, j], v, low[i], consts, i)
+
+
+@njit(inline="always")
+def _popcount(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@njit(inline="always")
+def _plus_error(d, e, p):
+    """d + e mod p for a residue d < p and a small signed e (|e| < p)."""
+    if e >= 0:
+        s = d + np.uint64(e)
+        return s - p if s >= p else s
+    m = np.uint64(-e)
+    return d - m if d >= m else d + p - m
+
+
+@njit(nogil=True, cache=True)
+def _mod_switch_e2(x, words, out, primes, half, consts):
+    A, B, C, L, n = x.shape
+    m21 = np.uint64((1 << 21) - 1)
+    last = primes[L - 1]
+    for a in range(A):
+        for b in range(B):
+            for c in range(C):
+                for j in range(n):
+                    w = words[a, b, c, j]
+                    e = np.int64(_popcount(w & m21)) \
+                        - np.int64(_popcount((w >> np.uint64(21)) & m21))
+                    v = _plus_error(x[a, b, c, L - 1, j], e, last) + half
+                    if v >= last:
+                        v -= last
+                    for i in range(L - 1):
+                        d = _plus_error(x[a, b, c, i, j], e, primes[i])
+                        out[a, b, c, i, j] = _switch1(d, v, primes[i], consts, i)
 
 
 @njit(nogil=True, cache=True)

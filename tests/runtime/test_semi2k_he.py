@@ -127,6 +127,16 @@ def test_own_switch_and_plaintext_scaling_are_seals_bit_for_bit(he):
         (he.ev.sub_plain_inplace if negate else he.ev.add_plain_inplace)(want, he.plain(mask))
         got = he.rns.add_scaled(low[0].copy(), mask, negate)
         assert np.array_equal(got, he.limbs(want)[0])
+    # c1 + e2 then the switch, fused: against numpy's sum and the switch checked above
+    words = rng.integers(0, 2 ** 64, (1, 1, 2, N_POLY), dtype=U64)
+    m21 = U64((1 << 21) - 1)
+    e2 = np.bitwise_count(words & m21).astype(np.int64) \
+        - np.bitwise_count((words >> U64(21)) & m21).astype(np.int64)
+    primes = he.top_primes.astype(object)[:, None]
+    summed = ((top.astype(object) + e2[0, 0][:, None, :]) % primes).astype(U64)
+    out = np.empty((1, 1, 2, 2, N_POLY), U64)
+    he.rns.mod_switch_e2(top[None, None], words, out)
+    assert np.array_equal(out[0, 0], he.rns.mod_switch(summed))
 
 
 def test_rule_keeps_small_and_thin_products_and_32_bit_rings_on_ot():
