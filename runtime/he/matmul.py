@@ -134,7 +134,7 @@ class HeMatmul:
     # ---- evaluator ------------------------------------------------------------------------
     def _evaluate(self, A, cts, shape, K, N):
         """Responses (c0 at used positions, c1) for Y and Z, and this party's share."""
-        he, ev = self.he, self.he.ev
+        he = self.he
         m_w, k_w, n_w = shape
         M = A.shape[0]
         Kb, Nb, Mb = -(-K // k_w), -(-N // n_w), -(-M // m_w)
