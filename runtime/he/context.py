@@ -27,6 +27,8 @@ import numpy as np
 import seal
 
 from ..link import PeerError
+from .ntt import NttTables
+from .rns import RnsTools
 from .slots import check_primes, modmatmul
 
 POLY_DEGREE = 8192
@@ -126,6 +128,7 @@ class HeContext:
                 raise HeLayoutError("SEAL ciphertext limbs are not where expected")
             if level_id == self.top_id:
                 self._learn_ntt(ct, pt)
+        self._learn_own_ntt()
 
     def _learn_ntt(self, ct, pt) -> None:
         """NTT-form layouts: a plaintext's L x N residues, a ciphertext's prefix; checked
@@ -146,6 +149,55 @@ class HeContext:
         zero = self.ev.transform_from_ntt(self.cipher_ntt(own))     # pk: an encryption of 0
         if self.plain_coeffs(self.decryptor.decrypt(zero)).any() or (own[1] == 0).all():
             raise HeLayoutError("SEAL public key layout is not the one expected")
+
+    def _learn_own_ntt(self) -> None:
+        """ntt.py's transform at the top level (psi from SEAL's NTT of X; a dense
+        polynomial and a sparse one, an A block's pattern, checked against SEAL's) and
+        rns.py's switch and plaintext scaling (checked against SEAL's on a ciphertext)."""
+        N, t = self.N, self.t
+        x = np.zeros(N, np.uint64)
+        x[1] = 1
+        self.ntt = NttTables(self.top_primes, self.ntt_plain_limbs(
+            self.ev.transform_to_ntt(self.plain(x), self.top_id))[:, 0], N)
+        rng = np.random.default_rng(0)                   # test data, not secrets
+        dense = rng.integers(0, t, N, dtype=np.uint64)
+        sparse = np.zeros(N, np.uint64)
+        sparse[np.arange(N) % 1024 < 16] = dense[:N // 64]
+        for coeffs, zmask in ((dense, 0), (sparse, 0x3f0)):
+            want = self.ntt_plain_limbs(self.ev.transform_to_ntt(self.plain(coeffs),
+                                                                 self.top_id))
+            got = self.ntt.forward(self.lift(coeffs), zmask)
+            back = self.ntt.inverse(got.copy())
+            if not np.array_equal(got, want) or not np.array_equal(back, self.lift(coeffs)):
+                raise HeLayoutError("SEAL's NTT is not the one ntt.py computes")
+        self.rns = RnsTools(self.top_primes, t)
+        if not np.array_equal(self.rns.low, self.low_primes):
+            raise HeLayoutError("SEAL's next level is not the top one less its last prime")
+        ct = self.encryptor.encrypt_symmetric(self.plain(dense))
+        top = self.limbs(ct).copy()
+        self.ev.mod_switch_to_next_inplace(ct)
+        want = self.limbs(ct).copy()
+        got = self.rns.mod_switch(top)
+        for negate in (False, True):
+            moved = self.cipher(want.copy())
+            (self.ev.sub_plain_inplace if negate else self.ev.add_plain_inplace)(
+                moved, self.plain(dense[::-1].copy()))
+            scaled = self.rns.add_scaled(got[0].copy(), dense[::-1], negate)
+            if not np.array_equal(scaled, self.limbs(moved)[0]):
+                raise HeLayoutError("SEAL's plaintext scaling is not the one rns.py computes")
+        if not np.array_equal(got, want):
+            raise HeLayoutError("SEAL's modulus switch is not the one rns.py computes")
+
+    def lift(self, coeffs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(..., N) plaintext coefficients in [0, t) -> (..., L, N) residues at the top
+        level, lifted to (-t/2, t/2] as SEAL lifts them for a plaintext product."""
+        P = self.top_primes[:, None]
+        c = coeffs[..., None, :]
+        if out is None:
+            out = np.empty(coeffs.shape[:-1] + P.shape[:1] + coeffs.shape[-1:], np.uint64)
+        np.copyto(out, c)
+        np.add(out, P - np.uint64(self.t), out=out, where=c >= np.uint64(self.t >> 1))
+        return out
 
     def ntt_plain_limbs(self, pt: seal.Plaintext) -> np.ndarray:
         """(L, N) residues of a plaintext in NTT form at the top level."""

@@ -34,10 +34,10 @@ LIMBS_IN, LIMBS_OUT = 3, 2
 IN_CT_BYTES = 2 * LIMBS_IN * N_POLY * 8
 LINK_BYTES_PER_S = 125e6     # 1 Gbit/s: what bytes cost in the estimate
 # seconds per operation, one party, measured with seal-python 4.4.0 on this machine
-SLOT_ELEM_S = 6e-9           # per residue of the left / right matrices of the slot GEMMs
-SLOT_MAC_S = 5e-11           # per multiply-add of the float64 GEMMs (9 per residue pair)
+SLOT_ELEM_S = 2e-9           # per residue copied into the slot kernel's tiles
+SLOT_MAC_S = 1.4e-9          # per 128-bit multiply-add of the slot kernel (slots.py)
 ROW_WORDS = 1 << 24          # residues of A's plaintexts per row chunk (128 MB)
-PLAIN_S = 300e-6             # make a plaintext from numpy, NTT, read it back
+PLAIN_S = 230e-6             # encode, lift and NTT (pruned, ntt.py) one plane of an A block
 IN_CT_S = 2.4e-3             # encrypt + serialise + peer's load + NTT
 OUT_CT_S = 1.9e-3            # inverse NTT + switch + re-randomise + serialise + decrypt
 MIN_OT_S = 1.0               # below this OT estimate a triple stays on OT
@@ -72,8 +72,8 @@ def he_estimate(shape, M, K, N):
     Kb = cin // (2 * Nb)
     cols = 3 * Kb + 2 * Nb                                  # left columns (matmul.py)
     row_chunks = -(-Mb // max(1, ROW_WORDS // (cols * S)))
-    gemm = S * (SLOT_ELEM_S * (Mb + row_chunks * 2 * Nb) * cols
-                + SLOT_MAC_S * 9 * Mb * cols * 2 * Nb)
+    gemm = S * (SLOT_ELEM_S * (Mb * cols + row_chunks * 4 * Kb * Nb)
+                + SLOT_MAC_S * Mb * Nb * 2 * (3 * Kb + 2))
     secs = chunks * (cin * IN_CT_S + plain * PLAIN_S + cout * OUT_CT_S + gemm)
     return secs + nbytes / LINK_BYTES_PER_S, nbytes
 
@@ -121,6 +121,15 @@ def used_positions(m_w, k_w, n_w) -> np.ndarray:
     return i * k_w * n_w + j * k_w + k_w - 1
 
 
+def a_zero_bits(m_w: int, k_w: int, n_w: int) -> int:
+    """The bits of a coefficient index that are 0 at every position an A block uses
+    (i k_w n_w + k_w - 1 - l): ntt.py skips the butterflies they make useless."""
+    used = 0
+    for i in range(m_w):
+        used |= i * k_w * n_w | (k_w - 1)
+    return (N_POLY - 1) & ~used
+
+
 def _pad(x, rows, cols):
     r, c = x.shape
     if r == rows and c == cols:
@@ -150,20 +159,6 @@ def encode_a(A: np.ndarray, m_w: int, k_w: int, n_w: int) -> np.ndarray:
     flat = np.zeros((Mb, Kb, N_POLY), A.dtype)
     flat[:, :, :m_w * k_w * n_w] = out.reshape(Mb, Kb, -1)
     return flat
-
-
-def a_blocks(A: np.ndarray, m_w: int, k_w: int, n_w: int):
-    """encode_a block by block, (mb, kb, coefficients) in one reused buffer (the zeros
-    stay zero: every block writes the same positions)."""
-    M, K = A.shape
-    Mb, Kb = -(-M // m_w), -(-K // k_w)
-    padded = _pad(A, Mb * m_w, Kb * k_w)
-    buf = np.zeros(N_POLY, A.dtype)
-    view = buf[:m_w * k_w * n_w].reshape(m_w, k_w * n_w)[:, k_w - 1::-1]
-    for mb in range(Mb):
-        for kb in range(Kb):
-            view[...] = padded[mb * m_w:(mb + 1) * m_w, kb * k_w:(kb + 1) * k_w]
-            yield mb, kb, buf
 
 
 def decode_c(vals: np.ndarray, M: int, N: int) -> np.ndarray:

@@ -41,8 +41,8 @@ import numpy as np
 from ..link import PeerError
 from .context import PLAIN_BITS, HeContext
 from .slots import slot_products
-from .encoding import (K_CHUNK, ROW_WORDS, a_blocks, block_shape, decode_c, encode_b, noise_bits,
-                       used_positions)
+from .encoding import (K_CHUNK, ROW_WORDS, a_zero_bits, block_shape, decode_c, encode_a,
+                       encode_b, noise_bits, used_positions)
 
 S_BITS = 64 - PLAIN_BITS                     # 5
 STAT_BITS = 40
@@ -50,7 +50,6 @@ _LOW = np.uint64((1 << S_BITS) - 1)
 _T_MASK = np.uint64((1 << PLAIN_BITS) - 1)
 E2_MAX = 21
 MESSAGE_BYTES = 64 << 20                     # HE ciphertexts per message, at most about
-_M21 = np.uint64((1 << E2_MAX) - 1)
 _Z_BOUND = K_CHUNK * ((1 << S_BITS) - 1) ** 2
 
 
@@ -135,21 +134,22 @@ class HeMatmul:
     # ---- evaluator ------------------------------------------------------------------------
     def _evaluate(self, A, cts, shape, K, N):
         """Responses (c0 at used positions, c1) for Y and Z, and this party's share."""
-        he, ev = self.he, self.he.ev
+        he = self.he
         m_w, k_w, n_w = shape
         M = A.shape[0]
         Kb, Nb, Mb = -(-K // k_w), -(-N // n_w), -(-M // m_w)
         L, NP = len(he.top_primes), he.N
         if not isinstance(cts, _Blocks) or cts.shape != (Kb, Nb, 2, 2, L, NP):
             raise PeerError("HE: malformed ciphertexts from the peer")
-        Bs = np.empty((L, NP, 2 * Kb, Nb, 2), np.uint64)         # NTT form, slot-major
-        tmp = np.empty((Nb, 2, L, NP), np.uint64)
+        Bs = np.empty((2, Kb, Nb, 2, L, NP), np.uint64)          # NTT form
         for h in range(2):
             for kb in range(Kb):
                 for nb in range(Nb):
-                    tmp[nb] = he.limbs(ev.transform_to_ntt(he.cipher(cts[kb, nb, h])))
-                Bs[:, :, h * Kb + kb] = tmp.transpose(2, 3, 0, 1)
-        del cts, tmp
+                    Bs[h, kb, nb] = cts[kb, nb, h]
+        del cts
+        if not (Bs < he.top_primes[:, None]).all():
+            raise PeerError("HE: malformed ciphertexts from the peer")
+        he.ntt.forward(Bs)
         pos = used_positions(m_w, k_w, n_w).reshape(-1)
         P, Lo = pos.size, len(he.low_primes)
         r = self.rand((Mb, Nb, P), np.uint64) & _T_MASK
@@ -158,40 +158,24 @@ class HeMatmul:
         c0 = np.empty((Mb, Nb, 2, Lo, P), np.uint64)
         c1 = np.empty((Mb, Nb, 2, Lo, NP), np.uint64)
         planes = (A & _T_MASK, A >> np.uint64(S_BITS), A & _LOW)   # A mod t, Ah, Al
-        cols = 3 * Kb + 2 * Nb                                    # A | Ah | u_Y | Al | u_Z
+        cols = 3 * Kb + 2 * Nb                                    # A | Ah | Al | u_Y | u_Z
         rows = max(1, min(Mb, ROW_WORDS // (cols * L * NP)))
-        As = np.empty((L, NP, rows, cols), np.uint64)              # NTT form, slot-major
-        col = np.empty((cols, L, NP), np.uint64)
-        prods = np.empty((2, rows, Nb, 2, L, NP), np.uint64)
-        starts = (0, Kb, 2 * Kb + Nb)                             # where each plane goes
+        As = np.empty((rows, cols, L, NP), np.uint64)              # NTT form
+        prods = np.empty((rows, 2, Nb, 2, L, NP), np.uint64)
+        zmask = a_zero_bits(m_w, k_w, n_w)
         for m0 in range(0, Mb, rows):
             mc = min(Mb, m0 + rows) - m0
-            gens = [a_blocks(x[m0 * m_w:(m0 + mc) * m_w], m_w, k_w, n_w) for x in planes]
-            us = self._ternary((mc, 2, Nb, NP))
-            for mb in range(mc):
-                for g, at in zip(gens, starts):
-                    for kb in range(Kb):
-                        _, _, coeffs = next(g)
-                        col[at + kb] = self._ntt_plain(coeffs)
-                for i, at in enumerate((2 * Kb, 3 * Kb + Nb)):
-                    for nb in range(Nb):
-                        col[at + nb] = self._ntt_plain(us[mb, i, nb])
-                As[:, :, mb] = col.transpose(1, 2, 0)
-            slot_products(As[:, :, :mc], Bs, he.peer_pk_ntt, he.top_primes, Kb,
-                          out=prods[:, :mc])
-            for mb in range(mc):
-                for nb in range(Nb):
-                    for i, mask in enumerate((r, r2)):
-                        limbs = self._finish(self._product(prods[i, mb, nb]),
-                                             mask[m0 + mb, nb], pos, negate=i == 0)
-                        c0[m0 + mb, nb, i] = self._flood(limbs[0][:, pos], flood_bits)
-                        c1[m0 + mb, nb, i] = limbs[1]
+            enc = np.concatenate([encode_a(x[m0 * m_w:(m0 + mc) * m_w], m_w, k_w, n_w)
+                                  for x in planes], axis=1)               # (mc, 3 Kb, N)
+            he.ntt.forward_plain(enc, As[:mc, :3 * Kb], he.t, zmask)
+            he.ntt.forward_plain(self._ternary((mc, 2 * Nb, NP)), As[:mc, 3 * Kb:], he.t)
+            slot_products(As[:mc], Bs, he.peer_pk_ntt, he.top_primes,
+                          prods[:mc].transpose(1, 0, 2, 3, 4, 5))
+            he.ntt.inverse(prods[:mc])
+            self._finish(prods[:mc], r[m0:m0 + mc], r2[m0:m0 + mc], pos, flood_bits,
+                         c0[m0:m0 + mc], c1[m0:m0 + mc])
         mine = (r << np.uint64(S_BITS)) - r2
         return (c0, c1), decode_c(mine.reshape(Mb, Nb, m_w, n_w), M, N)
-
-    def _ntt_plain(self, coeffs):
-        he = self.he
-        return he.ntt_plain_limbs(he.ev.transform_to_ntt(he.plain(coeffs), he.top_id))
 
     def _ternary(self, shape):
         """Uniform {-1, 0, 1} polynomials as plaintext coefficients mod t (-1 = t - 1,
@@ -199,38 +183,23 @@ class HeMatmul:
         v = self.rand(shape, np.uint64) % np.uint64(3)            # bias 2^-64 per draw
         return np.where(v == 2, np.uint64(self.he.t - 1), v.astype(np.uint64))
 
-    def _product(self, limbs):
-        """The NTT-form product ciphertext; c1 = 0 (A's block all zero, as A's low bits
-        can be) is an encryption of 0 without noise, which SEAL refuses to transform:
-        then a fresh encryption of zero stands in for it (the same plaintext)."""
+    def _finish(self, prods, r, r2, pos, f, c0, c1):
+        """prods (mc, 2, Nb, 2, L, N): the Y and Z product ciphertexts, coefficient form.
+        c1 plus a fresh error e2 (centred binomial, 21 + 21 bits: sigma 3.2, |e2| <= 21),
+        so that the c1 of u pk + e2 is an RLWE sample in u at q (then c1, a function of
+        it and of the product, is pseudorandom to the key holder); both switched down
+        (c0 only at the used positions); Y - r and Z + r' (rns.add_scaled, as SEAL's
+        sub_plain / add_plain); c0 flooded. Writes c0 (mc, Nb, 2, L', P) and
+        c1 (mc, Nb, 2, L', N)."""
         he = self.he
-        if limbs[1].any():
-            return he.cipher_ntt(limbs)
-        return he.ev.transform_to_ntt(he.peer_encryptor.encrypt_zero())
-
-    def _finish(self, ct, mask, pos, negate):
-        """Out of NTT; c1 plus a fresh error e2 (centred binomial, 21 + 21 bits: sigma
-        3.2, |e2| <= 21), so that the c1 of u pk + e2 is an RLWE sample in u at q (then
-        c1, a function of it and of the product, is pseudorandom to the key holder);
-        switched down; masked. Returns (2, L', N) residues."""
-        he, ev = self.he, self.he.ev
-        ev.transform_from_ntt_inplace(ct)
-        limbs = he.limbs(ct).copy()
-        x = self.rand((he.N,), np.uint64)
-        e2 = np.bitwise_count(x & _M21).astype(np.int64) \
-            - np.bitwise_count((x >> np.uint64(21)) & _M21).astype(np.int64)
-        primes = he.top_primes[:, None]
-        s = limbs[1] + np.where(e2 < 0, primes - (-e2).astype(np.uint64), e2.astype(np.uint64))
-        limbs[1] = np.where(s >= primes, s - primes, s)
-        ct = he.cipher(limbs)
-        ev.mod_switch_to_next_inplace(ct)
-        coeffs = np.zeros(he.N, np.uint64)
-        coeffs[pos] = mask
-        if negate:
-            ev.sub_plain_inplace(ct, he.plain(coeffs))
-        else:
-            ev.add_plain_inplace(ct, he.plain(coeffs))
-        return he.limbs(ct)
+        mc, _, Nb = prods.shape[:3]
+        he.rns.mod_switch_e2(prods[:, :, :, 1], self.rand((mc, 2, Nb, he.N), np.uint64),
+                             c1.transpose(0, 2, 1, 3, 4))
+        low = he.rns.mod_switch(prods[:, :, :, 0][..., pos])          # (mc, 2, Nb, L', P)
+        for i, mask in enumerate((r, r2)):
+            part = np.ascontiguousarray(low[:, i])
+            he.rns.add_scaled(part, mask, negate=i == 0)
+            c0[:, :, i] = self._flood(part, f)
 
     def _flood_bits(self, shape, K) -> int:
         """f with 2^f >= 2^40 x the noise bound after the switch; checked against q'/2t."""
@@ -248,11 +217,11 @@ class HeMatmul:
         return f
 
     def _flood(self, c0, f):
-        """c0 (L', P) + a value uniform in [-2^f, 2^f) per position, mod each prime."""
+        """c0 (..., L', P) + a value uniform in [-2^f, 2^f) per position, mod each prime."""
         primes = self.he.low_primes[:, None]
-        v = (self.rand(c0.shape[1:], np.uint64) >> np.uint64(63 - f)).astype(np.int64) \
-            - np.int64(1 << f)
-        add = np.where(v < 0, primes - (-v).astype(np.uint64)[None], v.astype(np.uint64)[None])
+        v = (self.rand(c0.shape[:-2] + c0.shape[-1:], np.uint64) >> np.uint64(63 - f)) \
+            .astype(np.int64)[..., None, :] - np.int64(1 << f)
+        add = np.where(v < 0, primes - (-v).astype(np.uint64), v.astype(np.uint64))
         s = c0 + add
         return np.where(s >= primes, s - primes, s)
 

@@ -8,10 +8,11 @@ import pytest
 import spu_lite as spu
 from spu_lite.runtime.cluster import ClusterConfig, InProcessCluster
 from spu_lite.runtime.he import encoding
+from spu_lite.runtime.he.context import HeContext
 from spu_lite.runtime.he.encoding import (N_POLY, decode_c, encode_a, encode_b, use_he,
                                           used_positions)
 from spu_lite.runtime.he.matmul import HeMatmul
-from spu_lite.runtime.he.slots import modmatmul
+from spu_lite.runtime.he.slots import modmatmul, slot_products
 from spu_lite.runtime.ring_linalg import ring_dot_general
 
 from .harness import run_parties
@@ -24,6 +25,11 @@ U64 = np.uint64
 @pytest.fixture(scope="module")
 def cl():
     return make_cluster()
+
+
+@pytest.fixture(scope="module")
+def he():
+    return HeContext()
 
 
 def _negacyclic(a, b):
@@ -56,6 +62,81 @@ def test_slot_products_are_exact_mod_p():
     want = [[[sum(int(X[s, i, k]) * int(Y[s, k, j]) for k in range(300)) % p
               for j in range(5)] for i in range(4)] for s in range(3)]
     assert np.array_equal(got, np.array(want, dtype=U64))
+
+
+@pytest.mark.parametrize("Mb,Kb,Nb", [(3, 4, 2), (2, 70, 1)])        # 70: sums folded
+def test_slot_product_kernel_matches_python_integers(Mb, Kb, Nb):
+    primes = [(1 << 60) - 163839, (1 << 60) - 147455]     # SEAL's 60-bit primes, N = 8192
+    L, NP = len(primes), 128
+    rng = np.random.default_rng(Mb + Kb)
+
+    def residues(shape):
+        x = np.empty(shape + (L, NP), U64)
+        for l, p in enumerate(primes):
+            x[..., l, :] = rng.integers(0, p, shape + (NP,), dtype=U64)
+        x[..., 0, :3] = U64(primes[0] - 1)                # the largest residues too
+        return x
+
+    As, Bs, pk = residues((Mb, 3 * Kb + 2 * Nb)), residues((2, Kb, Nb, 2)), residues((2,))
+    got = slot_products(As, Bs, pk, np.array(primes, U64),
+                        np.empty((2, Mb, Nb, 2, L, NP), U64))
+    A, B, P = As.astype(object), Bs.astype(object), pk.astype(object)
+    q = np.array(primes, dtype=object)[:, None]
+    for m in range(Mb):
+        for nb in range(Nb):
+            for ci in range(2):
+                y = sum(A[m, k] * B[0, k, nb, ci] + A[m, Kb + k] * B[1, k, nb, ci]
+                        for k in range(Kb)) + A[m, 3 * Kb + nb] * P[ci]
+                z = sum(A[m, 2 * Kb + k] * B[1, k, nb, ci] for k in range(Kb)) \
+                    + A[m, 3 * Kb + Nb + nb] * P[ci]
+                assert np.array_equal(got[0, m, nb, ci], (y % q).astype(U64))
+                assert np.array_equal(got[1, m, nb, ci], (z % q).astype(U64))
+
+
+@pytest.mark.parametrize("shape", [(8, 16, 64), (4, 16, 128), (2, 512, 8), (64, 128, 1),
+                                   (8, 8, 4)])
+def test_own_ntt_is_seals_bit_for_bit_pruned_for_a_blocks(he, shape):
+    """ntt.py against SEAL's transform_to_ntt: an A block (pruned by a_zero_bits) and a
+    dense polynomial; the inverse gives the coefficients back."""
+    rng = np.random.default_rng(sum(shape))
+    A = rng.integers(0, he.t, shape[:2], dtype=U64)
+    for coeffs, zmask in ((encode_a(A, *shape)[0, 0], encoding.a_zero_bits(*shape)),
+                          (rng.integers(0, he.t, N_POLY, dtype=U64), 0)):
+        want = he.ntt_plain_limbs(he.ev.transform_to_ntt(he.plain(coeffs), he.top_id))
+        got = he.ntt.forward(he.lift(coeffs), zmask)
+        assert np.array_equal(got, want)
+        out = np.zeros((2, 2) + want.shape, U64)[:, 1:]            # a strided view
+        he.ntt.forward_plain(np.stack([coeffs, coeffs])[:, None], out, he.t, zmask)
+        assert np.array_equal(out[0, 0], want) and np.array_equal(out[1, 0], want)
+        assert np.array_equal(he.ntt.inverse(got), he.lift(coeffs))
+    assert encoding.a_zero_bits(8, 16, 64) == 0x3f0
+
+
+def test_own_switch_and_plaintext_scaling_are_seals_bit_for_bit(he):
+    """rns.py against SEAL's mod_switch_to_next, add_plain and sub_plain (BFV)."""
+    rng = np.random.default_rng(11)
+    m, mask = (rng.integers(0, he.t, N_POLY, dtype=U64) for _ in range(2))
+    mask[:4] = [0, 1, he.t - 1, he.t >> 1]
+    ct = he.encryptor.encrypt_symmetric(he.plain(m))
+    top = he.limbs(ct).copy()
+    he.ev.mod_switch_to_next_inplace(ct)
+    low = he.rns.mod_switch(top)
+    assert np.array_equal(low, he.limbs(ct))
+    for negate in (False, True):
+        want = he.cipher(low.copy())
+        (he.ev.sub_plain_inplace if negate else he.ev.add_plain_inplace)(want, he.plain(mask))
+        got = he.rns.add_scaled(low[0].copy(), mask, negate)
+        assert np.array_equal(got, he.limbs(want)[0])
+    # c1 + e2 then the switch, fused: against numpy's sum and the switch checked above
+    words = rng.integers(0, 2 ** 64, (1, 1, 2, N_POLY), dtype=U64)
+    m21 = U64((1 << 21) - 1)
+    e2 = np.bitwise_count(words & m21).astype(np.int64) \
+        - np.bitwise_count((words >> U64(21)) & m21).astype(np.int64)
+    primes = he.top_primes.astype(object)[:, None]
+    summed = ((top.astype(object) + e2[0, 0][:, None, :]) % primes).astype(U64)
+    out = np.empty((1, 1, 2, 2, N_POLY), U64)
+    he.rns.mod_switch_e2(top[None, None], words, out)
+    assert np.array_equal(out[0, 0], he.rns.mod_switch(summed))
 
 
 def test_rule_keeps_small_and_thin_products_and_32_bit_rings_on_ot():
@@ -195,14 +276,6 @@ def test_flooding_is_applied_and_drowns_the_noise_it_hides(monkeypatch):
     monkeypatch.setattr(HeMatmul, "_flood", lambda self, c0, f: c0)
     bare = [np.std(_response_noise(c, a)) for a in (zero, full)]
     assert all(s < 2.0 ** (f - 40) for s in bare)
-
-
-def test_block_by_block_encoding_is_the_whole_encoding():
-    A = np.random.default_rng(4).integers(0, 2 ** 64, (21, 37), dtype=U64)
-    whole = encode_a(A, 8, 16, 64)
-    got = {(mb, kb): c.copy() for mb, kb, c in encoding.a_blocks(A, 8, 16, 64)}
-    assert len(got) == whole.shape[0] * whole.shape[1]
-    assert all(np.array_equal(c, whole[mb, kb]) for (mb, kb), c in got.items())
 
 
 def test_large_ciphertext_batches_travel_in_several_messages(cl, monkeypatch):
