@@ -129,8 +129,7 @@ class ConsentGate:
         not read yet. JobRefused if a party refused (this one too) or was sent
         another job."""
         self._flush()
-        for r in sorted(self.unread):
-            self._read(r)
+        self._read_all(judge=True)
         if not self.allowed:
             self._refuse()
 
@@ -143,6 +142,18 @@ class ConsentGate:
         for r in sorted(self.unsent):
             self.inner.send(r, self.mine)
         self.unsent = set()
+
+    def _read_all(self, judge: bool) -> None:
+        """Read every verdict not read yet. A party that refused stops with its own
+        refusal even if a peer's link fails first: a peer that read the refusal stops
+        too, and its stop can reach this party (through the dealer, say) before its
+        verdict does."""
+        try:
+            for r in sorted(self.unread):
+                self._read(r, judge)
+        except PeerError:
+            if self.allowed:
+                raise
 
     def _read(self, r: int, judge: bool = True) -> None:
         t = time.perf_counter()
@@ -170,8 +181,7 @@ class ConsentGate:
         refused (or, if none did, those sent another job): the same at every party.
         Returns if every party allowed the same job."""
         self._flush()                   # a peer may be waiting for this party's verdict
-        for r in sorted(self.unread):
-            self._read(r, judge=False)
+        self._read_all(judge=False)
         v = sorted(self.verdicts.items())
         refused = [f"{self.names[r]} ({why})" for r, (ok, why, _) in v if not ok]
         if refused:

@@ -410,7 +410,7 @@ def test_cluster_file_errors_are_clear(tmp_path):
     path = make_cluster_file(tmp_path, ["alice", "bob"], dealer="dave")
     spec = cluster_file.load(path)
     assert [p.name for p in spec.parties] == ["alice", "bob", "dave"] and spec.nparties == 2
-    assert spec.config().protocol == "semi2k" and spec.timeout == 5.0
+    assert spec.config().protocol == "semi2k" and spec.timeout == 30.0
     import yaml
     doc = yaml.safe_load(open(path))
     for change, msg in [(lambda d: d.pop("dealer"), "needs a dealer"),

@@ -14,8 +14,10 @@ import pytest
 import spu_lite as spu
 from spu_lite.deploy import cluster_file, joblog, party
 from spu_lite.deploy.approvals import ApprovalStore
+from spu_lite.deploy.consent import ConsentGate
 from spu_lite.deploy.driver import NetworkCluster
 from spu_lite.deploy.policy import JobRefused
+from spu_lite.runtime.link import PeerError
 from tests.e2e.netcluster import make_cluster_file, running, with_policies
 
 
@@ -101,3 +103,42 @@ def test_a_refusal_stops_a_semi2k_party_and_the_dealer(tmp_path):
             net.close()
     assert [r["outcome"] for r in _jobs(path, "alice")] == ["refused", "refused", "ok"]
     assert [r["outcome"] for r in _jobs(path, "bob")] == ["refused", "refused", "ok"]
+
+
+class _Link:
+    """The inner transport of one node: the peer's link has failed (PeerError on recv),
+    as when a peer's stop reaches this node through the dealer before its verdict."""
+
+    def __init__(self):
+        self.sent = []
+
+    def start_job(self, job):
+        pass
+
+    def send(self, to, payload):
+        self.sent.append((to, payload))
+
+    def pending(self, frm):
+        return False
+
+    def recv(self, frm):
+        raise PeerError("dave: party 'alice' stopped job 1: alice: JobRefused: refused by bob")
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_refusing_node_stops_with_its_refusal_when_a_peer_link_fails_first(allowed):
+    """The race a loaded machine showed: bob refused, alice read it and stopped, and her
+    stop reached bob through the dealer before her verdict; bob logged the job as
+    failed. A node that refused fails with JobRefused naming itself whatever its links
+    do; a node that allowed still reports the failed link."""
+    link = _Link()
+    gate = ConsentGate(link, rank=1, computing=2, names={0: "alice", 1: "bob"})
+    gate.start_job(1)
+    gate.open(b"fp", allowed, "" if allowed else "program 585b is not approved")
+    if allowed:
+        with pytest.raises(PeerError, match="alice"):
+            gate.settle()
+    else:
+        with pytest.raises(JobRefused, match=r"^refused by bob \(program 585b is not approved\)$"):
+            gate.settle()
+    assert [to for to, _ in link.sent] == [0]          # the verdict went out first
