@@ -61,6 +61,39 @@ load 2.3-3.6 in the previous run), so its nodes / in-process ratios are lower th
 idle machine would give: quote the paired ratios for this change, and the previous
 version's table for where the machine stands (aby3 mul 1.64, less 1.47; semi2k mul
 1.67, less 1.49).""", """
+Where a product's time goes (2026-12-08; aby3 mul, n = 65,536; each thread's CPU read
+from /proc over 200-400 back-to-back calls, load 4-8): the driver 3.5-4.2 ms per job
+(main thread 2.6-3.5, libzmq's io thread 0.6-0.75), each node 4.2-5.5 ms (job thread
+2.2-3.7, io thread 0.7-1.4, libzmq's io thread 0.45-0.85, pyzmq's garbage-collector
+thread 0.03-0.18), about 60 voluntary context switches per job in all; the in-process
+cluster takes 7.6-8.7 ms. perf over the four processes: the Python interpreter 30%, AES
+22% (the PRG's AES-CTR 11, AES-GCM sealing and opening 8.5), the kernel 22% (context
+switches and wake-ups about 9, TCP copies 5), numpy 17%, libzmq 3.6%. One sealed 512
+KiB message between two processes over loopback costs 0.45-0.52 ms of CPU in all
+(sender 0.22-0.24, receiver 0.25-0.29; unsealed 0.25-0.29), of which AES-GCM itself
+is 36 us per side (0.07 ms per MB and side: less than the figure above); the rest is
+fresh buffers, libzmq, the kernel's copies and Python. So a product's 14 messages and
+4.5 MB (requests 2 MB, replies 1 MB, between the parties 1.5 MB) account for about 5-6
+ms of the 11-12 ms of CPU it takes beyond the in-process run, spread over four threads
+per process: no single piece is large. Per-job Python at a node (program lookup,
+policy, consent, job log) is 0.2-0.3 ms. Traced (load 4), the driver prepared and
+encoded for 0.6 ms and dealt the two inputs for 0.6 ms before it sent anything; party 0
+(keys only) started 1.7 ms into the call, parties 1 and 2 (a megabyte each) at 3.0, and
+party 0's truncation message was the last thing the others waited for. Tried and
+dropped: sending the key-only party its request before dealing the others' corrections
+(party 0 computes on the other core meanwhile): on a quiet machine (2026-12-08 03:01
+UTC, load 1.6-2.3, whole bench runs alternating, --repeat 21) nodes / in-process for
+aby3 mul was 1.58 and 1.60 before, 1.66 and 1.59 with it; semi2k mul 1.46 and 1.39,
+1.44 and 1.45; CPU per job unchanged. **Measured quiet, the 1.3x goal is not met** (the
+table above was taken at load 4-5, which slows the in-process runs more than the
+nodes): at load 0.5-2.3 (2026-12-08, 01:40 and 03:01 UTC, four runs, --repeat 21),
+nodes / in-process: aby3 mul 1.58-1.73, matmul_256 1.21-1.25, less 1.30-1.35, relu
+1.32-1.36; semi2k mul 1.39-1.46, matmul_256 0.95-1.03, less 1.27-1.34, relu 1.27-1.36;
+ours / SPU's multi-process runtime stays 0.19-0.42. At 16-20 ms of CPU per aby3 product
+against 7.6-8.7 ms in-process, two cores need at least 8-10 ms even with perfect
+overlap, about 1.15x, before the rounds; what is left to take is the transport's thread
+hand-offs per message (a Python io thread, libzmq's io thread, pyzmq's
+garbage-collector wake-ups) and one sealed frame per array.""", """
 Tried and dropped (paired runs against the previous main, alternating, medians; the
 machine was shared at load 2-8, and at that noise none of them beat main every time):
 (1) copying frames below 4 MiB into the zmq message instead of sending them zero-copy,
