@@ -12,9 +12,9 @@ from spu_lite.deploy.launcher import Launcher, free_ports
 
 def make_cluster_file(tmp_path, parties, dealer=None, timeout=30.0, seed=7, trust=True,
                       edit=None) -> str:
-    """timeout: how long a node waits for a peer. Long enough for a loaded machine: at
-    5 s, one run at load 10 logged a refused job as "failed" at the refusing node, as a
-    wait for a slow peer that timed out would; the tests of the timeout pass their own."""
+    """timeout: how long a node waits for a peer; generous, so that a loaded machine
+    (two test workers, other work) cannot fail a test by a slow peer. The tests of the
+    timeout itself pass their own."""
     n = len(parties) + (1 if dealer else 0)
     path = keygen(str(tmp_path), parties, dealer, timeout=timeout, seed=seed,
                   trust_driver_code=trust, ports=free_ports(n))
