@@ -12,19 +12,26 @@ bit matrices (rows 0..63 and 64..127), transposed by Eklundh's recursion: six st
 delta swaps between rows k and k + s (s = 32, 16, .., 1; k with bit s clear),
 t = ((A >> s) ^ B) & mask_s, B ^= t, A ^= t << s (mask_s: the bit positions whose bit s
 is clear; Hacker's Delight 7-3). The stages commute; they run three at a time on eight
-rows held in registers: stages 32, 16, 8 on rows k + 8 i from the matrix into a
-128 x TILE scratch T (in L1; the TILE words of a row at once: vector instructions), then
-stages 4, 2, 1 on rows k + i from T straight into output rows 64 w + j = (row j, row
-64 + j) of word column w. One read and one write of the matrix; the kernels run without
-the GIL, so the two in-process parties transpose at once.
+rows: stages 32, 16, 8 on rows k + 8 i from the matrix into a flat 128 x TILE scratch T
+(in L1), then stages 4, 2, 1 on rows k + i of T in place. Each of these loops does one
+swap per word column over the TILE words of its rows, with constant offsets between the
+rows of T, so LLVM vectorises it (SIMD across word columns). Then word w of rows j and
+64 + j of T are output row 64 w + j (and, for the IKNP sender, that row ^ Delta next to
+it). The rows of the matrix are m / 64 words apart, often 2^k (their lines collide in
+the caches, and 128 streams are more than the hardware prefetcher follows), so each tile
+prefetches the next tile's lines. One read of the matrix; the kernels run without the
+GIL, so the two in-process parties transpose at once.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 KAPPA = 128
-TILE = 16               # words of each row per tile: 16 KB, measured fastest of 4..64
+TILE = 32               # words of each row per tile: 32 KB, measured fastest of 8..128
 
 # stage s: shift s and mask_s (numba freezes module-level scalars as constants)
 _S1, _S2, _S4, _S8, _S16, _S32 = (np.uint64(1 << e) for e in range(6))
@@ -58,41 +65,88 @@ def _three(v0, v1, v2, v3, v4, v5, v6, v7, s1, m1, s2, m2, s3, m3):
     return v0, v1, v2, v3, v4, v5, v6, v7
 
 
+@intrinsic
+def _prefetch(typingctx, X, r, c):
+    """A read prefetch hint (llvm.prefetch, kept in all cache levels) for X[r, c]."""
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]],
+                                       wraparound=False, boundscheck=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.void(X, r, c), codegen
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _first(X, lo, T, k):
+    """Stages 32, 16, 8 on rows k + 8 i of words lo .. lo + TILE of X, into T."""
+    for w in range(TILE):
+        x, a = lo + w, k * TILE + w
+        v0, v1, v2, v3, v4, v5, v6, v7 = _three(
+            X[k, x], X[k + 8, x], X[k + 16, x], X[k + 24, x], X[k + 32, x], X[k + 40, x],
+            X[k + 48, x], X[k + 56, x], _S32, _M32, _S16, _M16, _S8, _M8)
+        T[a], T[a + 8 * TILE], T[a + 16 * TILE], T[a + 24 * TILE] = v0, v1, v2, v3
+        T[a + 32 * TILE], T[a + 40 * TILE], T[a + 48 * TILE], T[a + 56 * TILE] = v4, v5, v6, v7
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _stages(T, k, d, s1, m1, s2, m2, s3, m3):
+    """Three stages on rows k + d i (i < 8) of T, in place: a SIMD loop over the words."""
+    for w in range(TILE):
+        a = k * TILE + w
+        v0, v1, v2, v3, v4, v5, v6, v7 = _three(
+            T[a], T[a + d * TILE], T[a + 2 * d * TILE], T[a + 3 * d * TILE],
+            T[a + 4 * d * TILE], T[a + 5 * d * TILE], T[a + 6 * d * TILE],
+            T[a + 7 * d * TILE], s1, m1, s2, m2, s3, m3)
+        T[a], T[a + d * TILE], T[a + 2 * d * TILE], T[a + 3 * d * TILE] = v0, v1, v2, v3
+        T[a + 4 * d * TILE], T[a + 5 * d * TILE] = v4, v5
+        T[a + 6 * d * TILE], T[a + 7 * d * TILE] = v6, v7
+
+
 @njit(nogil=True, cache=True)
 def _transpose(X, w0, w1, out, T, delta):
     """Words w0 .. w1 of every row of X (128, words) -> out (64 (w1 - w0), k, 2): row j,
-    and row j ^ delta if k = 2; T (128, TILE) scratch. Stages 32, 16, 8 on rows k + 8 i
-    from X into T, then stages 4, 2, 1 on rows k + i from T into the output rows."""
-    tile = T.shape[1]
+    and row j ^ delta if k = 2; T (128 TILE,) scratch, row r at T[r TILE:]. Stages 32,
+    16, 8 from X into T (a part tile: copied and zero-padded first), stages 4, 2, 1 in T,
+    then the words of T to the output rows."""
     two = out.shape[1] == 2
-    for lo in range(w0, w1, tile):
-        c = min(tile, w1 - lo)
-        for h in range(2):
-            for k0 in range(8):
-                k = 64 * h + k0
+    d0, d1 = delta[0], delta[1]
+    for lo in range(w0, w1, TILE):
+        c = min(TILE, w1 - lo)
+        nx = lo + TILE
+        if nx + TILE <= X.shape[1]:
+            for r in range(KAPPA):
+                for q in range(0, TILE, 8):             # 8 words: a 64-byte line
+                    _prefetch(X, r, nx + q)
+        if c == TILE:
+            for k in range(8):
+                _first(X, lo, T, k)
+                _first(X, lo, T, 64 + k)
+        else:
+            for r in range(KAPPA):
                 for w in range(c):
-                    x = lo + w
-                    v0, v1, v2, v3, v4, v5, v6, v7 = _three(
-                        X[k, x], X[k + 8, x], X[k + 16, x], X[k + 24, x], X[k + 32, x],
-                        X[k + 40, x], X[k + 48, x], X[k + 56, x], _S32, _M32, _S16, _M16, _S8,
-                        _M8)
-                    T[k, w], T[k + 8, w], T[k + 16, w], T[k + 24, w] = v0, v1, v2, v3
-                    T[k + 32, w], T[k + 40, w], T[k + 48, w], T[k + 56, w] = v4, v5, v6, v7
+                    T[r * TILE + w] = X[r, lo + w]
+                for w in range(c, TILE):
+                    T[r * TILE + w] = 0
+            for k in range(8):
+                _stages(T, k, 8, _S32, _M32, _S16, _M16, _S8, _M8)
+                _stages(T, 64 + k, 8, _S32, _M32, _S16, _M16, _S8, _M8)
+        for k in range(0, KAPPA, 8):
+            _stages(T, k, 1, _S4, _M4, _S2, _M2, _S1, _M1)
         base = 64 * (lo - w0)
         for w in range(c):
-            for k in range(0, 128, 8):
-                v0, v1, v2, v3, v4, v5, v6, v7 = _three(
-                    T[k, w], T[k + 1, w], T[k + 2, w], T[k + 3, w], T[k + 4, w], T[k + 5, w],
-                    T[k + 6, w], T[k + 7, w], _S4, _M4, _S2, _M2, _S1, _M1)
-                h, o = k >> 6, base + 64 * w + (k & 63)
-                out[o, 0, h], out[o + 1, 0, h], out[o + 2, 0, h] = v0, v1, v2
-                out[o + 3, 0, h], out[o + 4, 0, h], out[o + 5, 0, h] = v3, v4, v5
-                out[o + 6, 0, h], out[o + 7, 0, h] = v6, v7
+            for j in range(64):
+                o = base + 64 * w + j
+                a, b = T[j * TILE + w], T[(64 + j) * TILE + w]
+                out[o, 0, 0], out[o, 0, 1] = a, b
                 if two:
-                    d = delta[h]
-                    out[o, 1, h], out[o + 1, 1, h], out[o + 2, 1, h] = v0 ^ d, v1 ^ d, v2 ^ d
-                    out[o + 3, 1, h], out[o + 4, 1, h], out[o + 5, 1, h] = v3 ^ d, v4 ^ d, v5 ^ d
-                    out[o + 6, 1, h], out[o + 7, 1, h] = v6 ^ d, v7 ^ d
+                    out[o, 1, 0], out[o, 1, 1] = a ^ d0, b ^ d1
 
 
 _NO_DELTA = np.zeros(2, np.uint64)
@@ -109,7 +163,7 @@ def transpose_bits(rows: np.ndarray) -> np.ndarray:
     bit i of it row i. rows is read, not changed."""
     X = _words(rows)
     out = np.empty((64 * X.shape[1], 1, 2), np.uint64)
-    _transpose(X, 0, X.shape[1], out, np.empty((KAPPA, TILE), np.uint64), _NO_DELTA)
+    _transpose(X, 0, X.shape[1], out, np.empty(KAPPA * TILE, np.uint64), _NO_DELTA)
     return out.reshape(-1, 2)
 
 
@@ -122,7 +176,7 @@ class TransposedRows:
     def __init__(self, rows: np.ndarray):
         self._X = _words(rows)
         self.size = 64 * self._X.shape[1]
-        self._T = np.empty((KAPPA, TILE), np.uint64)
+        self._T = np.empty(KAPPA * TILE, np.uint64)
         self._out = np.empty(0, np.uint64)
 
     def strings(self, start: int, stop: int, delta=None) -> np.ndarray:
