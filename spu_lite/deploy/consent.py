@@ -147,13 +147,15 @@ class ConsentGate:
         """Read every verdict not read yet. A party that refused stops with its own
         refusal even if a peer's link fails first: a peer that read the refusal stops
         too, and its stop can reach this party (through the dealer, say) before its
-        verdict does."""
+        verdict does. It reads no further then (a second wait on a failed link could
+        take another timeout)."""
         try:
             for r in sorted(self.unread):
                 self._read(r, judge)
         except PeerError:
             if self.allowed:
                 raise
+            self.unread = set()
 
     def _read(self, r: int, judge: bool = True) -> None:
         t = time.perf_counter()

@@ -110,7 +110,7 @@ class _Link:
     as when a peer's stop reaches this node through the dealer before its verdict."""
 
     def __init__(self):
-        self.sent = []
+        self.sent, self.waits = [], 0
 
     def start_job(self, job):
         pass
@@ -122,6 +122,7 @@ class _Link:
         return False
 
     def recv(self, frm):
+        self.waits += 1
         raise PeerError("dave: party 'alice' stopped job 1: alice: JobRefused: refused by bob")
 
 
@@ -142,3 +143,4 @@ def test_a_refusing_node_stops_with_its_refusal_when_a_peer_link_fails_first(all
         with pytest.raises(JobRefused, match=r"^refused by bob \(program 585b is not approved\)$"):
             gate.settle()
     assert [to for to, _ in link.sent] == [0]          # the verdict went out first
+    assert link.waits == 1                             # no second wait on the failed link
