@@ -109,10 +109,9 @@ class NetworkCluster:
                 pass
         self.client.reset()
         self.session, self.epoch = None, self.epoch + 1
-        refusals = [w for w in (e.reasons.values() if isinstance(e, JobError) else ())
-                    if w.startswith("JobRefused: ")]
-        if refusals:              # every party that refused says so (consent.py)
-            return JobRefused(f"job {job}: {refusals[0][len('JobRefused: '):]}")
+        why = refusal(e.reasons.values() if isinstance(e, JobError) else ())
+        if why is not None:
+            return JobRefused(f"job {job}: {why}")
         if isinstance(e, JobError) and e.etype in ("InputError", "RangeError"):
             from spu_lite.frontend import InputError
             return InputError(str(e))
@@ -274,6 +273,15 @@ class KeptShares:
 
     def reveal(self, ir_type) -> np.ndarray:
         return self.cluster.reveal_kept(self, ir_type)
+
+
+def refusal(reasons) -> Optional[str]:
+    """The fullest of the parties' refusals, or None. Every party that refused says so
+    (consent.py) and names every refusal it read, the same text for the same party;
+    one whose link failed before it read the others names fewer, so the longest names
+    them all."""
+    found = [w[len("JobRefused: "):] for w in reasons if w.startswith("JobRefused: ")]
+    return max(found, key=len) if found else None
 
 
 def _profile(d, offline=None) -> Profile:

@@ -15,7 +15,7 @@ import spu_lite as spu
 from spu_lite.deploy import cluster_file, joblog, party
 from spu_lite.deploy.approvals import ApprovalStore
 from spu_lite.deploy.consent import ConsentGate
-from spu_lite.deploy.driver import NetworkCluster
+from spu_lite.deploy.driver import NetworkCluster, refusal
 from spu_lite.deploy.policy import JobRefused
 from spu_lite.runtime.link import PeerError
 from tests.e2e.netcluster import make_cluster_file, running, with_policies
@@ -144,3 +144,14 @@ def test_a_refusing_node_stops_with_its_refusal_when_a_peer_link_fails_first(all
             gate.settle()
     assert [to for to, _ in link.sent] == [0]          # the verdict went out first
     assert link.waits == 1                             # no second wait on the failed link
+
+
+def test_the_driver_reports_the_refusal_that_names_every_refusing_party():
+    """bob's link failed before he read carol's verdict: his refusal names only
+    himself; alice read both. The driver's error is the one naming both."""
+    reasons = {0: "JobRefused: refused by bob (not approved); carol (outputs-only-to-me)",
+               1: "JobRefused: refused by bob (not approved)",
+               2: "PeerError: party 'alice' stopped job 1"}
+    assert refusal(reasons.values()) == "refused by bob (not approved); carol (outputs-only-to-me)"
+    assert refusal(reversed(list(reasons.values()))) == reasons[0][len("JobRefused: "):]
+    assert refusal(["PeerError: x"]) is None
